@@ -1,0 +1,1 @@
+"""Co-simulation: cocotb test benches and Verilator runners joining RTL and golden models."""

@@ -1,0 +1,2 @@
+"""The user's door: the ``aimcflow`` command line, Verilog generation, lint, synthesis,
+sweeps and reports."""

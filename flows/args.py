@@ -1,0 +1,72 @@
+"""Argument types shared by the sub-commands: each rejects bad values with a message
+that says what is allowed (argparse turns it into exit status 2)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"{v} is not allowed; give an integer >= 1")
+    return v
+
+
+def nonneg_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"{v} is not allowed; give an integer >= 0")
+    return v
+
+
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "y": 365.0 * 86400.0}
+
+
+def duration_s(text: str) -> float:
+    """A time in seconds: ``3600``, ``1h``, ``1d``, ``1y`` (units s, m, h, d, y)."""
+    t = text.strip().lower()
+    unit = 1.0
+    if t and t[-1] in _UNITS:
+        unit = _UNITS[t[-1]]
+        t = t[:-1]
+    try:
+        v = float(t) * unit
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a time; give seconds or a number with s, m, h, d or y") from None
+    if not v > 0 or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r}: a time must be > 0 seconds")
+    return v
+
+
+def duration_list(text: str) -> list[float]:
+    """Comma-separated times, e.g. ``1,3600,1d,1y``."""
+    return [duration_s(p) for p in text.split(",") if p.strip()] or [duration_s("")]
+
+
+def existing_file(text: str) -> Path:
+    p = Path(text)
+    if not p.is_file():
+        raise argparse.ArgumentTypeError(f"{text}: no such file")
+    return p
+
+
+def add_config_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", default=None, metavar="CFG",
+                        help="accelerator config: a TOML file or a preset "
+                             "(baseline-ftj, pcm, ideal); default baseline-ftj")
+
+
+def add_out_arg(parser: argparse.ArgumentParser, command: str) -> None:
+    parser.add_argument("--out", default=None, metavar="DIR",
+                        help=f"output directory (default out/{command}/)")
+    parser.add_argument("--force", action="store_true",
+                        help="allow overwriting results in an existing --out directory")

@@ -1,0 +1,88 @@
+"""Atomic output files and output-directory policy.
+
+Every file a command writes goes to a temporary name in the same directory and is then
+renamed into place, so an interrupted or failed command never leaves a partial file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from aimcflow.models.errors import UserInputError
+
+
+@contextmanager
+def atomic_path(path: str | Path, suffix: str = ""):
+    """Yield a temp path beside ``path``; rename it onto ``path`` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or ".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def write_json_atomic(path: str | Path, data: Any) -> None:
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n")
+
+
+def save_npz_atomic(path: str | Path, **arrays: np.ndarray) -> None:
+    # np.savez appends ".npz" to names without it, so the temp name must end in .npz
+    with atomic_path(path, suffix=".npz") as tmp:
+        np.savez(tmp, **arrays)
+
+
+def write_atomic_with(path: str | Path, writer: Callable[[Path], None], suffix: str = "") -> None:
+    """Call ``writer(tmp_path)`` and rename the result onto ``path``."""
+    with atomic_path(path, suffix=suffix) as tmp:
+        writer(tmp)
+
+
+def _json_default(o: Any):
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serializable: {type(o).__name__}")
+
+
+def prepare_out_dir(out: str | Path | None, command: str, force: bool = False) -> Path:
+    """Resolve and create a command's output directory.
+
+    The default ``out/<command>/`` belongs to aimcflow and is refreshed on every run. A
+    directory the user names with ``--out`` that already holds a ``results.json`` is not
+    overwritten unless ``--force`` is given.
+    """
+    if out is None:
+        d = Path("out") / command
+    else:
+        d = Path(out)
+        if d.exists() and not d.is_dir():
+            raise UserInputError(f"--out {d}: exists and is not a directory")
+        if (d / "results.json").exists() and not force:
+            raise UserInputError(
+                f"--out {d}: already holds results.json from an earlier run; "
+                "choose another directory or pass --force to overwrite")
+    d.mkdir(parents=True, exist_ok=True)
+    return d

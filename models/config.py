@@ -1,0 +1,229 @@
+"""The accelerator configuration: one TOML file validated into frozen pydantic models.
+
+Section and parameter names follow shared/SPEC.md where it names them.  Every field has
+a type, a range and a docstring-like description with its unit; ``load_config`` turns any
+problem into one :class:`UserInputError` naming the key, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .errors import UserInputError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+def _f(default, ge=None, le=None, gt=None, lt=None, description: str = ""):
+    return Field(default, ge=ge, le=le, gt=gt, lt=lt, description=description)
+
+
+class TileConfig(_Section):
+    rows: int = _f(256, ge=1, le=1024, description="crossbar rows (inputs) per tile")
+    cols: int = _f(256, ge=1, le=1024, description="crossbar columns (outputs) per tile")
+    weight_scaling: Literal["global", "column"] = _f(
+        "column", description="map max|W| of the whole tile (global) or of each column to g_max")
+    w_clip: float = _f(1.0, gt=0, le=10,
+                       description="clip normalized weights to [-w_clip, w_clip] before programming")
+    ir_drop: float = _f(0.0, ge=0, le=100,
+                        description="IR-drop strength, aihwkit's ir_drop scale (0 = off)")
+    ir_drop_mode: Literal["approx", "exact"] = _f(
+        "approx", description="aihwkit's fast approximation or an exact nodal solve")
+    wire_resistance_ohm: float = _f(
+        0.35, ge=0, le=1e4, description="wire segment resistance between crosspoints (ohm)")
+    read_voltage_v: float = _f(0.2, gt=0, le=5, description="read voltage at full-scale input (V)")
+
+
+class DeviceConfig(_Section):
+    preset: Literal["pcm", "ftj-extreme", "ftj-balanced", "ftj-constrained",
+                    "reram", "ecram-protonic", "ideal"] = _f(
+        "ftj-balanced", description="device model preset (models/analog/devices)")
+    g_max_siemens: float | None = _f(
+        None, gt=0, le=1e-2, description="override the preset's maximum conductance (S)")
+    prog_noise_scale: float = _f(1.0, ge=0, le=100, description="multiplies programming noise")
+    drift_scale: float = _f(1.0, ge=0, le=100, description="multiplies the drift exponent")
+    read_noise_scale: float = _f(1.0, ge=0, le=100, description="multiplies 1/f read noise")
+
+
+class DacConfig(_Section):
+    bits: int = _f(8, ge=2, le=32, description="signed DAC code width (bits)")
+    bound: float = _f(1.0, gt=0, le=1e3, description="input bound: full-scale DAC input")
+
+
+class AdcConfig(_Section):
+    bits: int = _f(8, ge=2, le=32, description="signed ADC code width (bits)")
+    bound: float = _f(10.0, gt=0, le=1e4,
+                      description="output bound: full-scale ADC input, in normalized output units")
+    kind: Literal["ideal", "ramp", "sar"] = _f("ideal", description="ADC architecture")
+    share: int = _f(1, ge=1, le=1024, description="columns sharing one SAR ADC")
+    gain_mismatch_sigma: float = _f(0.0, ge=0, le=1, description="per-column relative gain error σ")
+    offset_mismatch_sigma_lsb: float = _f(0.0, ge=0, le=64, description="per-column offset σ (LSB)")
+
+
+class MgmtConfig(_Section):
+    e_min: int = _f(-4, ge=-32, le=32, description="smallest input exponent")
+    e_max: int = _f(7, ge=-32, le=32, description="largest input exponent")
+    noise: Literal["off", "absmax_pow2"] = _f("absmax_pow2", description="integer noise management")
+    bound_max_iter: int = _f(3, ge=0, le=15, description="bound-management retries, 0 = off")
+    float_noise: Literal["none", "abs_max"] = _f(
+        "abs_max", description="analog-float level: aihwkit NoiseManagementType")
+    float_bound: Literal["none", "iterative"] = _f(
+        "iterative", description="analog-float level: aihwkit BoundManagementType")
+    max_bm_factor: float = _f(1000.0, ge=1, le=1e6, description="aihwkit max_bm_factor")
+
+    @model_validator(mode="after")
+    def _range(self):
+        if self.e_min > self.e_max:
+            raise ValueError(f"e_min ({self.e_min}) must be <= e_max ({self.e_max})")
+        return self
+
+
+class NmpuConfig(_Section):
+    lanes: int = _f(8, ge=1, le=64, description="columns processed per clock")
+    gain_bits: int = _f(16, ge=2, le=32, description="signed affine gain width (bits)")
+    gain_frac: int = _f(14, ge=0, le=31, description="fractional bits of the gain")
+    acc_bits: int = _f(32, ge=2, le=62, description="partial-sum accumulator width (bits)")
+    mult_bits: int = _f(16, ge=2, le=32, description="signed output multiplier width (bits)")
+    out_shift: int = _f(15, ge=0, le=62, description="right shift after the output multiplier")
+    out_bits: int = _f(8, ge=2, le=32, description="output activation width (bits)")
+    out_signed: bool | None = _f(None, description="signed output; default: by activation")
+    activation: Literal["none", "relu", "leaky", "clamp"] = _f(
+        "relu", description="activation for block-level vectors (networks set it per layer)")
+    leaky_k: int = _f(3, ge=0, le=31, description="leaky slope 2**-k")
+    clamp_lo: int = _f(0, description="clamp activation lower bound (output LSB)")
+    clamp_hi: int = _f(127, description="clamp activation upper bound (output LSB)")
+
+    @model_validator(mode="after")
+    def _frac(self):
+        if self.gain_frac >= self.gain_bits:
+            raise ValueError(f"gain_frac ({self.gain_frac}) must be < gain_bits ({self.gain_bits})")
+        return self
+
+    @property
+    def signed_output(self) -> bool:
+        if self.out_signed is not None:
+            return self.out_signed
+        return self.activation in ("none", "leaky") or (self.activation == "clamp" and self.clamp_lo < 0)
+
+
+class NoiseConfig(_Section):
+    out_noise: float = _f(0.0, ge=0, le=10,
+                          description="output noise σ, normalized output units (aihwkit out_noise)")
+    w_noise: float = _f(0.0, ge=0, le=1,
+                        description="short-term weight noise σ, additive, relative to w_max")
+    programming: bool = _f(False, description="apply the device's programming noise")
+    drift: bool = _f(False, description="apply the device's conductance drift")
+    read: bool = _f(False, description="apply the device's 1/f read noise")
+    drift_compensation: Literal["none", "global"] = _f(
+        "none", description="global drift compensation (FTJ thesis eq. 3.6/3.7)")
+    t_inference_s: float = _f(1.0, gt=0, le=1e10, description="default time since programming (s)")
+
+
+class SpgConfig(_Section):
+    value_bits: int = _f(8, ge=2, le=16, description="signed value width; v means v/2**(bits-1)")
+    gain_bits: int = _f(16, ge=1, le=24, description="unsigned gain width (bits)")
+    gain_frac: int = _f(8, ge=0, le=23, description="fractional bits of the gain")
+    prob_bits: int = _f(16, ge=2, le=24, description="P: random-number / probability width")
+    max_bl: int = _f(255, ge=1, le=65535, description="largest bit length the RTL accepts")
+    deterministic: bool = _f(False, description="spread round(BL*q/2**P) pulses evenly")
+
+
+class AcceleratorConfig(_Section):
+    """One accelerator: tile, device, converters, management, NMPU, noise, pulse generator."""
+
+    name: str = _f("custom", description="free-form name shown in reports")
+    seed: int = _f(0, ge=0, le=2**63 - 1, description="root seed of every noise stream")
+    tile: TileConfig = TileConfig()
+    device: DeviceConfig = DeviceConfig()
+    dac: DacConfig = DacConfig()
+    adc: AdcConfig = AdcConfig()
+    mgmt: MgmtConfig = MgmtConfig()
+    nmpu: NmpuConfig = NmpuConfig()
+    noise: NoiseConfig = NoiseConfig()
+    spg: SpgConfig = SpgConfig()
+
+    def digest(self) -> str:
+        """Stable hash of every parameter: names Verilator builds and manifests."""
+        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def replace(self, **sections) -> AcceleratorConfig:
+        """A copy with some fields replaced, dotted keys allowed: replace(**{"adc.bits": 4})."""
+        data = self.model_dump()
+        for key, value in sections.items():
+            node = data
+            *path, leaf = key.split(".")
+            for p in path:
+                node = node[p]
+            node[leaf] = value
+        return validate_config(data, source="<replace>")
+
+
+PRESETS = ("baseline-ftj", "pcm", "ideal")
+
+
+def _format_error(err: dict, source: str) -> str:
+    loc = ".".join(str(p) for p in err["loc"]) or "<top level>"
+    kind = err["type"]
+    value = err.get("input")
+    ctx = err.get("ctx") or {}
+    if kind == "extra_forbidden":
+        return f"{source}: unknown key '{loc}'"
+    if kind == "literal_error":
+        return f"{source}: {loc} = {value!r} is not allowed; allowed: {ctx.get('expected')}"
+    bounds = [f"{k} {ctx[k]}" for k in ("ge", "gt", "le", "lt") if k in ctx]
+    names = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
+    if bounds:
+        allowed = " and ".join(f"{names[b.split()[0]]} {b.split()[1]}" for b in bounds)
+        return f"{source}: {loc} = {value!r} is out of range; allowed: {allowed}"
+    return f"{source}: {loc} = {value!r}: {err['msg']}"
+
+
+def validate_config(data: dict, source: str = "<config>") -> AcceleratorConfig:
+    """Validate a parsed TOML dict; raise UserInputError naming key, value, allowed range."""
+    try:
+        return AcceleratorConfig.model_validate(data)
+    except ValidationError as exc:
+        errs = exc.errors()
+        msg = _format_error(errs[0], source)
+        if len(errs) > 1:
+            msg += f" (and {len(errs) - 1} more problem{'s' if len(errs) > 2 else ''})"
+        raise UserInputError(msg) from None
+
+
+def load_config(path: str | Path | None = None) -> AcceleratorConfig:
+    """Load a TOML config file, or a preset by name (``baseline-ftj``, ``pcm``, ``ideal``).
+
+    ``None`` gives the default preset ``baseline-ftj``.
+    """
+    if path is None:
+        path = "baseline-ftj"
+    name = str(path)
+    if name in PRESETS:
+        text = resources.files("aimcflow.configs").joinpath(f"{name}.toml").read_text()
+        source = f"preset {name}"
+    else:
+        p = Path(name)
+        if not p.is_file():
+            raise UserInputError(
+                f"config '{name}' not found: give a TOML file path or a preset "
+                f"({', '.join(PRESETS)})")
+        text = p.read_text()
+        source = str(p)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise UserInputError(f"{source}: not valid TOML: {exc}") from None
+    return validate_config(data, source)
+
+
+Bits = Annotated[int, Field(ge=1, le=64)]
