@@ -28,22 +28,30 @@ def _f(default, ge=None, le=None, gt=None, lt=None, description: str = ""):
 
 
 class TileConfig(_Section):
+    """One crossbar tile and how weights are mapped onto it (aihwkit MappingParameter)."""
+
     rows: int = _f(256, ge=1, le=1024, description="crossbar rows (inputs) per tile")
     cols: int = _f(256, ge=1, le=1024, description="crossbar columns (outputs) per tile")
     weight_scaling: Literal["global", "column"] = _f(
         "column", description="map max|W| of the whole tile (global) or of each column to g_max")
     w_clip: float = _f(1.0, gt=0, le=10,
-                       description="clip normalized weights to [-w_clip, w_clip] before programming")
+                       description="w_clip * max|W| maps to g_max; larger weights are clipped")
     ir_drop: float = _f(0.0, ge=0, le=100,
                         description="IR-drop strength, aihwkit's ir_drop scale (0 = off)")
     ir_drop_mode: Literal["approx", "exact"] = _f(
         "approx", description="aihwkit's fast approximation or an exact nodal solve")
+    ir_drop_g_ratio: float | None = _f(
+        None, gt=0, le=1e15,
+        description="wire-segment conductance / g_max (aihwkit ir_drop_g_ratio); "
+                    "default 1 / (wire_resistance_ohm * g_max)")
     wire_resistance_ohm: float = _f(
-        0.35, ge=0, le=1e4, description="wire segment resistance between crosspoints (ohm)")
+        0.35, gt=0, le=1e4, description="wire segment resistance between crosspoints (ohm)")
     read_voltage_v: float = _f(0.2, gt=0, le=5, description="read voltage at full-scale input (V)")
 
 
 class DeviceConfig(_Section):
+    """The memristive device: a preset of models/analog/devices plus scale knobs."""
+
     preset: Literal["pcm", "ftj-extreme", "ftj-balanced", "ftj-constrained",
                     "reram", "ecram-protonic", "ideal"] = _f(
         "ftj-balanced", description="device model preset (models/analog/devices)")
@@ -55,11 +63,23 @@ class DeviceConfig(_Section):
 
 
 class DacConfig(_Section):
+    """Input DAC: code c drives c * bound / (2**(bits-1) - 1) (normalized input units).
+
+    aihwkit's ``inp_res = 1/(2**bits - 2)`` over ``[-inp_bound, inp_bound]``.
+    """
+
     bits: int = _f(8, ge=2, le=32, description="signed DAC code width (bits)")
     bound: float = _f(1.0, gt=0, le=1e3, description="input bound: full-scale DAC input")
 
 
 class AdcConfig(_Section):
+    """Output ADC: code c means c * bound / (2**(bits-1) - 1) normalized output units.
+
+    aihwkit's ``out_res = 1/(2**bits - 2)`` over ``[-out_bound, out_bound]``.  Variants:
+    ``ideal`` (one cycle), ``ramp`` (2**bits cycles, all columns in parallel), ``sar``
+    (bits cycles per conversion, one ADC per ``share`` columns).
+    """
+
     bits: int = _f(8, ge=2, le=32, description="signed ADC code width (bits)")
     bound: float = _f(10.0, gt=0, le=1e4,
                       description="output bound: full-scale ADC input, in normalized output units")
@@ -79,6 +99,10 @@ class MgmtConfig(_Section):
     float_bound: Literal["none", "iterative"] = _f(
         "iterative", description="analog-float level: aihwkit BoundManagementType")
     max_bm_factor: float = _f(1000.0, ge=1, le=1e6, description="aihwkit max_bm_factor")
+    max_bm_res: float = _f(
+        0.25, gt=0, le=1e6,
+        description="aihwkit max_bm_res: stop halving once the factor exceeds "
+                    "max_bm_res / DAC step (range units)")
 
     @model_validator(mode="after")
     def _range(self):
@@ -116,16 +140,19 @@ class NmpuConfig(_Section):
 
 
 class NoiseConfig(_Section):
+    """Which non-idealities are on; output-referred noise levels (aihwkit IOParameters)."""
+
     out_noise: float = _f(0.0, ge=0, le=10,
                           description="output noise σ, normalized output units (aihwkit out_noise)")
     w_noise: float = _f(0.0, ge=0, le=1,
-                        description="short-term weight noise σ, additive, relative to w_max")
+                        description="short-term weight noise σ, additive constant, relative to "
+                                    "w_max: adds σ·‖x‖₂ output noise per MVM (aihwkit w_noise)")
     programming: bool = _f(False, description="apply the device's programming noise")
     drift: bool = _f(False, description="apply the device's conductance drift")
     read: bool = _f(False, description="apply the device's 1/f read noise")
     drift_compensation: Literal["none", "global"] = _f(
         "none", description="global drift compensation (FTJ thesis eq. 3.6/3.7)")
-    t_inference_s: float = _f(1.0, gt=0, le=1e10, description="default time since programming (s)")
+    t_inference_s: float = _f(1.0, ge=0, le=1e10, description="default time since programming (s)")
 
 
 class SpgConfig(_Section):

@@ -4,7 +4,6 @@ import subprocess
 import sys
 
 import pytest
-
 from aimcflow.models.config import PRESETS, load_config
 from aimcflow.models.errors import UserInputError
 
@@ -67,3 +66,49 @@ def test_doctor_reports_every_tool():
     for tool in ("python", "torch", "numpy", "amaranth", "yosys", "cocotb", "verilator"):
         assert tool in proc.stdout
     assert "5.048" in proc.stdout
+
+
+def test_baseline_ftj_is_thesis_table_3_1():
+    cfg = load_config("baseline-ftj")
+    assert (cfg.dac.bits, cfg.adc.bits) == (8, 8)
+    assert (cfg.noise.out_noise, cfg.adc.bound, cfg.dac.bound) == (0.04, 10.0, 1.0)
+    assert cfg.noise.w_noise == 0.035 and cfg.device.preset.startswith("ftj")
+    assert cfg.tile.ir_drop == 1.0 and cfg.tile.ir_drop_g_ratio == 285714285.714
+    assert cfg.noise.drift and cfg.noise.drift_compensation == "global"
+    assert cfg.tile.weight_scaling == "column"
+
+
+def test_pcm_is_aihwkit_default_inference_config():
+    """inp_res 1/126 over +-1 and out_res 1/510 over +-12 are the 7- and 9-bit code steps."""
+    from aimcflow.models.analog.converters import lsb
+
+    cfg = load_config("pcm")
+    assert lsb(cfg.dac.bits, cfg.dac.bound) == pytest.approx(2 * 1.0 / 126)
+    assert lsb(cfg.adc.bits, cfg.adc.bound) == pytest.approx(2 * 12.0 / 510)
+    assert cfg.noise.out_noise == 0.06 and cfg.device.preset == "pcm"
+    assert (cfg.mgmt.float_noise, cfg.mgmt.float_bound) == ("abs_max", "iterative")
+    assert (cfg.tile.rows, cfg.tile.cols) == (512, 512) and cfg.tile.weight_scaling == "global"
+    assert cfg.noise.drift_compensation == "global"
+
+
+def test_ideal_has_every_non_ideality_off():
+    cfg = load_config("ideal")
+    n = cfg.noise
+    assert not (n.programming or n.drift or n.read) and n.out_noise == n.w_noise == 0
+    assert cfg.tile.ir_drop == 0 and cfg.device.preset == "ideal"
+    assert cfg.adc.gain_mismatch_sigma == cfg.adc.offset_mismatch_sigma_lsb == 0
+
+
+@pytest.mark.parametrize("toml, words", [
+    ("[device]\npreset = 'flash'\n", ["device.preset", "flash", "pcm"]),
+    ("[adc]\nkind = 'flash'\n", ["adc.kind", "flash", "sar"]),
+    ("[noise]\nout_noise = -1\n", ["noise.out_noise", "-1", ">= 0"]),
+    ("[tile]\nir_drop_g_ratio = 0\n", ["tile.ir_drop_g_ratio", "> 0"]),
+])
+def test_bad_analog_config(tmp_path, toml, words):
+    f = tmp_path / "bad.toml"
+    f.write_text(toml)
+    with pytest.raises(UserInputError) as exc:
+        load_config(f)
+    for w in words:
+        assert w in str(exc.value)

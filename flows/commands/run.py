@@ -1,0 +1,297 @@
+"""``aimcflow run``: a network at the float, analog-float and analog-golden levels.
+
+Default (what ``make demo`` runs): the digits MLP on the whole digits test split under
+``baseline-ftj``; the analog-float level for 10 programmings read 1 s, 1 h, 1 d and 1 y
+after programming (the drift table, mean ± std and A* of the FTJ thesis eq. 3.8); then
+the first programming (seed of the config) at the reference drift is compiled into a chip
+program (``chip_program.npz/.json``) and run at the analog-golden level (level 3).
+
+``results.json`` (SPEC.md keys): ``drift_s`` is the reference drift time, 1 h when
+``--drift`` lists it (the thesis's A*^1h), else the first time given.
+``levels.float.accuracy`` is the torch model's; ``levels.analog_float.accuracy`` the mean
+over repeats at ``drift_s``; ``levels.analog_golden.accuracy`` the level-3 accuracy of the
+seed-``cfg.seed`` programming at ``drift_s`` (next to ``analog_float_same_tiles``, level 2
+on those very tiles).  A level that was not run is ``{"accuracy": null}`` (with a
+``reason`` when the config or model cannot be compiled for the integer periphery).
+``drift_table`` holds every drift time; ``report.html`` the plots.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from aimcflow.flows.args import add_config_arg, add_out_arg, duration_list, positive_int
+
+DEFAULT_DRIFT = "1s,1h,1d,1y"
+DEFAULT_REPEATS = 10
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "run",
+        help="run a network at the float and analog levels over drift time",
+        description="Run a network at the float, analog-float (over drift time) "
+        "and analog-golden levels; print the table, write results.json, the chip "
+        "program and report.html.",
+    )
+    add_config_arg(p)
+    p.add_argument(
+        "--model",
+        default="digits-mlp",
+        metavar="MODEL",
+        help="digits-mlp, digits-cnn, or a torch.save'd state dict of one of them / "
+        "nn.Sequential (default digits-mlp)",
+    )
+    p.add_argument(
+        "--data",
+        default=None,
+        metavar="NPZ",
+        help="your own data: .npz with x_train, y_train, x_test, y_test "
+        "(default: scikit-learn digits, stratified 80/20, seed 0)",
+    )
+    p.add_argument(
+        "--images",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="use the first N test images (default: the whole test split)",
+    )
+    p.add_argument(
+        "--drift",
+        type=duration_list,
+        default=duration_list(DEFAULT_DRIFT),
+        metavar="T[,T...]",
+        help=f"times after programming: seconds or 1h, 1d, 1y (default {DEFAULT_DRIFT})",
+    )
+    p.add_argument(
+        "--repeats",
+        type=positive_int,
+        default=DEFAULT_REPEATS,
+        metavar="N",
+        help=f"programmings per drift time, fresh noise each (default {DEFAULT_REPEATS})",
+    )
+    add_out_arg(p, "run")
+    p.set_defaults(func=run)
+
+
+def _fmt_time(t_s: float) -> str:
+    for unit, sec in (("y", 365.0 * 86400), ("d", 86400.0), ("h", 3600.0), ("m", 60.0)):
+        if t_s >= sec and (t_s / sec).is_integer():
+            return f"{int(t_s / sec)} {unit}"
+    return f"{t_s:g} s"
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+    from aimcflow.flows.io import prepare_out_dir, write_json_atomic
+    from aimcflow.models.config import load_config
+    from aimcflow.models.errors import UserInputError
+    from aimcflow.models.nn.convert import check_input_width, convert
+    from aimcflow.models.nn.data import load_dataset
+    from aimcflow.models.nn.evaluate import chance_error, drift_sweep, normalized_accuracy
+    from aimcflow.models.nn.workloads import accuracy_float, get_model
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    t0 = time.perf_counter()
+    console = Console()
+    # --- validate every input before any output exists
+    cfg = load_config(args.config)
+    data = load_dataset(args.data)
+    n_test = len(data.x_test)
+    n = n_test if args.images is None else args.images
+    if n > n_test:
+        raise UserInputError(
+            f"--images {n}: the test split has only {n_test} images; give 1..{n_test}"
+        )
+    name, model = get_model(args.model, data)
+    check_input_width(model, data.n_features, data.n_classes)
+    net = convert(model, cfg, program=False)
+    drifts = list(args.drift)
+    out = prepare_out_dir(args.out, "run", args.force)
+
+    x, y = data.x_test[:n], data.y_test[:n]
+    images = np.arange(n, dtype=np.int64)  # global ids in the test split: the noise keys
+    acc_float = accuracy_float(model, x, y)
+    err_chance = chance_error(model, x, y)
+    with Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as progress:
+        task = progress.add_task("analog-float", total=args.repeats * len(drifts))
+
+        def step(r: int, t: float) -> None:
+            progress.update(
+                task,
+                advance=1,
+                description=f"analog-float repeat {r + 1}/{args.repeats} @ {_fmt_time(t)}",
+            )
+
+        table = drift_sweep(
+            net,
+            x,
+            y,
+            drifts,
+            args.repeats,
+            1.0 - acc_float,
+            err_chance,
+            images=images,
+            cfg=cfg,
+            on_step=step,
+        )
+
+    ref_t = 3600.0 if 3600.0 in drifts else drifts[0]
+    ref = table[drifts.index(ref_t)]
+    golden = _level3(net, cfg, data, x, y, images, ref_t, out, console)
+    wall = time.perf_counter() - t0
+
+    t = Table(
+        title=f"{name} on {data.name} ({n} test images), config {cfg.name}, "
+        f"{args.repeats} repeat{'s' if args.repeats > 1 else ''}"
+    )
+    t.add_column("level")
+    t.add_column("drift", justify="right")
+    t.add_column("accuracy (mean ± std)", justify="right")
+    t.add_column("A* (mean ± std)", justify="right")
+    t.add_row("float", "-", f"{100 * acc_float:.2f} %", "1")
+    for r in table:
+        t.add_row(
+            "analog-float",
+            _fmt_time(r.t_s),
+            f"{100 * r.mean:.2f} ± {100 * r.std:.2f} %",
+            f"{r.a_star_mean:.3f} ± {r.a_star_std:.3f}",
+        )
+    if golden["accuracy"] is not None:
+        t.add_row(
+            "analog-float",
+            f"{_fmt_time(ref_t)} (seed {cfg.seed})",
+            f"{100 * golden['analog_float_same_tiles']:.2f} %",
+            "",
+        )
+        t.add_row(
+            "analog-golden",
+            f"{_fmt_time(ref_t)} (seed {cfg.seed})",
+            f"{100 * golden['accuracy']:.2f} %",
+            f"{normalized_accuracy(1 - golden['accuracy'], 1 - acc_float, err_chance):.3f}",
+        )
+    console.print(t)
+    if golden["accuracy"] is None:
+        console.print(f"[yellow]analog-golden not run: {golden['reason']}[/yellow]")
+    else:
+        console.print(
+            "analog-golden per layer: "
+            + "; ".join(
+                f"{lay['name']}: ADC saturation {100 * lay['adc_sat_rate']:.2f} %, bound-management "
+                f"iterations {lay['bm_iterations_hist']}, gain/mult bits {lay['gain_bits_used']:.1f}/"
+                f"{lay['mult_bits_used']:.1f}"
+                for lay in golden["layers"]
+            )
+        )
+    console.print(
+        f"chance error (random weights, mean of 10 seeds): {100 * err_chance:.1f} %; "
+        f"wall {wall:.1f} s; results in {out / 'results.json'}"
+    )
+
+    results = {
+        "config": cfg.name,
+        "config_digest": cfg.digest(),
+        "model": name,
+        "data": data.name,
+        "images": n,
+        "drift_s": ref_t,
+        "repeats": args.repeats,
+        "levels": {
+            "float": {"accuracy": acc_float},
+            "analog_float": {
+                "accuracy": ref.mean,
+                "std": ref.std,
+                "a_star": ref.a_star_mean,
+                "a_star_std": ref.a_star_std,
+            },
+            "analog_golden": golden,
+            "analog_rtl": {"accuracy": None},
+        },
+        "chance_error": err_chance,
+        "drift_table": [r.as_dict() for r in table],
+        "activations_compared": 0,
+        "mismatches": 0,
+        "rtl_cycles": None,
+        "ideal_cycles": None,
+        "wall_s": wall,
+        "verilator_build_s": None,
+    }
+    from aimcflow.flows.report import write_report
+    from aimcflow.models.nn.evaluate import vmm_pairs
+
+    net.build(cfg)  # repeat 0 at the reference drift: the tiles the golden level used
+    net.program()
+    net.drift(ref_t)
+    write_report(out / "report.html", results, vmm_pairs(net, x[:64], images[:64]))
+    write_json_atomic(out / "results.json", results)
+    console.print(f"report: {out / 'report.html'}")
+    return 0
+
+
+CALIBRATION_IMAGES = 512  # training images for the compiler's output-scale percentiles
+
+
+def _level3(net, cfg, data, x, y, images, t_s: float, out, console) -> dict:
+    """Compile the seed-``cfg.seed`` programming at ``t_s`` and run level 3 on it; the chip
+    program goes to ``out/chip_program.{npz,json}``."""
+    import numpy as np
+    from aimcflow.models.errors import UserInputError
+    from aimcflow.models.nn.compiler import compile_network
+    from aimcflow.models.nn.golden import LayerTrace, accuracy_golden
+    from aimcflow.models.periphery.mgmt import MgmtParams
+    from aimcflow.models.periphery.nmpu import NmpuParams
+
+    try:  # a config the integer periphery cannot be built for (e.g. 16-bit ADC) skips level 3
+        NmpuParams.from_config(cfg)
+        MgmtParams.from_config(cfg)
+    except UserInputError as exc:
+        return {"accuracy": None, "reason": str(exc)}
+    net.build(cfg)
+    net.program()
+    net.drift(t_s)
+    acc2 = net.accuracy(x, y, images)
+    try:  # a model level 2 runs but the NMPU cannot (e.g. LeakyReLU 0.1): reported, not fatal
+        with console.status("compiling the chip program (calibrating every tile)"):
+            prog = compile_network(net, data.x_train[:CALIBRATION_IMAGES], t_s=t_s)
+    except UserInputError as exc:
+        return {"accuracy": None, "reason": str(exc)}
+    prog.save(out / "chip_program")
+    traces = [LayerTrace(lp.name) for lp in prog.layers]
+    with console.status(f"analog-golden on {len(x)} images"):
+        acc3 = accuracy_golden(prog, x, y, images, traces=traces)
+    layers = []
+    for lp, tr in zip(prog.layers, traces, strict=True):
+        its = np.concatenate(tr.iters)
+        sat = np.concatenate(tr.sat)
+        layers.append(
+            {
+                "name": lp.name,
+                "adc_sat_rate": float(np.mean(sat)),
+                "bm_iterations_hist": np.bincount(
+                    its, minlength=cfg.mgmt.bound_max_iter + 1
+                ).tolist(),
+                "shrink_k": lp.shrink_k,
+                "gain_bits_used": lp.gain_bits_used,
+                "mult_bits_used": lp.mult_bits_used,
+                "in_scale": lp.in_scale,
+                "out_scale": lp.out_scale,
+            }
+        )
+    return {
+        "accuracy": acc3,
+        "drift_s": t_s,
+        "seed": cfg.seed,
+        "analog_float_same_tiles": acc2,
+        "chip_program": str(out / "chip_program.npz"),
+        "layers": layers,
+    }

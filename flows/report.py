@@ -1,0 +1,135 @@
+"""The HTML report of ``aimcflow run``: one self-contained file (plots embedded as PNG).
+
+Plots: accuracy per level; analog-float accuracy over drift time (mean ± std over
+repeats); per-layer VMM scatter, analog-float output against the ideal product; per-layer
+bound-management iteration histogram and ADC saturation rate at level 3.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from pathlib import Path
+
+from aimcflow.flows.io import write_text_atomic
+
+
+def _png(fig) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def _img(fig, alt: str) -> str:
+    import matplotlib.pyplot as plt
+
+    tag = f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{_png(fig)}">'
+    plt.close(fig)
+    return tag
+
+
+def write_report(path: str | Path, results: dict, pairs: list) -> Path:
+    """Write the report for ``results`` (the run's results.json dict) and the per-layer
+    ``pairs`` of :func:`aimcflow.models.nn.evaluate.vmm_pairs`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    parts = [
+        f"<h1>aimcflow run: {html.escape(str(results['model']))} under "
+        f"{html.escape(str(results['config']))}</h1>",
+        f"<p>{results['images']} test images, {results['repeats']} repeats, reference "
+        f"drift {results['drift_s']:g} s, wall {results['wall_s']:.1f} s.</p>",
+    ]
+
+    levels = [(k, v.get("accuracy")) for k, v in results["levels"].items()]
+    fig, ax = plt.subplots(figsize=(5, 3))
+    names = [k for k, a in levels if a is not None]
+    ax.bar(names, [100 * a for k, a in levels if a is not None], color="tab:blue")
+    ax.set_ylabel("test accuracy (%)")
+    lo = min(100 * a for _, a in levels if a is not None)
+    ax.set_ylim(max(0, lo - 5), 100)
+    ax.set_title("accuracy per level")
+    parts.append(_img(fig, "accuracy per level"))
+    skipped = [k for k, a in levels if a is None]
+    if skipped:
+        parts.append(f"<p>Levels not run: {', '.join(skipped)}.</p>")
+
+    table = results["drift_table"]
+    fig, ax = plt.subplots(figsize=(5, 3))
+    t = [r["drift_s"] for r in table]
+    ax.errorbar(
+        t,
+        [100 * r["accuracy_mean"] for r in table],
+        yerr=[100 * r["accuracy_std"] for r in table],
+        marker="o",
+        capsize=3,
+        label="analog-float",
+    )
+    ax.axhline(100 * results["levels"]["float"]["accuracy"], color="k", ls="--", label="float")
+    ax.set_xscale("log")
+    ax.set_xlabel("time since programming (s)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.legend()
+    ax.set_title("drift")
+    parts.append(_img(fig, "accuracy over drift time"))
+
+    if pairs:
+        fig, axes = plt.subplots(1, len(pairs), figsize=(3.2 * len(pairs), 3.2), squeeze=False)
+        for ax, (name, ideal, analog) in zip(axes[0], pairs, strict=True):
+            ax.plot(ideal, analog, ".", ms=2, alpha=0.4)
+            m = float(np.max(np.abs(ideal))) or 1.0
+            ax.plot([-m, m], [-m, m], "k-", lw=0.8)
+            err = np.linalg.norm(analog - ideal) / max(np.linalg.norm(ideal), 1e-30)
+            ax.set_title(f"layer {name}: rel. error {err:.3f}")
+            ax.set_xlabel("ideal x @ W")
+        axes[0][0].set_ylabel("analog-float")
+        parts.append("<h2>VMM error per layer (analog-float, reference drift)</h2>")
+        parts.append(_img(fig, "VMM scatter per layer"))
+
+    golden = results["levels"].get("analog_golden") or {}
+    if golden.get("layers"):
+        lays = golden["layers"]
+        fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.2))
+        width = 0.8 / len(lays)
+        for j, lay in enumerate(lays):
+            hist = np.asarray(lay["bm_iterations_hist"], dtype=float)
+            a1.bar(
+                np.arange(len(hist)) + j * width,
+                hist / max(hist.sum(), 1),
+                width,
+                label=f"layer {lay['name']}",
+            )
+        a1.set_xlabel("bound-management iterations")
+        a1.set_ylabel("fraction of vectors")
+        a1.legend()
+        a2.bar([lay["name"] for lay in lays], [100 * lay["adc_sat_rate"] for lay in lays])
+        a2.set_xlabel("layer")
+        a2.set_ylabel("ADC saturated vectors (%)")
+        a2.set_ylim(bottom=0, top=max(1.0, 110 * max(lay["adc_sat_rate"] for lay in lays)))
+        parts.append("<h2>Management at level 3 (analog-golden)</h2>")
+        parts.append(_img(fig, "bound management and saturation"))
+        rows = "".join(
+            f"<tr><td>{html.escape(lay['name'])}</td><td>{lay['shrink_k']}</td>"
+            f"<td>{lay['gain_bits_used']:.1f}</td><td>{lay['mult_bits_used']:.1f}</td>"
+            f"<td>{lay['in_scale']:.4g}</td><td>{lay['out_scale']:.4g}</td></tr>"
+            for lay in lays
+        )
+        parts.append(
+            "<table border=1 cellpadding=3><tr><th>layer</th><th>shrink k</th>"
+            "<th>gain bits</th><th>mult bits</th><th>input LSB</th><th>output LSB</th>"
+            f"</tr>{rows}</table>"
+        )
+    elif golden.get("reason"):
+        parts.append(f"<p>analog-golden not run: {html.escape(golden['reason'])}</p>")
+
+    doc = (
+        "<!doctype html><html><head><meta charset='utf-8'><title>aimcflow run</title>"
+        "</head><body style='font-family: sans-serif'>" + "\n".join(parts) + "</body></html>"
+    )
+    path = Path(path)
+    write_text_atomic(path, doc)
+    return path

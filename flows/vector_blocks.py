@@ -1,0 +1,222 @@
+"""Block vectors (``aimcflow vectors BLOCK``): the data-driven table of SPEC.md.
+
+Lives in ``flows/`` (not ``cosim/``) because it maps an accelerator config onto RTL
+parameters through :mod:`aimcflow.flows.verilog`; the benches it runs are in ``cosim/``.
+
+:data:`VECTOR_BLOCKS` maps a block name to a :class:`VectorBlock`: its IN fields with
+symbolic shapes (``("V", "T", "C")``; ``()`` = scalar), its OUT fields, a range check
+(delegated to the golden model's own checks, so widths live in one place), the golden
+function and the RTL simulation.  Validation is generic: a missing field, a non-int64
+dtype, a wrong number of dimensions, a dimension that disagrees with another field's, or
+a value outside its width is a :class:`UserInputError` *before* anything runs.
+
+Adding a block is one :func:`register` call (see the ``nmpu`` and ``mgmt`` entries).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from aimcflow.models.errors import UserInputError
+
+if TYPE_CHECKING:
+    from aimcflow.models.config import AcceleratorConfig
+
+Arrays = dict[str, np.ndarray]
+SIMULATORS = ("verilator", "icarus", "golden")
+
+
+@dataclass(frozen=True)
+class VectorBlock:
+    """One block of ``aimcflow vectors``.
+
+    ``fields``: IN field name -> symbolic dims.  ``outputs``: OUT field names.
+    ``check(cfg, arrays)``: raise :class:`UserInputError` for a value outside its width.
+    ``golden(cfg, arrays) -> Arrays`` and ``rtl(cfg, arrays) -> Arrays`` compute OUT.
+    """
+
+    name: str
+    fields: Mapping[str, tuple[str, ...]]
+    outputs: tuple[str, ...]
+    check: Callable[[AcceleratorConfig, Arrays], None]
+    golden: Callable[[AcceleratorConfig, Arrays], Arrays]
+    rtl: Callable[[AcceleratorConfig, Arrays], Arrays]
+
+
+VECTOR_BLOCKS: dict[str, VectorBlock] = {}
+
+
+def register(block: VectorBlock) -> VectorBlock:
+    VECTOR_BLOCKS[block.name] = block
+    return block
+
+
+def load_inputs(block: VectorBlock, path: Path) -> Arrays:
+    """Read and structurally validate an IN ``.npz`` (fields, dtype, shapes)."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            present = {k: f[k] for k in f.files}
+    except FileNotFoundError:
+        raise UserInputError(f"--in {path}: no such file") from None
+    except Exception as exc:  # zipfile/pickle/format errors all mean: not our npz
+        raise UserInputError(f"--in {path}: not a readable .npz file ({exc})") from None
+    missing = [k for k in block.fields if k not in present]
+    if missing:
+        raise UserInputError(
+            f"--in {path}: missing field{'s' if len(missing) > 1 else ''} "
+            f"{', '.join(missing)}; {block.name} needs "
+            + ", ".join(f"{k} {_dims(d)}" for k, d in block.fields.items()))
+    sizes: dict[str, tuple[int, str]] = {}
+    out: Arrays = {}
+    for name, dims in block.fields.items():
+        arr = present[name]
+        if arr.dtype != np.int64:
+            raise UserInputError(f"--in {path}: field {name} has dtype {arr.dtype}; "
+                                 "allowed: int64")
+        if arr.ndim != len(dims):
+            raise UserInputError(f"--in {path}: field {name} has shape {arr.shape}; "
+                                 f"expected {_dims(dims)}")
+        for sym, n in zip(dims, arr.shape, strict=True):
+            if n < 1:
+                raise UserInputError(f"--in {path}: field {name} has shape {arr.shape}; "
+                                     f"dimension {sym} must be >= 1")
+            if sym in sizes and sizes[sym][0] != n:
+                other_n, other = sizes[sym]
+                raise UserInputError(
+                    f"--in {path}: field {name} has shape {arr.shape} but {other} says "
+                    f"{sym} = {other_n}; expected {name} {_dims(dims)}")
+            sizes.setdefault(sym, (n, name))
+        out[name] = arr
+    return out
+
+
+def _dims(dims: tuple[str, ...]) -> str:
+    return "scalar" if not dims else "(" + ",".join(dims) + ")"
+
+
+def run_vectors(block_name: str, cfg: AcceleratorConfig, path: Path, sim: str) -> Arrays:
+    """Validate IN, then compute OUT with the golden model or the RTL."""
+    if block_name not in VECTOR_BLOCKS:
+        raise UserInputError(f"unknown block {block_name!r}; allowed: "
+                             f"{', '.join(VECTOR_BLOCKS)}")
+    if sim not in SIMULATORS:
+        raise UserInputError(f"--sim {sim!r}; allowed: {', '.join(SIMULATORS)}")
+    block = VECTOR_BLOCKS[block_name]
+    arrays = load_inputs(block, path)
+    block.check(cfg, arrays)
+    if sim == "icarus":
+        raise UserInputError("--sim icarus is not supported by this aimcflow yet (only "
+                             "the Verilator runner is implemented); use --sim verilator "
+                             "or --sim golden")
+    out = block.golden(cfg, arrays) if sim == "golden" else block.rtl(cfg, arrays)
+    return {k: np.asarray(out[k], dtype=np.int64) for k in block.outputs}
+
+
+def _run_file_bench(build, module: str, params: dict[str, Any], inputs: Arrays,
+                    outputs: tuple[str, ...]) -> Arrays:
+    from aimcflow.cosim.runner import cache_dir
+
+    tmp_root = cache_dir() / "vectors"
+    tmp_root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="vectors-", dir=tmp_root) as tmp:
+        src, dst = Path(tmp) / "in.npz", Path(tmp) / "out.npz"
+        np.savez(src, **inputs)
+        build.run(module, {**params, "in": str(src), "out": str(dst)}, testcase="file_vectors")
+        with np.load(dst) as f:
+            return {k: f[k] for k in outputs}
+
+
+# ------------------------------------------------------------------------- nmpu
+def _nmpu_golden_params(cfg):
+    from aimcflow.models.periphery.nmpu import NmpuParams
+
+    return NmpuParams.from_config(cfg)
+
+
+def _nmpu_check(cfg, x: Arrays) -> None:
+    from aimcflow.models.periphery.nmpu import check_operands
+
+    check_operands(x["a"], x["e"], x["gain"], x["offset"], x["mult"], x["bias"],
+                   _nmpu_golden_params(cfg))
+
+
+def _nmpu_golden(cfg, x: Arrays) -> Arrays:
+    from aimcflow.models.periphery.nmpu import nmpu
+
+    return {"y": nmpu(x["a"], x["e"], x["gain"], x["offset"], x["mult"], x["bias"],
+                      _nmpu_golden_params(cfg))}
+
+
+def _nmpu_rtl(cfg, x: Arrays) -> Arrays:
+    from aimcflow.cosim import runner
+    from aimcflow.cosim.benches import nmpu as bench
+    from aimcflow.flows.verilog import MAX_TILES, generate_block, nmpu_params
+
+    V, T, C = x["a"].shape
+    # the memories are sized for this file when it exceeds the config's tile
+    sizes = {"max_tiles": max(MAX_TILES, T), "max_cols": max(cfg.tile.cols, C)}
+    rtl = nmpu_params(cfg, **sizes)
+    gen = generate_block(cfg, "nmpu", **sizes)
+    b = runner.build(gen.verilog, gen.module, name=f"nmpu-l{rtl.lanes}")
+    return _run_file_bench(b, bench.MODULE, bench.bench_params(rtl, _nmpu_golden_params(cfg)),
+                           x, ("y",))
+
+
+register(VectorBlock(
+    name="nmpu",
+    fields={"a": ("V", "T", "C"), "e": ("V", "T"), "gain": ("T", "C"), "offset": ("T", "C"),
+            "mult": ("C",), "bias": ("C",)},
+    outputs=("y",), check=_nmpu_check, golden=_nmpu_golden, rtl=_nmpu_rtl))
+
+
+# ------------------------------------------------------------------------- mgmt
+def _mgmt_golden_params(cfg):
+    from aimcflow.models.periphery.mgmt import MgmtParams
+
+    return MgmtParams.from_config(cfg)
+
+
+def _mgmt_check(cfg, x: Arrays) -> None:
+    from aimcflow.cosim.benches.mgmt import W_BITS
+    from aimcflow.models.periphery.fixedpoint import signed_range
+    from aimcflow.models.periphery.mgmt import check_x
+    from aimcflow.models.periphery.nmpu import check_range
+
+    check_x(x["x"], _mgmt_golden_params(cfg))
+    check_range("w", x["w"], *signed_range(W_BITS), f"signed {W_BITS}-bit weight")
+    check_range("shift", x["shift"], 0, 62, "shift")
+
+
+def _mgmt_golden(cfg, x: Arrays) -> Arrays:
+    from aimcflow.models.periphery.mgmt import ideal_linear_tile, manage
+
+    gp = _mgmt_golden_params(cfg)
+    a, e, it, sat = manage(x["x"], ideal_linear_tile(x["w"], int(x["shift"]), gp.adc_bits), gp)
+    return {"a": a, "e": e, "iter": it, "sat_any": sat}
+
+
+def _mgmt_rtl(cfg, x: Arrays) -> Arrays:
+    from aimcflow.cosim import runner
+    from aimcflow.cosim.benches import mgmt as bench
+    from aimcflow.flows.verilog import generate_block, mgmt_params
+
+    R = x["x"].shape[1]
+    sizes = {"max_rows": max(cfg.tile.rows, R)}
+    rtl = mgmt_params(cfg, **sizes)
+    gen = generate_block(cfg, "mgmt", **sizes)
+    b = runner.build(gen.verilog, gen.module, name=f"mgmt-l{rtl.lanes}")
+    return _run_file_bench(b, bench.MODULE, bench.bench_params(rtl, _mgmt_golden_params(cfg)),
+                           x, ("a", "e", "iter", "sat_any"))
+
+
+register(VectorBlock(
+    name="mgmt",
+    fields={"x": ("V", "R"), "w": ("R", "C"), "shift": ()},
+    outputs=("a", "e", "iter", "sat_any"), check=_mgmt_check, golden=_mgmt_golden,
+    rtl=_mgmt_rtl))

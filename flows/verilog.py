@@ -1,0 +1,164 @@
+"""Accelerator config -> RTL elaboration parameters -> Verilog, for every periphery block.
+
+The one place that maps an :class:`AcceleratorConfig` onto ``rtl/params.py``'s dataclasses
+(``rtl/`` never sees the config).  A config the RTL cannot build is refused here with a
+:class:`UserInputError` naming the config key: the golden model's parameter check runs
+first (its messages use config names), then the RTL's own, so ``generate``, ``lint``,
+``synth``, ``vectors`` and the benches all refuse the same configs with the same words.
+
+Blocks are a registry (:data:`BLOCKS`): name -> Verilog module name and a factory
+``config -> (component, params)``; a new block is one more entry.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aimcflow.models.config import AcceleratorConfig
+from aimcflow.models.errors import UserInputError
+
+MAX_TILES = 4
+"""Row tiles the NMPU's coefficient memory holds per layer (``max_tiles``): a flow choice,
+not a config key yet; ``vectors nmpu`` refuses inputs with more row tiles."""
+
+
+def _rtl_error(block: str, exc: Exception) -> UserInputError:
+    return UserInputError(f"the {block} RTL cannot be built for this config: {exc}")
+
+
+def nmpu_params(cfg: AcceleratorConfig, **overrides):
+    """``rtl.params.NmpuRtlParams`` of a config (after the golden model's own check)."""
+    from aimcflow.models.periphery.nmpu import ACTIVATIONS, NmpuParams, rtl_clamp_bounds
+    from aimcflow.rtl.params import NmpuRtlParams
+
+    gp = NmpuParams.from_config(cfg)  # UserInputError with config key names
+    lo, hi = rtl_clamp_bounds(gp)
+    fields = dict(lanes=gp.lanes, adc_bits=gp.adc_bits, gain_bits=gp.gain_bits,
+                  gain_frac=gp.gain_frac, acc_bits=gp.acc_bits, mult_bits=gp.mult_bits,
+                  out_shift=gp.out_shift, out_bits=gp.out_bits, e_min=gp.e_min, e_max=gp.e_max,
+                  offset_bits=gp.offset_bits, bias_bits=gp.bias_bits, max_tiles=MAX_TILES,
+                  max_cols=cfg.tile.cols, activation_reset=ACTIVATIONS.index(gp.activation),
+                  out_signed_reset=gp.out_signed, leaky_k_reset=gp.leaky_k,
+                  clamp_lo_reset=lo, clamp_hi_reset=hi)
+    fields.update(overrides)
+    try:
+        return NmpuRtlParams(**fields)
+    except (ValueError, TypeError) as exc:
+        raise _rtl_error("nmpu", exc) from None
+
+
+def mgmt_params(cfg: AcceleratorConfig, **overrides):
+    """``rtl.params.MgmtRtlParams`` of a config (after the golden model's own check)."""
+    from aimcflow.models.periphery.mgmt import NOISE_MODES, MgmtParams
+    from aimcflow.rtl.params import MgmtRtlParams
+
+    gp = MgmtParams.from_config(cfg)
+    fields = dict(dac_bits=gp.dac_bits, adc_bits=gp.adc_bits, e_min=gp.e_min, e_max=gp.e_max,
+                  x_bits=gp.x_bits, x_signed=gp.x_signed, x_lanes=cfg.nmpu.lanes,
+                  lanes=cfg.nmpu.lanes, max_rows=cfg.tile.rows,
+                  noise_reset=NOISE_MODES.index(gp.noise),
+                  bound_max_iter_reset=gp.bound_max_iter)
+    fields.update(overrides)
+    try:
+        return MgmtRtlParams(**fields)
+    except (ValueError, TypeError) as exc:
+        raise _rtl_error("mgmt", exc) from None
+
+
+def _top_params(cfg: AcceleratorConfig, **ov) -> dict[str, Any]:
+    from aimcflow.rtl.periphery_top import PeripheryTopParams
+
+    n, m = nmpu_params(cfg), mgmt_params(cfg)
+    try:
+        PeripheryTopParams(nmpu=n, mgmt=m)
+    except ValueError as exc:
+        raise _rtl_error("periphery_top", exc) from None
+    return {"nmpu": n, "mgmt": m}
+
+
+def _nmpu(p):
+    from aimcflow.rtl.nmpu import Nmpu
+
+    return Nmpu(p)
+
+
+def _mgmt(p):
+    from aimcflow.rtl.mgmt import MgmtController
+
+    return MgmtController(p)
+
+
+def _top(p):
+    from aimcflow.rtl.periphery_top import PeripheryTop
+
+    return PeripheryTop(p["nmpu"], p["mgmt"])
+
+
+@dataclass(frozen=True)
+class RtlBlock:
+    """One generated block: its Verilog module name, ``config -> params`` (validating) and
+    ``params -> component``."""
+
+    name: str
+    module: str
+    params: Callable[..., Any]
+    component: Callable[[Any], Any]
+
+
+BLOCKS: dict[str, RtlBlock] = {
+    "nmpu": RtlBlock("nmpu", "aimcflow_nmpu", nmpu_params, _nmpu),
+    "mgmt": RtlBlock("mgmt", "aimcflow_mgmt", mgmt_params, _mgmt),
+    "periphery_top": RtlBlock("periphery_top", "aimcflow_periphery_top", _top_params, _top),
+}
+
+
+def params_dict(params: Any) -> dict[str, Any]:
+    """JSON-ready dict of a params dataclass (or a dict of them)."""
+    if isinstance(params, dict):
+        return {k: params_dict(v) for k, v in params.items()}
+    return dataclasses.asdict(params)
+
+
+@dataclass(frozen=True)
+class GeneratedBlock:
+    name: str
+    module: str
+    verilog: str
+    params: dict[str, Any]
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.verilog.encode()).hexdigest()
+
+
+def block_names() -> list[str]:
+    return list(BLOCKS)
+
+
+def block_params(cfg: AcceleratorConfig, name: str, **overrides) -> Any:
+    """Validated RTL parameters of block ``name`` under ``cfg``."""
+    if name not in BLOCKS:
+        raise UserInputError(f"unknown block {name!r}; allowed: {', '.join(BLOCKS)}")
+    return BLOCKS[name].params(cfg, **overrides)
+
+
+def generate_block(cfg: AcceleratorConfig, name: str, **overrides) -> GeneratedBlock:
+    """Verilog of one block (no ``src`` attributes: the text depends only on parameters)."""
+    from aimcflow.cosim.runner import amaranth_verilog
+
+    params = block_params(cfg, name, **overrides)
+    b = BLOCKS[name]
+    return GeneratedBlock(name, b.module, amaranth_verilog(b.component(params), b.module),
+                          params_dict(params))
+
+
+def generate_all(cfg: AcceleratorConfig, names: list[str] | None = None) -> list[GeneratedBlock]:
+    """Every block's Verilog; parameters are all checked before any Verilog is produced."""
+    names = names or block_names()
+    for n in names:  # validate everything first: a bad config fails before any work
+        block_params(cfg, n)
+    return [generate_block(cfg, n) for n in names]

@@ -1,0 +1,103 @@
+"""DAC and ADC behavioral models: code <-> value maps, quantizers, latency and energy.
+
+Code convention (both converters, signed ``bits``): code ``c`` means the value
+``c * bound / (2**(bits-1) - 1)``, so the full-scale codes +-(2**(bits-1) - 1) are exactly
++-bound.  This is aihwkit's ``inp_res = 1/(2**bits - 2)`` / ``out_res`` step over the range
+``[-bound, bound]``: 8 bits and bound 1 give a step of 1/127; aihwkit's default 1/126 over
++-1 is our 7-bit DAC (codes +-63), its 1/510 over +-12 our 9-bit ADC (codes +-255).
+
+* float level (aihwkit semantics): values are rounded to the step and clipped to
+  +-bound; a column saturates when its rounded value lies beyond +-bound.
+* integer level (SPEC.md): ADC codes are ``sat(round(I / LSB), bits)``, the full two's
+  complement range, and ``sat_any`` flags a code equal to the most negative or most
+  positive code.
+
+Rounding is half up, floor(v + 1/2), the same rule as SPEC.md's ``rshr``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from aimcflow.models.periphery.fixedpoint import signed_range
+
+# Energy per conversion step (Walden figure of merit, J/conv-step) by ADC architecture.
+# SAR: the median of the FTJ thesis' Table 2.1 survey of 8-bit ~1 GS/s ADCs (shared/
+# references/002): P/(f_s 2^ENOB) for the five designs = 33.2, 33.7, 17.0, 12.7, 25.1 fJ,
+# median 25 fJ.  Ramp: a ramp conversion spends 2^B comparator steps per column (thesis
+# §2.2: energy O(N_c 2^B)); we charge it the same energy per step, i.e. the same FoM.
+# Ideal: no energy (an abstraction).
+ADC_FOM_J_PER_STEP = {"ideal": 0.0, "sar": 25e-15, "ramp": 25e-15}
+
+
+def lsb(bits: int, bound: float) -> float:
+    """Value of one code: bound / (2**(bits-1) - 1) (units of ``bound``)."""
+    return float(bound) / float((1 << (bits - 1)) - 1)
+
+
+def round_half_up(v: np.ndarray) -> np.ndarray:
+    """floor(v + 0.5), elementwise; float in, float out."""
+    return np.floor(v + 0.5)
+
+
+def dac_float(x: np.ndarray, bits: int, bound: float, prescale: np.ndarray | float = 1.0
+              ) -> np.ndarray:
+    """aihwkit DAC: x * prescale rounded to the step (half up) and clipped to +-bound.
+
+    ``prescale`` (per row, shape (B, 1), or scalar) is noise/bound management's 1/scale;
+    it is folded into the division by the step so the whole DAC costs four passes.
+    Returns a new array of x's float dtype.
+    """
+    dt = x.dtype.type if x.dtype.kind == "f" else np.float64
+    step = dt(lsb(bits, bound))
+    q = x * (np.asarray(prescale, dtype=dt) / step)
+    q += dt(0.5)
+    np.floor(q, out=q)
+    q *= step
+    return np.clip(q, dt(-bound), dt(bound), out=q)
+
+
+def adc_float(y: np.ndarray, bits: int, bound: float) -> tuple[np.ndarray, np.ndarray]:
+    """aihwkit ADC, in place on y: round to the step (half up), clip to +-bound.
+
+    Returns (y quantized, in output units; per-row saturation flag: some value was beyond
+    +-bound before clipping, aihwkit's bound test with ``bm_test_negative_bound``).
+    """
+    dt = y.dtype.type
+    cmax = dt((1 << (bits - 1)) - 1)
+    step = dt(lsb(bits, bound))
+    y *= dt(1.0) / step
+    y += dt(0.5)
+    np.floor(y, out=y)
+    sat = np.any(np.abs(y) > cmax, axis=-1)
+    np.clip(y, -cmax, cmax, out=y)
+    y *= step
+    return y, sat
+
+
+def adc_codes(y: np.ndarray, bits: int, lsb_value: float) -> tuple[np.ndarray, np.ndarray]:
+    """Integer ADC: codes sat(round(y / LSB), bits) (int64) and per-row sat_any (bool)."""
+    lo, hi = signed_range(bits)
+    c = np.clip(round_half_up(y / lsb_value), lo, hi).astype(np.int64)
+    sat_any = np.any((c == lo) | (c == hi), axis=-1)
+    return c, sat_any
+
+
+def adc_latency_cycles(kind: str, bits: int, cols: int, share: int = 1) -> int:
+    """Clock cycles to convert all ``cols`` columns once.
+
+    ideal: 1; ramp: 2**bits (one shared ramp, every column compared in parallel);
+    sar: bits cycles per conversion, one ADC per ``share`` columns, conversions of the
+    columns sharing an ADC in sequence: bits * share (bits * min(share, cols)).
+    """
+    if kind == "ideal":
+        return 1
+    if kind == "ramp":
+        return 1 << bits
+    if kind == "sar":
+        return bits * min(share, cols)
+    raise ValueError(f"unknown ADC kind {kind!r}")
+
+
+def adc_energy_per_conversion_j(kind: str, bits: int) -> float:
+    """Energy of one B-bit conversion (J): FoM_W * 2**bits (table ``ADC_FOM_J_PER_STEP``)."""
+    return ADC_FOM_J_PER_STEP[kind] * float(1 << bits)

@@ -1,0 +1,409 @@
+"""Compiler: a converted float network -> a chip program (issue 4 section 1).
+
+For every analog layer (Linear / Conv2d, plus a BatchNorm and an activation directly
+after it) the chip program holds the NMPU coefficients of SPEC.md:
+
+* **Affine calibration per tile and column.**  Known DAC codes go through the programmed
+  tile's integer path ``forward_codes``: the codes the management controller produces for
+  the calibration images' activations at that layer (512 per tile, so the tile is fitted
+  on inputs like the ones it will see) plus 256 deterministic random vectors with
+  amplitudes spread over 6 octaves (so columns the data barely drives are fitted too).
+  The measured ADC codes are fitted by least squares, per column, as
+  ``a = alpha * a_ideal + beta`` where ``a_ideal = (d * input_lsb) @ W_norm / output_lsb``
+  is what an ideal tile with the target weights answers.  Saturated codes and ideal values
+  beyond the ADC range are left out.  The correction ``(a - beta) / alpha`` undoes drift,
+  ADC gain/offset mismatch and the mean IR drop; read and output noise average out.
+  (Random inputs alone fit worse: under PCM's state-dependent drift the digits CNN lost
+  3 % at level 3 with them, 1 % with data-driven calibration.)
+* **Gains** ``gain[t, c] = K[t, c] / (alpha[t, c] * K_ref[c]) * 2**-k`` in Q(gain_bits -
+  gain_frac).gain_frac, with ``K = w_scale * output_lsb / input_lsb`` the tile's weight
+  scale and ``K_ref[c] = max_t |K / alpha|``, so row tiles with different weight scales add
+  up in one accumulator.  ``offset = -beta * gain`` in the LSB of ``gain * a``.
+* **Output multiplier and bias** (BatchNorm folded): the accumulator ``acc`` stands for
+  ``y = s_in * K_ref * 2**(k + e_min - gain_frac) * acc`` in layer units; the output is
+  ``(y * bn_scale + bias * bn_scale + bn_shift) / s_out``, so
+  ``mult = round(s_in * K_ref * 2**(k + e_min - gain_frac) * bn_scale / s_out * 2**out_shift)``
+  and ``bias = round((bias * bn_scale + bn_shift) / s_out)``.
+* **The shrink shift k** (per layer, >= 0) trades gain bits for multiplier bits: with the
+  SPEC's typical widths ``acc`` is ~2**(gain_frac + e - e_min) times the ADC code, and a
+  16-bit multiplier with ``out_shift`` 15 cannot scale that down to 8 output bits without
+  losing most of its bits.  k maximises min(gain significant bits, multiplier significant
+  bits) without overflowing the multiplier; both precisions are recorded per layer.
+* **Scales.**  The first layer's input is quantized to ``nmpu.out_bits`` (unsigned when
+  the calibration inputs are all >= 0) with ``s_in = max|x_cal| / code_max``: the digits
+  pixels are bounded, so nothing clips.  Each layer's output scale is
+  ``s_out = P(|y_cal|) / code_max`` over the float activations of ``calibration_images``
+  training images, P the 99.9th percentile for hidden layers (clipping 0.1 % of the
+  activations buys resolution for the other 99.9 %) and the maximum for the last layer
+  (the logits decide the argmax: clipping the largest would tie the winners).  Hidden
+  layers use unsigned outputs after ReLU, signed otherwise.
+
+The chip program is saved as one ``.npz`` (every array, conductances included) plus a
+``.json`` (formats, scales, precisions, layer structure).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from aimcflow.models import rng
+from aimcflow.models.config import AcceleratorConfig, validate_config
+from aimcflow.models.errors import UserInputError
+from aimcflow.models.nn.convert import (
+    AnalogLayer,
+    AnalogNetwork,
+    BatchNorm,
+    LeakyReLU,
+    ReLU,
+    Reshape,
+)
+
+HIDDEN_PERCENTILE = 99.9
+CAL_VECTORS = 512  # calibration-data vectors per tile for the affine fit
+CAL_RANDOM_VECTORS = 256  # plus random vectors, so columns the data barely drives are fitted
+CAL_OCTAVES = 6  # input amplitudes spread over 2**0 .. 2**-6 of full scale
+CAL_KEY_BASE = 1 << 48  # noise keys of calibration vectors: far from any image id
+
+
+@dataclass
+class Stage:
+    """One analog layer with the digital ops the NMPU absorbs."""
+
+    pre: list  # Reshape ops before the layer (integer-safe)
+    layer: AnalogLayer
+    bn: BatchNorm | None = None
+    activation: str = "none"  # none | relu | leaky
+    leaky_k: int = 0
+
+    def float_forward(self, h: np.ndarray) -> np.ndarray:
+        for op in self.pre:
+            h = op(h)
+        h = self.layer.forward_ideal(h)
+        if self.bn is not None:
+            h = self.bn(h)
+        if self.activation == "relu":
+            h = np.maximum(h, 0.0)
+        elif self.activation == "leaky":
+            h = np.where(h >= 0, h, h * 2.0**-self.leaky_k)
+        return h
+
+
+def stages_of(net: AnalogNetwork) -> tuple[list[Stage], list]:
+    """Group the network's ops into stages; returns (stages, trailing reshapes)."""
+    stages: list[Stage] = []
+    pending: list = []
+    cur: Stage | None = None
+    for op in net.ops:
+        if isinstance(op, AnalogLayer):
+            cur = Stage(pending, op)
+            stages.append(cur)
+            pending = []
+        elif isinstance(op, Reshape):
+            pending.append(op)  # reshapes run on integers before the next layer
+        elif isinstance(op, BatchNorm):
+            if cur is None or pending or cur.bn is not None or cur.activation != "none":
+                raise UserInputError(
+                    f"layer {op.name} (BatchNorm): the chip folds a BatchNorm "
+                    "only directly after a Linear/Conv2d"
+                )
+            cur.bn = op
+        elif isinstance(op, (ReLU, LeakyReLU)):
+            if cur is None or pending or cur.activation != "none":
+                raise UserInputError(
+                    f"layer {op.name} ({type(op).__name__}): the NMPU applies an "
+                    "activation only directly after a Linear/Conv2d (+BatchNorm)"
+                )
+            if isinstance(op, ReLU):
+                cur.activation = "relu"
+            else:
+                k = -np.log2(op.slope) if op.slope > 0 else np.inf
+                if not (np.isfinite(k) and float(k).is_integer() and 0 <= k <= 31):
+                    raise UserInputError(
+                        f"layer {op.name} (LeakyReLU): slope {op.slope} is not "
+                        "supported by the NMPU; allowed: 2**-k, k = 0..31"
+                    )
+                cur.activation, cur.leaky_k = "leaky", int(k)
+        else:
+            raise UserInputError(
+                f"layer {getattr(op, 'name', '?')}: {type(op).__name__} cannot be compiled"
+            )
+    return stages, pending
+
+
+@dataclass
+class LayerProgram:
+    """Everything the periphery of one analog layer needs (arrays int64 unless noted)."""
+
+    name: str
+    index: int
+    activation: str
+    leaky_k: int
+    in_bits: int
+    in_signed: bool
+    in_scale: float  # layer units per input LSB
+    out_bits: int
+    out_signed: bool
+    out_scale: float  # layer units per output LSB
+    row_slices: list  # [(start, stop)] of the weight matrix rows per row tile
+    col_slices: list
+    shrink_k: int
+    gain_bits_used: float  # significant bits of the largest gain
+    mult_bits_used: float  # significant bits of the largest |mult|
+    gain: np.ndarray = field(repr=False)  # (T, C)
+    offset: np.ndarray = field(repr=False)  # (T, C)
+    mult: np.ndarray = field(repr=False)  # (C,)
+    bias: np.ndarray = field(repr=False)  # (C,)
+    alpha: np.ndarray = field(repr=False)  # (T, C) float: fitted ADC-code gain
+    beta: np.ndarray = field(repr=False)  # (T, C) float: fitted ADC-code offset
+
+    ARRAYS = ("gain", "offset", "mult", "bias", "alpha", "beta")
+
+    def meta(self) -> dict:
+        d = {k: v for k, v in asdict(self).items() if k not in self.ARRAYS}
+        return d
+
+
+@dataclass
+class ChipProgram:
+    """A compiled network: the analog net (tiles programmed), its stages, and per layer
+    the fixed-point periphery coefficients."""
+
+    net: AnalogNetwork
+    stages: list[Stage]
+    post: list
+    layers: list[LayerProgram]
+    t_s: float  # drift time the tiles were calibrated at
+
+    # ---------------------------------------------------------------- artifact
+    def save(self, stem: str | Path) -> tuple[Path, Path]:
+        """Write ``<stem>.npz`` (coefficients, weights, conductances) and ``<stem>.json``."""
+        from aimcflow.flows.io import save_npz_atomic, write_json_atomic
+
+        stem = Path(stem)
+        arrays: dict[str, np.ndarray] = {}
+        for lp, st in zip(self.layers, self.stages, strict=True):
+            p = f"L{lp.index}."
+            for a in LayerProgram.ARRAYS:
+                arrays[p + a] = getattr(lp, a)
+            arrays[p + "weight"] = st.layer.weight
+            if st.layer.bias is not None:
+                arrays[p + "weight_bias"] = st.layer.bias
+            for t, row in enumerate(st.layer.matrix.tiles):
+                for k, tile in enumerate(row):
+                    arrays[f"{p}T{t}.{k}.g_siemens"] = tile.g_now  # (2, r, c): G+, G-
+        meta = {
+            "config": self.net.cfg.model_dump(mode="json"),
+            "config_digest": self.net.cfg.digest(),
+            "t_s": self.t_s,
+            "layers": [lp.meta() for lp in self.layers],
+        }
+        npz, js = stem.with_suffix(".npz"), stem.with_suffix(".json")
+        save_npz_atomic(npz, **arrays)
+        write_json_atomic(js, meta)
+        return npz, js
+
+    @staticmethod
+    def load_arrays(stem: str | Path) -> tuple[dict, dict]:
+        stem = Path(stem)
+        meta = json.loads(stem.with_suffix(".json").read_text())
+        with np.load(stem.with_suffix(".npz")) as z:
+            arrays = {k: z[k] for k in z.files}
+        return meta, arrays
+
+    @property
+    def cfg(self) -> AcceleratorConfig:
+        return self.net.cfg
+
+
+def _fit_affine(a: np.ndarray, ideal: np.ndarray, adc_max: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column least squares a = alpha * ideal + beta over unsaturated samples."""
+    ok = (np.abs(a) < adc_max) & (np.abs(ideal) < adc_max)
+    n = ok.sum(0)
+    w = ok.astype(np.float64)
+    n_safe = np.maximum(n, 1)
+    mx = (w * ideal).sum(0) / n_safe
+    my = (w * a).sum(0) / n_safe
+    sxx = (w * (ideal - mx) ** 2).sum(0)
+    sxy = (w * (ideal - mx) * (a - my)).sum(0)
+    # A column whose ideal output spans less than 2 codes (e.g. a dead unit's tiny weights
+    # under global weight scaling) cannot be fitted: its slope would be all noise.  It
+    # keeps alpha = 1 and only its mean offset is corrected; its signal is < 1 LSB anyway.
+    span = np.where(ok, ideal, -np.inf).max(0) - np.where(ok, ideal, np.inf).min(0)
+    degenerate = (n < 8) | ~(span >= 2.0) | (sxx <= 0)
+    alpha = np.where(degenerate, 1.0, sxy / np.where(degenerate, 1.0, sxx))
+    # A column dominated by noise (tiny weights, e.g. under global weight scaling, get large
+    # relative programming noise) gives an unreliable slope, even a negative one.  Its gain
+    # falls back to the median slope of the tile's reliable columns; the limit is a 10 %
+    # standard error of the fitted slope (residual variance / sxx, least-squares theory).
+    resid = (w * (a - my - alpha * (ideal - mx)) ** 2).sum(0) / np.maximum(n - 2, 1)
+    se = np.sqrt(resid / np.where(sxx > 0, sxx, 1.0))
+    reliable = ~degenerate & (alpha > 0) & (se <= 0.1 * np.abs(alpha))
+    fallback = float(np.median(alpha[reliable])) if reliable.any() else 1.0
+    alpha = np.where(reliable | degenerate, alpha, fallback)
+    beta = np.where(degenerate, np.where(n > 0, my, 0.0), my - alpha * mx)
+    return alpha, beta
+
+
+def random_codes(tile, cfg: AcceleratorConfig, vectors: int = CAL_VECTORS) -> np.ndarray:
+    """Deterministic random DAC codes (vectors, rows), amplitudes spread over
+    ``CAL_OCTAVES`` octaves below full scale so every output range is visited."""
+    dac_max = (1 << (cfg.dac.bits - 1)) - 1
+    g = rng.stream(cfg.seed, "data", tile.layer, tile.tile)
+    amp = dac_max * 2.0 ** -g.uniform(0, CAL_OCTAVES, size=(vectors, 1))
+    return np.rint(g.uniform(-1, 1, size=(vectors, tile.rows)) * amp).astype(np.int64)
+
+
+def calibrate_tile(
+    tile, cfg: AcceleratorConfig, codes: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fit (alpha, beta) per column of one programmed tile from known DAC codes
+    ``codes`` (V, rows) int64; default :func:`random_codes`."""
+    adc_max = (1 << (cfg.adc.bits - 1)) - 1
+    d = random_codes(tile, cfg) if codes is None else np.asarray(codes, dtype=np.int64)
+    keys = CAL_KEY_BASE + np.arange(len(d), dtype=np.int64)
+    a, _ = tile.forward_codes(d, keys, 0)
+    ideal = (d * tile.input_lsb) @ tile.w_norm / tile.output_lsb
+    return _fit_affine(a.astype(np.float64), ideal, adc_max)
+
+
+def data_codes(
+    rows_int: np.ndarray,
+    rs: slice,
+    cfg: AcceleratorConfig,
+    in_bits: int,
+    in_signed: bool,
+    vectors: int = CAL_VECTORS,
+) -> np.ndarray:
+    """DAC codes the management controller produces for calibration-data vectors (the
+    controller's golden model picks the exponent), a deterministic sample of ``vectors``
+    nonzero ones: the tile is calibrated on inputs like the ones it will see."""
+    from aimcflow.models.periphery import mgmt as mgmt_model
+
+    x = rows_int[:, rs]
+    x = x[np.abs(x).max(axis=1) > 0]
+    if len(x) > vectors:
+        x = x[np.linspace(0, len(x) - 1, vectors).astype(np.int64)]
+    mp = mgmt_model.MgmtParams.from_config(cfg, x_bits=in_bits, x_signed=in_signed)
+    return mgmt_model.dac_codes(x, mgmt_model.choose_exponent(x, mp), mp)
+
+
+def _code_max(bits: int, signed: bool) -> int:
+    return (1 << (bits - 1)) - 1 if signed else (1 << bits) - 1
+
+
+def _sig_bits(v: float) -> float:
+    return float(np.log2(v)) if v > 0 else 0.0
+
+
+def compile_network(
+    net: AnalogNetwork,
+    x_cal: np.ndarray,
+    *,
+    t_s: float | None = None,
+    percentile: float = HIDDEN_PERCENTILE,
+) -> ChipProgram:
+    """Calibrate the (programmed, drifted) tiles of ``net`` and quantize the periphery.
+
+    ``x_cal`` (N, features) are calibration inputs (training images, never the test
+    split).  ``t_s`` is recorded as the time since programming the tiles are at.
+    """
+    cfg = net.cfg
+    n = cfg.nmpu
+    stages, post = stages_of(net)
+    x_cal = np.asarray(x_cal, dtype=np.float64)
+    out_bits = n.out_bits
+    in_signed = bool(x_cal.min() < 0)
+    in_scale = float(np.max(np.abs(x_cal))) / _code_max(out_bits, in_signed) or 1.0
+    mult_max = (1 << (n.mult_bits - 1)) - 1
+    gain_max = (1 << (n.gain_bits - 1)) - 1
+    h = x_cal
+    layers: list[LayerProgram] = []
+    for i, st in enumerate(stages):
+        # the integer inputs this layer will see on the calibration images
+        h_in = h
+        for op in st.pre:
+            h_in = op(h_in)
+        rows_f, _, _ = st.layer.to_rows(h_in, np.zeros(len(h_in), dtype=np.int64))
+        cmax_in = _code_max(out_bits, in_signed)
+        rows_int = np.clip(
+            np.floor(rows_f / in_scale + 0.5), -cmax_in - 1 if in_signed else 0, cmax_in
+        ).astype(np.int64)
+        h = st.float_forward(h)
+        last = i == len(stages) - 1
+        out_signed = st.activation != "relu"
+        flat = np.abs(h).reshape(-1)
+        top = float(np.max(flat)) if last else float(np.percentile(flat, percentile))
+        out_scale = (top if top > 0 else 1.0) / _code_max(out_bits, out_signed)
+
+        m = st.layer.matrix
+        T, C = len(m.row_slices), st.layer.weight.shape[1]
+        alpha = np.ones((T, C))
+        beta = np.zeros((T, C))
+        kk = np.zeros((T, C))
+        for t, (rs, row) in enumerate(zip(m.row_slices, m.tiles, strict=True)):
+            codes = data_codes(rows_int, rs, cfg, out_bits, in_signed)
+            for cs, tile in zip(m.col_slices, row, strict=True):
+                both = np.concatenate([codes, random_codes(tile, cfg, CAL_RANDOM_VECTORS)])
+                alpha[t, cs], beta[t, cs] = calibrate_tile(tile, cfg, both)
+                kk[t, cs] = tile.w_scale * tile.output_lsb / tile.input_lsb
+        ratio = kk / alpha
+        k_ref = np.max(np.abs(ratio), axis=0)
+        k_ref[k_ref == 0] = 1.0
+        bn_scale = st.bn.scale if st.bn is not None else np.ones(C)
+        bn_shift = st.bn.shift if st.bn is not None else np.zeros(C)
+        b = st.layer.bias if st.layer.bias is not None else np.zeros(C)
+        m0 = in_scale * k_ref * 2.0 ** (cfg.mgmt.e_min - n.gain_frac) * bn_scale / out_scale
+        m0_max = float(np.max(np.abs(m0))) * 2.0**n.out_shift
+        if m0_max > mult_max + 0.5:
+            raise UserInputError(
+                f"layer {st.layer.name}: output multiplier {m0_max:.0f} does not fit signed "
+                f"nmpu.mult_bits={n.mult_bits}; lower nmpu.out_shift (now {n.out_shift})"
+            )
+        k_fit = int(np.floor(np.log2((mult_max + 0.5) / m0_max))) if m0_max > 0 else n.gain_frac
+        k_best = int(np.floor((n.gain_frac - _sig_bits(m0_max)) / 2))
+        k = int(np.clip(k_best, 0, min(k_fit, n.gain_frac)))
+        g = ratio / k_ref * 2.0 ** (n.gain_frac - k)
+        gain = np.clip(np.rint(g), -gain_max - 1, gain_max).astype(np.int64)
+        offset = np.rint(-beta * gain).astype(np.int64)
+        mult = np.clip(np.rint(m0 * 2.0 ** (n.out_shift + k)), -mult_max - 1, mult_max).astype(
+            np.int64
+        )
+        bias = np.rint((b * bn_scale + bn_shift) / out_scale).astype(np.int64)
+        layers.append(
+            LayerProgram(
+                st.layer.name,
+                st.layer.index,
+                st.activation,
+                st.leaky_k,
+                out_bits,
+                in_signed,
+                in_scale,
+                out_bits,
+                out_signed,
+                out_scale,
+                [(s.start, s.stop) for s in m.row_slices],
+                [(s.start, s.stop) for s in m.col_slices],
+                k,
+                _sig_bits(float(np.max(np.abs(gain)))),
+                _sig_bits(float(np.max(np.abs(mult)))),
+                gain,
+                offset,
+                mult,
+                bias,
+                alpha,
+                beta,
+            )
+        )
+        in_signed, in_scale = out_signed, out_scale
+        # the next layer calibrates on what this layer's integers represent
+        cmax = _code_max(out_bits, out_signed)
+        h = np.clip(np.rint(h / out_scale), -cmax - 1 if out_signed else 0, cmax) * out_scale
+    t = t_s if t_s is not None else (net.layers[0].matrix.tiles[0][0].t_s or 0.0)
+    return ChipProgram(net, stages, post, layers, float(t))
+
+
+def config_from_meta(meta: dict) -> AcceleratorConfig:
+    return validate_config(meta["config"], source="chip program")

@@ -1,0 +1,157 @@
+"""Accuracy over drift time and repeats, and the normalized accuracy A* (FTJ thesis eq. 3.8).
+
+    A* = 1 - (eps_analog - eps_float) / (eps_chance - eps_float)
+
+with eps the test error (1 - accuracy).  A* = 1: the analog network is as good as float;
+A* = 0: as good as random weights.  eps_chance is measured, as the thesis defines it, as
+the float test error of the same architecture with random weights: the model is copied,
+every parameterised layer's ``reset_parameters()`` (torch's default initialisation) is
+called under ``torch.manual_seed(k)`` for k = 0..K-1, and the K test errors are averaged.
+
+Each repeat ``r`` re-programs every tile with seed ``cfg.seed + r`` (fresh programming
+noise, fresh read/output noise), then reads the network at every drift time after that
+one programming, as the thesis does.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from aimcflow.models.config import AcceleratorConfig
+
+DEFAULT_DRIFTS_S = (1.0, 3600.0, 86400.0, 365.0 * 86400.0)
+CHANCE_SEEDS = 10
+
+
+def normalized_accuracy(err_analog, err_float: float, err_chance: float):
+    """A* of eq. 3.8 (works elementwise on arrays of analog errors)."""
+    denom = err_chance - err_float
+    if denom <= 0:
+        return np.full_like(np.asarray(err_analog, dtype=float), np.nan)
+    return 1.0 - (np.asarray(err_analog, dtype=float) - err_float) / denom
+
+
+def chance_error(model, x: np.ndarray, y: np.ndarray, seeds: int = CHANCE_SEEDS) -> float:
+    """Mean float test error of ``model``'s architecture with random (default-init) weights."""
+    import torch
+    from aimcflow.models.nn.workloads import accuracy_float
+
+    errs = []
+    for k in range(seeds):
+        m = copy.deepcopy(model)
+        torch.manual_seed(k)
+        for mod in m.modules():
+            if hasattr(mod, "reset_parameters"):
+                mod.reset_parameters()
+            if hasattr(mod, "reset_running_stats"):
+                mod.reset_running_stats()
+        errs.append(1.0 - accuracy_float(m.eval(), x, y))
+    return float(np.mean(errs))
+
+
+def repeat_config(cfg: AcceleratorConfig, repeat: int) -> AcceleratorConfig:
+    """The config of repeat ``repeat``: same everything, tile seeds shifted by the repeat."""
+    return cfg if repeat == 0 else cfg.replace(seed=cfg.seed + repeat)
+
+
+@dataclass(frozen=True)
+class DriftResult:
+    """Accuracies (repeats,) at one drift time and their A*."""
+
+    t_s: float
+    accuracies: np.ndarray
+    a_star: np.ndarray
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.accuracies))
+
+    @property
+    def std(self) -> float:
+        """Sample std over repeats (ddof=1; 0 for one repeat)."""
+        n = len(self.accuracies)
+        return float(np.std(self.accuracies, ddof=1)) if n > 1 else 0.0
+
+    @property
+    def a_star_mean(self) -> float:
+        return float(np.mean(self.a_star))
+
+    @property
+    def a_star_std(self) -> float:
+        n = len(self.a_star)
+        return float(np.std(self.a_star, ddof=1)) if n > 1 else 0.0
+
+    def as_dict(self) -> dict:
+        return {
+            "drift_s": self.t_s,
+            "accuracy_mean": self.mean,
+            "accuracy_std": self.std,
+            "a_star_mean": self.a_star_mean,
+            "a_star_std": self.a_star_std,
+            "accuracies": [float(a) for a in self.accuracies],
+        }
+
+
+def drift_sweep(
+    net,
+    x: np.ndarray,
+    y: np.ndarray,
+    drifts_s: Sequence[float],
+    repeats: int,
+    err_float: float,
+    err_chance: float,
+    *,
+    images: np.ndarray | None = None,
+    batch_size: int = 512,
+    cfg: AcceleratorConfig | None = None,
+    on_step: Callable[[int, float], None] | None = None,
+) -> list[DriftResult]:
+    """Analog-float accuracy of ``net`` (an :class:`AnalogNetwork`) at each drift time for
+    ``repeats`` programmings.  ``on_step(repeat, t_s)`` is called after every evaluation.
+    Repeat seeds count from ``cfg`` (default ``net.cfg``); the network is left programmed
+    as in the last repeat."""
+    base = net.cfg if cfg is None else cfg
+    acc = np.zeros((repeats, len(drifts_s)))
+    for r in range(repeats):
+        net.build(repeat_config(base, r))
+        net.program()
+        for j, t in enumerate(drifts_s):
+            net.drift(t)
+            acc[r, j] = net.accuracy(x, y, images, batch_size)
+            if on_step is not None:
+                on_step(r, t)
+    return [
+        DriftResult(
+            float(t), acc[:, j], normalized_accuracy(1.0 - acc[:, j], err_float, err_chance)
+        )
+        for j, t in enumerate(drifts_s)
+    ]
+
+
+def vmm_pairs(
+    net, x: np.ndarray, images: np.ndarray | None = None, max_points: int = 4000, seed: int = 0
+) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """Per analog layer: (name, ideal outputs, analog-float outputs), the matrix products
+    only (bias excluded), on the inputs the analog network itself feeds each layer; a
+    deterministic sample of at most ``max_points`` outputs per layer."""
+    from aimcflow.models.nn.convert import AnalogLayer
+
+    x = np.asarray(x, dtype=np.float64)
+    images = np.arange(len(x)) if images is None else np.asarray(images, dtype=np.int64)
+    pick = np.random.default_rng(seed)
+    pairs = []
+    h = x
+    for op in net.ops:
+        if isinstance(op, AnalogLayer):
+            rows, keys, _ = op.to_rows(h, images)
+            ideal = (rows @ op.weight).reshape(-1)
+            analog = op.matrix.forward_float(rows, keys).reshape(-1)
+            idx = pick.choice(ideal.size, size=min(max_points, ideal.size), replace=False)
+            pairs.append((op.name, ideal[idx], analog[idx]))
+            h = op.forward_float(h, images)
+        else:
+            h = op(h)
+    return pairs

@@ -1,0 +1,101 @@
+"""Elaboration parameters of the periphery blocks: one frozen dataclass per block.
+
+Field names are those of shared/SPEC.md (``adc_bits`` is ``adc.bits`` ...).  ``rtl/`` never
+imports the config: ``aimcflow.flows`` maps an ``AcceleratorConfig`` onto these.  Run-time
+choices (activation, output signedness, noise mode, retries, T, C) are registers, not
+parameters; their reset values come from the ``*_reset`` fields.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+def _check(ok: bool, msg: str) -> None:
+    if not ok:
+        raise ValueError(msg)
+
+
+@dataclass(frozen=True)
+class NmpuRtlParams:
+    """NMPU elaboration parameters (widths in bits).
+
+    ``offset_bits`` defaults to ``adc_bits + gain_bits`` (the width of ``gain * a``) and
+    ``bias_bits`` to ``acc_bits``, as in the golden model.  ``max_tiles`` / ``max_cols`` size
+    the coefficient and accumulator memories.
+    """
+
+    lanes: int = 8
+    adc_bits: int = 8
+    gain_bits: int = 16
+    gain_frac: int = 14
+    acc_bits: int = 32
+    mult_bits: int = 16
+    out_shift: int = 15
+    out_bits: int = 8
+    e_min: int = -4
+    e_max: int = 7
+    offset_bits: int | None = None
+    bias_bits: int | None = None
+    max_tiles: int = 4
+    max_cols: int = 256
+    activation_reset: int = 1
+    out_signed_reset: bool = False
+    leaky_k_reset: int = 3
+    clamp_lo_reset: int = 0
+    clamp_hi_reset: int = 127
+
+    def __post_init__(self) -> None:
+        if self.offset_bits is None:
+            object.__setattr__(self, "offset_bits", self.adc_bits + self.gain_bits)
+        if self.bias_bits is None:
+            object.__setattr__(self, "bias_bits", self.acc_bits)
+        _check(self.lanes >= 1, f"lanes = {self.lanes} must be >= 1")
+        _check(self.e_min <= self.e_max, f"e_min {self.e_min} > e_max {self.e_max}")
+        _check(
+            self.acc_bits >= self.adc_bits + self.gain_bits,
+            f"acc_bits = {self.acc_bits} < adc_bits + gain_bits = {self.adc_bits + self.gain_bits}",
+        )
+        _check(self.max_tiles >= 1 and self.max_cols >= 1, "max_tiles and max_cols must be >= 1")
+        _check(0 <= self.activation_reset <= 3, "activation_reset must be 0..3")
+
+    @property
+    def max_groups(self) -> int:
+        """Column groups of ``lanes`` columns: ``ceil(max_cols / lanes)``."""
+        return -(-self.max_cols // self.lanes)
+
+
+@dataclass(frozen=True)
+class MgmtRtlParams:
+    """Management-controller elaboration parameters (widths in bits).
+
+    ``x_lanes`` input values and DAC codes per beat, ``lanes`` ADC codes per beat (the NMPU's
+    lane count).  ``max_rows`` sizes the input buffer (rows of one tile).
+    """
+
+    dac_bits: int = 8
+    adc_bits: int = 8
+    e_min: int = -4
+    e_max: int = 7
+    x_bits: int = 8
+    x_signed: bool = True
+    x_lanes: int = 8
+    lanes: int = 8
+    max_rows: int = 256
+    noise_reset: int = 1
+    bound_max_iter_reset: int = 3
+
+    def __post_init__(self) -> None:
+        _check(
+            self.e_min <= 0 <= self.e_max,
+            f"e_min .. e_max = {self.e_min} .. {self.e_max} must contain 0",
+        )
+        _check(self.x_lanes >= 1 and self.lanes >= 1, "x_lanes and lanes must be >= 1")
+        _check(self.max_rows >= 1, "max_rows must be >= 1")
+        _check(0 <= self.bound_max_iter_reset <= 15, "bound_max_iter_reset must be 0..15")
+        _check(self.noise_reset in (0, 1), "noise_reset must be 0 (off) or 1 (absmax_pow2)")
+
+    @property
+    def max_beats(self) -> int:
+        """Input beats of the largest segment: ``ceil(max_rows / x_lanes)``."""
+        return -(-self.max_rows // self.x_lanes)

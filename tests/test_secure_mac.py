@@ -1,0 +1,127 @@
+"""plain_mac and secure_mac: golden models (properties of the masking) and RTL bit-exact
+against them, under cocotb + Verilator and under Amaranth's simulator."""
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from aimcflow.cosim import runner
+from aimcflow.models.errors import UserInputError
+from aimcflow.models.periphery import secure_mac as golden
+from aimcflow.rtl.plain_mac import MacParams, PlainMac
+from aimcflow.rtl.secure_mac import SecureMac, SecureMacParams
+
+
+def test_acc_bits_is_exact_and_tight():
+    # -128 * 255 * 64 = -2088960 needs 22 signed bits (2**21 = 2097152)
+    assert golden.acc_bits(64) == 22 == MacParams(n=64).acc_bits
+    for n in (1, 3, 8, 64, 100, 1024):
+        k = golden.acc_bits(n)
+        assert k == MacParams(n=n).acc_bits
+        assert -(1 << (k - 1)) <= -n * 128 * 255 and n * 127 * 255 < (1 << (k - 1))
+        assert -n * 128 * 255 < -(1 << (k - 2))  # one bit fewer would not do
+
+
+def test_rtl_and_golden_seed_the_same_generators():
+    p = SecureMacParams(n=64, seed=1234)
+    spec = golden.SecureMacSpec(n=64, seed=1234)
+    assert p.generators == spec.generators == 22
+    for s in (0, 1):
+        assert p.generator_seeds(s) == golden.generator_seeds(1234, spec.generators, s)
+
+
+def test_xorshift64_known_sequence():
+    # Marsaglia (2003), xorshift64 with shifts (13, 7, 17) from state 1: first two outputs
+    s = np.array([1], dtype=np.uint64)
+    s = golden.xorshift64_step(s)
+    assert int(s[0]) == 0x40822041
+    s = golden.xorshift64_step(s)
+    assert int(s[0]) == 0x100041060C011441
+
+
+def test_shares_recombine_to_the_dot_product():
+    rng = np.random.default_rng(5)
+    m = golden.SecureMacModel(golden.SecureMacSpec(n=64, seed=99))
+    for _ in range(50):
+        w = rng.integers(-128, 128, 64)
+        x = rng.integers(0, 256, 64)
+        m.load_w(w)
+        sh = m.mac(x)
+        assert golden.recombine(sh, 22) == golden.dot(w, x)
+        assert np.all((m.w0 + m.w1) % (1 << 22) == w % (1 << 22))
+
+
+def test_shares_are_uniform_whatever_the_secret():
+    """Each share register's value must not depend on the secret: for an all-zero and an
+    all-(-128) weight vector, the mean of w0 over 4000 loads x 64 lanes is (2**22-1)/2
+    within 6 standard errors (sd of a uniform 22-bit value / sqrt(256000) ~ 2400)."""
+    k, loads = 22, 4000
+    se = (1 << k) / np.sqrt(12) / np.sqrt(loads * 64)
+    for secret in (0, -128):
+        m = golden.SecureMacModel(golden.SecureMacSpec(n=64, seed=7))
+        acc = 0.0
+        for _ in range(loads):
+            m.load_w(np.full(64, secret))
+            acc += m.w0.mean()
+        assert abs(acc / loads - ((1 << k) - 1) / 2) < 6 * se
+
+
+def test_golden_rejects_out_of_range_inputs():
+    with pytest.raises(UserInputError, match="signed 8-bit"):
+        golden.dot(np.full(4, 128), np.zeros(4, dtype=int))
+    with pytest.raises(UserInputError, match="unsigned 8-bit"):
+        golden.dot(np.zeros(4, dtype=int), np.full(4, 256))
+    with pytest.raises(UserInputError, match="lanes"):
+        golden.SecureMacModel(golden.SecureMacSpec(n=4)).load_w(np.zeros(5, dtype=int))
+
+
+def _amaranth_run(dut, w, x):
+    outs = []
+
+    async def tb(ctx):
+        ctx.set(dut.y.ready, 1)
+        for v in range(len(x)):
+            ctx.set(dut.w.payload, [int(a) for a in w[v]])
+            ctx.set(dut.x.payload, [int(a) for a in x[v]])
+            ctx.set(dut.w.valid, 1)
+            ctx.set(dut.x.valid, 1)
+            await ctx.tick()
+            ctx.set(dut.w.valid, 0)
+            ctx.set(dut.x.valid, 0)
+            await ctx.tick().until(dut.y.valid)
+            p = ctx.get(dut.y.payload)
+            outs.append([int(p[j]) for j in range(4)] if isinstance(dut, SecureMac) else int(p))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(tb)
+    sim.run()
+    return outs
+
+
+def test_amaranth_sim_plain_and_secure_small():
+    rng = np.random.default_rng(2)
+    n, v = 8, 6
+    w = rng.integers(-128, 128, (v, n))
+    x = rng.integers(0, 256, (v, n))
+    w[0], x[0] = -128, 255
+    assert _amaranth_run(PlainMac(MacParams(n=n)), w, x) == golden.dot(w, x).tolist()
+    m = golden.SecureMacModel(golden.SecureMacSpec(n=n, seed=3))
+    want = []
+    for i in range(v):
+        m.load_w(w[i])
+        want.append(m.mac(x[i]).tolist())
+    assert _amaranth_run(SecureMac(SecureMacParams(n=n, seed=3)), w, x) == want
+
+
+@pytest.mark.cosim
+@pytest.mark.parametrize("design", ["plain_mac", "secure_mac"])
+def test_rtl_bit_exact_under_verilator(design):
+    n = 64
+    comp = PlainMac(MacParams(n=n)) if design == "plain_mac" else SecureMac(SecureMacParams(n=n))
+    build = runner.build_component(comp, design)
+    res = build.run("aimcflow.cosim.benches.mac",
+                    {"design": design, "n": n, "ops": 300, "seed": 11}).result
+    assert res["ops"] == 300 and res["mismatches"] == 0
+    # secure: 300 share vectors + 300 recombined values compared
+    assert res["compared"] == (600 if design == "secure_mac" else 300)
