@@ -19,8 +19,15 @@ import sys
 import tempfile
 from pathlib import Path
 
-SHARED = ("verilated", "verilated_dpi", "verilated_vpi", "verilated_threads",
-          "verilated_vcd_c", "verilated_fst_c", "verilated_saif_c")
+SHARED = (
+    "verilated",
+    "verilated_dpi",
+    "verilated_vpi",
+    "verilated_threads",
+    "verilated_vcd_c",
+    "verilated_fst_c",
+    "verilated_saif_c",
+)
 
 
 def restore(build_dir: Path, store: Path) -> int:

@@ -48,8 +48,9 @@ def _leaves(shape, name: str, offset: int) -> list[Leaf]:
     if isinstance(shape, data.Layout):
         out = []
         for fname, fld in shape:
-            out += _leaves(fld.shape, f"{name}.{fname}" if name else str(fname),
-                           offset + fld.offset)
+            out += _leaves(
+                fld.shape, f"{name}.{fname}" if name else str(fname), offset + fld.offset
+            )
         return out
     s = Shape.cast(shape)
     return [Leaf(name or "value", offset, s.width, s.signed)]
@@ -89,15 +90,16 @@ class PayloadCodec:
             b = ((v[:, :, None] >> shifts) & 1).astype(np.uint8)  # two's complement bits
             for k in range(leaf.count):
                 lo = leaf.offset + k * leaf.stride
-                bits[:, lo:lo + leaf.width] = b[:, k, :]
+                bits[:, lo : lo + leaf.width] = b[:, k, :]
         raw = np.packbits(bits, axis=1, bitorder="little")
         return [int.from_bytes(row.tobytes(), "little") for row in raw]
 
     def unpack(self, words: Sequence[int]) -> dict[str, np.ndarray]:
         """Field arrays (int64) from flat payload integers; vector leaves get (beats, count)."""
         n = len(words)
-        raw = np.frombuffer(b"".join(int(w).to_bytes(self.nbytes, "little") for w in words),
-                            dtype=np.uint8).reshape(n, self.nbytes)
+        raw = np.frombuffer(
+            b"".join(int(w).to_bytes(self.nbytes, "little") for w in words), dtype=np.uint8
+        ).reshape(n, self.nbytes)
         bits = np.unpackbits(raw, axis=1, bitorder="little").astype(np.int64)
         out: dict[str, np.ndarray] = {}
         for leaf in self.leaves:
@@ -105,7 +107,7 @@ class PayloadCodec:
             cols = []
             for k in range(leaf.count):
                 lo = leaf.offset + k * leaf.stride
-                v = bits[:, lo:lo + leaf.width] @ weights
+                v = bits[:, lo : lo + leaf.width] @ weights
                 if leaf.signed:
                     v = np.where(v >= (1 << (leaf.width - 1)), v - (1 << leaf.width), v)
                 cols.append(v)

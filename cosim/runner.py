@@ -121,8 +121,13 @@ def fst_supported() -> bool:
 
     probe = "#include <lz4.h>\n#include <zlib.h>\n"
     try:
-        r = subprocess.run([_cxx(), "-x", "c++", "-E", "-"], input=probe, capture_output=True,
-                           text=True, timeout=60)
+        r = subprocess.run(
+            [_cxx(), "-x", "c++", "-E", "-"],
+            input=probe,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     except (OSError, subprocess.SubprocessError):
         return False
     return r.returncode == 0
@@ -136,12 +141,18 @@ def wave_format() -> str:
 def tool_versions() -> dict[str, str]:
     """Versions that change what a build produces (part of the cache key and manifests)."""
     v = find_verilator()
-    out = {"verilator": v.version_text, "cocotb": _dist_version("cocotb"),
-           "amaranth": _dist_version("amaranth"), "python": sys.version.split()[0]}
+    out = {
+        "verilator": v.version_text,
+        "cocotb": _dist_version("cocotb"),
+        "amaranth": _dist_version("amaranth"),
+        "python": sys.version.split()[0],
+    }
     with contextlib.suppress(Exception):
         import subprocess
-        out["cxx"] = subprocess.run([_cxx(), "--version"], capture_output=True, text=True,
-                                    timeout=30).stdout.splitlines()[0]
+
+        out["cxx"] = subprocess.run(
+            [_cxx(), "--version"], capture_output=True, text=True, timeout=30
+        ).stdout.splitlines()[0]
     return out
 
 
@@ -177,9 +188,16 @@ class Build:
     cached: bool
     versions: dict[str, str] = field(default_factory=dict)
 
-    def run(self, test_module: str, params: Mapping[str, Any] | None = None, *,
-            testcase: str | Sequence[str] | None = None, seed: int = 1,
-            keep: bool = False, waves_on_failure: bool = True) -> RunResult:
+    def run(
+        self,
+        test_module: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        testcase: str | Sequence[str] | None = None,
+        seed: int = 1,
+        keep: bool = False,
+        waves_on_failure: bool = True,
+    ) -> RunResult:
         """Run ``test_module``'s cocotb tests; raise :class:`CosimFailure` if any fails.
 
         ``params`` (JSON-serializable) reach the bench through a file named by
@@ -188,7 +206,11 @@ class Build:
         tracing and the wave file is kept; otherwise the run directory is removed unless
         ``keep``.
         """
-        run_dir = cache_dir() / "runs" / f"{self.toplevel}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
+        run_dir = (
+            cache_dir()
+            / "runs"
+            / f"{self.toplevel}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
+        )
         run_dir.mkdir(parents=True)
         t0 = time.perf_counter()
         ok, failed = self._run_once(run_dir, test_module, params, testcase, seed, waves=False)
@@ -205,15 +227,17 @@ class Build:
             self._run_once(wave_dir, test_module, params, testcase, seed, waves=True)
             found = [wave_dir / f"dump.{ext}" for ext in ("fst", "vcd")]
             waves = next((f for f in found if f.exists()), None)
-        msg = (f"cosim of {self.toplevel} failed ({failed}); log: {run_dir / 'sim.log'}"
-               + (f"; waves: {waves}" if waves else ""))
+        msg = f"cosim of {self.toplevel} failed ({failed}); log: {run_dir / 'sim.log'}" + (
+            f"; waves: {waves}" if waves else ""
+        )
         print(msg, file=sys.stderr)
         exc = CosimFailure(msg)
         exc.run_dir, exc.waves = run_dir, waves
         raise exc
 
-    def _run_once(self, run_dir: Path, test_module: str, params, testcase, seed: int,
-                  waves: bool) -> tuple[bool, str]:
+    def _run_once(
+        self, run_dir: Path, test_module: str, params, testcase, seed: int, waves: bool
+    ) -> tuple[bool, str]:
         from cocotb_tools.check_results import get_results
 
         params_file = run_dir / "params.json"
@@ -221,16 +245,28 @@ class Build:
         result_file = run_dir / "result.json"
         results_xml = run_dir / "results.xml"
         runner = _runner_class()()
-        env = {PARAMS_ENV: str(params_file), RESULT_ENV: str(result_file),
-               "COCOTB_LOG_LEVEL": os.environ.get("COCOTB_LOG_LEVEL", "WARNING")}
+        env = {
+            PARAMS_ENV: str(params_file),
+            RESULT_ENV: str(result_file),
+            "COCOTB_LOG_LEVEL": os.environ.get("COCOTB_LOG_LEVEL", "WARNING"),
+        }
         # cocotb's runner calls sys.exit() on a failing test when it sees pytest; we want
         # to repeat the run with waves first, so catch that and read the results file.
         code = 0
         try:
-            runner.test(test_module=test_module, hdl_toplevel=self.toplevel,
-                        hdl_toplevel_lang="verilog", build_dir=self.dir, test_dir=run_dir,
-                        testcase=testcase, seed=seed, extra_env=env, waves=waves,
-                        results_xml=str(results_xml), log_file=run_dir / "sim.log")
+            runner.test(
+                test_module=test_module,
+                hdl_toplevel=self.toplevel,
+                hdl_toplevel_lang="verilog",
+                build_dir=self.dir,
+                test_dir=run_dir,
+                testcase=testcase,
+                seed=seed,
+                extra_env=env,
+                waves=waves,
+                results_xml=str(results_xml),
+                log_file=run_dir / "sim.log",
+            )
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 1
         try:
@@ -249,8 +285,9 @@ class Build:
         return json.loads(f.read_text()) if f.exists() else {}
 
 
-def build(verilog: str, toplevel: str, *, build_args: Sequence[str] = (),
-          name: str | None = None) -> Build:
+def build(
+    verilog: str, toplevel: str, *, build_args: Sequence[str] = (), name: str | None = None
+) -> Build:
     """Verilate ``verilog`` (text whose top module is ``toplevel``) or reuse a cached build.
 
     ``name`` only labels the cache directory.  The waiver file is always applied; there is
@@ -260,8 +297,17 @@ def build(verilog: str, toplevel: str, *, build_args: Sequence[str] = (),
     waivers = waiver_path().read_text()
     trace = ["--trace-fst"] if wave_format() == "fst" else ["--trace-vcd"]
     args = [*trace, "--trace-structs", *build_args]
-    blob = json.dumps({"v": verilog, "top": toplevel, "args": args, "waivers": waivers,
-                       "tools": versions, "make": _make_overrides()}, sort_keys=True)
+    blob = json.dumps(
+        {
+            "v": verilog,
+            "top": toplevel,
+            "args": args,
+            "waivers": waivers,
+            "tools": versions,
+            "make": _make_overrides(),
+        },
+        sort_keys=True,
+    )
     key = hashlib.sha256(blob.encode()).hexdigest()[:20]
     label = f"{name or toplevel}-{key}"
     bdir = cache_dir() / "verilator" / label
@@ -277,17 +323,25 @@ def build(verilog: str, toplevel: str, *, build_args: Sequence[str] = (),
         vlt = bdir / WAIVER_FILE
         vlt.write_text(waivers)
         runner = _runner_class()()
-        rt_key = hashlib.sha256(json.dumps({"tools": versions, "trace": trace,
-                                            "make": _make_overrides()}).encode()).hexdigest()[:16]
+        rt_key = hashlib.sha256(
+            json.dumps({"tools": versions, "trace": trace, "make": _make_overrides()}).encode()
+        ).hexdigest()[:16]
         runner.runtime_store = cache_dir() / "verilator" / "_runtime" / rt_key
         log = bdir / "build.log"
         try:
-            runner.build(sources=[vlt, src], hdl_toplevel=toplevel, build_dir=bdir,
-                         build_args=args, waves=True, log_file=log)
+            runner.build(
+                sources=[vlt, src],
+                hdl_toplevel=toplevel,
+                build_dir=bdir,
+                build_args=args,
+                waves=True,
+                log_file=log,
+            )
         except (SystemExit, Exception) as exc:  # cocotb raises CalledProcessError
             tail = log.read_text()[-3000:] if log.exists() else ""
-            raise RuntimeError(f"Verilator build of {toplevel} failed ({exc}); "
-                               f"log {log}:\n{tail}") from None
+            raise RuntimeError(
+                f"Verilator build of {toplevel} failed ({exc}); log {log}:\n{tail}"
+            ) from None
         ok_marker.write_text(json.dumps(versions))
     return Build(toplevel, key, bdir, time.perf_counter() - t0, False, versions)
 

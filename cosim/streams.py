@@ -31,8 +31,9 @@ class StreamSource:
     pending (1.0 = no gaps).  A beat once offered stays offered until ``ready``.
     """
 
-    def __init__(self, dut: Any, prefix: str, rng: np.random.Generator,
-                 p_valid: float = 1.0) -> None:
+    def __init__(
+        self, dut: Any, prefix: str, rng: np.random.Generator, p_valid: float = 1.0
+    ) -> None:
         self.valid = getattr(dut, f"{prefix}__valid")
         self.payload = getattr(dut, f"{prefix}__payload")
         self.ready = getattr(dut, f"{prefix}__ready")
@@ -85,8 +86,9 @@ class StreamSource:
 class StreamSink:
     """Drives ``<prefix>__ready`` randomly (probability ``p_ready``) and records payloads."""
 
-    def __init__(self, dut: Any, prefix: str, rng: np.random.Generator,
-                 p_ready: float = 1.0) -> None:
+    def __init__(
+        self, dut: Any, prefix: str, rng: np.random.Generator, p_ready: float = 1.0
+    ) -> None:
         self.valid = getattr(dut, f"{prefix}__valid")
         self.payload = getattr(dut, f"{prefix}__payload")
         self.ready = getattr(dut, f"{prefix}__ready")
@@ -136,8 +138,13 @@ class Scoreboard:
         self.compared = 0
         self.mismatches = 0
 
-    def check(self, got: dict[str, np.ndarray], expected: dict[str, np.ndarray],
-              n: int | None = None, context: Callable[[int], str] | None = None) -> int:
+    def check(
+        self,
+        got: dict[str, np.ndarray],
+        expected: dict[str, np.ndarray],
+        n: int | None = None,
+        context: Callable[[int], str] | None = None,
+    ) -> int:
         first = next(iter(got.values()))
         n = len(first) if n is None else n
         bad = np.zeros(n, dtype=bool)
@@ -145,13 +152,17 @@ class Scoreboard:
             g = np.asarray(got[name])[:n]
             e = np.asarray(exp)[:n]
             if g.shape != e.shape:
-                raise AssertionError(f"{self.name}: field {name}: got shape {g.shape}, "
-                                     f"expected {e.shape}")
+                raise AssertionError(
+                    f"{self.name}: field {name}: got shape {g.shape}, expected {e.shape}"
+                )
             diff = g != e
             bad |= diff.reshape(n, -1).any(axis=1) if diff.ndim > 1 else diff
         for i in np.flatnonzero(bad)[: self.max_report - len(self.errors)]:
-            fields = ", ".join(f"{k}: got {np.asarray(got[k])[i].tolist()} expected "
-                               f"{np.asarray(expected[k])[i].tolist()}" for k in expected)
+            fields = ", ".join(
+                f"{k}: got {np.asarray(got[k])[i].tolist()} expected "
+                f"{np.asarray(expected[k])[i].tolist()}"
+                for k in expected
+            )
             where = f" ({context(int(i))})" if context else ""
             self.errors.append(f"{self.name} beat {int(i)}{where}: {fields}")
         self.compared += n
@@ -196,8 +207,9 @@ class TB:
             self.cycle += 1
         self.dut.rst.value = 0
 
-    async def run(self, until: Callable[[], bool], max_cycles: int,
-                  hooks: Sequence[Callable[[], None]] = ()) -> int:
+    async def run(
+        self, until: Callable[[], bool], max_cycles: int, hooks: Sequence[Callable[[], None]] = ()
+    ) -> int:
         """Step cycles until ``until()`` holds; returns cycles spent.  Raises on timeout."""
         from cocotb.triggers import FallingEdge, ReadOnly
 

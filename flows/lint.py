@@ -29,9 +29,20 @@ def lint_verilog(verilog: str, module: str) -> LintReport:
     with tempfile.TemporaryDirectory(prefix="aimcflow-lint-") as tmp:
         src = Path(tmp) / f"{module}.v"
         src.write_text(verilog)
-        r = subprocess.run([str(v.binary), "--lint-only", "-Wall", "--top-module", module,
-                            str(waiver_path()), str(src)],
-                           capture_output=True, text=True, timeout=600)
+        r = subprocess.run(
+            [
+                str(v.binary),
+                "--lint-only",
+                "-Wall",
+                "--top-module",
+                module,
+                str(waiver_path()),
+                str(src),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
     found = []
     for line in (r.stdout + r.stderr).splitlines():
         m = _WARN.match(line)
@@ -46,16 +57,18 @@ def lint_verilog(verilog: str, module: str) -> LintReport:
 def unused_inputs(verilog: str, module: str) -> list[str]:
     """Input ports of ``module`` never read inside it (the unused-signal check that the
     waiver file leaves to us, see cosim/verilator_waivers.vlt)."""
-    m = re.search(rf"^module {re.escape(module)}\((.*?)\);(.*?)^endmodule", verilog,
-                  re.S | re.M)
+    m = re.search(rf"^module {re.escape(module)}\((.*?)\);(.*?)^endmodule", verilog, re.S | re.M)
     if not m:
         return [f"module {module} not found"]
     body = m.group(2)
     inputs = re.findall(r"^\s*input\s+(?:\[[^\]]*\]\s*)?(\w+)\s*;", body, re.M)
     decl = re.compile(r"^\s*(input|output|wire|reg)\b[^;]*;\s*$")
     code = "\n".join(line for line in body.splitlines() if not decl.match(line))
-    return [f"%Warning-UNUSEDINPUT: {module}: input port '{name}' is never read"
-            for name in inputs if not re.search(rf"(?<![\w$.]){re.escape(name)}(?![\w$])", code)]
+    return [
+        f"%Warning-UNUSEDINPUT: {module}: input port '{name}' is never read"
+        for name in inputs
+        if not re.search(rf"(?<![\w$.]){re.escape(name)}(?![\w$])", code)
+    ]
 
 
 def lint_blocks(blocks: Iterable) -> dict[str, LintReport]:

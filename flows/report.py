@@ -2,7 +2,8 @@
 
 Plots: accuracy per level; analog-float accuracy over drift time (mean ± std over
 repeats); per-layer VMM scatter, analog-float output against the ideal product; per-layer
-bound-management iteration histogram and ADC saturation rate at level 3.
+bound-management iteration histogram and ADC saturation rate at level 3.  Level 4: the
+comparison with level 3 and the cycle counts per layer as a table.
 """
 
 from __future__ import annotations
@@ -27,6 +28,26 @@ def _img(fig, alt: str) -> str:
     tag = f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{_png(fig)}">'
     plt.close(fig)
     return tag
+
+
+def _drift_plot(plt, results: dict, table: list) -> str:
+    fig, ax = plt.subplots(figsize=(5, 3))
+    t = [r["drift_s"] for r in table]
+    ax.errorbar(
+        t,
+        [100 * r["accuracy_mean"] for r in table],
+        yerr=[100 * r["accuracy_std"] for r in table],
+        marker="o",
+        capsize=3,
+        label="analog-float",
+    )
+    ax.axhline(100 * results["levels"]["float"]["accuracy"], color="k", ls="--", label="float")
+    ax.set_xscale("log")
+    ax.set_xlabel("time since programming (s)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.legend()
+    ax.set_title("drift")
+    return _img(fig, "accuracy over drift time")
 
 
 def write_report(path: str | Path, results: dict, pairs: list) -> Path:
@@ -59,23 +80,10 @@ def write_report(path: str | Path, results: dict, pairs: list) -> Path:
         parts.append(f"<p>Levels not run: {', '.join(skipped)}.</p>")
 
     table = results["drift_table"]
-    fig, ax = plt.subplots(figsize=(5, 3))
-    t = [r["drift_s"] for r in table]
-    ax.errorbar(
-        t,
-        [100 * r["accuracy_mean"] for r in table],
-        yerr=[100 * r["accuracy_std"] for r in table],
-        marker="o",
-        capsize=3,
-        label="analog-float",
-    )
-    ax.axhline(100 * results["levels"]["float"]["accuracy"], color="k", ls="--", label="float")
-    ax.set_xscale("log")
-    ax.set_xlabel("time since programming (s)")
-    ax.set_ylabel("test accuracy (%)")
-    ax.legend()
-    ax.set_title("drift")
-    parts.append(_img(fig, "accuracy over drift time"))
+    if table:
+        parts.append(_drift_plot(plt, results, table))
+    else:
+        parts.append("<p>analog-float drift sweep not run.</p>")
 
     if pairs:
         fig, axes = plt.subplots(1, len(pairs), figsize=(3.2 * len(pairs), 3.2), squeeze=False)
@@ -125,6 +133,31 @@ def write_report(path: str | Path, results: dict, pairs: list) -> Path:
         )
     elif golden.get("reason"):
         parts.append(f"<p>analog-golden not run: {html.escape(golden['reason'])}</p>")
+
+    rtl = results["levels"].get("analog_rtl") or {}
+    if rtl.get("layers"):
+        eff = rtl.get("cycle_efficiency")
+        parts.append(
+            "<h2>analog-rtl (Verilated periphery in the loop)</h2>"
+            f"<p>{rtl['activations_compared']} activations compared with analog-golden, "
+            f"{rtl['mismatches']} mismatches; RTL cycles {rtl['rtl_cycles']}, ideal "
+            f"{rtl['ideal_cycles']}, cycle efficiency {'-' if eff is None else f'{eff:.3f}'}; "
+            f"Verilator build {rtl['verilator_build_s']:.1f} s.</p>"
+        )
+        rows = "".join(
+            f"<tr><td>{html.escape(lay['name'])}</td><td>{lay['activations']}</td>"
+            f"<td>{lay['rtl_cycles']}</td><td>{lay['ideal_cycles']}</td>"
+            f"<td>{lay['ideal_cycles'] / max(lay['rtl_cycles'], 1):.3f}</td>"
+            f"<td>{100 * lay['adc_sat_rate']:.2f}</td></tr>"
+            for lay in rtl["layers"]
+        )
+        parts.append(
+            "<table border=1 cellpadding=3><tr><th>layer</th><th>activations</th>"
+            "<th>RTL cycles</th><th>ideal cycles</th><th>efficiency</th>"
+            f"<th>ADC saturated (%)</th></tr>{rows}</table>"
+        )
+    elif rtl.get("reason"):
+        parts.append(f"<p>analog-rtl not run: {html.escape(rtl['reason'])}</p>")
 
     doc = (
         "<!doctype html><html><head><meta charset='utf-8'><title>aimcflow run</title>"

@@ -11,6 +11,15 @@ dtype, a wrong number of dimensions, a dimension that disagrees with another fie
 a value outside its width is a :class:`UserInputError` *before* anything runs.
 
 Adding a block is one :func:`register` call (see the ``nmpu`` and ``mgmt`` entries).
+
+Choices SPEC.md leaves open (recorded here, tested in tests/test_flow_vectors.py):
+
+- IN arrays must be exactly int64 (an int32 or float array is refused, not converted).
+- ``mgmt``: ``w`` is signed 16-bit (``cosim.benches.mgmt.W_BITS``), ``shift`` in 0 .. 62;
+  OUT ``sat_any`` is int64 0/1 like every other OUT field.
+- ``nmpu``: any T and C; the Verilated NMPU's memories are sized
+  ``max(4, T)`` row tiles x ``max(tile.cols, C)`` columns for the file.
+- ``--sim icarus`` is refused (exit 2): only the Verilator runner exists so far.
 """
 
 from __future__ import annotations
@@ -22,7 +31,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-
 from aimcflow.models.errors import UserInputError
 
 if TYPE_CHECKING:
@@ -71,26 +79,29 @@ def load_inputs(block: VectorBlock, path: Path) -> Arrays:
         raise UserInputError(
             f"--in {path}: missing field{'s' if len(missing) > 1 else ''} "
             f"{', '.join(missing)}; {block.name} needs "
-            + ", ".join(f"{k} {_dims(d)}" for k, d in block.fields.items()))
+            + ", ".join(f"{k} {_dims(d)}" for k, d in block.fields.items())
+        )
     sizes: dict[str, tuple[int, str]] = {}
     out: Arrays = {}
     for name, dims in block.fields.items():
         arr = present[name]
         if arr.dtype != np.int64:
-            raise UserInputError(f"--in {path}: field {name} has dtype {arr.dtype}; "
-                                 "allowed: int64")
+            raise UserInputError(f"--in {path}: field {name} has dtype {arr.dtype}; allowed: int64")
         if arr.ndim != len(dims):
-            raise UserInputError(f"--in {path}: field {name} has shape {arr.shape}; "
-                                 f"expected {_dims(dims)}")
+            raise UserInputError(
+                f"--in {path}: field {name} has shape {arr.shape}; expected {_dims(dims)}"
+            )
         for sym, n in zip(dims, arr.shape, strict=True):
             if n < 1:
-                raise UserInputError(f"--in {path}: field {name} has shape {arr.shape}; "
-                                     f"dimension {sym} must be >= 1")
+                raise UserInputError(
+                    f"--in {path}: field {name} has shape {arr.shape}; dimension {sym} must be >= 1"
+                )
             if sym in sizes and sizes[sym][0] != n:
                 other_n, other = sizes[sym]
                 raise UserInputError(
                     f"--in {path}: field {name} has shape {arr.shape} but {other} says "
-                    f"{sym} = {other_n}; expected {name} {_dims(dims)}")
+                    f"{sym} = {other_n}; expected {name} {_dims(dims)}"
+                )
             sizes.setdefault(sym, (n, name))
         out[name] = arr
     return out
@@ -103,23 +114,25 @@ def _dims(dims: tuple[str, ...]) -> str:
 def run_vectors(block_name: str, cfg: AcceleratorConfig, path: Path, sim: str) -> Arrays:
     """Validate IN, then compute OUT with the golden model or the RTL."""
     if block_name not in VECTOR_BLOCKS:
-        raise UserInputError(f"unknown block {block_name!r}; allowed: "
-                             f"{', '.join(VECTOR_BLOCKS)}")
+        raise UserInputError(f"unknown block {block_name!r}; allowed: {', '.join(VECTOR_BLOCKS)}")
     if sim not in SIMULATORS:
         raise UserInputError(f"--sim {sim!r}; allowed: {', '.join(SIMULATORS)}")
     block = VECTOR_BLOCKS[block_name]
     arrays = load_inputs(block, path)
     block.check(cfg, arrays)
     if sim == "icarus":
-        raise UserInputError("--sim icarus is not supported by this aimcflow yet (only "
-                             "the Verilator runner is implemented); use --sim verilator "
-                             "or --sim golden")
+        raise UserInputError(
+            "--sim icarus is not supported by this aimcflow yet (only "
+            "the Verilator runner is implemented); use --sim verilator "
+            "or --sim golden"
+        )
     out = block.golden(cfg, arrays) if sim == "golden" else block.rtl(cfg, arrays)
     return {k: np.asarray(out[k], dtype=np.int64) for k in block.outputs}
 
 
-def _run_file_bench(build, module: str, params: dict[str, Any], inputs: Arrays,
-                    outputs: tuple[str, ...]) -> Arrays:
+def _run_file_bench(
+    build, module: str, params: dict[str, Any], inputs: Arrays, outputs: tuple[str, ...]
+) -> Arrays:
     from aimcflow.cosim.runner import cache_dir
 
     tmp_root = cache_dir() / "vectors"
@@ -142,15 +155,19 @@ def _nmpu_golden_params(cfg):
 def _nmpu_check(cfg, x: Arrays) -> None:
     from aimcflow.models.periphery.nmpu import check_operands
 
-    check_operands(x["a"], x["e"], x["gain"], x["offset"], x["mult"], x["bias"],
-                   _nmpu_golden_params(cfg))
+    check_operands(
+        x["a"], x["e"], x["gain"], x["offset"], x["mult"], x["bias"], _nmpu_golden_params(cfg)
+    )
 
 
 def _nmpu_golden(cfg, x: Arrays) -> Arrays:
     from aimcflow.models.periphery.nmpu import nmpu
 
-    return {"y": nmpu(x["a"], x["e"], x["gain"], x["offset"], x["mult"], x["bias"],
-                      _nmpu_golden_params(cfg))}
+    return {
+        "y": nmpu(
+            x["a"], x["e"], x["gain"], x["offset"], x["mult"], x["bias"], _nmpu_golden_params(cfg)
+        )
+    }
 
 
 def _nmpu_rtl(cfg, x: Arrays) -> Arrays:
@@ -164,15 +181,28 @@ def _nmpu_rtl(cfg, x: Arrays) -> Arrays:
     rtl = nmpu_params(cfg, **sizes)
     gen = generate_block(cfg, "nmpu", **sizes)
     b = runner.build(gen.verilog, gen.module, name=f"nmpu-l{rtl.lanes}")
-    return _run_file_bench(b, bench.MODULE, bench.bench_params(rtl, _nmpu_golden_params(cfg)),
-                           x, ("y",))
+    return _run_file_bench(
+        b, bench.MODULE, bench.bench_params(rtl, _nmpu_golden_params(cfg)), x, ("y",)
+    )
 
 
-register(VectorBlock(
-    name="nmpu",
-    fields={"a": ("V", "T", "C"), "e": ("V", "T"), "gain": ("T", "C"), "offset": ("T", "C"),
-            "mult": ("C",), "bias": ("C",)},
-    outputs=("y",), check=_nmpu_check, golden=_nmpu_golden, rtl=_nmpu_rtl))
+register(
+    VectorBlock(
+        name="nmpu",
+        fields={
+            "a": ("V", "T", "C"),
+            "e": ("V", "T"),
+            "gain": ("T", "C"),
+            "offset": ("T", "C"),
+            "mult": ("C",),
+            "bias": ("C",),
+        },
+        outputs=("y",),
+        check=_nmpu_check,
+        golden=_nmpu_golden,
+        rtl=_nmpu_rtl,
+    )
+)
 
 
 # ------------------------------------------------------------------------- mgmt
@@ -211,12 +241,102 @@ def _mgmt_rtl(cfg, x: Arrays) -> Arrays:
     rtl = mgmt_params(cfg, **sizes)
     gen = generate_block(cfg, "mgmt", **sizes)
     b = runner.build(gen.verilog, gen.module, name=f"mgmt-l{rtl.lanes}")
-    return _run_file_bench(b, bench.MODULE, bench.bench_params(rtl, _mgmt_golden_params(cfg)),
-                           x, ("a", "e", "iter", "sat_any"))
+    return _run_file_bench(
+        b,
+        bench.MODULE,
+        bench.bench_params(rtl, _mgmt_golden_params(cfg)),
+        x,
+        ("a", "e", "iter", "sat_any"),
+    )
 
 
-register(VectorBlock(
-    name="mgmt",
-    fields={"x": ("V", "R"), "w": ("R", "C"), "shift": ()},
-    outputs=("a", "e", "iter", "sat_any"), check=_mgmt_check, golden=_mgmt_golden,
-    rtl=_mgmt_rtl))
+register(
+    VectorBlock(
+        name="mgmt",
+        fields={"x": ("V", "R"), "w": ("R", "C"), "shift": ()},
+        outputs=("a", "e", "iter", "sat_any"),
+        check=_mgmt_check,
+        golden=_mgmt_golden,
+        rtl=_mgmt_rtl,
+    )
+)
+
+
+# ------------------------------------------------------------------------- spg
+def _spg_check(cfg, x: Arrays) -> None:
+    from aimcflow.models.periphery import spg
+
+    spg.validate_inputs(
+        x["x"],
+        x["d"],
+        x["gain_x"],
+        x["gain_d"],
+        int(x["bl"]),
+        spg.SpgParams.from_config(cfg),
+        what="--in spg",
+    )
+    spg.lane_seeds(int(x["seed"]), 0)  # range check of the seed only
+
+
+def _spg_arrays(o) -> Arrays:
+    return {
+        "row_pulses": o.row_pulses,
+        "col_pulses": o.col_pulses,
+        "row_sign": o.row_sign,
+        "col_sign": o.col_sign,
+    }
+
+
+def _spg_golden(cfg, x: Arrays) -> Arrays:
+    from aimcflow.models.periphery import spg
+
+    return _spg_arrays(
+        spg.generate(
+            x["x"],
+            x["d"],
+            x["gain_x"],
+            x["gain_d"],
+            int(x["bl"]),
+            int(x["seed"]),
+            spg.SpgParams.from_config(cfg),
+            deterministic=cfg.spg.deterministic,
+        )
+    )
+
+
+def _spg_rtl(cfg, x: Arrays) -> Arrays:
+    from aimcflow.cosim.benches import spg as bench
+    from aimcflow.models.periphery.spg import SpgParams
+
+    V = x["x"].shape[0]
+    params = bench.rtl_params(x["x"].shape[1], x["d"].shape[1], SpgParams.from_config(cfg))
+    seg = {
+        "seed": int(x["seed"]),
+        "x": x["x"],
+        "d": x["d"],
+        "gain_x": x["gain_x"],
+        "gain_d": x["gain_d"],
+        "bl": int(x["bl"]),
+        "deterministic": np.full(V, cfg.spg.deterministic),
+    }
+    (out,), _ = bench.simulate(params, [seg])
+    return _spg_arrays(out)
+
+
+register(
+    VectorBlock(
+        name="spg",
+        fields={
+            "x": ("V", "R"),
+            "d": ("V", "C"),
+            "gain_x": ("V",),
+            "gain_d": ("V",),
+            "bl": (),
+            "seed": (),
+        },
+        outputs=("row_pulses", "col_pulses", "row_sign", "col_sign"),
+        check=_spg_check,
+        golden=_spg_golden,
+        rtl=_spg_rtl,
+    )
+)

@@ -37,13 +37,27 @@ def nmpu_params(cfg: AcceleratorConfig, **overrides):
 
     gp = NmpuParams.from_config(cfg)  # UserInputError with config key names
     lo, hi = rtl_clamp_bounds(gp)
-    fields = dict(lanes=gp.lanes, adc_bits=gp.adc_bits, gain_bits=gp.gain_bits,
-                  gain_frac=gp.gain_frac, acc_bits=gp.acc_bits, mult_bits=gp.mult_bits,
-                  out_shift=gp.out_shift, out_bits=gp.out_bits, e_min=gp.e_min, e_max=gp.e_max,
-                  offset_bits=gp.offset_bits, bias_bits=gp.bias_bits, max_tiles=MAX_TILES,
-                  max_cols=cfg.tile.cols, activation_reset=ACTIVATIONS.index(gp.activation),
-                  out_signed_reset=gp.out_signed, leaky_k_reset=gp.leaky_k,
-                  clamp_lo_reset=lo, clamp_hi_reset=hi)
+    fields = dict(
+        lanes=gp.lanes,
+        adc_bits=gp.adc_bits,
+        gain_bits=gp.gain_bits,
+        gain_frac=gp.gain_frac,
+        acc_bits=gp.acc_bits,
+        mult_bits=gp.mult_bits,
+        out_shift=gp.out_shift,
+        out_bits=gp.out_bits,
+        e_min=gp.e_min,
+        e_max=gp.e_max,
+        offset_bits=gp.offset_bits,
+        bias_bits=gp.bias_bits,
+        max_tiles=MAX_TILES,
+        max_cols=cfg.tile.cols,
+        activation_reset=ACTIVATIONS.index(gp.activation),
+        out_signed_reset=gp.out_signed,
+        leaky_k_reset=gp.leaky_k,
+        clamp_lo_reset=lo,
+        clamp_hi_reset=hi,
+    )
     fields.update(overrides)
     try:
         return NmpuRtlParams(**fields)
@@ -57,11 +71,19 @@ def mgmt_params(cfg: AcceleratorConfig, **overrides):
     from aimcflow.rtl.params import MgmtRtlParams
 
     gp = MgmtParams.from_config(cfg)
-    fields = dict(dac_bits=gp.dac_bits, adc_bits=gp.adc_bits, e_min=gp.e_min, e_max=gp.e_max,
-                  x_bits=gp.x_bits, x_signed=gp.x_signed, x_lanes=cfg.nmpu.lanes,
-                  lanes=cfg.nmpu.lanes, max_rows=cfg.tile.rows,
-                  noise_reset=NOISE_MODES.index(gp.noise),
-                  bound_max_iter_reset=gp.bound_max_iter)
+    fields = dict(
+        dac_bits=gp.dac_bits,
+        adc_bits=gp.adc_bits,
+        e_min=gp.e_min,
+        e_max=gp.e_max,
+        x_bits=gp.x_bits,
+        x_signed=gp.x_signed,
+        x_lanes=cfg.nmpu.lanes,
+        lanes=cfg.nmpu.lanes,
+        max_rows=cfg.tile.rows,
+        noise_reset=NOISE_MODES.index(gp.noise),
+        bound_max_iter_reset=gp.bound_max_iter,
+    )
     fields.update(overrides)
     try:
         return MgmtRtlParams(**fields)
@@ -152,8 +174,9 @@ def generate_block(cfg: AcceleratorConfig, name: str, **overrides) -> GeneratedB
 
     params = block_params(cfg, name, **overrides)
     b = BLOCKS[name]
-    return GeneratedBlock(name, b.module, amaranth_verilog(b.component(params), b.module),
-                          params_dict(params))
+    return GeneratedBlock(
+        name, b.module, amaranth_verilog(b.component(params), b.module), params_dict(params)
+    )
 
 
 def generate_all(cfg: AcceleratorConfig, names: list[str] | None = None) -> list[GeneratedBlock]:

@@ -139,8 +139,12 @@ class MgmtController(wiring.Component):
             m.d.comb += a.eq(Mux(v < 0, -v, v) if p.x_signed else v)
             abs_vals.append(a)
         running = abs_vals[0]
-        for a in abs_vals[1:]:
-            running = Mux(a > running, a, running)
+        for j, a in enumerate(abs_vals[1:], 1):
+            # a Signal per step: the bare Mux chain duplicates `running` in the netlist at
+            # every step (2**x_lanes copies: 132k Verilog lines for 16 lanes)
+            step = Signal(p.x_bits, name=f"max_upto{j}")
+            m.d.comb += step.eq(Mux(a > running, a, running))
+            running = step
         m.d.comb += beat_max.eq(running)
         in_max = Mux(in_bank, bank_max[1], bank_max[0])
         x_take = Signal()
@@ -181,8 +185,11 @@ class MgmtController(wiring.Component):
         e_next = Signal.like(e)
         m.d.comb += e_next.eq(p.e_max)
         for cand, thr in sorted(exponent_thresholds(p).items(), reverse=True):
-            with m.If(max_abs <= thr):
+            if thr >= (1 << p.x_bits) - 1:  # every x_bits magnitude fits: no comparator
                 m.d.comb += e_next.eq(cand)
+            else:
+                with m.If(max_abs <= thr):
+                    m.d.comb += e_next.eq(cand)
         with m.If((noise == 0) | (max_abs == 0)):
             m.d.comb += e_next.eq(0)
 
@@ -194,14 +201,20 @@ class MgmtController(wiring.Component):
             self.dac.payload.last.eq(dac_last),
             self.dac.payload.iter.eq(it),
         ]
-        left = Signal(range(-p.e_min + 1))
-        right = Signal(range(p.e_max + 1))
-        m.d.comb += [left.eq(Mux(e < 0, -e, 0)), right.eq(Mux(e > 0, e, 0))]
+        # only the shift directions the exponent range allows (no constant comparisons,
+        # no zero-width signals)
+        left = right = Const(0, 1)
+        if p.e_min < 0:
+            left = Signal(range(-p.e_min + 1))
+            m.d.comb += left.eq(Mux(e < 0, -e, 0))
+        if p.e_max > 0:
+            right = Signal(range(p.e_max + 1))
+            m.d.comb += right.eq(Mux(e > 0, e, 0))
         half = (Const(1, 1) << right) >> 1
         d_lo, d_hi = -(1 << (p.dac_bits - 1)), (1 << (p.dac_bits - 1)) - 1
         for j in range(p.x_lanes):
             xv = rp.data[j]
-            scaled = Mux(e <= 0, xv << left, (xv + half) >> right)
+            scaled = Mux(e <= 0, xv << left, (xv + half) >> right) if p.e_max > 0 else xv << left
             m.d.comb += self.dac.payload.d[j].eq(saturate(scaled, d_lo, d_hi))
         dac_advance = Signal()
         m.d.comb += [

@@ -52,7 +52,7 @@ group revisited on the next beat sees its new value); S2 registers ``acc`` with 
 
 from __future__ import annotations
 
-from amaranth import Const, Module, Mux, Shape, Signal, signed, unsigned
+from amaranth import Const, Module, Mux, Shape, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -81,13 +81,30 @@ def _bits(n: int) -> int:
 
 
 def exponent_shape(e_min: int, e_max: int) -> Shape:
-    """Shape of an input exponent ``e`` in ``[e_min, e_max]``."""
-    return Shape.cast(range(e_min, e_max + 1))
+    """Shape of an input exponent ``e`` in ``[e_min, e_max]`` (at least one bit: a
+    zero-width port is not portable Verilog)."""
+    shape = Shape.cast(range(e_min, e_max + 1))
+    return shape if shape.width else unsigned(1)
+
+
+def shape_range(v) -> tuple[int, int]:
+    """Inclusive value range of ``v``'s shape."""
+    shape = Value.cast(v).shape()
+    if shape.signed:
+        return -(1 << (shape.width - 1)), (1 << (shape.width - 1)) - 1
+    return 0, (1 << shape.width) - 1
 
 
 def saturate(v, lo: int, hi: int):
-    """``v`` clamped to the constant range ``[lo, hi]``."""
-    return Mux(v < lo, lo, Mux(v > hi, hi, v))
+    """``v`` clamped to the constant range ``[lo, hi]``.  A bound ``v``'s shape can never
+    pass gets no comparator (a constant comparison is dead logic and a lint warning)."""
+    v = Value.cast(v)
+    v_lo, v_hi = shape_range(v)
+    if hi < v_hi:
+        v = Mux(v > hi, hi, v)
+    if lo > v_lo:
+        v = Mux(v < lo, lo, v)
+    return v
 
 
 class NmpuLoadLayout(data.StructLayout):
@@ -255,7 +272,7 @@ class Nmpu(wiring.Component):
         # --- S1: affine, exact shift, saturating accumulation -----------------------
         v1 = Signal()
         a1 = Signal(data.ArrayLayout(signed(p.adc_bits), lanes))
-        shift1 = Signal(range(p.e_max - p.e_min + 1))
+        shift1 = Signal(range(max(2, p.e_max - p.e_min + 1)))
         g1 = Signal.like(g)
         first1, last1, glast1 = Signal(), Signal(), Signal()
         with m.If(advance):

@@ -63,11 +63,13 @@ class PlainMac(wiring.Component):
     def __init__(self, params: MacParams = MacParams()) -> None:
         self.params = params
         p = params
-        super().__init__({
-            "w": In(stream.Signature(data.ArrayLayout(signed(p.w_bits), p.n))),
-            "x": In(stream.Signature(data.ArrayLayout(unsigned(p.x_bits), p.n))),
-            "y": Out(stream.Signature(signed(p.acc_bits))),
-        })
+        super().__init__(
+            {
+                "w": In(stream.Signature(data.ArrayLayout(signed(p.w_bits), p.n))),
+                "x": In(stream.Signature(data.ArrayLayout(unsigned(p.x_bits), p.n))),
+                "y": Out(stream.Signature(signed(p.acc_bits))),
+            }
+        )
 
     def elaborate(self, platform):
         m = Module()
@@ -81,8 +83,10 @@ class PlainMac(wiring.Component):
         state = Signal(MacState)
 
         msb = [xi[-1] for xi in x]
-        partial = adder_tree([Cat(w[i], w[i][-1].replicate(k - p.w_bits)) & msb[i].replicate(k)
-                              for i in range(p.n)], k)
+        partial = adder_tree(
+            [Cat(w[i], w[i][-1].replicate(k - p.w_bits)) & msb[i].replicate(k) for i in range(p.n)],
+            k,
+        )
         m.d.comb += self.y.payload.eq(acc)
 
         with m.Switch(state):

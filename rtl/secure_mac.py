@@ -93,8 +93,10 @@ class SecureMacParams(MacParams):
 
     def generator_seeds(self, stream_id: int) -> list[int]:
         """Reset states of one bank; same rule as the golden model's ``generator_seeds``."""
-        return [(_splitmix64((self.seed << 20) ^ (stream_id << 16) ^ j) or 1)
-                for j in range(self.generators)]
+        return [
+            (_splitmix64((self.seed << 20) ^ (stream_id << 16) ^ j) or 1)
+            for j in range(self.generators)
+        ]
 
 
 def xorshift64(s):
@@ -111,11 +113,13 @@ class SecureMac(wiring.Component):
     def __init__(self, params: SecureMacParams = SecureMacParams()) -> None:
         self.params = params
         p = params
-        super().__init__({
-            "w": In(stream.Signature(data.ArrayLayout(signed(p.w_bits), p.n))),
-            "x": In(stream.Signature(data.ArrayLayout(unsigned(p.x_bits), p.n))),
-            "y": Out(stream.Signature(data.ArrayLayout(unsigned(p.acc_bits), 4))),
-        })
+        super().__init__(
+            {
+                "w": In(stream.Signature(data.ArrayLayout(signed(p.w_bits), p.n))),
+                "x": In(stream.Signature(data.ArrayLayout(unsigned(p.x_bits), p.n))),
+                "y": Out(stream.Signature(data.ArrayLayout(unsigned(p.acc_bits), 4))),
+            }
+        )
 
     def elaborate(self, platform):
         m = Module()
@@ -147,19 +151,20 @@ class SecureMac(wiring.Component):
                 with m.If(self.w.valid):
                     m.d.sync += [g.eq(xorshift64(g)) for g in gen_w]
                     for i in range(p.n):
-                        w1_new = (w1[i] + d_w[i * k:(i + 1) * k])[:k]
+                        w1_new = (w1[i] + d_w[i * k : (i + 1) * k])[:k]
                         wi = self.w.payload[i].as_signed()
                         m.d.sync += [w1[i].eq(w1_new), w0[i].eq((wi - w1_new)[:k])]
                 with m.If(self.x.valid):
                     m.d.sync += [g.eq(xorshift64(g)) for g in gen_x]
                     for i in range(p.n):
-                        x1_new = (x1[i] + d_x[i * k:(i + 1) * k])[:k]
+                        x1_new = (x1[i] + d_x[i * k : (i + 1) * k])[:k]
                         m.d.sync += [x1[i].eq(x1_new), x0[i].eq((self.x.payload[i] - x1_new)[:k])]
                     m.d.sync += [a.eq(0) for a in acc]
                     m.d.sync += [count.eq(k), state.eq(MacState.RUN)]
             with m.Case(MacState.RUN):
-                m.d.sync += [a.eq((Cat(Const(0, 1), a) + s)[:k])
-                             for a, s in zip(acc, trees(), strict=True)]
+                m.d.sync += [
+                    a.eq((Cat(Const(0, 1), a) + s)[:k]) for a, s in zip(acc, trees(), strict=True)
+                ]
                 m.d.sync += [r.eq(Cat(r[-1], r[:-1])) for r in (*x0, *x1)]
                 m.d.sync += count.eq(count - 1)
                 with m.If(count == 1):

@@ -125,3 +125,32 @@ def test_pcm_sigma_scales_with_g_max():
     a = PCMDevice().programming_sigma(np.array([12.5e-6]))
     b = PCMDevice(g_max_siemens=50e-6).programming_sigma(np.array([25e-6]))
     assert b[0] == pytest.approx(2 * a[0])
+
+
+@pytest.mark.parametrize("preset", sorted(DEVICES))
+def test_every_preset_runs_through_a_tile(preset):
+    """Program, drift one day, read: finite outputs close to x @ W (each preset's noise is
+    a few % of g_max at most, the error of a 64-row dot product stays well below 100 %)."""
+    cfg = load_config("baseline-ftj").replace(**{"device.preset": preset,
+                                                 "noise.read": True})
+    r = np.random.default_rng(9)
+    w = r.standard_normal((64, 16))
+    x = r.uniform(-1, 1, (32, 64))
+    tile = AnalogTile(w, cfg)
+    tile.program()
+    tile.drift(86400.0)
+    y = tile.forward_float(x, np.arange(32))
+    assert np.all(np.isfinite(y))
+    assert np.linalg.norm(y - x @ w) < 0.5 * np.linalg.norm(x @ w)
+
+
+def test_reram_tile_programming_sigma_is_two_percent_everywhere():
+    """sigma_prog = 0.02 g_max at targets 0.3 and 0.9 g_max (10^5 devices, 4 sigma/sqrt(2n))."""
+    cfg = _pcm_cfg(**{"noise.programming": True, "device.preset": "reram"})
+    for level in (0.3, 0.9):
+        w = np.full((N_ROWS, N_COLS), level)
+        w[0, :] = 1.0
+        tile = AnalogTile(w, cfg)
+        tile.program()
+        dg = ((tile.g_prog[0] - tile.g_target[0]) / tile.g_max)[1:].ravel()
+        assert _std_ok(dg, 0.02)

@@ -3,7 +3,6 @@
 from pathlib import Path
 
 import pytest
-
 from aimcflow.models.errors import UserInputError
 from aimcflow.models.periphery import ascon
 
@@ -21,14 +20,20 @@ def test_kat_file_is_complete():
 
 
 def test_encrypt_matches_every_kat():
-    bad = [t["Count"] for t in kat_vectors()
-           if ascon.encrypt(t["Key"], t["Nonce"], t["AD"], t["PT"]) != t["CT"]]
+    bad = [
+        t["Count"]
+        for t in kat_vectors()
+        if ascon.encrypt(t["Key"], t["Nonce"], t["AD"], t["PT"]) != t["CT"]
+    ]
     assert bad == []
 
 
 def test_decrypt_matches_every_kat():
-    bad = [t["Count"] for t in kat_vectors()
-           if ascon.decrypt(t["Key"], t["Nonce"], t["AD"], t["CT"]) != t["PT"]]
+    bad = [
+        t["Count"]
+        for t in kat_vectors()
+        if ascon.decrypt(t["Key"], t["Nonce"], t["AD"], t["CT"]) != t["PT"]
+    ]
     assert bad == []
 
 

@@ -7,17 +7,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from amaranth.lib import data
-from amaranth.hdl import signed, unsigned
-
 from aimcflow.cosim.packing import PayloadCodec
+from amaranth.hdl import signed, unsigned
+from amaranth.lib import data
 
 MODULE = "aimcflow.cosim.benches.demo"
 
 
 def test_payload_codec_roundtrip_matches_amaranth_layout():
-    layout = data.StructLayout({"a": data.ArrayLayout(signed(10), 3), "e": signed(5),
-                                "flag": unsigned(1)})
+    layout = data.StructLayout(
+        {"a": data.ArrayLayout(signed(10), 3), "e": signed(5), "flag": unsigned(1)}
+    )
     codec = PayloadCodec(layout)
     rng = np.random.default_rng(0)
     a = rng.integers(-512, 511, size=(200, 3), endpoint=True)
@@ -25,8 +25,13 @@ def test_payload_codec_roundtrip_matches_amaranth_layout():
     flag = rng.integers(0, 1, size=200, endpoint=True)
     words = codec.pack({"a": a, "e": e, "flag": flag})
     # bit positions from the layout itself: a[k] at 10k, e at 30, flag at 35
-    w0 = (int(a[0, 0]) & 0x3FF) | ((int(a[0, 1]) & 0x3FF) << 10) | ((int(a[0, 2]) & 0x3FF) << 20) \
-        | ((int(e[0]) & 0x1F) << 30) | (int(flag[0]) << 35)
+    w0 = (
+        (int(a[0, 0]) & 0x3FF)
+        | ((int(a[0, 1]) & 0x3FF) << 10)
+        | ((int(a[0, 2]) & 0x3FF) << 20)
+        | ((int(e[0]) & 0x1F) << 30)
+        | (int(flag[0]) << 35)
+    )
     assert words[0] == w0
     back = codec.unpack(words)
     np.testing.assert_array_equal(back["a"], a)
@@ -44,8 +49,8 @@ def adder_build():
 
 @pytest.mark.cosim
 def test_cosim_pair_adder_random_backpressure_and_reset(adder_build):
-    from aimcflow.cosim.runner import build_component
     from aimcflow.cosim.benches.demo import PairAdder
+    from aimcflow.cosim.runner import build_component
 
     n = 10_000
     r = adder_build.run(MODULE, {"vectors": n, "seed": 7, "p_valid": 0.7, "p_ready": 0.6})
@@ -71,4 +76,5 @@ def test_cosim_failure_keeps_waves(adder_build, capsys):
     assert Path(wave).stat().st_size > 0
     assert Path(wave).suffix in (".fst", ".vcd")
     import shutil
+
     shutil.rmtree(Path(wave).parent.parent)  # the kept run directory of this deliberate failure

@@ -11,12 +11,11 @@ from __future__ import annotations
 import itertools
 
 import pytest
-
 from aimcflow.models.config import load_config
 
 COVER = [(1, 4, 8), (8, 10, 4), (16, 8, 8)]
 FULL = list(itertools.product((1, 4, 8, 16), (4, 8, 10), (4, 8)))
-FAST_VECTORS = 7_000           # x 3 configs = 21 000 in `make test`
+FAST_VECTORS = 7_000  # x 3 configs = 21 000 in `make test`
 SOAK_VECTORS = 1_000_000 // len(FULL) + 1
 
 
@@ -27,14 +26,21 @@ def _run(lanes: int, adc_bits: int, out_bits: int, vectors: int, **kw) -> dict:
     from aimcflow.models.periphery.mgmt import MgmtParams
 
     # leaky output -> signed controller input: exercises |x| of negative values
-    cfg = load_config("baseline-ftj").replace(**{
-        "nmpu.lanes": lanes, "adc.bits": adc_bits, "nmpu.out_bits": out_bits,
-        "nmpu.activation": "leaky" if lanes != 16 else "relu"})
+    cfg = load_config("baseline-ftj").replace(
+        **{
+            "nmpu.lanes": lanes,
+            "adc.bits": adc_bits,
+            "nmpu.out_bits": out_bits,
+            "nmpu.activation": "leaky" if lanes != 16 else "relu",
+        }
+    )
     gen = generate_block(cfg, "mgmt")
     b = runner.build(gen.verilog, gen.module, name=f"mgmt-l{lanes}")
-    r = b.run(bench.MODULE, bench.bench_params(mgmt_params(cfg), MgmtParams.from_config(cfg),
-                                               vectors=vectors, **kw),
-              testcase="random_segments")
+    r = b.run(
+        bench.MODULE,
+        bench.bench_params(mgmt_params(cfg), MgmtParams.from_config(cfg), vectors=vectors, **kw),
+        testcase="random_segments",
+    )
     return r.result
 
 

@@ -11,14 +11,13 @@ import itertools
 import shutil
 
 import pytest
-
 from aimcflow.models.config import load_config
 
 LANES, ADC_BITS, OUT_BITS = (1, 4, 8, 16), (4, 8, 10), (4, 8)
 # covering set: each value of each swept parameter at least once (lanes needs 4 builds)
 COVER = [(1, 4, 4), (4, 10, 8), (8, 8, 4), (16, 10, 8)]
 FULL = list(itertools.product(LANES, ADC_BITS, OUT_BITS))
-FAST_VECTORS = 5_000           # x 4 configs = 20 000 in `make test`
+FAST_VECTORS = 5_000  # x 4 configs = 20 000 in `make test`
 SOAK_VECTORS = 1_000_000 // len(FULL) + 1
 
 
@@ -40,18 +39,26 @@ def _run(lanes, adc_bits, out_bits, vectors, acc_extra=None, **kw):
 
     cfg, rtl, gp, gen = _setup(lanes, adc_bits, out_bits, acc_extra)
     b = runner.build(gen.verilog, gen.module, name=f"nmpu-l{lanes}")
-    r = b.run(bench.MODULE, bench.bench_params(rtl, gp, vectors=vectors, **kw),
-              testcase="random_jobs")
+    r = b.run(
+        bench.MODULE, bench.bench_params(rtl, gp, vectors=vectors, **kw), testcase="random_jobs"
+    )
     return b, rtl, gp, r.result
 
 
 @pytest.mark.cosim
 @pytest.mark.parametrize("lanes,adc_bits,out_bits", COVER)
 def test_cosim_nmpu_random(lanes, adc_bits, out_bits):
-    _, _, _, res = _run(lanes, adc_bits, out_bits, FAST_VECTORS,
-                        acc_extra=2 if lanes in (1, 8) else None,
-                        seed=lanes * 100 + adc_bits, measure=True, measure_vectors=200,
-                        measure_C=4 * lanes + 1)
+    _, _, _, res = _run(
+        lanes,
+        adc_bits,
+        out_bits,
+        FAST_VECTORS,
+        acc_extra=2 if lanes in (1, 8) else None,
+        seed=lanes * 100 + adc_bits,
+        measure=True,
+        measure_vectors=200,
+        measure_C=4 * lanes + 1,
+    )
     assert res["mismatches"] == 0, res["errors"]
     assert res["vectors"] >= FAST_VECTORS
     assert "reset_after_beats" in res  # the mid-stream reset happened and was checked
@@ -72,8 +79,12 @@ def test_cosim_nmpu_scoreboard_catches_wrong_golden():
     b = runner.build(gen.verilog, gen.module, name="nmpu-l4")
     wrong = dataclasses.replace(gp, out_shift=gp.out_shift - 1)
     with pytest.raises(runner.CosimFailure) as err:
-        b.run(bench.MODULE, bench.bench_params(rtl, wrong, vectors=300, reset_mid=False),
-              testcase="random_jobs", waves_on_failure=False)
+        b.run(
+            bench.MODULE,
+            bench.bench_params(rtl, wrong, vectors=300, reset_mid=False),
+            testcase="random_jobs",
+            waves_on_failure=False,
+        )
     shutil.rmtree(err.value.run_dir)  # the deliberate failure's kept run directory
 
 
@@ -81,8 +92,15 @@ def test_cosim_nmpu_scoreboard_catches_wrong_golden():
 @pytest.mark.cosim
 @pytest.mark.parametrize("lanes,adc_bits,out_bits", FULL)
 def test_cosim_nmpu_soak(lanes, adc_bits, out_bits):
-    _, _, _, res = _run(lanes, adc_bits, out_bits, SOAK_VECTORS, seed=7 + lanes + adc_bits,
-                        acc_extra=2 if out_bits == 4 else None, measure=True)
+    _, _, _, res = _run(
+        lanes,
+        adc_bits,
+        out_bits,
+        SOAK_VECTORS,
+        seed=7 + lanes + adc_bits,
+        acc_extra=2 if out_bits == 4 else None,
+        measure=True,
+    )
     assert res["mismatches"] == 0, res["errors"]
     assert res["vectors"] >= SOAK_VECTORS
     assert res["efficiency"] >= 0.95, res

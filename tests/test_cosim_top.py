@@ -4,10 +4,9 @@
 from __future__ import annotations
 
 import pytest
-
 from aimcflow.models.config import load_config
 
-FAST_VECTORS = 20_000
+FAST_VECTORS = 5_000  # the blocks get >= 20 000 each in their own benches
 SOAK_CONFIGS = [(1, 4, 4), (4, 8, 8), (8, 10, 4), (16, 10, 8)]
 SOAK_VECTORS = 1_000_000 // len(SOAK_CONFIGS) + 1
 
@@ -19,15 +18,23 @@ def _run(lanes: int, adc_bits: int, out_bits: int, vectors: int, **kw) -> dict:
     from aimcflow.models.periphery.mgmt import MgmtParams
     from aimcflow.models.periphery.nmpu import NmpuParams
 
-    cfg = load_config("baseline-ftj").replace(**{
-        "nmpu.lanes": lanes, "adc.bits": adc_bits, "nmpu.out_bits": out_bits})
+    cfg = load_config("baseline-ftj").replace(
+        **{"nmpu.lanes": lanes, "adc.bits": adc_bits, "nmpu.out_bits": out_bits}
+    )
     gen = generate_block(cfg, "periphery_top")
     b = runner.build(gen.verilog, gen.module, name=f"top-l{lanes}")
-    r = b.run(bench.MODULE, bench.bench_params(nmpu_params(cfg), mgmt_params(cfg),
-                                               NmpuParams.from_config(cfg),
-                                               MgmtParams.from_config(cfg),
-                                               vectors=vectors, **kw),
-              testcase="random_jobs")
+    r = b.run(
+        bench.MODULE,
+        bench.bench_params(
+            nmpu_params(cfg),
+            mgmt_params(cfg),
+            NmpuParams.from_config(cfg),
+            MgmtParams.from_config(cfg),
+            vectors=vectors,
+            **kw,
+        ),
+        testcase="random_jobs",
+    )
     return r.result
 
 

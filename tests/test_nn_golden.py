@@ -10,7 +10,13 @@ from aimcflow.models.errors import UserInputError
 from aimcflow.models.nn.compiler import ChipProgram, calibrate_tile, compile_network
 from aimcflow.models.nn.convert import convert
 from aimcflow.models.nn.data import load_digits_dataset
-from aimcflow.models.nn.golden import LayerTrace, accuracy_golden, forward_golden, quantize_input
+from aimcflow.models.nn.golden import (
+    LayerTrace,
+    accuracy_golden,
+    forward_golden,
+    golden_periphery,
+    quantize_input,
+)
 from aimcflow.models.nn.workloads import accuracy_float, pretrained
 from aimcflow.models.periphery.fixedpoint import signed_range
 from torch import nn
@@ -164,3 +170,26 @@ def test_level3_first_layer_matches_float_within_derived_bound(digits, arch):
     print(f"{arch}: max error {err[inside].max():.2f} LSB, max bound {bound[inside].max():.2f}")
     assert np.all(err[inside] <= bound[inside])
     assert np.all(y[~inside] == 255)
+
+
+def test_multi_tile_layers_and_the_periphery_seam(digits):
+    # small tiles split every layer into row tiles (partial sums accumulated in the NMPU) and
+    # column tiles; the periphery callable sees one job per column tile per batch
+    cfg = load_config("baseline-ftj").replace(**{"tile.rows": 32, "tile.cols": 24})
+    net, prog = _program(digits, "digits-mlp", cfg)
+    grid = [
+        (len(st.layer.matrix.row_slices), len(st.layer.matrix.col_slices)) for st in prog.stages
+    ]
+    assert grid == [(2, 6), (4, 3), (2, 1)]  # 64x128, 128x64, 64x10 on 32x24 tiles
+    jobs = []
+
+    def spy(job):
+        jobs.append((job.layer, job.column_tile, len(job.x_segments)))
+        return golden_periphery(job)
+
+    acc_3 = accuracy_golden(prog, digits.x_test, digits.y_test, periphery=spy)
+    assert sorted(set(jobs)) == [(i, k, t) for i, (t, c) in enumerate(grid) for k in range(c)]
+    assert acc_3 == accuracy_golden(prog, digits.x_test, digits.y_test)  # the seam is transparent
+    acc_2 = net.accuracy(digits.x_test, digits.y_test)
+    print(f"32x24 tiles, baseline-ftj 1 h: analog-float {acc_2:.4f}, analog-golden {acc_3:.4f}")
+    assert abs(acc_3 - acc_2) <= 0.01

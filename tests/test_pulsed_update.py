@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-
 from aimcflow.models.analog.pulsed.devices import PulsedArray, PulsedDevice
 from aimcflow.models.analog.pulsed.update import apply_update, coincidences, directions
 from aimcflow.models.periphery.spg import PulseGenerator, SpgParams, translate
@@ -17,14 +16,16 @@ def test_coincidences_brute_force():
     rng = np.random.default_rng(0)
     a = rng.integers(0, 2, (31, 7))
     b = rng.integers(0, 2, (31, 5))
-    want = np.array([[sum(a[t, i] & b[t, j] for t in range(31)) for j in range(5)]
-                     for i in range(7)])
+    want = np.array(
+        [[sum(a[t, i] & b[t, j] for t in range(31)) for j in range(5)] for i in range(7)]
+    )
     np.testing.assert_array_equal(coincidences(a, b), want)
 
 
 def test_directions_follow_sign_product():
-    np.testing.assert_array_equal(directions([1, -1], [1, -1, 1]),
-                                  [[True, False, True], [False, True, False]])
+    np.testing.assert_array_equal(
+        directions([1, -1], [1, -1, 1]), [[True, False, True], [False, True, False]]
+    )
 
 
 def test_update_management_formulas():
@@ -33,11 +34,14 @@ def test_update_management_formulas():
     bl, ax, ad = manage(0.5, 0.02, lr, dw, s)
     assert bl == math.ceil(0.1 * 0.5 * 0.02 / 0.002) == 1
     a = math.sqrt(lr / (dw * bl))
-    assert math.isclose(ax, a * math.sqrt(0.02 / 0.5)) and math.isclose(ad, a * math.sqrt(0.5 / 0.02))
+    assert math.isclose(ax, a * math.sqrt(0.02 / 0.5)) and math.isclose(
+        ad, a * math.sqrt(0.5 / 0.02)
+    )
     bl, _, _ = manage(1.0, 1.0, lr, dw, s)
     assert bl == 31  # capped at the desired BL
-    bl, ax, ad = manage(1.0, 1.0, lr, dw, UpdateSettings(31, update_management=False,
-                                                        update_bl_management=False))
+    bl, ax, ad = manage(
+        1.0, 1.0, lr, dw, UpdateSettings(31, update_management=False, update_bl_management=False)
+    )
     assert bl == 31 and ax == ad == math.sqrt(lr / (dw * 31))
 
 
@@ -60,7 +64,8 @@ def test_expected_change_is_lr_x_delta():
     """Mean change of an ideal linear device over U independent updates equals
     lr x_i d_j.  Per update the change is dw * Binomial(BL, p_i q_j) (x, d fixed), so the
     mean's sigma is dw sqrt(BL pq(1-pq) / U); tolerance 5 sigma (Bonferroni over 24 cells
-    gives a family false-alarm below 1e-5) plus the code/gain rounding bias bound."""
+    gives a family false-alarm below 1e-5).  Separately, the expectation given the
+    codes equals lr x d up to the rounding of codes and gains (first-order bound)."""
     p = SpgParams()
     lr, dw = 0.05, 0.001
     dev = PulsedDevice("t", "constant", dw_min=dw, w_bound=100.0)
@@ -70,16 +75,27 @@ def test_expected_change_is_lr_x_delta():
     U = 3000
     arr = PulsedArray(dev, 6, 4, seed=0, layer=0)
     gen = PulseGenerator(6, 4, seed=17, params=p)
-    out = gen.generate(np.tile(req.x, (U, 1)), np.tile(req.d, (U, 1)), np.full(U, req.gain_x),
-                       np.full(U, req.gain_d), req.bl)
+    out = gen.generate(
+        np.tile(req.x, (U, 1)),
+        np.tile(req.d, (U, 1)),
+        np.full(U, req.gain_x),
+        np.full(U, req.gain_d),
+        req.bl,
+    )
     for u in range(U):
-        apply_update(arr, out.row_pulses[u], out.col_pulses[u], out.row_sign[u],
-                     out.col_sign[u], u)
+        apply_update(arr, out.row_pulses[u], out.col_pulses[u], out.row_sign[u], out.col_sign[u], u)
     mean = arr.w / U
-    want = lr * np.outer(x, d)
     pq = (translate(req.x, req.gain_x, p)[:, None] * translate(req.d, req.gain_d, p)[None]) / 2**32
+    expect = dw * req.bl * pq * np.sign(np.outer(x, d))  # exact expectation given the codes
     sigma = dw * np.sqrt(req.bl * pq * (1 - pq) / U)
-    # quantization: codes off by <= 0.5/127 relative to max, gains by <= 2**-9 absolute
-    bias = np.abs(want) * (2 * 0.5 / 127 + 2 * 2**-9 / min(req.gain_x, req.gain_d) * 256) + 1e-12
-    assert np.all(np.abs(mean - want) <= 5 * sigma + bias)
-    assert np.all(np.sign(mean) == np.sign(want))
+    assert np.all(np.abs(mean - expect) <= 5 * sigma)
+    # and the codes/gains realise lr x d up to their rounding: value codes are off by at
+    # most half an LSB of 127, gain codes by half an LSB of 2**-8 (relative to the gain)
+    want = lr * np.outer(x, d)
+    rel = (
+        (0.5 / 127) / np.abs(x)[:, None]
+        + (0.5 / 127) / (np.abs(d)[None] / 0.4)
+        + 2**-9 / (req.gain_x / 256)
+        + 2**-9 / (req.gain_d / 256)
+    )
+    assert np.all(np.abs(expect - want) <= np.abs(want) * 1.01 * rel)

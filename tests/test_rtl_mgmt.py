@@ -261,3 +261,15 @@ def test_next_segment_streams_in_while_the_current_one_is_processed():
     x_cycles, o_cycles = out["x_cycles"], out["o_cycles"]
     assert x_cycles[: 2 * R] == list(range(2 * R)), "x waited although a buffer was free"
     assert x_cycles[2 * R - 1] < o_cycles[C - 1], "segment 1 did not overlap segment 0"
+
+
+@pytest.mark.parametrize("e_min,e_max", [(0, 0), (0, 3), (-3, 0)])
+def test_one_sided_and_single_exponent_ranges(e_min, e_max):
+    """Exponent ranges that allow only right shifts, only left shifts, or none (the RTL
+    then builds no shifter for the missing direction)."""
+    gp = dataclasses.replace(BASE, e_min=e_min, e_max=e_max, bound_max_iter=2)
+    rng = np.random.default_rng(50 + e_max - e_min)
+    rp = rtl_params(gp, x_lanes=2, lanes=2)
+    job = dict(gp=gp, x=extreme_x(rng, gp, 10, 3), w=rng.integers(-3, 4, (3, 3)), shift=1)
+    (res,) = run_jobs(rp, [job], seed=3, idle=0.2, stall=0.2)
+    check(rp, job, res)

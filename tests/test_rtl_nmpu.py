@@ -294,3 +294,12 @@ def test_random_parameter_sets(seed):
         stall=0.3,
     )
     check(gp, case, res)
+
+
+@pytest.mark.parametrize("e_min,e_max", [(0, 0), (-3, 0)])
+def test_narrow_exponent_ranges(e_min, e_max):
+    gp = dataclasses.replace(SMALL, e_min=e_min, e_max=e_max, activation="relu", out_signed=False)
+    rng = np.random.default_rng(60 + e_min)
+    case = random_case(rng, gp, V=8, T=2, C=4)
+    (res,) = run_jobs(rtl_params(gp), [(gp, case)], seed=2, stall=0.2)
+    check(gp, case, res)

@@ -3,13 +3,12 @@ against them, under cocotb + Verilator and under Amaranth's simulator."""
 
 import numpy as np
 import pytest
-from amaranth.sim import Simulator
-
 from aimcflow.cosim import runner
 from aimcflow.models.errors import UserInputError
 from aimcflow.models.periphery import secure_mac as golden
 from aimcflow.rtl.plain_mac import MacParams, PlainMac
 from aimcflow.rtl.secure_mac import SecureMac, SecureMacParams
+from amaranth.sim import Simulator
 
 
 def test_acc_bits_is_exact_and_tight():
@@ -120,8 +119,9 @@ def test_rtl_bit_exact_under_verilator(design):
     n = 64
     comp = PlainMac(MacParams(n=n)) if design == "plain_mac" else SecureMac(SecureMacParams(n=n))
     build = runner.build_component(comp, design)
-    res = build.run("aimcflow.cosim.benches.mac",
-                    {"design": design, "n": n, "ops": 300, "seed": 11}).result
+    res = build.run(
+        "aimcflow.cosim.benches.mac", {"design": design, "n": n, "ops": 300, "seed": 11}
+    ).result
     assert res["ops"] == 300 and res["mismatches"] == 0
     # secure: 300 share vectors + 300 recombined values compared
     assert res["compared"] == (600 if design == "secure_mac" else 300)

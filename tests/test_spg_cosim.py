@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy import stats
-
 from aimcflow.cosim.benches import spg as bench
 from aimcflow.models.periphery import spg as golden
+from scipy import stats
 
 pytestmark = pytest.mark.cosim
 
-ROWS, COLS = 33, 10  # digits MLP last layer (32 hidden + bias row): one build for tests and training
+ROWS, COLS = (
+    33,
+    10,
+)  # digits MLP last layer (32 hidden + bias row): one build for tests and training
 PARAMS = bench.rtl_params(ROWS, COLS, golden.SpgParams())
 
 
@@ -25,10 +27,16 @@ def _segment(rng, seed: int, updates: int, bl: int) -> dict:
     x = rng.integers(-128, 128, (updates, ROWS))
     d = rng.integers(-128, 128, (updates, COLS))
     x[0, :2] = [-128, 127]
-    return {"seed": seed, "x": x, "d": d,
-            # gains 0..3.0 in 8.8: probabilities over the whole range, some saturating
-            "gain_x": rng.integers(0, 3 * 256, updates), "gain_d": rng.integers(0, 3 * 256, updates),
-            "bl": bl, "deterministic": rng.random(updates) < 0.2}
+    return {
+        "seed": seed,
+        "x": x,
+        "d": d,
+        # gains 0..3.0 in 8.8: probabilities over the whole range, some saturating
+        "gain_x": rng.integers(0, 3 * 256, updates),
+        "gain_d": rng.integers(0, 3 * 256, updates),
+        "bl": bl,
+        "deterministic": rng.random(updates) < 0.2,
+    }
 
 
 def test_bit_exact_random_inputs_and_seeds(build, soak):
@@ -55,22 +63,31 @@ def test_bit_exact_random_inputs_and_seeds(build, soak):
 
 def test_statistics_of_rtl_pulse_trains(build):
     """One seed, fixed inputs, 400 updates of BL 255 = 102 000 slots per lane."""
-    rng = np.random.default_rng(7)
     U, BL = 400, 255
     x = np.linspace(-127, 127, ROWS).round().astype(np.int64)
     d = np.array([0, 3, -16, 40, -64, 90, -100, 120, -127, 127])
     x[5] = 0
-    seg = {"seed": 0xC0FFEE, "x": np.tile(x, (U, 1)), "d": np.tile(d, (U, 1)),
-           "gain_x": np.full(U, 256), "gain_d": np.full(U, 256 + 128), "bl": BL,
-           "deterministic": np.zeros(U, bool)}
+    seg = {
+        "seed": 0xC0FFEE,
+        "x": np.tile(x, (U, 1)),
+        "d": np.tile(d, (U, 1)),
+        "gain_x": np.full(U, 256),
+        "gain_d": np.full(U, 256 + 128),
+        "bl": BL,
+        "deterministic": np.zeros(U, bool),
+    }
     (out,), _ = bench.simulate(PARAMS, [seg], build=build)
     g = bench.golden_segment(PARAMS, seg)
     np.testing.assert_array_equal(out.row_pulses, g.row_pulses)
 
     n = U * BL
     pulses = np.concatenate([out.row_pulses, out.col_pulses], axis=2).reshape(n, -1).astype(float)
-    q = np.concatenate([golden.translate(x, 256, golden.SpgParams()),
-                        golden.translate(d, 256 + 128, golden.SpgParams())])
+    q = np.concatenate(
+        [
+            golden.translate(x, 256, golden.SpgParams()),
+            golden.translate(d, 256 + 128, golden.SpgParams()),
+        ]
+    )
     p = q / 2**16
     lanes = pulses.shape[1]
 
@@ -98,8 +115,9 @@ def test_statistics_of_rtl_pulse_trains(build):
 
     # 3. coincidences per update: mean of sum_t a_i(t) b_j(t) = BL p_i p_j, per update the
     #    variance is BL p_i p_j (1 - p_i p_j); tolerance 4.5 sigma of the mean of U updates.
-    counts = np.einsum("utr,utc->urc", out.row_pulses.astype(np.int64),
-                       out.col_pulses.astype(np.int64))
+    counts = np.einsum(
+        "utr,utc->urc", out.row_pulses.astype(np.int64), out.col_pulses.astype(np.int64)
+    )
     pij = np.outer(p[:ROWS], p[ROWS:])
     mean = counts.mean(axis=0)
     sigma = np.sqrt(BL * pij * (1 - pij) / U)

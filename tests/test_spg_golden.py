@@ -8,7 +8,6 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-
 from aimcflow.models.errors import UserInputError
 from aimcflow.models.periphery import spg
 
@@ -21,8 +20,9 @@ def q_reference(v: int, gain: int, p: spg.SpgParams) -> int:
     return min(2**p.prob_bits, math.floor(exact + Fraction(1, 2)))
 
 
-@pytest.mark.parametrize("p", [P, spg.SpgParams(value_bits=6, gain_bits=12, gain_frac=10,
-                                                prob_bits=8, max_bl=15)])
+@pytest.mark.parametrize(
+    "p", [P, spg.SpgParams(value_bits=6, gain_bits=12, gain_frac=10, prob_bits=8, max_bl=15)]
+)
 def test_translator_matches_exact_rational(p):
     rng = np.random.default_rng(3)
     lo, hi = -(1 << (p.value_bits - 1)), (1 << (p.value_bits - 1))
@@ -69,10 +69,13 @@ def test_deterministic_count_and_even_spread():
     x = rng.integers(-128, 128, (50, 7))
     gx = rng.integers(0, 600, 50)
     for bl in (1, 7, 31, 255):
-        out = spg.generate(x, np.zeros((50, 1), int), gx, np.zeros(50, int), bl, seed=3,
-                           deterministic=True)
+        out = spg.generate(
+            x, np.zeros((50, 1), int), gx, np.zeros(50, int), bl, seed=3, deterministic=True
+        )
         q = spg.translate(x, gx[:, None], P)
-        n = np.floor(q * bl / 2**P.prob_bits + 0.5).astype(np.int64)  # exact in float64: q*bl < 2**53
+        n = np.floor(q * bl / 2**P.prob_bits + 0.5).astype(
+            np.int64
+        )  # exact in float64: q*bl < 2**53
         counts = out.row_pulses.sum(axis=1)
         np.testing.assert_array_equal(counts, n)
         cum = np.cumsum(out.row_pulses, axis=1)  # (V, bl, R)
@@ -86,19 +89,25 @@ def test_state_carries_over_between_calls():
     g = rng.integers(0, 600, 8)
     whole = spg.generate(x, d, g, g, 9, seed=11)
     gen = spg.PulseGenerator(5, 3, 11)
-    parts = [gen.generate(x[i:i + 2], d[i:i + 2], g[i:i + 2], g[i:i + 2], 9) for i in (0, 2, 4, 6)]
+    parts = [
+        gen.generate(x[i : i + 2], d[i : i + 2], g[i : i + 2], g[i : i + 2], 9)
+        for i in (0, 2, 4, 6)
+    ]
     np.testing.assert_array_equal(whole.row_pulses, np.concatenate([o.row_pulses for o in parts]))
     np.testing.assert_array_equal(whole.col_pulses, np.concatenate([o.col_pulses for o in parts]))
 
 
-@pytest.mark.parametrize("kw,match", [
-    ({"bl": 0}, "bl = 0 is out of range"),
-    ({"bl": 256}, "bl = 256 is out of range; allowed: 1 .. 255"),
-    ({"gain_x": [1 << 16]}, "gain_x = 65536 overflows"),
-    ({"gain_d": [-1]}, "gain_d = -1 overflows"),
-    ({"x": [[128]]}, "x holds 128, outside"),
-    ({"seed": 1 << 32}, "seed 4294967296 is out of range"),
-])
+@pytest.mark.parametrize(
+    "kw,match",
+    [
+        ({"bl": 0}, "bl = 0 is out of range"),
+        ({"bl": 256}, "bl = 256 is out of range; allowed: 1 .. 255"),
+        ({"gain_x": [1 << 16]}, "gain_x = 65536 overflows"),
+        ({"gain_d": [-1]}, "gain_d = -1 overflows"),
+        ({"x": [[128]]}, "x holds 128, outside"),
+        ({"seed": 1 << 32}, "seed 4294967296 is out of range"),
+    ],
+)
 def test_bad_input_is_user_error(kw, match):
     args = {"x": [[1]], "d": [[1]], "gain_x": [256], "gain_d": [256], "bl": 4, "seed": 1}
     args.update(kw)

@@ -4,7 +4,6 @@ promises, 2**32 - 1, proven exhaustively, and the lane-seed jumps land where the
 from __future__ import annotations
 
 import numpy as np
-
 from aimcflow.models.periphery import spg
 
 N = spg.PERIOD  # 2**32 - 1 = 3 * 5 * 17 * 257 * 65537
@@ -58,7 +57,7 @@ def test_period_exhaustive():
     have, jp = 1, jump
     while have < K:  # doubling: starts[have:2 have] = T**(have m) starts[:have]
         take = min(have, K - have)
-        starts[have:have + take] = gf2_apply_vec(jp, starts[:take])
+        starts[have : have + take] = gf2_apply_vec(jp, starts[:take])
         have += take
         jp = spg.gf2_mul(jp, jp)
     s = starts.copy()

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from amaranth.sim import Simulator
-
 from aimcflow.models.periphery import spg as golden
 from aimcflow.rtl.spg import SpgParams, StochasticPulseGenerator
+from amaranth.sim import Simulator
 
 
 def _bits(view, n: int) -> list[int]:
@@ -17,8 +16,19 @@ def _bits(view, n: int) -> list[int]:
     return [(word >> k) & 1 for k in range(n)]
 
 
-def run_rtl(params: SpgParams, seed: int, x, d, gx, gd, bl: int, det, rng,
-            p_valid: float = 0.7, p_ready: float = 0.7):
+def run_rtl(
+    params: SpgParams,
+    seed: int,
+    x,
+    d,
+    gx,
+    gd,
+    bl: int,
+    det,
+    rng,
+    p_valid: float = 0.7,
+    p_ready: float = 0.7,
+):
     """Load ``seed``, stream the updates through the DUT with random valid/ready gaps and
     return the golden-model-shaped arrays (row (V,BL,R), col (V,BL,C), signs, last flags)."""
     dut = StochasticPulseGenerator(params)
@@ -35,9 +45,17 @@ def run_rtl(params: SpgParams, seed: int, x, d, gx, gd, bl: int, det, rng,
         for v in range(V):
             if gaps_in[v]:
                 await ctx.tick()
-            ctx.set(dut.i.payload, {"x": [int(a) for a in x[v]], "d": [int(a) for a in d[v]],
-                                    "gain_x": int(gx[v]), "gain_d": int(gd[v]), "bl": bl,
-                                    "deterministic": int(det[v])})
+            ctx.set(
+                dut.i.payload,
+                {
+                    "x": [int(a) for a in x[v]],
+                    "d": [int(a) for a in d[v]],
+                    "gain_x": int(gx[v]),
+                    "gain_d": int(gd[v]),
+                    "bl": bl,
+                    "deterministic": int(det[v]),
+                },
+            )
             ctx.set(dut.i.valid, 1)
             await ctx.tick().until(dut.i.ready)
             ctx.set(dut.i.valid, 0)
@@ -68,11 +86,14 @@ def run_rtl(params: SpgParams, seed: int, x, d, gx, gd, bl: int, det, rng,
 
 def _golden(params: SpgParams, seed, x, d, gx, gd, bl, det):
     """Golden trains, update by update so stochastic and deterministic updates can mix."""
-    gp = golden.SpgParams(params.value_bits, params.gain_bits, params.gain_frac,
-                          params.prob_bits, params.max_bl)
+    gp = golden.SpgParams(
+        params.value_bits, params.gain_bits, params.gain_frac, params.prob_bits, params.max_bl
+    )
     gen = golden.PulseGenerator(params.rows, params.cols, seed, gp)
-    outs = [gen.generate(x[v:v + 1], d[v:v + 1], gx[v:v + 1], gd[v:v + 1], bl, bool(det[v]))
-            for v in range(len(x))]
+    outs = [
+        gen.generate(x[v : v + 1], d[v : v + 1], gx[v : v + 1], gd[v : v + 1], bl, bool(det[v]))
+        for v in range(len(x))
+    ]
     cat = lambda f: np.concatenate([getattr(o, f) for o in outs])  # noqa: E731
     return cat("row_pulses"), cat("col_pulses"), cat("row_sign"), cat("col_sign")
 
@@ -90,14 +111,22 @@ def _random_case(rng, params: SpgParams, V: int):
     return x, d, gx, gd
 
 
-@pytest.mark.parametrize("params,seed,bl", [
-    (SpgParams(rows=5, cols=3), 0, 7),                 # seed 0 -> the documented base
-    (SpgParams(rows=4, cols=4), 0xDEADBEEF, 1),        # BL = 1
-    (SpgParams(rows=3, cols=2, max_bl=31), 12345, 31),  # BL = max
-    # translator shift > 0 exercises the rounding branch of scale()
-    (SpgParams(rows=3, cols=3, value_bits=6, gain_bits=12, gain_frac=10, prob_bits=8,
-               max_bl=15), 99, 13),
-])
+@pytest.mark.parametrize(
+    "params,seed,bl",
+    [
+        (SpgParams(rows=5, cols=3), 0, 7),  # seed 0 -> the documented base
+        (SpgParams(rows=4, cols=4), 0xDEADBEEF, 1),  # BL = 1
+        (SpgParams(rows=3, cols=2, max_bl=31), 12345, 31),  # BL = max
+        # translator shift > 0 exercises the rounding branch of scale()
+        (
+            SpgParams(
+                rows=3, cols=3, value_bits=6, gain_bits=12, gain_frac=10, prob_bits=8, max_bl=15
+            ),
+            99,
+            13,
+        ),
+    ],
+)
 def test_rtl_matches_golden(params, seed, bl):
     rng = np.random.default_rng(seed ^ bl)
     V = 24
@@ -129,8 +158,10 @@ def test_no_bubble_between_updates():
         ctx.set(dut.seed.valid, 1)
         await ctx.tick().until(dut.seed.ready)
         ctx.set(dut.seed.valid, 0)
-        ctx.set(dut.i.payload, {"x": [1, 2], "d": [3, 4], "gain_x": 256, "gain_d": 256,
-                                "bl": bl, "deterministic": 0})
+        ctx.set(
+            dut.i.payload,
+            {"x": [1, 2], "d": [3, 4], "gain_x": 256, "gain_d": 256, "bl": bl, "deterministic": 0},
+        )
         ctx.set(dut.i.valid, 1)
         for _ in range(V):
             await ctx.tick().until(dut.i.ready)
@@ -161,8 +192,17 @@ def test_bl_zero_emits_nothing():
 
     async def driver(ctx):
         for bl in (0, 3):
-            ctx.set(dut.i.payload, {"x": [127, 0], "d": [127, 0], "gain_x": 256,
-                                    "gain_d": 256, "bl": bl, "deterministic": 1})
+            ctx.set(
+                dut.i.payload,
+                {
+                    "x": [127, 0],
+                    "d": [127, 0],
+                    "gain_x": 256,
+                    "gain_d": 256,
+                    "bl": bl,
+                    "deterministic": 1,
+                },
+            )
             ctx.set(dut.i.valid, 1)
             await ctx.tick().until(dut.i.ready)
         ctx.set(dut.i.valid, 0)

@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import numpy as np
-
 from aimcflow.models.periphery import ascon as golden
 
 KIND_AD, KIND_CT, KIND_TAG = 0, 1, 2
@@ -20,14 +19,18 @@ KIND_AD, KIND_CT, KIND_TAG = 0, 1, 2
 
 def pack_beat(data: bytes, nbytes: int, kind: int, last: int) -> int:
     """Flat payload of one beat: layout ``rtl.ascon.BEAT`` = data | nbytes | kind | last."""
-    return (int.from_bytes(data.ljust(16, b"\0"), "little") | (nbytes << 128)
-            | (kind << 133) | (last << 135))
+    return (
+        int.from_bytes(data.ljust(16, b"\0"), "little")
+        | (nbytes << 128)
+        | (kind << 133)
+        | (last << 135)
+    )
 
 
 def _blocks(msg: bytes, kind: int) -> Iterator[int]:
     full = len(msg) // 16 * 16
     for i in range(0, full, 16):
-        yield pack_beat(msg[i:i + 16], 16, kind, 0)
+        yield pack_beat(msg[i : i + 16], 16, kind, 0)
     yield pack_beat(msg[full:], len(msg) - full, kind, 1)
 
 
@@ -138,16 +141,27 @@ if cocotb is not None:
                 cycles_total += await tb.message(t["Key"], t["Nonce"], t["AD"], ct)
                 got_err = tb.mon.error
                 if want.tag_ok and not expect_overflow:
-                    ok = (not got_err and tb.mon.committed(len(want.plaintext)) == want.plaintext
-                          and tb.mon.writes == (len(want.plaintext) + 15) // 16)
+                    ok = (
+                        not got_err
+                        and tb.mon.committed(len(want.plaintext)) == want.plaintext
+                        and tb.mon.writes == (len(want.plaintext) + 15) // 16
+                    )
                 else:
                     ok = got_err and tb.mon.writes == 0
                 checked += 1
                 tampered += is_bad
                 if not ok and len(errors) < 5:
-                    errors.append(f"Count {t['Count']} tampered={is_bad}: error={got_err} "
-                                  f"writes={tb.mon.writes} got {tb.mon.committed(len(want.plaintext)).hex()} "
-                                  f"want tag_ok={want.tag_ok} {want.plaintext.hex()}")
-        save_result({"messages": checked, "tampered": tampered, "mismatches": len(errors),
-                     "cycles": cycles_total})
+                    errors.append(
+                        f"Count {t['Count']} tampered={is_bad}: error={got_err} "
+                        f"writes={tb.mon.writes} got {tb.mon.committed(len(want.plaintext)).hex()} "
+                        f"want tag_ok={want.tag_ok} {want.plaintext.hex()}"
+                    )
+        save_result(
+            {
+                "messages": checked,
+                "tampered": tampered,
+                "mismatches": len(errors),
+                "cycles": cycles_total,
+            }
+        )
         assert not errors, "\n".join(errors)

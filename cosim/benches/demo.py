@@ -20,16 +20,19 @@ class PairAdder(wiring.Component):
     def __init__(self, width: int = 8) -> None:
         self.width = width
         layout = data.StructLayout({"a": signed(width), "b": signed(width)})
-        super().__init__({"i": In(stream.Signature(layout)),
-                          "o": Out(stream.Signature(signed(width + 1)))})
+        super().__init__(
+            {"i": In(stream.Signature(layout)), "o": Out(stream.Signature(signed(width + 1)))}
+        )
 
     def elaborate(self, platform):
         m = Module()
         move = self.o.ready | ~self.o.valid
         m.d.comb += self.i.ready.eq(move)
         with m.If(move):
-            m.d.sync += [self.o.valid.eq(self.i.valid),
-                         self.o.payload.eq(self.i.payload.a + self.i.payload.b)]
+            m.d.sync += [
+                self.o.valid.eq(self.i.valid),
+                self.o.payload.eq(self.i.payload.a + self.i.payload.b),
+            ]
         return m
 
 
@@ -65,8 +68,9 @@ if cocotb is not None:
             v[:, :4] = [[lo, hi, lo, hi], [lo, hi, hi, lo]]  # corners first
             return {"a": v[0], "b": v[1]}
 
-        def check(self, sb: Scoreboard, x: dict[str, np.ndarray], wrong_by: int,
-                  n: int | None = None) -> int:
+        def check(
+            self, sb: Scoreboard, x: dict[str, np.ndarray], wrong_by: int, n: int | None = None
+        ) -> int:
             got = {"value": self.out_codec.unpack(self.snk.words)["value"]}
             return sb.check(got, {"value": golden(x["a"], x["b"], wrong_by)}, n)
 
@@ -75,8 +79,13 @@ if cocotb is not None:
         """Random pairs with random valid gaps and ready backpressure, a reset mid-stream."""
         p = load_params()
         n = int(p.get("vectors", 2000))
-        tb = AdderTB(dut, int(p.get("width", 8)), int(p.get("seed", 1)),
-                     float(p.get("p_valid", 0.7)), float(p.get("p_ready", 0.6)))
+        tb = AdderTB(
+            dut,
+            int(p.get("width", 8)),
+            int(p.get("seed", 1)),
+            float(p.get("p_valid", 0.7)),
+            float(p.get("p_ready", 0.6)),
+        )
         sb = Scoreboard("PairAdder")
         tb.start_clock()
         await tb.reset()
@@ -93,6 +102,12 @@ if cocotb is not None:
         tb.src.send(tb.in_codec.pack(x))
         cycles = await tb.run(lambda: len(tb.snk.words) >= n, max_cycles=100 * n)
         tb.check(sb, x, wrong_by)
-        save_result({"vectors": sb.compared, "mismatches": sb.mismatches, "cycles": cycles,
-                     "errors": sb.errors})
+        save_result(
+            {
+                "vectors": sb.compared,
+                "mismatches": sb.mismatches,
+                "cycles": cycles,
+                "errors": sb.errors,
+            }
+        )
         assert sb.mismatches == 0, "\n".join(sb.errors)

@@ -52,9 +52,11 @@ if cocotb is not None:
             self.design, self.n = design, n
             if design == "plain_mac":
                 from aimcflow.rtl.plain_mac import MacParams, PlainMac
+
                 comp = PlainMac(MacParams(n=n))
             else:
                 from aimcflow.rtl.secure_mac import SecureMac, SecureMacParams
+
                 comp = SecureMac(SecureMacParams(n=n))
             self.params = comp.params
             self.w_codec = PayloadCodec(comp.w.payload.shape())
@@ -69,7 +71,7 @@ if cocotb is not None:
             n = self.n
             w = self.rng.integers(-128, 127, size=(ops, n), endpoint=True)
             x = self.rng.integers(0, 255, size=(ops, n), endpoint=True)
-            w[0], x[0] = -128, 255            # most negative product in every lane
+            w[0], x[0] = -128, 255  # most negative product in every lane
             w[1], x[1] = 127, 255
             w[2], x[2] = 0, 0
             return w, x
@@ -78,8 +80,11 @@ if cocotb is not None:
             """Replay the accepted beats through the golden model: per result, the share
             vector (secure) or value (plain), and the plain dot product."""
             outs, dots = [], []
-            model = golden.SecureMacModel(golden.SecureMacSpec(n=self.n, seed=self.params.seed)) \
-                if self.design == "secure_mac" else None
+            model = (
+                golden.SecureMacModel(golden.SecureMacSpec(n=self.n, seed=self.params.seed))
+                if self.design == "secure_mac"
+                else None
+            )
             w_cur = np.zeros(self.n, dtype=np.int64)
             for kind, word in self.log.events:
                 if kind == "w":
@@ -97,8 +102,14 @@ if cocotb is not None:
         """Random weights/activations and corner vectors, random gaps and backpressure."""
         p = load_params()
         design, n, ops = p["design"], int(p["n"]), int(p.get("ops", 300))
-        tb = MacTB(dut, design, n, int(p.get("seed", 1)), float(p.get("p_valid", 0.7)),
-                   float(p.get("p_ready", 0.6)))
+        tb = MacTB(
+            dut,
+            design,
+            n,
+            int(p.get("seed", 1)),
+            float(p.get("p_valid", 0.7)),
+            float(p.get("p_ready", 0.6)),
+        )
         tb.start_clock()
         await tb.reset()
         w, x = tb.stimulus(ops)
@@ -106,8 +117,8 @@ if cocotb is not None:
         new_w[:3] = True
         for i in range(ops):
             if new_w[i]:
-                tb.w_src.send(tb.w_codec.pack({"": w[i:i + 1]}))
-            tb.x_src.send(tb.x_codec.pack({"": x[i:i + 1]}))
+                tb.w_src.send(tb.w_codec.pack({"": w[i : i + 1]}))
+            tb.x_src.send(tb.x_codec.pack({"": x[i : i + 1]}))
         k = tb.params.acc_bits if design == "secure_mac" else tb.params.x_bits
         cycles = await tb.run(lambda: len(tb.y_snk.words) == ops, ops * (k + 2) * 8 + 100)
         outs, dots = tb.expected()
@@ -119,6 +130,13 @@ if cocotb is not None:
             sb.check({"y": recombined}, {"y": np.array(dots)})
         else:
             sb.check({"y": got}, {"y": np.array(dots)})
-        save_result({"ops": ops, "compared": sb.compared, "mismatches": sb.mismatches,
-                     "cycles": cycles, "loads": len(tb.log.events)})
+        save_result(
+            {
+                "ops": ops,
+                "compared": sb.compared,
+                "mismatches": sb.mismatches,
+                "cycles": cycles,
+                "loads": len(tb.log.events),
+            }
+        )
         assert sb.mismatches == 0, "\n".join(sb.errors)

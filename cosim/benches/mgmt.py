@@ -22,10 +22,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-
 from aimcflow.models.periphery import mgmt as golden
-from aimcflow.models.periphery.fixedpoint import signed_range
-from aimcflow.rtl.mgmt import ITER_BITS, REG_BOUND_MAX_ITER, REG_NOISE, MgmtController
+from aimcflow.rtl.mgmt import REG_BOUND_MAX_ITER, REG_NOISE, MgmtController
 from aimcflow.rtl.params import MgmtRtlParams
 
 MODULE = "aimcflow.cosim.benches.mgmt"
@@ -60,8 +58,11 @@ def answer_beats(a: np.ndarray, sat_any: bool, lanes: int) -> dict[str, np.ndarr
     """One tile answer ``a`` (C,) -> ``adc`` beats (``sat_any`` on every beat)."""
     C = a.shape[0]
     B = _groups(C, lanes)
-    return {"a": np.pad(a, (0, B * lanes - C)).reshape(B, lanes),
-            "sat_any": np.full(B, int(sat_any)), "last": (np.arange(B) == B - 1).astype(np.int64)}
+    return {
+        "a": np.pad(a, (0, B * lanes - C)).reshape(B, lanes),
+        "sat_any": np.full(B, int(sat_any)),
+        "last": (np.arange(B) == B - 1).astype(np.int64),
+    }
 
 
 @dataclass
@@ -96,12 +97,22 @@ def _rand_x(rng: np.random.Generator, gp: golden.MgmtParams, shape) -> np.ndarra
     return x.astype(np.int64)
 
 
-def random_job(rng: np.random.Generator, rtl: MgmtRtlParams, base: golden.MgmtParams, V: int,
-               R: int | None = None, C: int | None = None, noise: str | None = None) -> Job:
+def random_job(
+    rng: np.random.Generator,
+    rtl: MgmtRtlParams,
+    base: golden.MgmtParams,
+    V: int,
+    R: int | None = None,
+    C: int | None = None,
+    noise: str | None = None,
+) -> Job:
     R = R or int(rng.integers(1, min(3 * rtl.x_lanes, rtl.max_rows), endpoint=True))
     C = C or int(rng.integers(1, 3 * rtl.lanes, endpoint=True))
-    gp = dataclasses.replace(base, noise=noise or str(rng.choice(golden.NOISE_MODES)),
-                             bound_max_iter=int(rng.integers(0, 15, endpoint=True)))
+    gp = dataclasses.replace(
+        base,
+        noise=noise or str(rng.choice(golden.NOISE_MODES)),
+        bound_max_iter=int(rng.integers(0, 15, endpoint=True)),
+    )
     w = rng.integers(-(1 << 6), 1 << 6, size=(R, C), endpoint=True)
     # shift chosen so that about half the answers saturate the ADC (bound management runs)
     typical = np.log2(max(1.0, np.sqrt(R) * (1 << (gp.dac_bits - 1)) * 40))
@@ -127,8 +138,15 @@ if cocotb is not None:
         scoreboard; ``tile_for`` maps the running segment index to a tile function (the
         top-level bench uses a different crossbar per row tile)."""
 
-        def __init__(self, dac: StreamSink, adc: StreamSource, dac_codec: PayloadCodec,
-                     adc_codec: PayloadCodec, lanes: int, adc_bits: int) -> None:
+        def __init__(
+            self,
+            dac: StreamSink,
+            adc: StreamSource,
+            dac_codec: PayloadCodec,
+            adc_codec: PayloadCodec,
+            lanes: int,
+            adc_bits: int,
+        ) -> None:
             self.dac, self.adc = dac, adc
             self.dac_codec, self.adc_codec = dac_codec, adc_codec
             self.lanes, self.adc_bits = lanes, adc_bits
@@ -147,7 +165,7 @@ if cocotb is not None:
             words = self.dac.words
             if len(words) == self.seen:
                 return
-            f = self.dac_codec.unpack(words[self.seen:])
+            f = self.dac_codec.unpack(words[self.seen :])
             ends = np.flatnonzero(f["last"])
             if not len(ends):
                 return
@@ -173,20 +191,25 @@ if cocotb is not None:
             super().__init__(dut, seed)
             self.rtl = rtl
             comp = MgmtController(rtl)
-            c = {name: PayloadCodec(getattr(comp, name).payload.shape())
-                 for name in ("x", "dac", "adc", "o", "load")}
+            c = {
+                name: PayloadCodec(getattr(comp, name).payload.shape())
+                for name in ("x", "dac", "adc", "o", "load")
+            }
             self.codec = c
             self.xsrc = self.add(StreamSource(dut, "x", self.rng, p_valid))
             self.load = self.add(StreamSource(dut, "load", self.rng, p_valid))
             self.dac = self.add(StreamSink(dut, "dac", self.rng, p_ready))
             self.adc = self.add(StreamSource(dut, "adc", self.rng, p_valid))
             self.osnk = self.add(StreamSink(dut, "o", self.rng, p_ready))
-            self.tile = self.add(TileResponder(self.dac, self.adc, c["dac"], c["adc"],
-                                               rtl.lanes, rtl.adc_bits))
+            self.tile = self.add(
+                TileResponder(self.dac, self.adc, c["dac"], c["adc"], rtl.lanes, rtl.adc_bits)
+            )
 
         async def program(self, gp: golden.MgmtParams) -> None:
-            beats = {"reg": np.array([REG_NOISE, REG_BOUND_MAX_ITER]),
-                     "value": np.array([golden.NOISE_MODES.index(gp.noise), gp.bound_max_iter])}
+            beats = {
+                "reg": np.array([REG_NOISE, REG_BOUND_MAX_ITER]),
+                "value": np.array([golden.NOISE_MODES.index(gp.noise), gp.bound_max_iter]),
+            }
             self.load.send(self.codec["load"].pack(beats))
             await self.run(lambda: self.load.idle, max_cycles=10_000)
 
@@ -202,8 +225,7 @@ if cocotb is not None:
             self.xsrc.send(self.codec["x"].pack(segment_beats(job.x, self.rtl.x_lanes)))
             want = V * B if stop_after is None else stop_after
             budget = 200 * V * (_groups(R, self.rtl.x_lanes) + B) * (job.gp.bound_max_iter + 1)
-            return await self.run(lambda: len(self.osnk.words) >= want,
-                                  max_cycles=budget + 1000)
+            return await self.run(lambda: len(self.osnk.words) >= want, max_cycles=budget + 1000)
 
         def received(self, job: Job):
             C = job.w.shape[1]
@@ -214,31 +236,39 @@ if cocotb is not None:
                 return v, {}
             f = self.codec["o"].unpack(self.osnk.words[:n])
             first = np.arange(v) * B
-            got = {"a": f["a"].reshape(v, B * self.rtl.lanes)[:, :C], "e": f["e"][first],
-                   "iter": f["iter"][first], "sat_any": f["sat_any"][first]}
+            got = {
+                "a": f["a"].reshape(v, B * self.rtl.lanes)[:, :C],
+                "e": f["e"][first],
+                "iter": f["iter"][first],
+                "sat_any": f["sat_any"][first],
+            }
             # every beat of one answer carries the same e/iter/sat_any and last on the final
-            same = all((f[k].reshape(v, B) == got[k][:, None]).all()
-                       for k in ("e", "iter", "sat_any"))
+            same = all(
+                (f[k].reshape(v, B) == got[k][:, None]).all() for k in ("e", "iter", "sat_any")
+            )
             last_ok = (f["last"].reshape(v, B) == (np.arange(B) == B - 1)).all()
             got["beats_consistent"] = np.full(v, int(same and last_ok))
             return v, got
 
-    def check_dac(sb: Scoreboard, tb: MgmtTB, job: Job, e0: np.ndarray, iters: np.ndarray,
-                  v: int) -> None:
+    def check_dac(
+        sb: Scoreboard, tb: MgmtTB, job: Job, e0: np.ndarray, iters: np.ndarray, v: int
+    ) -> None:
         """Every DAC segment sent for the first ``v`` vectors, in order, against golden."""
         segs = tb.tile.segments
         exp_d, exp_it = [], []
         for i in range(v):
             for k in range(int(iters[i]) + 1):
                 e = min(int(e0[i]) + k, job.gp.e_max)
-                exp_d.append(golden.dac_codes(job.x[i:i + 1], np.array([e]), job.gp)[0])
+                exp_d.append(golden.dac_codes(job.x[i : i + 1], np.array([e]), job.gp)[0])
                 exp_it.append(k)
         n = min(len(exp_d), len(segs))
         if n == 0:
             return
-        sb.check({"d": np.stack([s[0] for s in segs[:n]]),
-                  "iter": np.array([s[1] for s in segs[:n]])},
-                 {"d": np.stack(exp_d[:n]), "iter": np.array(exp_it[:n])}, n)
+        sb.check(
+            {"d": np.stack([s[0] for s in segs[:n]]), "iter": np.array([s[1] for s in segs[:n]])},
+            {"d": np.stack(exp_d[:n]), "iter": np.array(exp_it[:n])},
+            n,
+        )
 
     def check_job(sb_o: Scoreboard, sb_d: Scoreboard, tb: MgmtTB, job: Job, exp) -> int:
         a, e, it, sat = exp
@@ -247,19 +277,35 @@ if cocotb is not None:
             return 0
         e0 = golden.choose_exponent(job.x, job.gp)
         check_dac(sb_d, tb, job, e0, it, v)
-        return sb_o.check(got, {"a": a, "e": e, "iter": it, "sat_any": sat.astype(np.int64),
-                                "beats_consistent": np.ones(len(e), np.int64)}, v,
-                          context=lambda i: f"noise={job.gp.noise} "
-                          f"bmi={job.gp.bound_max_iter} R={job.x.shape[1]} "
-                          f"C={job.w.shape[1]} shift={job.shift}")
+        return sb_o.check(
+            got,
+            {
+                "a": a,
+                "e": e,
+                "iter": it,
+                "sat_any": sat.astype(np.int64),
+                "beats_consistent": np.ones(len(e), np.int64),
+            },
+            v,
+            context=lambda i: (
+                f"noise={job.gp.noise} "
+                f"bmi={job.gp.bound_max_iter} R={job.x.shape[1]} "
+                f"C={job.w.shape[1]} shift={job.shift}"
+            ),
+        )
 
     @cocotb.test()
     async def random_segments(dut):
         p = load_params()
         rtl, base = _params(p)
         total = int(p.get("vectors", 1000))
-        tb = MgmtTB(dut, rtl, int(p.get("seed", 1)), float(p.get("p_valid", 0.8)),
-                    float(p.get("p_ready", 0.7)))
+        tb = MgmtTB(
+            dut,
+            rtl,
+            int(p.get("seed", 1)),
+            float(p.get("p_valid", 0.8)),
+            float(p.get("p_ready", 0.7)),
+        )
         sb_o, sb_d = Scoreboard(f"mgmt o lanes={rtl.lanes}"), Scoreboard("mgmt dac")
         tb.start_clock()
         await tb.reset()
@@ -274,8 +320,9 @@ if cocotb is not None:
             R = {0: 1, 1: rtl.x_lanes + 1, 2: rtl.max_rows}.get(jobs)
             if jobs == 2:
                 V = min(V, 10)
-            job = random_job(rng, rtl, base, V, R=R,
-                             noise=golden.NOISE_MODES[jobs % 2] if jobs < 4 else None)
+            job = random_job(
+                rng, rtl, base, V, R=R, noise=golden.NOISE_MODES[jobs % 2] if jobs < 4 else None
+            )
             jobs += 1
             exp = job.expected()
             await tb.program(job.gp)
@@ -292,9 +339,15 @@ if cocotb is not None:
             iters_seen += np.bincount(exp[2], minlength=16)[:16]
             if sb_o.mismatches or sb_d.mismatches:
                 break
-        result.update(vectors=sb_o.compared, mismatches=sb_o.mismatches + sb_d.mismatches,
-                      dac_segments=sb_d.compared, errors=sb_o.errors + sb_d.errors, jobs=jobs,
-                      iter_histogram=iters_seen.tolist(), rtl_cycles=tb.cycle)
+        result.update(
+            vectors=sb_o.compared,
+            mismatches=sb_o.mismatches + sb_d.mismatches,
+            dac_segments=sb_d.compared,
+            errors=sb_o.errors + sb_d.errors,
+            jobs=jobs,
+            iter_histogram=iters_seen.tolist(),
+            rtl_cycles=tb.cycle,
+        )
         save_result(result)
         assert sb_o.mismatches == 0 and sb_d.mismatches == 0, "\n".join(sb_o.errors + sb_d.errors)
 
@@ -305,17 +358,21 @@ if cocotb is not None:
         p = load_params()
         rtl, gp = _params(p)
         with np.load(p["in"]) as f:
-            job = Job(np.asarray(f["x"], np.int64), np.asarray(f["w"], np.int64),
-                      int(f["shift"]), gp)
+            job = Job(
+                np.asarray(f["x"], np.int64), np.asarray(f["w"], np.int64), int(f["shift"]), gp
+            )
         tb = MgmtTB(dut, rtl, int(p.get("seed", 1)), 1.0, 1.0)
         tb.start_clock()
         await tb.reset()
         await tb.program(gp)
         cycles = await tb.stream(job)
         v, got = tb.received(job)
-        np.savez(p["out"], a=got["a"], e=got["e"], iter=got["iter"],
-                 sat_any=got["sat_any"].astype(bool), cycles=np.int64(cycles))
+        np.savez(
+            p["out"],
+            a=got["a"],
+            e=got["e"],
+            iter=got["iter"],
+            sat_any=got["sat_any"].astype(bool),
+            cycles=np.int64(cycles),
+        )
         save_result({"vectors": v, "cycles": cycles})
-
-
-_ = (ITER_BITS, signed_range)  # re-exported widths for callers building their own beats

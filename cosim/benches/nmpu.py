@@ -21,17 +21,16 @@ cocotb side:
 from __future__ import annotations
 
 import dataclasses
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-
 from aimcflow.models.periphery import nmpu as golden
 from aimcflow.models.periphery.fixedpoint import signed_range
-from aimcflow.rtl.nmpu import (LATENCY, LOAD_COL_COEF, LOAD_REG, LOAD_TILE_COEF,
-                               REG_ACTIVATION, REG_CLAMP_HI, REG_CLAMP_LO, REG_LEAKY_K,
-                               REG_N_COLS, REG_N_TILES, REG_OUT_SIGNED, Nmpu)
+from aimcflow.rtl.nmpu import LATENCY, Nmpu
 from aimcflow.rtl.params import NmpuRtlParams
+from aimcflow.rtl.protocol import nmpu_load_beats
 
 MODULE = "aimcflow.cosim.benches.nmpu"
 TOPLEVEL = "aimcflow_nmpu"
@@ -95,42 +94,18 @@ def input_beats(a: np.ndarray, e: np.ndarray, lanes: int) -> dict[str, np.ndarra
 
 
 def load_beats(job: Job, rtl: NmpuRtlParams) -> dict[str, np.ndarray]:
-    """Load-stream beats for a job: registers, then per-tile gain/offset, then mult/bias."""
-    lanes = rtl.lanes
-    V, T, C = job.shape
-    G = _groups(C, lanes)
+    """Load-stream beats for a job (registers, gain/offset per tile, mult/bias), encoded by
+    ``rtl/protocol.py`` -- the one place that knows the load protocol -- as field arrays."""
     lo, hi = golden.rtl_clamp_bounds(job.gp)
-    regs = [(REG_ACTIVATION, golden.ACTIVATIONS.index(job.gp.activation)),
-            (REG_OUT_SIGNED, int(job.gp.out_signed)), (REG_LEAKY_K, job.gp.leaky_k),
-            (REG_CLAMP_LO, lo), (REG_CLAMP_HI, hi), (REG_N_TILES, T), (REG_N_COLS, C)]
-    kinds, tiles, groups, av, bv = [], [], [], [], []
-    for reg, value in regs:
-        kinds.append(LOAD_REG)
-        tiles.append(0)
-        groups.append(reg)
-        av.append(np.zeros(lanes, np.int64))
-        bv.append(np.full(lanes, value, np.int64))
-    gain, offset = _pad_cols(job.gain, lanes), _pad_cols(job.offset, lanes)  # (T,G,lanes)
-    for t in range(T):
-        for g in range(G):
-            kinds.append(LOAD_TILE_COEF)
-            tiles.append(t)
-            groups.append(g)
-            av.append(gain[t, g])
-            bv.append(offset[t, g])
-    mult, bias = _pad_cols(job.mult, lanes), _pad_cols(job.bias, lanes)
-    for g in range(G):
-        kinds.append(LOAD_COL_COEF)
-        tiles.append(0)
-        groups.append(g)
-        av.append(mult[g])
-        bv.append(bias[g])
-    return {"kind": np.array(kinds), "tile": np.array(tiles), "group": np.array(groups),
-            "a": np.stack(av), "b": np.stack(bv)}
+    beats = nmpu_load_beats(
+        rtl, job.gain, job.offset, job.mult, job.bias, activation=job.gp.activation,
+        out_signed=job.gp.out_signed, leaky_k=job.gp.leaky_k, clamp_lo=lo, clamp_hi=hi)
+    return {k: np.array([b[k] for b in beats], dtype=np.int64) for k in beats[0]}
 
 
-def decode_outputs(fields: dict[str, np.ndarray], V: int, C: int, lanes: int
-                   ) -> tuple[np.ndarray, np.ndarray]:
+def decode_outputs(
+    fields: dict[str, np.ndarray], V: int, C: int, lanes: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Output beats -> ``y`` (V,C) and ``last`` (V,G); expects exactly ``V * G`` beats."""
     G = _groups(C, lanes)
     y = fields["y"].reshape(V, G * lanes)[:, :C]
@@ -151,9 +126,15 @@ def _rand_signed(rng: np.random.Generator, bits: int, size) -> np.ndarray:
     return np.clip(v, lo, hi)
 
 
-def random_job(rng: np.random.Generator, rtl: NmpuRtlParams, base: golden.NmpuParams,
-               V: int, activation: str | None = None, T: int | None = None,
-               C: int | None = None) -> Job:
+def random_job(
+    rng: np.random.Generator,
+    rtl: NmpuRtlParams,
+    base: golden.NmpuParams,
+    V: int,
+    activation: str | None = None,
+    T: int | None = None,
+    C: int | None = None,
+) -> Job:
     """A constrained-random job: T in 1..max_tiles, C in 1..3*lanes (often not a multiple
     of lanes), random activation/signedness/leaky_k/clamp, coefficients with corners."""
     T = T or int(rng.integers(1, rtl.max_tiles, endpoint=True))
@@ -161,9 +142,14 @@ def random_job(rng: np.random.Generator, rtl: NmpuRtlParams, base: golden.NmpuPa
     act = activation or str(rng.choice(golden.ACTIVATIONS))
     n = base.out_bits
     lo_hi = np.sort(rng.integers(-(1 << n), 1 << n, size=2, endpoint=True))
-    gp = dataclasses.replace(base, activation=act, out_signed=bool(rng.integers(0, 2)),
-                             leaky_k=int(rng.integers(0, 31, endpoint=True)),
-                             clamp_lo=int(lo_hi[0]), clamp_hi=int(lo_hi[1]))
+    gp = dataclasses.replace(
+        base,
+        activation=act,
+        out_signed=bool(rng.integers(0, 2)),
+        leaky_k=int(rng.integers(0, 31, endpoint=True)),
+        clamp_lo=int(lo_hi[0]),
+        clamp_hi=int(lo_hi[1]),
+    )
     a = _rand_signed(rng, base.adc_bits, (V, T, C))
     # exponents: uniform, with e_min/e_max corners overweighted
     e = rng.integers(base.e_min, base.e_max, size=(V, T), endpoint=True)
@@ -171,10 +157,15 @@ def random_job(rng: np.random.Generator, rtl: NmpuRtlParams, base: golden.NmpuPa
     e = np.where(corner < 0.1, base.e_min, np.where(corner > 0.9, base.e_max, e))
     zero_vec = rng.random(V) < 0.02  # some all-zero input vectors
     a[zero_vec] = 0
-    return Job(a=a, e=e, gain=_rand_signed(rng, base.gain_bits, (T, C)),
-               offset=_rand_signed(rng, base.offset_bits, (T, C)),
-               mult=_rand_signed(rng, base.mult_bits, C),
-               bias=_rand_signed(rng, base.bias_bits, C), gp=gp)
+    return Job(
+        a=a,
+        e=e,
+        gain=_rand_signed(rng, base.gain_bits, (T, C)),
+        offset=_rand_signed(rng, base.offset_bits, (T, C)),
+        mult=_rand_signed(rng, base.mult_bits, C),
+        bias=_rand_signed(rng, base.bias_bits, C),
+        gp=gp,
+    )
 
 
 # ---------------------------------------------------------------- cocotb side
@@ -215,16 +206,20 @@ if cocotb is not None:
             self.snk.words.clear()
             self.src.send(self.in_codec.pack(input_beats(job.a, job.e, self.rtl.lanes)))
             want = V * G if stop_after is None else stop_after
-            return await self.run(lambda: len(self.snk.words) >= want,
-                                  max_cycles=200 * V * T * G + 1000)
+            return await self.run(
+                lambda: len(self.snk.words) >= want, max_cycles=200 * V * T * G + 1000
+            )
 
         def received(self, job: Job) -> tuple[np.ndarray, np.ndarray, int]:
             """Output so far as ``y`` (v,C), ``last`` (v,G) for the ``v`` complete vectors."""
             V, T, C = job.shape
             G = _groups(C, self.rtl.lanes)
             n = len(self.snk.words) // G * G
-            f = self.out_codec.unpack(self.snk.words[:n]) if n else {
-                "y": np.zeros((0, self.rtl.lanes), np.int64), "last": np.zeros(0, np.int64)}
+            f = (
+                self.out_codec.unpack(self.snk.words[:n])
+                if n
+                else {"y": np.zeros((0, self.rtl.lanes), np.int64), "last": np.zeros(0, np.int64)}
+            )
             y, last = decode_outputs(f, n // G, C, self.rtl.lanes)
             return y, last, n // G
 
@@ -234,9 +229,12 @@ if cocotb is not None:
         exp_last = np.zeros((v, G), np.int64)
         exp_last[:, -1] = 1
         V, T, C = job.shape
-        return sb.check({"y": y, "last": last}, {"y": exp[:v], "last": exp_last}, v,
-                        context=lambda i: f"T={T} C={C} act={job.gp.activation} "
-                        f"signed={job.gp.out_signed}")
+        return sb.check(
+            {"y": y, "last": last},
+            {"y": exp[:v], "last": exp_last},
+            v,
+            context=lambda i: f"T={T} C={C} act={job.gp.activation} signed={job.gp.out_signed}",
+        )
 
     @cocotb.test()
     async def random_jobs(dut):
@@ -244,12 +242,18 @@ if cocotb is not None:
         p = load_params()
         rtl, base = _params(p)
         total = int(p.get("vectors", 1000))
-        tb = NmpuTB(dut, rtl, int(p.get("seed", 1)), float(p.get("p_valid", 0.8)),
-                    float(p.get("p_ready", 0.7)))
+        tb = NmpuTB(
+            dut,
+            rtl,
+            int(p.get("seed", 1)),
+            float(p.get("p_valid", 0.8)),
+            float(p.get("p_ready", 0.7)),
+        )
         rng = tb.rng
         sb = Scoreboard(f"nmpu lanes={rtl.lanes}")
         tb.start_clock()
         await tb.reset()
+        t_start = time.perf_counter()
         result: dict[str, Any] = {}
         acts = list(golden.ACTIVATIONS)
         job_i = 0
@@ -285,12 +289,39 @@ if cocotb is not None:
             _check_job(sb, tb, job, job.expected())
             G = _groups(job.shape[2], rtl.lanes)
             ideal = V * T * G + LATENCY
-            result.update(measure_vectors=V, measure_T=T, measure_C=job.shape[2],
-                          cycles=cycles, ideal_cycles=ideal, efficiency=ideal / cycles)
-        result.update(vectors=sb.compared, mismatches=sb.mismatches, errors=sb.errors,
-                      jobs=job_i, rtl_cycles=tb.cycle)
+            result.update(
+                measure_vectors=V,
+                measure_T=T,
+                measure_C=job.shape[2],
+                cycles=cycles,
+                ideal_cycles=ideal,
+                efficiency=ideal / cycles,
+            )
+        result.update(
+            vectors=sb.compared,
+            mismatches=sb.mismatches,
+            errors=sb.errors,
+            jobs=job_i,
+            rtl_cycles=tb.cycle,
+            wall_s=time.perf_counter() - t_start,
+        )
         save_result(result)
         assert sb.mismatches == 0, "\n".join(sb.errors)
+
+    @cocotb.test()
+    async def bare_clock(dut):
+        """Reference cost: the same two triggers per cycle as :class:`TB`, no agents."""
+        from cocotb.clock import Clock
+        from cocotb.triggers import FallingEdge, ReadOnly
+
+        n = int(load_params().get("cycles", 100_000))
+        Clock(dut.clk, 10, unit="ns").start()
+        falling, readonly = FallingEdge(dut.clk), ReadOnly()
+        t0 = time.perf_counter()
+        for _ in range(n):
+            await falling
+            await readonly
+        save_result({"cycles": n, "wall_s": time.perf_counter() - t0})
 
     @cocotb.test()
     async def file_vectors(dut):
@@ -299,10 +330,17 @@ if cocotb is not None:
         p = load_params()
         rtl, gp = _params(p)
         with np.load(p["in"]) as f:
-            job = Job(*(np.asarray(f[k], np.int64) for k in
-                        ("a", "e", "gain", "offset", "mult", "bias")), gp=gp)
-        tb = NmpuTB(dut, rtl, int(p.get("seed", 1)), float(p.get("p_valid", 1.0)),
-                    float(p.get("p_ready", 1.0)))
+            job = Job(
+                *(np.asarray(f[k], np.int64) for k in ("a", "e", "gain", "offset", "mult", "bias")),
+                gp=gp,
+            )
+        tb = NmpuTB(
+            dut,
+            rtl,
+            int(p.get("seed", 1)),
+            float(p.get("p_valid", 1.0)),
+            float(p.get("p_ready", 1.0)),
+        )
         tb.start_clock()
         await tb.reset()
         await tb.program(job)

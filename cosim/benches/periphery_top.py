@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-
 from aimcflow.models.periphery import mgmt as mgolden
 from aimcflow.models.periphery import nmpu as ngolden
+from aimcflow.rtl.mgmt import REG_BOUND_MAX_ITER, REG_NOISE
 from aimcflow.rtl.params import MgmtRtlParams, NmpuRtlParams
 from aimcflow.rtl.periphery_top import PeripheryTop
 
@@ -30,23 +30,35 @@ MODULE = "aimcflow.cosim.benches.periphery_top"
 TOPLEVEL = "aimcflow_periphery_top"
 
 
-def bench_params(nrtl: NmpuRtlParams, mrtl: MgmtRtlParams, ngp: ngolden.NmpuParams,
-                 mgp: mgolden.MgmtParams, **kw: Any) -> dict[str, Any]:
-    return {"nmpu_rtl": dataclasses.asdict(nrtl), "mgmt_rtl": dataclasses.asdict(mrtl),
-            "nmpu_golden": dataclasses.asdict(ngp), "mgmt_golden": dataclasses.asdict(mgp), **kw}
+def bench_params(
+    nrtl: NmpuRtlParams,
+    mrtl: MgmtRtlParams,
+    ngp: ngolden.NmpuParams,
+    mgp: mgolden.MgmtParams,
+    **kw: Any,
+) -> dict[str, Any]:
+    return {
+        "nmpu_rtl": dataclasses.asdict(nrtl),
+        "mgmt_rtl": dataclasses.asdict(mrtl),
+        "nmpu_golden": dataclasses.asdict(ngp),
+        "mgmt_golden": dataclasses.asdict(mgp),
+        **kw,
+    }
 
 
 @dataclass
 class TopJob:
-    x: np.ndarray          # (V, T, R)
-    w: np.ndarray          # (T, R, C)
+    x: np.ndarray  # (V, T, R)
+    w: np.ndarray  # (T, R, C)
     shift: int
-    coef: nbench.Job       # gain/offset (T,C), mult/bias (C,), NMPU golden params
+    coef: nbench.Job  # gain/offset (T,C), mult/bias (C,), NMPU golden params
     mgp: mgolden.MgmtParams
 
     def tiles(self):
-        return [mgolden.ideal_linear_tile(self.w[t], self.shift, self.mgp.adc_bits)
-                for t in range(self.w.shape[0])]
+        return [
+            mgolden.ideal_linear_tile(self.w[t], self.shift, self.mgp.adc_bits)
+            for t in range(self.w.shape[0])
+        ]
 
     def expected(self):
         """``y`` (V,C) and per segment (v, t) ``e``, ``iter``, ``sat_any`` (V*T,)."""
@@ -67,8 +79,9 @@ def random_job(rng, nrtl, mrtl, ngp, mgp, V: int) -> TopJob:
     mj = mbench.random_job(rng, mrtl, mgp, V * T, C=C)
     R = mj.x.shape[1]
     coef = nbench.random_job(rng, nrtl, ngp, 1, T=T, C=C)
-    w = np.stack([mj.w] + [rng.integers(-(1 << 6), 1 << 6, size=(R, C), endpoint=True)
-                           for _ in range(T - 1)])
+    w = np.stack(
+        [mj.w] + [rng.integers(-(1 << 6), 1 << 6, size=(R, C), endpoint=True) for _ in range(T - 1)]
+    )
     return TopJob(mj.x.reshape(V, T, R), w.astype(np.int64), mj.shift, coef, mj.gp)
 
 
@@ -105,8 +118,10 @@ if cocotb is not None:
             super().__init__(dut, seed)
             self.nrtl, self.mrtl = nrtl, mrtl
             comp = PeripheryTop(nrtl, mrtl)
-            c = {n: PayloadCodec(getattr(comp, n).payload.shape())
-                 for n in ("x", "dac", "adc", "o", "nmpu_load", "mgmt_load")}
+            c = {
+                n: PayloadCodec(getattr(comp, n).payload.shape())
+                for n in ("x", "dac", "adc", "o", "nmpu_load", "mgmt_load")
+            }
             c["status"] = PayloadCodec(comp.signature.members["status"].shape)
             self.codec = c
             self.xsrc = self.add(StreamSource(dut, "x", self.rng, p_valid))
@@ -116,14 +131,20 @@ if cocotb is not None:
             self.adc = self.add(StreamSource(dut, "adc", self.rng, p_valid))
             self.osnk = self.add(StreamSink(dut, "o", self.rng, p_ready))
             self.status = self.add(StatusMonitor(dut))
-            self.tile = self.add(mbench.TileResponder(self.dac, self.adc, c["dac"], c["adc"],
-                                                      mrtl.lanes, mrtl.adc_bits))
+            self.tile = self.add(
+                mbench.TileResponder(
+                    self.dac, self.adc, c["dac"], c["adc"], mrtl.lanes, mrtl.adc_bits
+                )
+            )
 
         async def program(self, job: TopJob) -> None:
             self.nload.send(self.codec["nmpu_load"].pack(nbench.load_beats(job.coef, self.nrtl)))
-            m = {"reg": np.array([0, 1]),
-                 "value": np.array([mgolden.NOISE_MODES.index(job.mgp.noise),
-                                    job.mgp.bound_max_iter])}
+            m = {
+                "reg": np.array([REG_NOISE, REG_BOUND_MAX_ITER]),
+                "value": np.array(
+                    [mgolden.NOISE_MODES.index(job.mgp.noise), job.mgp.bound_max_iter]
+                ),
+            }
             self.mload.send(self.codec["mgmt_load"].pack(m))
             await self.run(lambda: self.nload.idle and self.mload.idle, max_cycles=100_000)
 
@@ -136,12 +157,16 @@ if cocotb is not None:
             tiles = job.tiles()
             self.tile.segments.clear()
             self.tile.start(R, lambda seg: tiles[seg % T])
-            self.xsrc.send(self.codec["x"].pack(
-                mbench.segment_beats(job.x.reshape(V * T, R), self.mrtl.x_lanes)))
+            self.xsrc.send(
+                self.codec["x"].pack(
+                    mbench.segment_beats(job.x.reshape(V * T, R), self.mrtl.x_lanes)
+                )
+            )
             want = V * G if stop_after is None else stop_after
             beats = V * T * (-(-R // self.mrtl.x_lanes) + G) * (job.mgp.bound_max_iter + 1)
-            return await self.run(lambda: len(self.osnk.words) >= want,
-                                  max_cycles=200 * beats + 1000)
+            return await self.run(
+                lambda: len(self.osnk.words) >= want, max_cycles=200 * beats + 1000
+            )
 
     def check(sbs: dict[str, Scoreboard], tb: TopTB, job: TopJob, exp) -> None:
         y_exp, e_exp, it_exp, sat_exp = exp
@@ -152,24 +177,34 @@ if cocotb is not None:
         if v:
             f = tb.codec["o"].unpack(tb.osnk.words[: v * G])
             y, last = nbench.decode_outputs(f, v, C, tb.nrtl.lanes)
-            sbs["o"].check({"y": y}, {"y": y_exp}, v,
-                           context=lambda i: f"T={T} R={R} C={C} noise={job.mgp.noise}")
+            sbs["o"].check(
+                {"y": y},
+                {"y": y_exp},
+                v,
+                context=lambda i: f"T={T} R={R} C={C} noise={job.mgp.noise}",
+            )
         n = min(len(tb.status.words), v * T)
         if n:
             s = tb.codec["status"].unpack(tb.status.words[:n])
-            sbs["status"].check({"e": s["e"], "iter": s["iter"], "sat_any": s["sat_any"]},
-                                {"e": e_exp, "iter": it_exp, "sat_any": sat_exp}, n)
+            sbs["status"].check(
+                {"e": s["e"], "iter": s["iter"], "sat_any": s["sat_any"]},
+                {"e": e_exp, "iter": it_exp, "sat_any": sat_exp},
+                n,
+            )
         x_flat = job.x.reshape(V * T, R)
         segs = tb.tile.segments
         e0 = mgolden.choose_exponent(x_flat, job.mgp)
         exp_d = []
         for i in range(n):
             for k in range(int(it_exp[i]) + 1):
-                exp_d.append(mgolden.dac_codes(x_flat[i:i + 1], np.array([e0[i] + k]), job.mgp)[0])
+                exp_d.append(
+                    mgolden.dac_codes(x_flat[i : i + 1], np.array([e0[i] + k]), job.mgp)[0]
+                )
         m = min(len(exp_d), len(segs))
         if m:
-            sbs["dac"].check({"d": np.stack([s_[0] for s_ in segs[:m]])},
-                             {"d": np.stack(exp_d[:m])}, m)
+            sbs["dac"].check(
+                {"d": np.stack([s_[0] for s_ in segs[:m]])}, {"d": np.stack(exp_d[:m])}, m
+            )
 
     @cocotb.test()
     async def random_jobs(dut):
@@ -178,8 +213,14 @@ if cocotb is not None:
         ngp = ngolden.NmpuParams(**p["nmpu_golden"])
         mgp = mgolden.MgmtParams(**p["mgmt_golden"])
         total = int(p.get("vectors", 500))
-        tb = TopTB(dut, nrtl, mrtl, int(p.get("seed", 1)), float(p.get("p_valid", 0.8)),
-                   float(p.get("p_ready", 0.7)))
+        tb = TopTB(
+            dut,
+            nrtl,
+            mrtl,
+            int(p.get("seed", 1)),
+            float(p.get("p_valid", 0.8)),
+            float(p.get("p_ready", 0.7)),
+        )
         sbs = {k: Scoreboard(f"periphery_top {k}") for k in ("o", "status", "dac")}
         tb.start_clock()
         await tb.reset()
@@ -206,9 +247,14 @@ if cocotb is not None:
             if any(sb.mismatches for sb in sbs.values()):
                 break
         errors = [e for sb in sbs.values() for e in sb.errors]
-        result.update(vectors=sbs["o"].compared, segments=sbs["status"].compared,
-                      dac_segments=sbs["dac"].compared,
-                      mismatches=sum(sb.mismatches for sb in sbs.values()), errors=errors,
-                      jobs=jobs, rtl_cycles=tb.cycle)
+        result.update(
+            vectors=sbs["o"].compared,
+            segments=sbs["status"].compared,
+            dac_segments=sbs["dac"].compared,
+            mismatches=sum(sb.mismatches for sb in sbs.values()),
+            errors=errors,
+            jobs=jobs,
+            rtl_cycles=tb.cycle,
+        )
         save_result(result)
         assert result["mismatches"] == 0, "\n".join(errors)

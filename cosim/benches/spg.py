@@ -20,7 +20,6 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-
 from aimcflow.models.periphery import spg as golden
 from aimcflow.rtl.spg import SpgParams, StochasticPulseGenerator, slot_layout, update_layout
 
@@ -29,16 +28,24 @@ MODULE = "aimcflow.cosim.benches.spg"
 
 
 def rtl_params(rows: int, cols: int, gp: golden.SpgParams) -> SpgParams:
-    return SpgParams(rows=rows, cols=cols, value_bits=gp.value_bits, gain_bits=gp.gain_bits,
-                     gain_frac=gp.gain_frac, prob_bits=gp.prob_bits, max_bl=gp.max_bl)
+    return SpgParams(
+        rows=rows,
+        cols=cols,
+        value_bits=gp.value_bits,
+        gain_bits=gp.gain_bits,
+        gain_frac=gp.gain_frac,
+        prob_bits=gp.prob_bits,
+        max_bl=gp.max_bl,
+    )
 
 
 def build_spg(params: SpgParams):
     """The cached Verilator build of one SPG configuration."""
     from aimcflow.cosim.runner import build_component
 
-    return build_component(StochasticPulseGenerator(params), TOPLEVEL,
-                           name=f"spg-r{params.rows}c{params.cols}")
+    return build_component(
+        StochasticPulseGenerator(params), TOPLEVEL, name=f"spg-r{params.rows}c{params.cols}"
+    )
 
 
 def _unpack_slots(params: SpgParams, words: np.ndarray) -> dict[str, np.ndarray]:
@@ -49,8 +56,16 @@ def _unpack_slots(params: SpgParams, words: np.ndarray) -> dict[str, np.ndarray]
     return {k: f[k].astype(np.uint8) for k in ("row", "col", "row_neg", "col_neg", "last")}
 
 
-def simulate(params: SpgParams, segments: list[dict], *, check: bool = False,
-             p_valid: float = 1.0, p_ready: float = 1.0, seed: int = 1, build=None):
+def simulate(
+    params: SpgParams,
+    segments: list[dict],
+    *,
+    check: bool = False,
+    p_valid: float = 1.0,
+    p_ready: float = 1.0,
+    seed: int = 1,
+    build=None,
+):
     """Run segments ``{seed, x (V,R), d (V,C), gain_x (V), gain_d (V), bl, deterministic
     (V) bool}`` through the Verilated SPG, in order; returns ``(outputs, run_result)`` with
     one :class:`golden.SpgOutput` per segment, decoded from the RTL's slots.
@@ -67,10 +82,20 @@ def simulate(params: SpgParams, segments: list[dict], *, check: bool = False,
             arrays[f"{k}_seed"] = np.int64(s["seed"])
             arrays[f"{k}_bl"] = np.int64(s["bl"])
         np.savez(src, **arrays)
-        res = b.run(MODULE, {"params": asdict(params), "segments": len(segments),
-                             "in_npz": str(src), "out_npz": str(dst), "check": check,
-                             "p_valid": p_valid, "p_ready": p_ready, "seed": seed},
-                    testcase="stream_updates")
+        res = b.run(
+            MODULE,
+            {
+                "params": asdict(params),
+                "segments": len(segments),
+                "in_npz": str(src),
+                "out_npz": str(dst),
+                "check": check,
+                "p_valid": p_valid,
+                "p_ready": p_ready,
+                "seed": seed,
+            },
+            testcase="stream_updates",
+        )
         with np.load(dst) as z:
             words = z["slots"]
     slots = _unpack_slots(params, words)
@@ -78,14 +103,18 @@ def simulate(params: SpgParams, segments: list[dict], *, check: bool = False,
     for s in segments:
         V, bl = len(s["x"]), int(s["bl"])
         n = V * bl
-        sl = {k: v[at:at + n] for k, v in slots.items()}
+        sl = {k: v[at : at + n] for k, v in slots.items()}
         at += n
         rneg = sl["row_neg"].reshape(V, bl, -1)[:, 0]
         cneg = sl["col_neg"].reshape(V, bl, -1)[:, 0]
-        outs.append(golden.SpgOutput(
-            sl["row"].reshape(V, bl, -1), sl["col"].reshape(V, bl, -1),
-            np.where(rneg == 1, -1, 1).astype(np.int64),
-            np.where(cneg == 1, -1, 1).astype(np.int64)))
+        outs.append(
+            golden.SpgOutput(
+                sl["row"].reshape(V, bl, -1),
+                sl["col"].reshape(V, bl, -1),
+                np.where(rneg == 1, -1, 1).astype(np.int64),
+                np.where(cneg == 1, -1, 1).astype(np.int64),
+            )
+        )
         last = sl["last"].reshape(V, bl)
         if not (np.all(last[:, -1] == 1) and np.all(last[:, :-1] == 0)):
             raise AssertionError("SPG 'last' flag is not on exactly the final slot of each update")
@@ -94,18 +123,32 @@ def simulate(params: SpgParams, segments: list[dict], *, check: bool = False,
 
 def golden_segment(params: SpgParams, s: dict) -> golden.SpgOutput:
     """The golden model's trains for one segment (fresh seed load, updates in order)."""
-    gp = golden.SpgParams(params.value_bits, params.gain_bits, params.gain_frac,
-                          params.prob_bits, params.max_bl)
+    gp = golden.SpgParams(
+        params.value_bits, params.gain_bits, params.gain_frac, params.prob_bits, params.max_bl
+    )
     gen = golden.PulseGenerator(params.rows, params.cols, int(s["seed"]), gp)
     det = np.asarray(s["deterministic"], dtype=bool)
     if not det.any() or det.all():
-        return gen.generate(s["x"], s["d"], s["gain_x"], s["gain_d"], int(s["bl"]),
-                            bool(det.all()) and det.size > 0)
-    outs = [gen.generate(s["x"][v:v + 1], s["d"][v:v + 1], s["gain_x"][v:v + 1],
-                         s["gain_d"][v:v + 1], int(s["bl"]), bool(det[v]))
-            for v in range(len(det))]
-    return golden.SpgOutput(*(np.concatenate([getattr(o, f) for o in outs])
-                              for f in ("row_pulses", "col_pulses", "row_sign", "col_sign")))
+        return gen.generate(
+            s["x"], s["d"], s["gain_x"], s["gain_d"], int(s["bl"]), bool(det.all()) and det.size > 0
+        )
+    outs = [
+        gen.generate(
+            s["x"][v : v + 1],
+            s["d"][v : v + 1],
+            s["gain_x"][v : v + 1],
+            s["gain_d"][v : v + 1],
+            int(s["bl"]),
+            bool(det[v]),
+        )
+        for v in range(len(det))
+    ]
+    return golden.SpgOutput(
+        *(
+            np.concatenate([getattr(o, f) for o in outs])
+            for f in ("row_pulses", "col_pulses", "row_sign", "col_sign")
+        )
+    )
 
 
 # ---------------------------------------------------------------- cocotb side
@@ -135,8 +178,14 @@ if cocotb is not None:
             self.seed_src.send([int(s["seed"])])
             await self.run(lambda: self.seed_src.idle, max_cycles=10_000)
             V, bl = len(s["x"]), int(s["bl"])
-            beats = {"x": s["x"], "d": s["d"], "gain_x": s["gain_x"], "gain_d": s["gain_d"],
-                     "bl": np.full(V, bl), "deterministic": s["deterministic"]}
+            beats = {
+                "x": s["x"],
+                "d": s["d"],
+                "gain_x": s["gain_x"],
+                "gain_d": s["gain_d"],
+                "bl": np.full(V, bl),
+                "deterministic": s["deterministic"],
+            }
             self.upd_src.send(self.upd_codec.pack(beats, V))
             target = len(self.snk.words) + V * bl
             await self.run(lambda: len(self.snk.words) >= target, max_cycles=50 * V * bl + 1000)
@@ -146,12 +195,21 @@ if cocotb is not None:
         """Segments from an .npz through the DUT; raw slots to an .npz; optional scoreboard."""
         p = load_params()
         params = SpgParams(**p["params"])
-        tb = SpgTB(dut, params, int(p.get("seed", 1)), float(p.get("p_valid", 1.0)),
-                   float(p.get("p_ready", 1.0)))
+        tb = SpgTB(
+            dut,
+            params,
+            int(p.get("seed", 1)),
+            float(p.get("p_valid", 1.0)),
+            float(p.get("p_ready", 1.0)),
+        )
         with np.load(p["in_npz"]) as z:
-            segs = [{f: z[f"{k}_{f}"] for f in ("x", "d", "gain_x", "gain_d", "deterministic",
-                                                   "seed", "bl")}
-                    for k in range(int(p["segments"]))]
+            segs = [
+                {
+                    f: z[f"{k}_{f}"]
+                    for f in ("x", "d", "gain_x", "gain_d", "deterministic", "seed", "bl")
+                }
+                for k in range(int(p["segments"]))
+            ]
         tb.start_clock()
         await tb.reset()
         sb = Scoreboard("spg")
@@ -165,14 +223,28 @@ if cocotb is not None:
                 got = _unpack_slots(params, np.array(tb.snk.words[start:], dtype=object))
                 exp = golden_segment(params, s)
                 V, bl = len(s["x"]), int(s["bl"])
-                sb.check({"row": got["row"].reshape(V, -1), "col": got["col"].reshape(V, -1),
-                          "row_neg": got["row_neg"].reshape(V, bl, -1)[:, 0],
-                          "col_neg": got["col_neg"].reshape(V, bl, -1)[:, 0]},
-                         {"row": exp.row_pulses.reshape(V, -1),
-                          "col": exp.col_pulses.reshape(V, -1),
-                          "row_neg": (exp.row_sign < 0).astype(np.uint8),
-                          "col_neg": (exp.col_sign < 0).astype(np.uint8)})
+                sb.check(
+                    {
+                        "row": got["row"].reshape(V, -1),
+                        "col": got["col"].reshape(V, -1),
+                        "row_neg": got["row_neg"].reshape(V, bl, -1)[:, 0],
+                        "col_neg": got["col_neg"].reshape(V, bl, -1)[:, 0],
+                    },
+                    {
+                        "row": exp.row_pulses.reshape(V, -1),
+                        "col": exp.col_pulses.reshape(V, -1),
+                        "row_neg": (exp.row_sign < 0).astype(np.uint8),
+                        "col_neg": (exp.col_sign < 0).astype(np.uint8),
+                    },
+                )
         np.savez(p["out_npz"], slots=np.array([str(w) for w in tb.snk.words]))
-        save_result({"updates": sb.compared, "mismatches": sb.mismatches, "cycles": cycles,
-                     "slots": len(tb.snk.words), "errors": sb.errors})
+        save_result(
+            {
+                "updates": sb.compared,
+                "mismatches": sb.mismatches,
+                "cycles": cycles,
+                "slots": len(tb.snk.words),
+                "errors": sb.errors,
+            }
+        )
         assert sb.mismatches == 0, "\n".join(sb.errors)

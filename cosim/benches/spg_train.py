@@ -16,7 +16,6 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-
 from aimcflow.cosim.benches import spg as spg_bench
 from aimcflow.models.periphery import spg as golden
 from aimcflow.models.training.mlp import TrainSettings, golden_steps
@@ -41,27 +40,43 @@ def last_layer_params(data, settings: TrainSettings):
     return spg_bench.rtl_params(settings.hidden + 1, data.n_classes, settings.spg)
 
 
-def run_rtl_steps(data, settings: TrainSettings, device: str, algo: str, steps: int,
-                  p_ready: float = 0.8) -> dict:
+def run_rtl_steps(
+    data, settings: TrainSettings, device: str, algo: str, steps: int, p_ready: float = 0.8
+) -> dict:
     """Run ``steps`` steps with the Verilated SPG on the last layer and the same steps on
     the golden path; returns counts of differing weights and pulse trains and the time."""
     params = last_layer_params(data, settings)
     build = spg_bench.build_spg(params)
     with tempfile.TemporaryDirectory(prefix="spg-train-") as tmp:
         out = Path(tmp) / "weights.npz"
-        res = build.run(MODULE, {"settings": _settings_to_json(settings), "device": device,
-                                 "algo": algo, "steps": steps, "p_ready": p_ready,
-                                 "out_npz": str(out)}, testcase="train_last_layer")
+        res = build.run(
+            MODULE,
+            {
+                "settings": _settings_to_json(settings),
+                "device": device,
+                "algo": algo,
+                "steps": steps,
+                "p_ready": p_ready,
+                "out_npz": str(out),
+            },
+            testcase="train_last_layer",
+        )
         with np.load(out) as z:
             rtl_w = [z[f"w{k}"] for k in range(len(z.files))]
     gold_w = golden_steps(data, settings, device, algo, steps).weights()
-    weight_mismatches = sum(int(np.count_nonzero(a.view(np.int64) != b.view(np.int64)))
-                            for a, b in zip(rtl_w, gold_w, strict=True))
-    return {"steps": steps, "weight_mismatches": weight_mismatches,
-            "pulse_mismatches": int(res.result["pulse_mismatches"]),
-            "rtl_updates": int(res.result["rtl_updates"]),
-            "weights_compared": sum(w.size for w in gold_w),
-            "build_s": build.build_s, "sim_wall_s": res.wall_s}
+    weight_mismatches = sum(
+        int(np.count_nonzero(a.view(np.int64) != b.view(np.int64)))
+        for a, b in zip(rtl_w, gold_w, strict=True)
+    )
+    return {
+        "steps": steps,
+        "weight_mismatches": weight_mismatches,
+        "pulse_mismatches": int(res.result["pulse_mismatches"]),
+        "rtl_updates": int(res.result["rtl_updates"]),
+        "weights_compared": sum(w.size for w in gold_w),
+        "build_s": build.build_s,
+        "sim_wall_s": res.wall_s,
+    }
 
 
 # ---------------------------------------------------------------- cocotb side
@@ -98,21 +113,39 @@ if cocotb is not None:
             req = reqs[1]
             if req is not None:
                 start = len(tb.snk.words)
-                tb.upd_src.send(tb.upd_codec.pack(
-                    {"x": req.x[None], "d": req.d[None], "gain_x": np.array([req.gain_x]),
-                     "gain_d": np.array([req.gain_d]), "bl": np.array([req.bl]),
-                     "deterministic": np.zeros(1, np.int64)}, 1))
-                await tb.run(lambda: len(tb.snk.words) >= start + req.bl,  # noqa: B023
-                             max_cycles=100 * req.bl + 100)
+                tb.upd_src.send(
+                    tb.upd_codec.pack(
+                        {
+                            "x": req.x[None],
+                            "d": req.d[None],
+                            "gain_x": np.array([req.gain_x]),
+                            "gain_d": np.array([req.gain_d]),
+                            "bl": np.array([req.bl]),
+                            "deterministic": np.zeros(1, np.int64),
+                        },
+                        1,
+                    )
+                )
+                await tb.run(
+                    lambda: len(tb.snk.words) >= start + req.bl,  # noqa: B023
+                    max_cycles=100 * req.bl + 100,
+                )
                 sl = spg_bench._unpack_slots(params, tb.snk.words[start:])
-                rtl = golden.SpgOutput(sl["row"][None], sl["col"][None],
-                                       np.where(sl["row_neg"][:1] == 1, -1, 1),
-                                       np.where(sl["col_neg"][:1] == 1, -1, 1))
+                rtl = golden.SpgOutput(
+                    sl["row"][None],
+                    sl["col"][None],
+                    np.where(sl["row_neg"][:1] == 1, -1, 1),
+                    np.where(sl["col_neg"][:1] == 1, -1, 1),
+                )
                 g = outs[1]
-                pulse_mismatches += int(not (np.array_equal(rtl.row_pulses, g.row_pulses)
-                                             and np.array_equal(rtl.col_pulses, g.col_pulses)
-                                             and np.array_equal(rtl.row_sign, g.row_sign)
-                                             and np.array_equal(rtl.col_sign, g.col_sign)))
+                pulse_mismatches += int(
+                    not (
+                        np.array_equal(rtl.row_pulses, g.row_pulses)
+                        and np.array_equal(rtl.col_pulses, g.col_pulses)
+                        and np.array_equal(rtl.row_sign, g.row_sign)
+                        and np.array_equal(rtl.col_sign, g.col_sign)
+                    )
+                )
                 outs[1] = rtl  # the network trains on what the RTL produced
                 rtl_updates += 1
             net.apply(reqs, outs, step)

@@ -18,7 +18,14 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from ..runner import _locked, _make_overrides, amaranth_verilog, cache_dir, tool_versions, waiver_path
+from ..runner import (
+    _locked,
+    _make_overrides,
+    amaranth_verilog,
+    cache_dir,
+    tool_versions,
+    waiver_path,
+)
 from .probe import PowerProbe
 
 DESIGNS = ("plain_mac", "secure_mac")
@@ -30,9 +37,11 @@ def make_design(design: str, lanes: int = 64):
     """The RTL component for ``design`` (n = ``lanes``, 8-bit weights and activations)."""
     if design == "plain_mac":
         from aimcflow.rtl.plain_mac import MacParams, PlainMac
+
         return PlainMac(MacParams(n=lanes))
     if design == "secure_mac":
         from aimcflow.rtl.secure_mac import SecureMac, SecureMacParams
+
         return SecureMac(SecureMacParams(n=lanes))
     raise ValueError(f"unknown design {design!r}; known: {', '.join(DESIGNS)}")
 
@@ -41,8 +50,8 @@ def make_design(design: str, lanes: int = 64):
 class Harness:
     design: str
     binary: Path
-    samples: int          # clock edges (power samples) per dot product
-    state_bits: int       # register bits in the power model
+    samples: int  # clock edges (power samples) per dot product
+    state_bits: int  # register bits in the power model
     registers: int
     build_s: float
     cached: bool
@@ -50,8 +59,13 @@ class Harness:
 
 def harness_source(lanes: int, w_words: int, x_words: int, state_words: int, samples: int) -> str:
     text = resources.files("aimcflow.cosim.tvla").joinpath("harness.cpp.in").read_text()
-    for k, v in {"LANES": lanes, "W_WORDS": w_words, "X_WORDS": x_words,
-                 "STATE_WORDS": state_words, "SAMPLES": samples}.items():
+    for k, v in {
+        "LANES": lanes,
+        "W_WORDS": w_words,
+        "X_WORDS": x_words,
+        "STATE_WORDS": state_words,
+        "SAMPLES": samples,
+    }.items():
         text = text.replace(f"@{k}@", str(v))
     return text
 
@@ -63,17 +77,34 @@ def build_harness(design: str, lanes: int = 64) -> Harness:
     probe = PowerProbe(dut)
     samples = p.x_bits + 2 if design == "plain_mac" else p.acc_bits + 2
     words = lambda bits: -(-bits // 32)  # noqa: E731
-    cpp = harness_source(lanes, words(lanes * p.w_bits), words(lanes * p.x_bits),
-                         words(probe.state_bits), samples)
+    cpp = harness_source(
+        lanes, words(lanes * p.w_bits), words(lanes * p.x_bits), words(probe.state_bits), samples
+    )
     verilog = amaranth_verilog(probe, TOP)
     versions = tool_versions()  # exports VERILATOR_ROOT / PATH
     waivers = waiver_path().read_text()
-    vargs = ["--cc", "--exe", "-O3", "--x-assign", "fast", "--x-initial", "fast",
-             "--top-module", TOP, "--prefix", "Vtop", "-o", "tvla"]
+    vargs = [
+        "--cc",
+        "--exe",
+        "-O3",
+        "--x-assign",
+        "fast",
+        "--x-initial",
+        "fast",
+        "--top-module",
+        TOP,
+        "--prefix",
+        "Vtop",
+        "-o",
+        "tvla",
+    ]
     make = [*_make_overrides(), "OPT_FAST=-O2", "OPT_SLOW=-O1"]
-    key = hashlib.sha256(json.dumps({"v": verilog, "cpp": cpp, "a": vargs, "m": make,
-                                     "w": waivers, "t": versions}, sort_keys=True)
-                         .encode()).hexdigest()[:20]
+    key = hashlib.sha256(
+        json.dumps(
+            {"v": verilog, "cpp": cpp, "a": vargs, "m": make, "w": waivers, "t": versions},
+            sort_keys=True,
+        ).encode()
+    ).hexdigest()[:20]
     bdir = cache_dir() / "tvla" / f"{design}-{lanes}-{key}"
     ok = bdir / "BUILD_OK"
     t0 = time.perf_counter()
@@ -81,6 +112,7 @@ def build_harness(design: str, lanes: int = 64) -> Harness:
         cached = ok.exists()
         if not cached:
             import shutil
+
             shutil.rmtree(bdir, ignore_errors=True)
             bdir.mkdir(parents=True)
             (bdir / f"{TOP}.v").write_text(verilog)
@@ -88,16 +120,34 @@ def build_harness(design: str, lanes: int = 64) -> Harness:
             (bdir / "waivers.vlt").write_text(waivers)
             log = bdir / "build.log"
             with open(log, "w") as fh:
-                for cmd in (["verilator", *vargs, "-Mdir", str(bdir), str(bdir / "waivers.vlt"),
-                             str(bdir / f"{TOP}.v"), str(bdir / "harness.cpp")],
-                            ["make", "-j", "2", "-C", str(bdir), "-f", "Vtop.mk", *make]):
+                for cmd in (
+                    [
+                        "verilator",
+                        *vargs,
+                        "-Mdir",
+                        str(bdir),
+                        str(bdir / "waivers.vlt"),
+                        str(bdir / f"{TOP}.v"),
+                        str(bdir / "harness.cpp"),
+                    ],
+                    ["make", "-j", "2", "-C", str(bdir), "-f", "Vtop.mk", *make],
+                ):
                     r = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT)
                     if r.returncode:
-                        raise RuntimeError(f"TVLA harness build failed ({cmd[0]}); log {log}:\n"
-                                           + log.read_text()[-3000:])
+                        raise RuntimeError(
+                            f"TVLA harness build failed ({cmd[0]}); log {log}:\n"
+                            + log.read_text()[-3000:]
+                        )
             ok.write_text(json.dumps({"state_bits": probe.state_bits, "samples": samples}))
-    return Harness(design, bdir / "tvla", samples, probe.state_bits, len(probe.registers),
-                   time.perf_counter() - t0, cached)
+    return Harness(
+        design,
+        bdir / "tvla",
+        samples,
+        probe.state_bits,
+        len(probe.registers),
+        time.perf_counter() - t0,
+        cached,
+    )
 
 
 @dataclass
@@ -106,20 +156,41 @@ class TvlaRun:
     max_abs_t: float
     curve: list[tuple[int, float]] = field(default_factory=list)
     first_cross: int | None = None
-    seconds: float = 0.0
+    seconds: float = 0.0  # wall clock of the simulation loop
     cycles: int = 0
+    cpu_seconds: float = 0.0  # CPU time of the simulation loop (the machine may be shared)
 
     @property
     def traces_per_s(self) -> float:
         return self.traces / self.seconds if self.seconds > 0 else float("nan")
 
+    @property
+    def traces_per_cpu_s(self) -> float:
+        return self.traces / self.cpu_seconds if self.cpu_seconds > 0 else float("nan")
 
-def run_harness(h: Harness, traces: int, secret: str, order: int = 1, seed: int = 1,
-                every: int | None = None, dump: Path | None = None,
-                progress: Callable[[int], None] | None = None) -> TvlaRun:
+
+def run_harness(
+    h: Harness,
+    traces: int,
+    secret: str,
+    order: int = 1,
+    seed: int = 1,
+    every: int | None = None,
+    dump: Path | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> TvlaRun:
     """Run the native harness; ``progress(traces_done)`` is called at each curve point."""
-    cmd = [str(h.binary), "--traces", str(traces), "--secret", secret, "--order", str(order),
-           "--seed", str(seed)]
+    cmd = [
+        str(h.binary),
+        "--traces",
+        str(traces),
+        "--secret",
+        secret,
+        "--order",
+        str(order),
+        "--seed",
+        str(seed),
+    ]
     if every:
         cmd += ["--every", str(every)]
     if dump:
@@ -139,6 +210,7 @@ def run_harness(h: Harness, traces: int, secret: str, order: int = 1, seed: int 
                 run.first_cross = int(f[1])
             elif f[0] == "DONE":
                 run.max_abs_t, run.seconds, run.cycles = float(f[2]), float(f[3]), int(f[4])
+                run.cpu_seconds = float(f[5])
         err = proc.stderr.read() if proc.stderr else ""
     if proc.returncode:
         raise RuntimeError(f"TVLA harness {h.binary} exited {proc.returncode}: {err.strip()}")

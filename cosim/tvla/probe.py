@@ -43,8 +43,10 @@ def _sync_registers(frag: Fragment, path: str = "") -> list[tuple[str, Signal]]:
         out += sorted(((f"{path}{s.name}", s) for s in sigs), key=lambda t: t[0])
     for sub, name, _src in frag.subfragments:
         if not isinstance(sub, _Frag) or type(sub).__name__ != "Fragment":
-            raise TypeError(f"power probe: submodule {name!r} is a {type(sub).__name__} "
-                            "(memory or instance), whose state cannot be probed")
+            raise TypeError(
+                f"power probe: submodule {name!r} is a {type(sub).__name__} "
+                "(memory or instance), whose state cannot be probed"
+            )
         out += _sync_registers(sub, f"{path}{name}.")
     return out
 

@@ -8,13 +8,18 @@ from aimcflow.flows.args import add_config_arg
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("generate", help="write Verilog of each periphery block, a filelist "
-                       "and a manifest (parameters, tool versions, config digest)")
+    p = sub.add_parser(
+        "generate",
+        help="write Verilog of each periphery block, a filelist "
+        "and a manifest (parameters, tool versions, config digest)",
+    )
     add_config_arg(p)
-    p.add_argument("--out", default=None, metavar="DIR",
-                   help="output directory (default out/generate/)")
-    p.add_argument("--force", action="store_true",
-                   help="overwrite an earlier generate output in --out")
+    p.add_argument(
+        "--out", default=None, metavar="DIR", help="output directory (default out/generate/)"
+    )
+    p.add_argument(
+        "--force", action="store_true", help="overwrite an earlier generate output in --out"
+    )
     p.set_defaults(func=run)
 
 
@@ -32,8 +37,10 @@ def run(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         raise UserInputError(f"--out {out}: exists and is not a directory")
     if args.out and (out / "manifest.json").exists() and not args.force:
-        raise UserInputError(f"--out {out}: already holds manifest.json from an earlier "
-                             "generate; choose another directory or pass --force")
+        raise UserInputError(
+            f"--out {out}: already holds manifest.json from an earlier "
+            "generate; choose another directory or pass --force"
+        )
     blocks = generate_all(cfg)  # validates the whole config before anything is written
     versions = tool_versions()
     out.mkdir(parents=True, exist_ok=True)
@@ -44,17 +51,30 @@ def run(args: argparse.Namespace) -> int:
     write_text_atomic(out / "verilator_waivers.vlt", waiver_path().read_text())
     write_text_atomic(out / "files.f", "".join(f + "\n" for f in files))
     manifest = {
-        "config": {"name": cfg.name, "digest": cfg.digest(), "source": args.config or "baseline-ftj",
-                   "parameters": cfg.model_dump(mode="json")},
+        "config": {
+            "name": cfg.name,
+            "digest": cfg.digest(),
+            "source": args.config or "baseline-ftj",
+            "parameters": cfg.model_dump(mode="json"),
+        },
         "tools": versions,
-        "blocks": {b.name: {"module": b.module, "file": f"{b.module}.v", "sha256": b.sha256,
-                            "params": b.params} for b in blocks},
+        "blocks": {
+            b.name: {
+                "module": b.module,
+                "file": f"{b.module}.v",
+                "sha256": b.sha256,
+                "params": b.params,
+            }
+            for b in blocks
+        },
         "filelist": "files.f",
         "waivers": "verilator_waivers.vlt",
     }
     write_json_atomic(out / "manifest.json", manifest)
     width = max(len(b.name) for b in blocks)
     for b in blocks:
-        print(f"{b.name:<{width}}  {out / (b.module + '.v')}  ({len(b.verilog.splitlines())} lines)")
+        print(
+            f"{b.name:<{width}}  {out / (b.module + '.v')}  ({len(b.verilog.splitlines())} lines)"
+        )
     print(f"manifest: {out / 'manifest.json'}  config digest {cfg.digest()}")
     return 0

@@ -12,8 +12,11 @@ from aimcflow.flows.args import add_config_arg
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("lint", help="Verilator --lint-only -Wall on the generated Verilog "
-                       "(reviewed waivers only); exit 1 on any warning")
+    p = sub.add_parser(
+        "lint",
+        help="Verilator --lint-only -Wall on the generated Verilog "
+        "(reviewed waivers only); exit 1 on any warning",
+    )
     add_config_arg(p)
     p.set_defaults(func=run)
 

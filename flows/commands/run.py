@@ -1,4 +1,5 @@
-"""``aimcflow run``: a network at the float, analog-float and analog-golden levels.
+"""``aimcflow run``: a network at the four levels float, analog-float, analog-golden and
+analog-rtl.
 
 Default (what ``make demo`` runs): the digits MLP on the whole digits test split under
 ``baseline-ftj``; the analog-float level for 10 programmings read 1 s, 1 h, 1 d and 1 y
@@ -14,6 +15,16 @@ seed-``cfg.seed`` programming at ``drift_s`` (next to ``analog_float_same_tiles`
 on those very tiles).  A level that was not run is ``{"accuracy": null}`` (with a
 ``reason`` when the config or model cannot be compiled for the integer periphery).
 ``drift_table`` holds every drift time; ``report.html`` the plots.
+
+Level 4 (analog-rtl, :mod:`aimcflow.cosim.network`) runs the same chip program with the
+Verilated ``periphery_top`` in the loop and compares every activation of every layer with
+level 3; ``levels.analog_rtl`` then holds its accuracy and cycle counts, and the top-level
+``activations_compared``, ``mismatches``, ``rtl_cycles``, ``ideal_cycles`` and
+``verilator_build_s`` (this run's build step: a cold build or the cache lookup) are filled.
+A mismatch prints layer, tile, image, column, expected and actual values and the wave
+file, and the command exits with status 1 (results.json is still written).
+``--levels`` picks levels; ``--no-rtl`` drops analog-rtl.  analog-rtl needs the chip
+program of analog-golden, so it runs that level too.
 """
 
 from __future__ import annotations
@@ -25,6 +36,18 @@ from aimcflow.flows.args import add_config_arg, add_out_arg, duration_list, posi
 
 DEFAULT_DRIFT = "1s,1h,1d,1y"
 DEFAULT_REPEATS = 10
+LEVELS = ("float", "analog-float", "analog-golden", "analog-rtl")
+
+
+def level_list(text: str) -> list[str]:
+    """Comma-separated level names (argparse type)."""
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    bad = [n for n in names if n not in LEVELS]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown level {bad[0] if bad else text!r}; allowed: {', '.join(LEVELS)}"
+        )
+    return names
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -71,6 +94,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="N",
         help=f"programmings per drift time, fresh noise each (default {DEFAULT_REPEATS})",
     )
+    p.add_argument(
+        "--levels",
+        type=level_list,
+        default=list(LEVELS),
+        metavar="L[,L...]",
+        help=f"levels to run (default all: {','.join(LEVELS)}); float always runs",
+    )
+    p.add_argument(
+        "--no-rtl",
+        action="store_true",
+        help="leave out analog-rtl (no Verilator build or co-simulation)",
+    )
     add_out_arg(p, "run")
     p.set_defaults(func=run)
 
@@ -110,6 +145,9 @@ def run(args: argparse.Namespace) -> int:
     check_input_width(model, data.n_features, data.n_classes)
     net = convert(model, cfg, program=False)
     drifts = list(args.drift)
+    levels = set(args.levels) - ({"analog-rtl"} if args.no_rtl else set())
+    if "analog-rtl" in levels:
+        levels.add("analog-golden")  # level 4 runs level 3's chip program and checks it
     out = prepare_out_dir(args.out, "run", args.force)
 
     x, y = data.x_test[:n], data.y_test[:n]
@@ -124,7 +162,8 @@ def run(args: argparse.Namespace) -> int:
         console=console,
         transient=False,
     ) as progress:
-        task = progress.add_task("analog-float", total=args.repeats * len(drifts))
+        n_steps = args.repeats * len(drifts) if "analog-float" in levels else 0
+        task = progress.add_task("analog-float", total=n_steps)
 
         def step(r: int, t: float) -> None:
             progress.update(
@@ -133,22 +172,35 @@ def run(args: argparse.Namespace) -> int:
                 description=f"analog-float repeat {r + 1}/{args.repeats} @ {_fmt_time(t)}",
             )
 
-        table = drift_sweep(
-            net,
-            x,
-            y,
-            drifts,
-            args.repeats,
-            1.0 - acc_float,
-            err_chance,
-            images=images,
-            cfg=cfg,
-            on_step=step,
+        table = (
+            drift_sweep(
+                net,
+                x,
+                y,
+                drifts,
+                args.repeats,
+                1.0 - acc_float,
+                err_chance,
+                images=images,
+                cfg=cfg,
+                on_step=step,
+            )
+            if n_steps
+            else []
         )
 
     ref_t = 3600.0 if 3600.0 in drifts else drifts[0]
-    ref = table[drifts.index(ref_t)]
-    golden = _level3(net, cfg, data, x, y, images, ref_t, out, console)
+    ref = table[drifts.index(ref_t)] if table else None
+    prog = logits3 = None
+    if "analog-golden" in levels:
+        golden, prog, logits3 = _level3(net, cfg, data, x, y, images, ref_t, out, console)
+    else:
+        golden = {"accuracy": None, "reason": "not requested (--levels)"}
+    if "analog-rtl" in levels and prog is not None:
+        rtl = _level4(prog, x, y, images, logits3, console)
+    else:
+        why = "not requested" if "analog-rtl" not in levels else "analog-golden did not run"
+        rtl = {"accuracy": None, "reason": why}
     wall = time.perf_counter() - t0
 
     t = Table(
@@ -160,6 +212,8 @@ def run(args: argparse.Namespace) -> int:
     t.add_column("accuracy (mean ± std)", justify="right")
     t.add_column("A* (mean ± std)", justify="right")
     t.add_row("float", "-", f"{100 * acc_float:.2f} %", "1")
+    if not table:
+        t.add_row("analog-float", "-", "not run", "")
     for r in table:
         t.add_row(
             "analog-float",
@@ -180,7 +234,26 @@ def run(args: argparse.Namespace) -> int:
             f"{100 * golden['accuracy']:.2f} %",
             f"{normalized_accuracy(1 - golden['accuracy'], 1 - acc_float, err_chance):.3f}",
         )
+    if rtl["accuracy"] is not None:
+        t.add_row(
+            "analog-rtl",
+            f"{_fmt_time(ref_t)} (seed {cfg.seed})",
+            f"{100 * rtl['accuracy']:.2f} %",
+            f"{normalized_accuracy(1 - rtl['accuracy'], 1 - acc_float, err_chance):.3f}",
+        )
     console.print(t)
+    if rtl.get("activations_compared") is not None:
+        eff = rtl["cycle_efficiency"]
+        console.print(
+            f"analog-rtl vs analog-golden: {rtl['activations_compared']} activations compared, "
+            f"[{'red' if rtl['mismatches'] else 'green'}]{rtl['mismatches']} mismatches"
+            f"[/]; RTL cycles {rtl['rtl_cycles']}, ideal {rtl['ideal_cycles']}, cycle "
+            f"efficiency {'-' if eff is None else f'{eff:.3f}'}; cosim {rtl['sim_wall_s']:.1f} s; "
+            f"Verilator build {rtl['verilator_build_s']:.1f} s"
+            f"{' (cached)' if rtl['verilator_build_cached'] else ' (cold)'}"
+        )
+    elif "analog-rtl" in levels:
+        console.print(f"[yellow]analog-rtl not run: {rtl['reason']}[/yellow]")
     if golden["accuracy"] is None:
         console.print(f"[yellow]analog-golden not run: {golden['reason']}[/yellow]")
     else:
@@ -213,18 +286,23 @@ def run(args: argparse.Namespace) -> int:
                 "std": ref.std,
                 "a_star": ref.a_star_mean,
                 "a_star_std": ref.a_star_std,
-            },
+            }
+            if ref is not None
+            else {"accuracy": None},
             "analog_golden": golden,
-            "analog_rtl": {"accuracy": None},
+            "analog_rtl": {k: v for k, v in rtl.items() if k != "errors"}
+            if rtl["accuracy"] is not None or "mismatches" in rtl
+            else {"accuracy": None},
         },
         "chance_error": err_chance,
         "drift_table": [r.as_dict() for r in table],
-        "activations_compared": 0,
-        "mismatches": 0,
-        "rtl_cycles": None,
-        "ideal_cycles": None,
+        "activations_compared": rtl.get("activations_compared", 0),
+        "mismatches": rtl.get("mismatches", 0),
+        "mismatch_details": rtl.get("errors", []),
+        "rtl_cycles": rtl.get("rtl_cycles"),
+        "ideal_cycles": rtl.get("ideal_cycles"),
         "wall_s": wall,
-        "verilator_build_s": None,
+        "verilator_build_s": rtl.get("verilator_build_s"),
     }
     from aimcflow.flows.report import write_report
     from aimcflow.models.nn.evaluate import vmm_pairs
@@ -235,19 +313,28 @@ def run(args: argparse.Namespace) -> int:
     write_report(out / "report.html", results, vmm_pairs(net, x[:64], images[:64]))
     write_json_atomic(out / "results.json", results)
     console.print(f"report: {out / 'report.html'}")
+    if rtl.get("mismatches"):
+        from aimcflow.cosim.network import format_mismatch
+
+        console.print(f"[red]level 4 differs from level 3: {rtl['mismatches']} mismatches[/red]")
+        for e in rtl["errors"]:
+            console.print("  " + (format_mismatch(e) if "what" in e else str(e)), highlight=False)
+        console.print(f"waves: {rtl.get('waves')}; log: {rtl.get('log')}", highlight=False)
+        return 1
     return 0
 
 
 CALIBRATION_IMAGES = 512  # training images for the compiler's output-scale percentiles
 
 
-def _level3(net, cfg, data, x, y, images, t_s: float, out, console) -> dict:
+def _level3(net, cfg, data, x, y, images, t_s: float, out, console):
     """Compile the seed-``cfg.seed`` programming at ``t_s`` and run level 3 on it; the chip
-    program goes to ``out/chip_program.{npz,json}``."""
+    program goes to ``out/chip_program.{npz,json}``.  Returns (level-3 dict, program or
+    None, level-3 logits or None)."""
     import numpy as np
     from aimcflow.models.errors import UserInputError
     from aimcflow.models.nn.compiler import compile_network
-    from aimcflow.models.nn.golden import LayerTrace, accuracy_golden
+    from aimcflow.models.nn.golden import LayerTrace, forward_golden
     from aimcflow.models.periphery.mgmt import MgmtParams
     from aimcflow.models.periphery.nmpu import NmpuParams
 
@@ -255,7 +342,7 @@ def _level3(net, cfg, data, x, y, images, t_s: float, out, console) -> dict:
         NmpuParams.from_config(cfg)
         MgmtParams.from_config(cfg)
     except UserInputError as exc:
-        return {"accuracy": None, "reason": str(exc)}
+        return {"accuracy": None, "reason": str(exc)}, None, None
     net.build(cfg)
     net.program()
     net.drift(t_s)
@@ -264,11 +351,12 @@ def _level3(net, cfg, data, x, y, images, t_s: float, out, console) -> dict:
         with console.status("compiling the chip program (calibrating every tile)"):
             prog = compile_network(net, data.x_train[:CALIBRATION_IMAGES], t_s=t_s)
     except UserInputError as exc:
-        return {"accuracy": None, "reason": str(exc)}
+        return {"accuracy": None, "reason": str(exc)}, None, None
     prog.save(out / "chip_program")
     traces = [LayerTrace(lp.name) for lp in prog.layers]
     with console.status(f"analog-golden on {len(x)} images"):
-        acc3 = accuracy_golden(prog, x, y, images, traces=traces)
+        logits3 = forward_golden(prog, x, images, traces=traces)
+    acc3 = float(np.mean(logits3.argmax(1) == y))
     layers = []
     for lp, tr in zip(prog.layers, traces, strict=True):
         its = np.concatenate(tr.iters)
@@ -287,11 +375,53 @@ def _level3(net, cfg, data, x, y, images, t_s: float, out, console) -> dict:
                 "out_scale": lp.out_scale,
             }
         )
+    return (
+        {
+            "accuracy": acc3,
+            "drift_s": t_s,
+            "seed": cfg.seed,
+            "analog_float_same_tiles": acc2,
+            "chip_program": str(out / "chip_program.npz"),
+            "layers": layers,
+        },
+        prog,
+        logits3,
+    )
+
+
+def _level4(prog, x, y, images, logits3, console) -> dict:
+    """Level 4 on ``prog`` (cosim/network.py); its logits are also checked against level
+    3's as a whole (the job-by-job comparison already covers every activation)."""
+    import numpy as np
+    from aimcflow.cosim.network import build_for, check_fits, run_level4
+    from aimcflow.models.errors import UserInputError
+
+    try:  # a program or config the periphery RTL cannot hold: reported, not fatal
+        check_fits(prog)
+        with console.status("building periphery_top with Verilator (cached per config)"):
+            tb = time.perf_counter()
+            build = build_for(prog)
+            build_s = time.perf_counter() - tb  # Verilog generation + cache lookup or build
+    except UserInputError as exc:
+        return {"accuracy": None, "reason": str(exc)}
+    with console.status(f"analog-rtl: Verilated periphery in the loop, {len(x)} images"):
+        r = run_level4(prog, x, images, build=build)
+    mismatches = r.mismatches
+    if r.logits is not None and not np.array_equal(r.logits, logits3):
+        mismatches += int(np.sum(r.logits != logits3))  # cannot happen if every job matched
+    acc = float(np.mean(r.logits.argmax(1) == y)) if r.logits is not None else None
     return {
-        "accuracy": acc3,
-        "drift_s": t_s,
-        "seed": cfg.seed,
-        "analog_float_same_tiles": acc2,
-        "chip_program": str(out / "chip_program.npz"),
-        "layers": layers,
+        "accuracy": acc,
+        "activations_compared": r.activations_compared,
+        "mismatches": mismatches,
+        "errors": r.errors,
+        "rtl_cycles": r.rtl_cycles,
+        "ideal_cycles": r.ideal_cycles,
+        "cycle_efficiency": r.efficiency,
+        "sim_wall_s": r.sim_wall_s,
+        "verilator_build_s": build_s,
+        "verilator_build_cached": r.build_cached,
+        "waves": r.waves,
+        "log": r.log,
+        "layers": r.layers,
     }

@@ -30,26 +30,55 @@ def _positive_float(text: str) -> float:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train the digits MLP with pulsed in-memory updates",
-                       description="Train the digits MLP with pulsed updates on a device "
-                       "preset beside float SGD; optionally prove N steps on the Verilated SPG.")
-    p.add_argument("--device", required=True, choices=DEVICES, metavar="PRESET",
-                   help=f"pulsed device preset: {', '.join(DEVICES)}")
-    p.add_argument("--algo", default="sgd", choices=("sgd", "ttv2"),
-                   help="analog SGD or Tiki-Taka v2 (default sgd)")
-    p.add_argument("--epochs", type=positive_int, default=5, metavar="N",
-                   help="training epochs (default 5)")
-    p.add_argument("--lr", type=_positive_float, default=0.1, metavar="LR",
-                   help="learning rate of both the analog and the float run (default 0.1)")
-    p.add_argument("--hidden", type=positive_int, default=32, metavar="N",
-                   help="hidden units (default 32)")
-    p.add_argument("--bl", type=int, default=None, metavar="BL",
-                   help="desired pulse-train length (aihwkit desired_BL), 1..spg.max_bl; BL "
-                        "management picks ceil(lr*max|x|*max|d|/dw_min) up to it "
-                        "(default: spg.max_bl, so BL management alone decides)")
-    p.add_argument("--rtl-steps", type=nonneg_int, default=0, metavar="N",
-                   help="repeat the first N steps with the Verilated SPG on the last layer "
-                        "and compare weights bit for bit (default 0 = off)")
+    p = sub.add_parser(
+        "train",
+        help="train the digits MLP with pulsed in-memory updates",
+        description="Train the digits MLP with pulsed updates on a device "
+        "preset beside float SGD; optionally prove N steps on the Verilated SPG.",
+    )
+    p.add_argument(
+        "--device",
+        required=True,
+        choices=DEVICES,
+        metavar="PRESET",
+        help=f"pulsed device preset: {', '.join(DEVICES)}",
+    )
+    p.add_argument(
+        "--algo",
+        default="sgd",
+        choices=("sgd", "ttv2"),
+        help="analog SGD or Tiki-Taka v2 (default sgd)",
+    )
+    p.add_argument(
+        "--epochs", type=positive_int, default=5, metavar="N", help="training epochs (default 5)"
+    )
+    p.add_argument(
+        "--lr",
+        type=_positive_float,
+        default=0.1,
+        metavar="LR",
+        help="learning rate of both the analog and the float run (default 0.1)",
+    )
+    p.add_argument(
+        "--hidden", type=positive_int, default=32, metavar="N", help="hidden units (default 32)"
+    )
+    p.add_argument(
+        "--bl",
+        type=int,
+        default=None,
+        metavar="BL",
+        help="desired pulse-train length (aihwkit desired_BL), 1..spg.max_bl; BL "
+        "management picks ceil(lr*max|x|*max|d|/dw_min) up to it "
+        "(default: spg.max_bl, so BL management alone decides)",
+    )
+    p.add_argument(
+        "--rtl-steps",
+        type=nonneg_int,
+        default=0,
+        metavar="N",
+        help="repeat the first N steps with the Verilated SPG on the last layer "
+        "and compare weights bit for bit (default 0 = off)",
+    )
     add_config_arg(p)
     add_out_arg(p, "train")
     p.set_defaults(func=run)
@@ -69,23 +98,31 @@ def run(args: argparse.Namespace) -> int:
     if args.bl is None:
         args.bl = spg.max_bl
     if not 1 <= args.bl <= spg.max_bl:
-        raise UserInputError(f"--bl {args.bl} is out of range; allowed: 1 .. {spg.max_bl} "
-                             "(spg.max_bl of the config)")
+        raise UserInputError(
+            f"--bl {args.bl} is out of range; allowed: 1 .. {spg.max_bl} (spg.max_bl of the config)"
+        )
     if args.hidden + 1 > 2047 - 10:
-        raise UserInputError(f"--hidden {args.hidden}: the pulse generator has at most "
-                             "2036 hidden lanes")
-    settings = TrainSettings(hidden=args.hidden, lr=args.lr, seed=cfg.seed % (1 << 32),
-                             desired_bl=args.bl, spg=spg)
+        raise UserInputError(
+            f"--hidden {args.hidden}: the pulse generator has at most 2036 hidden lanes"
+        )
+    settings = TrainSettings(
+        hidden=args.hidden, lr=args.lr, seed=cfg.seed % (1 << 32), desired_bl=args.bl, spg=spg
+    )
     out = prepare_out_dir(args.out, "train", args.force)
     data = load_digits_dataset()
 
-    print(f"digits MLP 64-{args.hidden}-10, device {args.device}, {args.algo}, lr {args.lr}, "
-          f"desired BL {args.bl}, {len(data.y_train)} training / {len(data.y_test)} test images")
+    print(
+        f"digits MLP 64-{args.hidden}-10, device {args.device}, {args.algo}, lr {args.lr}, "
+        f"desired BL {args.bl}, {len(data.y_train)} training / {len(data.y_test)} test images"
+    )
     print(f"{'epoch':>5}  {'analog':>8}  {'float SGD':>9}  {'time':>7}")
 
     def report(row: dict) -> None:
-        print(f"{row['epoch']:>5}  {row['accuracy']:>8.2%}  {row['float_accuracy']:>9.2%}  "
-              f"{time.perf_counter() - t0:>6.1f}s", flush=True)
+        print(
+            f"{row['epoch']:>5}  {row['accuracy']:>8.2%}  {row['float_accuracy']:>9.2%}  "
+            f"{time.perf_counter() - t0:>6.1f}s",
+            flush=True,
+        )
 
     rows = train(data, settings, args.device, args.algo, args.epochs, report)
 
@@ -93,20 +130,34 @@ def run(args: argparse.Namespace) -> int:
     if args.rtl_steps:
         from aimcflow.cosim.benches.spg_train import run_rtl_steps
 
-        print(f"RTL: {args.rtl_steps} update steps with the Verilated SPG on the last layer ...",
-              flush=True)
+        print(
+            f"RTL: {args.rtl_steps} update steps with the Verilated SPG on the last layer ...",
+            flush=True,
+        )
         rtl = run_rtl_steps(data, settings, args.device, args.algo, args.rtl_steps)
-        print(f"RTL: {rtl['rtl_updates']} pulse updates, {rtl['pulse_mismatches']} differing "
-              f"pulse trains, {rtl['weight_mismatches']} of {rtl['weights_compared']} weights "
-              f"differ from the golden path (build {rtl['build_s']:.1f} s, "
-              f"simulation {rtl['sim_wall_s']:.1f} s)")
+        print(
+            f"RTL: {rtl['rtl_updates']} pulse updates, {rtl['pulse_mismatches']} differing "
+            f"pulse trains, {rtl['weight_mismatches']} of {rtl['weights_compared']} weights "
+            f"differ from the golden path (build {rtl['build_s']:.1f} s, "
+            f"simulation {rtl['sim_wall_s']:.1f} s)"
+        )
 
     mismatches = 0 if rtl is None else rtl["weight_mismatches"] + rtl["pulse_mismatches"]
-    write_json_atomic(out / "results.json", {
-        "device": args.device, "algo": args.algo, "epochs": rows,
-        "rtl_steps": args.rtl_steps, "rtl_mismatches": mismatches,
-        "rtl": rtl, "lr": args.lr, "hidden": args.hidden, "desired_bl": args.bl,
-        "config": cfg.name, "wall_s": time.perf_counter() - t0,
-    })
+    write_json_atomic(
+        out / "results.json",
+        {
+            "device": args.device,
+            "algo": args.algo,
+            "epochs": rows,
+            "rtl_steps": args.rtl_steps,
+            "rtl_mismatches": mismatches,
+            "rtl": rtl,
+            "lr": args.lr,
+            "hidden": args.hidden,
+            "desired_bl": args.bl,
+            "config": cfg.name,
+            "wall_s": time.perf_counter() - t0,
+        },
+    )
     print(f"wrote {out / 'results.json'}")
     return 1 if mismatches else 0

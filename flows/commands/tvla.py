@@ -19,17 +19,38 @@ MIN_TRACES = 4  # pairs of {fixed, random}: 4 traces give each class the 2 a var
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "tvla", help="side-channel leakage assessment (TVLA) of plain_mac / secure_mac",
-        description=__doc__.splitlines()[0])
+        "tvla",
+        help="side-channel leakage assessment (TVLA) of plain_mac / secure_mac",
+        description=__doc__.splitlines()[0],
+    )
     p.add_argument("--design", required=True, choices=("plain_mac", "secure_mac"))
-    p.add_argument("--secret", required=True, choices=("weight", "activation"),
-                   help="the input held fixed in the fixed class (the other is always random)")
-    p.add_argument("--traces", type=positive_int, default=100_000, metavar="N",
-                   help="number of dot products simulated (>= 4; default 100000)")
-    p.add_argument("--order", type=int, choices=(1, 2), default=1,
-                   help="1: t-test on the samples; 2: on the centred squares (default 1)")
-    p.add_argument("--lanes", type=positive_int, default=64, metavar="N",
-                   help="dot-product length of the MAC (default 64)")
+    p.add_argument(
+        "--secret",
+        required=True,
+        choices=("weight", "activation"),
+        help="the input held fixed in the fixed class (the other is always random)",
+    )
+    p.add_argument(
+        "--traces",
+        type=positive_int,
+        default=100_000,
+        metavar="N",
+        help="number of dot products simulated (>= 4; default 100000)",
+    )
+    p.add_argument(
+        "--order",
+        type=int,
+        choices=(1, 2),
+        default=1,
+        help="1: t-test on the samples; 2: on the centred squares (default 1)",
+    )
+    p.add_argument(
+        "--lanes",
+        type=positive_int,
+        default=64,
+        metavar="N",
+        help="dot-product length of the MAC (default 64)",
+    )
     p.add_argument("--seed", type=int, default=1, help="seed of the harness's input randomness")
     add_out_arg(p, "tvla")
     p.set_defaults(func=run)
@@ -40,7 +61,6 @@ def _plot(path, design: str, secret: str, order: int, curve) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
     from aimcflow.flows.io import write_atomic_with
 
     fig, ax = plt.subplots(figsize=(6, 3.6))
@@ -63,37 +83,57 @@ def run(args: argparse.Namespace) -> int:
     if args.traces < MIN_TRACES:
         raise UserInputError(
             f"--traces {args.traces}: the t-test needs at least 2 traces in each class "
-            f"(fixed and random), so at least {MIN_TRACES} traces")
+            f"(fixed and random), so at least {MIN_TRACES} traces"
+        )
     if not 0 <= args.seed < 2**63:
         raise UserInputError(f"--seed {args.seed}: give an integer in 0..2**63-1")
 
-    from tqdm import tqdm
-
     from aimcflow.cosim.tvla.build import build_harness, run_harness
     from aimcflow.flows.io import prepare_out_dir, write_json_atomic
+    from tqdm import tqdm
 
     out = prepare_out_dir(args.out, "tvla", args.force)
     h = build_harness(args.design, args.lanes)
-    with tqdm(total=args.traces, unit="trace", unit_scale=True,
-              desc=f"tvla {args.design}/{args.secret}") as bar:
+    with tqdm(
+        total=args.traces, unit="trace", unit_scale=True, desc=f"tvla {args.design}/{args.secret}"
+    ) as bar:
+
         def progress(done: int) -> None:
             bar.update(done - bar.n)
 
         r = run_harness(h, args.traces, args.secret, args.order, args.seed, progress=progress)
     results = {
-        "design": args.design, "secret": args.secret, "traces": r.traces,
-        "max_abs_t": r.max_abs_t, "curve": [[n, t] for n, t in r.curve],
+        "design": args.design,
+        "secret": args.secret,
+        "traces": r.traces,
+        "max_abs_t": r.max_abs_t,
+        "curve": [[n, t] for n, t in r.curve],
         "traces_per_s": r.traces_per_s,
-        "order": args.order, "threshold": THRESHOLD, "leaks": r.max_abs_t > THRESHOLD,
-        "first_cross": r.first_cross, "lanes": args.lanes, "seed": args.seed,
-        "samples_per_trace": h.samples, "cycles_per_dot_product": h.samples,
-        "register_bits": h.state_bits, "registers": h.registers,
-        "sim_s": r.seconds, "verilator_build_s": h.build_s, "build_cached": h.cached,
+        "order": args.order,
+        "threshold": THRESHOLD,
+        "leaks": r.max_abs_t > THRESHOLD,
+        "first_cross": r.first_cross,
+        "lanes": args.lanes,
+        "seed": args.seed,
+        "samples_per_trace": h.samples,
+        "cycles_per_dot_product": h.samples,
+        "register_bits": h.state_bits,
+        "registers": h.registers,
+        "sim_s": r.seconds,
+        "sim_cpu_s": r.cpu_seconds,
+        "traces_per_cpu_s": r.traces_per_cpu_s,
+        "verilator_build_s": h.build_s,
+        "build_cached": h.cached,
     }
     _plot(out / "tvla.png", args.design, args.secret, args.order, r.curve)
     write_json_atomic(out / "results.json", results)
-    verdict = (f"LEAKS (crossed 4.5 after {r.first_cross} traces)" if r.first_cross
-               else "no leakage detected")
-    print(f"{args.design} secret={args.secret} order={args.order}: max|t| = {r.max_abs_t:.2f} "
-          f"after {r.traces} traces, {verdict}; {r.traces_per_s:,.0f} traces/s -> {out}")
+    verdict = (
+        f"LEAKS (crossed 4.5 after {r.first_cross} traces)"
+        if r.first_cross
+        else "no leakage detected"
+    )
+    print(
+        f"{args.design} secret={args.secret} order={args.order}: max|t| = {r.max_abs_t:.2f} "
+        f"after {r.traces} traces, {verdict}; {r.traces_per_s:,.0f} traces/s -> {out}"
+    )
     return 0

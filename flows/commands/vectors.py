@@ -6,21 +6,25 @@ import argparse
 
 from aimcflow.flows.args import add_config_arg
 
-BLOCK_CHOICES = ("nmpu", "mgmt", "spg")  # offered names; the registry decides what runs
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "vectors", help="run a block on the vectors of an .npz and write its outputs",
+        "vectors",
+        help="run a block on the vectors of an .npz and write its outputs",
         description="Run BLOCK's RTL under Verilator (default) or its golden model on every "
-        "vector of IN (.npz, int64 arrays as shared/SPEC.md lists) and write OUT (.npz).")
+        "vector of IN (.npz, int64 arrays as shared/SPEC.md lists) and write OUT (.npz).",
+    )
     p.add_argument("block", metavar="BLOCK", help="nmpu, mgmt (and spg where available)")
     add_config_arg(p)
     p.add_argument("--in", dest="inp", required=True, metavar="IN.npz", help="input vectors")
     p.add_argument("--out", required=True, metavar="OUT.npz", help="output file (.npz)")
-    p.add_argument("--sim", default="verilator", choices=("verilator", "icarus", "golden"),
-                   help="verilator (RTL, default), icarus (RTL, not available yet) or "
-                        "golden (the bit-exact model)")
+    p.add_argument(
+        "--sim",
+        default="verilator",
+        choices=("verilator", "icarus", "golden"),
+        help="verilator (RTL, default), icarus (RTL, not available yet) or "
+        "golden (the bit-exact model)",
+    )
     p.add_argument("--force", action="store_true", help="overwrite an existing OUT file")
     p.set_defaults(func=run)
 
@@ -46,6 +50,8 @@ def run(args: argparse.Namespace) -> int:
     result = run_vectors(args.block, cfg, Path(args.inp), args.sim)
     save_npz_atomic(out, **result)
     first = next(iter(result.values()))
-    print(f"{args.block}: {first.shape[0]} vectors -> {out} ({args.sim}); fields "
-          + ", ".join(f"{k} {v.shape}" for k, v in result.items()))
+    print(
+        f"{args.block}: {first.shape[0]} vectors -> {out} ({args.sim}); fields "
+        + ", ".join(f"{k} {v.shape}" for k, v in result.items())
+    )
     return 0

@@ -15,7 +15,9 @@ units of g_max, inputs are voltages in units of the full-scale read voltage, and
   nodes; the device current G_ij (x_j - v_ij) flows in at node j and out through the
   chain to the amplifier.  Row lines are ideal drivers, as in the approximation, unless
   ``row_g_ratio`` gives their segment conductance too (the row driver sits at the
-  column-0 side; then the whole 2-D network is solved).  For tiles up to 256 x 256.
+  column-0 side; then the whole 2-D network is solved).  For tiles up to 256 x 256:
+  the column-only system (one sparse LU of 2 m chains) takes ~3 s for 256 x 256 and 64
+  vectors on this machine, the 2-D system (4 n m nodes) ~30 s.
 """
 
 from __future__ import annotations

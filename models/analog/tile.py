@@ -17,6 +17,9 @@ weight noise of aihwkit's "additive constant" kind adds ``w_noise * ||x_dac||_2`
 noise per column; together with ``out_noise`` it is one Gaussian of std
 ``sqrt(out_noise^2 + (w_noise ||x||)^2)`` (the sum of two independent Gaussians).
 
+Rounding: DAC and ADC round half up (SPEC.md's rule); aihwkit uses nearbyint (ties to
+even), so the two differ only on exact ties.
+
 Randomness: programming noise and drift exponents are keyed by (seed, layer, tile); read
 noise by (seed, layer, tile, t in ms); per-MVM noise by (seed, layer, tile, iteration,
 image).  The same image at the same management iteration always sees the same noise,
@@ -125,7 +128,9 @@ class AnalogTile:
         self.nu = dev.drift_nu(self.g_target, z)
         self._set_conductances(self.g_prog)
         # aihwkit reads the compensation baseline (mean |y| of one-hot inputs, i.e. mean
-        # |W_eff|) on the freshly programmed, not yet drifted weights
+        # |W_eff|) on the freshly programmed, not yet drifted weights.  We read it without
+        # output noise and converters (the calibration current of thesis eq. 3.6 is a
+        # long-averaged read); aihwkit pushes the one-hot reads through its noisy forward.
         self._baseline = self._readout()
         self.drift_alpha = 1.0
         self.t_s = 0.0
@@ -134,7 +139,9 @@ class AnalogTile:
         """Conductances t_s seconds after programming: drift, read noise, compensation.
 
         Read noise is drawn once per call, keyed by (seed, layer, tile, t in ms), as
-        aihwkit's ``drift_weights`` does.
+        aihwkit's ``drift_weights`` does (aihwkit applies 1/f read noise to the weights at
+        drift time, not per MVM; per-MVM fluctuation is the short-term ``w_noise``).
+        Programs the tile first if ``program()`` has not run.
         """
         if not t_s >= 0:
             raise UserInputError(f"drift time must be >= 0 s, got {t_s}")
@@ -265,7 +272,10 @@ class AnalogTile:
             s = np.ones(b, dtype=np.float32)
         out = np.zeros((b, self.cols), dtype=np.float32)
         passes = np.zeros(b, dtype=np.int64)
-        pend = np.nonzero(s > 0)[0]  # all-zero inputs give zero output, as aihwkit's short cut
+        images = np.asarray(images).reshape(-1)
+        # all-zero inputs give zero output, as aihwkit's short cut (below float32's smallest
+        # normal number counts as zero: its reciprocal would overflow the NM prescale)
+        pend = np.nonzero(s >= np.finfo(np.float32).tiny)[0]
         bm = cfg.mgmt.float_bound == "iterative"
         bm_limit = cfg.mgmt.max_bm_res / self.input_lsb
         red = 1.0

@@ -29,13 +29,18 @@ after it) the chip program holds the NMPU coefficients of SPEC.md:
   16-bit multiplier with ``out_shift`` 15 cannot scale that down to 8 output bits without
   losing most of its bits.  k maximises min(gain significant bits, multiplier significant
   bits) without overflowing the multiplier; both precisions are recorded per layer.
+  With ``out_shift = 15`` the digits networks get ~6-7 gain bits and ~5-6 multiplier
+  bits; ``out_shift = 28`` gives 12-14 and 11-14 (shrink k = 0..2) at no other cost.
 * **Scales.**  The first layer's input is quantized to ``nmpu.out_bits`` (unsigned when
   the calibration inputs are all >= 0) with ``s_in = max|x_cal| / code_max``: the digits
   pixels are bounded, so nothing clips.  Each layer's output scale is
   ``s_out = P(|y_cal|) / code_max`` over the float activations of ``calibration_images``
   training images, P the 99.9th percentile for hidden layers (clipping 0.1 % of the
   activations buys resolution for the other 99.9 %) and the maximum for the last layer
-  (the logits decide the argmax: clipping the largest would tie the winners).  Hidden
+  (the logits decide the argmax: clipping the largest would tie the winners).  Measured on
+  the digits test split at 1 h (level 3, seed 0): percentiles 99.9, 99.99 and 100 are
+  within one image of each other for both networks under baseline-ftj and pcm; 99 lost
+  2 images for the MLP under pcm.  Hidden
   layers use unsigned outputs after ReLU, signed otherwise.
 
 The chip program is saved as one ``.npz`` (every array, conductances included) plus a
@@ -60,6 +65,7 @@ from aimcflow.models.nn.convert import (
     ReLU,
     Reshape,
 )
+from aimcflow.models.nn.golden import quantize_input
 
 HIDDEN_PERCENTILE = 99.9
 CAL_VECTORS = 512  # calibration-data vectors per tile for the affine fit
@@ -327,10 +333,7 @@ def compile_network(
         for op in st.pre:
             h_in = op(h_in)
         rows_f, _, _ = st.layer.to_rows(h_in, np.zeros(len(h_in), dtype=np.int64))
-        cmax_in = _code_max(out_bits, in_signed)
-        rows_int = np.clip(
-            np.floor(rows_f / in_scale + 0.5), -cmax_in - 1 if in_signed else 0, cmax_in
-        ).astype(np.int64)
+        rows_int = quantize_input(rows_f, in_scale, out_bits, in_signed)
         h = st.float_forward(h)
         last = i == len(stages) - 1
         out_signed = st.activation != "relu"
@@ -399,8 +402,7 @@ def compile_network(
         )
         in_signed, in_scale = out_signed, out_scale
         # the next layer calibrates on what this layer's integers represent
-        cmax = _code_max(out_bits, out_signed)
-        h = np.clip(np.rint(h / out_scale), -cmax - 1 if out_signed else 0, cmax) * out_scale
+        h = quantize_input(h, out_scale, out_bits, out_signed) * out_scale
     t = t_s if t_s is not None else (net.layers[0].matrix.tiles[0][0].t_s or 0.0)
     return ChipProgram(net, stages, post, layers, float(t))
 

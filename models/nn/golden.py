@@ -14,6 +14,7 @@ saturate); the last layer's integer output times its scale gives the logits.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -57,10 +58,95 @@ def _tile_fn(tile, keys: np.ndarray):
     return ask
 
 
-def layer_forward(
-    prog, i: int, h: np.ndarray, images: np.ndarray, trace: LayerTrace | None = None
-) -> np.ndarray:
-    """Integer activations into stage ``i`` -> its integer outputs."""
+@dataclass(frozen=True)
+class ColumnJob:
+    """The periphery's work for one column tile of one layer over a batch: what level 3
+    computes with the golden models and level 4 with the RTL (same inputs, same outputs).
+
+    ``x_segments[t]`` (V, rows of row tile t) integer inputs; ``tiles[t]`` the tile callable
+    of row tile t (``tile(d, iteration, active) -> (a, sat_any)``, as the management golden
+    model and a cosim bench call it); ``gain``/``offset`` (T, C), ``mult``/``bias`` (C,).
+    """
+
+    layer: int
+    column_tile: int
+    x_segments: list
+    tiles: list
+    gain: np.ndarray
+    offset: np.ndarray
+    mult: np.ndarray
+    bias: np.ndarray
+    mgmt: mgmt_model.MgmtParams
+    nmpu: nmpu_model.NmpuParams
+
+
+@dataclass(frozen=True)
+class ColumnResult:
+    """``y`` (V, C) outputs; per row tile: ``a`` (V, T, C), ``e``/``iters``/``sat`` (V, T)."""
+
+    y: np.ndarray
+    a: np.ndarray
+    e: np.ndarray
+    iters: np.ndarray
+    sat: np.ndarray
+
+
+def golden_periphery(job: ColumnJob) -> ColumnResult:
+    """Level 3: management controller and NMPU golden models."""
+    res = [
+        mgmt_model.manage(x, tile, job.mgmt)
+        for x, tile in zip(job.x_segments, job.tiles, strict=True)
+    ]
+    a = np.stack([r[0] for r in res], axis=1)
+    e = np.stack([r[1] for r in res], axis=1)
+    y = nmpu_model.nmpu(a, e, job.gain, job.offset, job.mult, job.bias, job.nmpu)
+    return ColumnResult(
+        y, a, e, np.stack([r[2] for r in res], axis=1), np.stack([r[3] for r in res], axis=1)
+    )
+
+
+Periphery = Callable[[ColumnJob], ColumnResult]
+
+
+@dataclass
+class LayerJobs:
+    """One stage's periphery work over a batch: its column jobs and what is needed to turn
+    their results into the stage's outputs (:meth:`finish`).  Level 3 runs the jobs with
+    the golden models, level 4 with the RTL; both finish them the same way."""
+
+    jobs: list[ColumnJob]
+    rows: np.ndarray
+    keys: np.ndarray
+    shape: tuple
+    stage: object
+    col_slices: list
+    n_row_tiles: int
+
+    def finish(self, results: list[ColumnResult], trace: LayerTrace | None = None) -> np.ndarray:
+        """Column results (one per job, in order) -> the stage's integer outputs."""
+        V = len(self.rows)
+        C = self.stage.layer.weight.shape[1]
+        out = np.zeros((V, C), dtype=np.int64)
+        a_layer = np.zeros((V, self.n_row_tiles, C), dtype=np.int64)
+        e_layer = np.zeros((V, self.n_row_tiles, len(self.col_slices)), dtype=np.int64)
+        for k, (cs, r) in enumerate(zip(self.col_slices, results, strict=True)):
+            out[:, cs] = r.y
+            a_layer[:, :, cs], e_layer[:, :, k] = r.a, r.e
+            if trace is not None:
+                trace.iters.append(r.iters.reshape(-1))
+                trace.sat.append(r.sat.reshape(-1))
+        y = self.stage.layer.from_rows(out, self.shape)
+        if trace is not None:
+            trace.rows.append(self.rows)
+            trace.keys.append(self.keys)
+            trace.a.append(a_layer)
+            trace.e.append(e_layer)
+            trace.y.append(y)
+        return y
+
+
+def layer_jobs(prog, i: int, h: np.ndarray, images: np.ndarray) -> LayerJobs:
+    """Integer activations into stage ``i`` -> its column jobs (one per column tile)."""
     cfg = prog.cfg
     st, lp = prog.stages[i], prog.layers[i]
     for op in st.pre:
@@ -75,30 +161,49 @@ def layer_forward(
         leaky_k=lp.leaky_k,
     )
     m = st.layer.matrix
-    out = np.zeros((len(rows), st.layer.weight.shape[1]), dtype=np.int64)
-    a_layer = np.zeros((len(rows), len(m.row_slices), out.shape[1]), dtype=np.int64)
-    e_layer = np.zeros((len(rows), len(m.row_slices), len(m.col_slices)), dtype=np.int64)
-    for k, cs in enumerate(m.col_slices):
-        a_all = np.zeros((len(rows), len(m.row_slices), cs.stop - cs.start), dtype=np.int64)
-        e_all = np.zeros((len(rows), len(m.row_slices)), dtype=np.int64)
-        for t, rs in enumerate(m.row_slices):
-            a, e, it, sat_any = mgmt_model.manage(rows[:, rs], _tile_fn(m.tiles[t][k], keys), mp)
-            a_all[:, t], e_all[:, t] = a, e
-            a_layer[:, t, cs], e_layer[:, t, k] = a, e
-            if trace is not None:
-                trace.iters.append(it)
-                trace.sat.append(sat_any)
-        out[:, cs] = nmpu_model.nmpu(
-            a_all, e_all, lp.gain[:, cs], lp.offset[:, cs], lp.mult[cs], lp.bias[cs], np_
+    jobs = [
+        ColumnJob(
+            lp.index,
+            k,
+            [rows[:, rs] for rs in m.row_slices],
+            [_tile_fn(m.tiles[t][k], keys) for t in range(len(m.row_slices))],
+            lp.gain[:, cs],
+            lp.offset[:, cs],
+            lp.mult[cs],
+            lp.bias[cs],
+            mp,
+            np_,
         )
-    y = st.layer.from_rows(out, shape)
-    if trace is not None:
-        trace.rows.append(rows)
-        trace.keys.append(keys)
-        trace.a.append(a_layer)
-        trace.e.append(e_layer)
-        trace.y.append(y)
-    return y
+        for k, cs in enumerate(m.col_slices)
+    ]
+    return LayerJobs(jobs, rows, keys, shape, st, list(m.col_slices), len(m.row_slices))
+
+
+def layer_forward(
+    prog,
+    i: int,
+    h: np.ndarray,
+    images: np.ndarray,
+    trace: LayerTrace | None = None,
+    periphery: Periphery = golden_periphery,
+) -> np.ndarray:
+    """Integer activations into stage ``i`` -> its integer outputs.  ``periphery`` computes
+    each column tile (default the golden models; level 4 passes an RTL-backed one)."""
+    lj = layer_jobs(prog, i, h, images)
+    return lj.finish([periphery(job) for job in lj.jobs], trace)
+
+
+def input_codes(prog, x: np.ndarray) -> np.ndarray:
+    """The first layer's integer inputs of float inputs ``x``."""
+    first = prog.layers[0]
+    return quantize_input(x, first.in_scale, first.in_bits, first.in_signed)
+
+
+def logits_of(prog, h: np.ndarray) -> np.ndarray:
+    """The last stage's integer outputs -> float logits (after the trailing reshapes)."""
+    for op in prog.post:
+        h = op(h)
+    return np.asarray(h).astype(np.float64) * prog.layers[-1].out_scale
 
 
 def forward_golden(
@@ -107,21 +212,21 @@ def forward_golden(
     images: np.ndarray | None = None,
     batch_size: int = 512,
     traces: list[LayerTrace] | None = None,
+    periphery: Periphery = golden_periphery,
 ) -> np.ndarray:
-    """Level-3 logits (float: last layer's integers times its output scale)."""
+    """Level-3 logits (float: last layer's integers times its output scale); with an
+    RTL-backed ``periphery`` the same routine runs level 4."""
     x = np.asarray(x)
     images = np.arange(len(x)) if images is None else np.asarray(images, dtype=np.int64)
-    first = prog.layers[0]
     outs = []
     for b in range(0, len(x), batch_size):
-        h = quantize_input(x[b : b + batch_size], first.in_scale, first.in_bits, first.in_signed)
+        h = input_codes(prog, x[b : b + batch_size])
         ids = images[b : b + batch_size]
         for i in range(len(prog.stages)):
-            h = layer_forward(prog, i, h, ids, traces[i] if traces is not None else None)
-        for op in prog.post:
-            h = op(h)
-        outs.append(h)
-    return np.concatenate(outs).astype(np.float64) * prog.layers[-1].out_scale
+            tr = traces[i] if traces is not None else None
+            h = layer_forward(prog, i, h, ids, tr, periphery)
+        outs.append(logits_of(prog, h))
+    return np.concatenate(outs)
 
 
 def accuracy_golden(
@@ -130,5 +235,7 @@ def accuracy_golden(
     y: np.ndarray,
     images: np.ndarray | None = None,
     traces: list[LayerTrace] | None = None,
+    periphery: Periphery = golden_periphery,
 ) -> float:
-    return float(np.mean(forward_golden(prog, x, images, traces=traces).argmax(1) == y))
+    logits = forward_golden(prog, x, images, traces=traces, periphery=periphery)
+    return float(np.mean(logits.argmax(1) == y))

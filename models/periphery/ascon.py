@@ -69,7 +69,7 @@ def ascon_round(s: list[int], rc: int) -> list[int]:
 
 def permutation(s: list[int], rounds: int) -> list[int]:
     """``p^rounds`` (rounds 12 or 8): the last ``rounds`` constants of the 12-round schedule."""
-    for rc in ROUND_CONSTANTS[12 - rounds:]:
+    for rc in ROUND_CONSTANTS[12 - rounds :]:
         s = ascon_round(s, rc)
     return s
 
@@ -104,7 +104,7 @@ def _initialize(key: bytes, nonce: bytes, ad: bytes) -> list[int]:
     if ad:
         padded = _pad(ad)
         for i in range(0, len(padded), RATE_BYTES):
-            a0, a1 = _block_words(padded[i:i + RATE_BYTES])
+            a0, a1 = _block_words(padded[i : i + RATE_BYTES])
             s[0] ^= a0
             s[1] ^= a1
             s = permutation(s, 8)
@@ -118,7 +118,7 @@ def _finalize(s: list[int], key: bytes) -> bytes:
     s[2] ^= k0
     s[3] ^= k1
     s = permutation(s, 12)
-    return ((s[3] ^ k0).to_bytes(8, "little") + (s[4] ^ k1).to_bytes(8, "little"))
+    return (s[3] ^ k0).to_bytes(8, "little") + (s[4] ^ k1).to_bytes(8, "little")
 
 
 def _rate_bytes(s: list[int]) -> bytes:
@@ -132,7 +132,7 @@ def encrypt(key: bytes, nonce: bytes, ad: bytes, plaintext: bytes) -> bytes:
     out = bytearray()
     full = len(plaintext) // RATE_BYTES * RATE_BYTES
     for i in range(0, full, RATE_BYTES):
-        p0, p1 = _block_words(plaintext[i:i + RATE_BYTES])
+        p0, p1 = _block_words(plaintext[i : i + RATE_BYTES])
         s[0] ^= p0
         s[1] ^= p1
         out += _rate_bytes(s)
@@ -141,7 +141,7 @@ def encrypt(key: bytes, nonce: bytes, ad: bytes, plaintext: bytes) -> bytes:
     p0, p1 = _block_words(_pad(last))
     s[0] ^= p0
     s[1] ^= p1
-    out += _rate_bytes(s)[:len(last)]
+    out += _rate_bytes(s)[: len(last)]
     return bytes(out) + _finalize(s, key)
 
 
@@ -163,13 +163,14 @@ def decrypt_unchecked(key: bytes, nonce: bytes, ad: bytes, ct_and_tag: bytes) ->
     if len(ct_and_tag) < TAG_BYTES:
         raise UserInputError(
             f"Ascon-AEAD128 ciphertext is {len(ct_and_tag)} bytes, shorter than the "
-            f"{TAG_BYTES}-byte tag: truncated input")
+            f"{TAG_BYTES}-byte tag: truncated input"
+        )
     ct, tag = ct_and_tag[:-TAG_BYTES], ct_and_tag[-TAG_BYTES:]
     s = _initialize(key, nonce, ad)
     out = bytearray()
     full = len(ct) // RATE_BYTES * RATE_BYTES
     for i in range(0, full, RATE_BYTES):
-        c0, c1 = _block_words(ct[i:i + RATE_BYTES])
+        c0, c1 = _block_words(ct[i : i + RATE_BYTES])
         out += (s[0] ^ c0).to_bytes(8, "little") + (s[1] ^ c1).to_bytes(8, "little")
         s[0], s[1] = c0, c1
         s = permutation(s, 8)
@@ -178,8 +179,8 @@ def decrypt_unchecked(key: bytes, nonce: bytes, ad: bytes, ct_and_tag: bytes) ->
     rate = bytearray(_rate_bytes(s))
     plain_last = bytes(r ^ c for r, c in zip(rate, last, strict=False))
     out += plain_last
-    rate[:n] = last            # the ciphertext bytes replace the rate bytes ...
-    rate[n] ^= 0x01            # ... and the padding bit goes right after them
+    rate[:n] = last  # the ciphertext bytes replace the rate bytes ...
+    rate[n] ^= 0x01  # ... and the padding bit goes right after them
     s[0], s[1] = _word(bytes(rate[:8])), _word(bytes(rate[8:]))
     expected = _finalize(s, key)
     ok = _ct_equal(expected, tag)
@@ -190,8 +191,10 @@ def decrypt(key: bytes, nonce: bytes, ad: bytes, ct_and_tag: bytes) -> bytes:
     """Plaintext, or :class:`UserInputError` if the tag does not verify."""
     d = decrypt_unchecked(key, nonce, ad, ct_and_tag)
     if not d.tag_ok:
-        raise UserInputError("Ascon-AEAD128 tag mismatch: wrong key, nonce, associated data "
-                             "or a modified ciphertext; nothing was decrypted")
+        raise UserInputError(
+            "Ascon-AEAD128 tag mismatch: wrong key, nonce, associated data "
+            "or a modified ciphertext; nothing was decrypted"
+        )
     return d.plaintext
 
 

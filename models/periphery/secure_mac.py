@@ -18,9 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
-
 from aimcflow.models.errors import UserInputError
+from numpy.typing import ArrayLike, NDArray
 
 U64 = np.uint64
 MASK64 = (1 << 64) - 1
@@ -153,8 +152,14 @@ class SecureMacModel:
         ws = np.stack([self.w0, self.w1])
         xs = np.stack([self.x0, self.x1])
         # python ints: k-bit x k-bit products summed over n lanes overflow int64 for k > 27
-        a = [[int(sum(int(p) * int(q) for p, q in zip(wj, xk, strict=True))) % mod
-              for xk in xs] for wj in ws] if sp.k > 27 else (np.einsum("ji,ki->jk", ws, xs) % mod).tolist()
+        a = (
+            [
+                [int(sum(int(p) * int(q) for p, q in zip(wj, xk, strict=True))) % mod for xk in xs]
+                for wj in ws
+            ]
+            if sp.k > 27
+            else (np.einsum("ji,ki->jk", ws, xs) % mod).tolist()
+        )
         return np.array([a[0][0], a[0][1], a[1][0], a[1][1]], dtype=np.int64)
 
 

@@ -32,10 +32,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
-
 from aimcflow.models.errors import UserInputError
 from aimcflow.models.periphery.fixedpoint import rshr, scale
+from numpy.typing import ArrayLike, NDArray
 
 XORSHIFT_SHIFTS = (13, 17, 5)
 STATE_BITS = 32
@@ -72,6 +71,7 @@ class SpgParams:
 
 
 # ---------------------------------------------------------------- the xorshift and GF(2) jumps
+
 
 def xorshift_step(s: NDArray[np.uint32]) -> NDArray[np.uint32]:
     """One xorshift32 (13, 17, 5) step, vectorized over uint32 lanes."""
@@ -143,6 +143,7 @@ def _check_seed(seed: int) -> None:
 
 # ---------------------------------------------------------------- translator
 
+
 def translate(v: ArrayLike, gain: ArrayLike, p: SpgParams) -> NDArray[np.int64]:
     """Pulse probability numerator ``q`` (unsigned, P+1 bits; probability = q / 2**P)."""
     v = np.asarray(v, dtype=np.int64)
@@ -170,28 +171,41 @@ def bresenham_slots(n: ArrayLike, bl: int) -> NDArray[np.uint8]:
 
 # ---------------------------------------------------------------- validation
 
-def validate_inputs(x: np.ndarray, d: np.ndarray, gain_x: np.ndarray, gain_d: np.ndarray,
-                    bl: int, p: SpgParams, what: str = "spg") -> None:
+
+def validate_inputs(
+    x: np.ndarray,
+    d: np.ndarray,
+    gain_x: np.ndarray,
+    gain_d: np.ndarray,
+    bl: int,
+    p: SpgParams,
+    what: str = "spg",
+) -> None:
     """Range checks of every SPG input; any problem is one UserInputError."""
     if not (1 <= int(bl) <= p.max_bl):
-        raise UserInputError(f"{what}: bl = {bl} is out of range; allowed: 1 .. {p.max_bl} "
-                             f"(spg.max_bl)")
+        raise UserInputError(
+            f"{what}: bl = {bl} is out of range; allowed: 1 .. {p.max_bl} (spg.max_bl)"
+        )
     lo, hi = -(1 << (p.value_bits - 1)), (1 << (p.value_bits - 1)) - 1
     for name, a in (("x", x), ("d", d)):
         if a.size and (a.min() < lo or a.max() > hi):
             bad = a.min() if a.min() < lo else a.max()
-            raise UserInputError(f"{what}: {name} holds {int(bad)}, outside the signed "
-                                 f"{p.value_bits}-bit range {lo} .. {hi} (spg.value_bits)")
+            raise UserInputError(
+                f"{what}: {name} holds {int(bad)}, outside the signed "
+                f"{p.value_bits}-bit range {lo} .. {hi} (spg.value_bits)"
+            )
     for name, g in (("gain_x", gain_x), ("gain_d", gain_d)):
         if g.size and (g.min() < 0 or g.max() > p.gain_max):
             bad = g.min() if g.min() < 0 else g.max()
             raise UserInputError(
                 f"{what}: {name} = {int(bad)} overflows the translator's unsigned "
                 f"{p.gain_bits}-bit gain; allowed: 0 .. {p.gain_max} "
-                f"(= {p.gain_max / (1 << p.gain_frac):g} with {p.gain_frac} fractional bits)")
+                f"(= {p.gain_max / (1 << p.gain_frac):g} with {p.gain_frac} fractional bits)"
+            )
 
 
 # ---------------------------------------------------------------- the generator
+
 
 @dataclass
 class SpgOutput:
@@ -199,8 +213,8 @@ class SpgOutput:
 
     row_pulses: NDArray[np.uint8]  # (V, BL, R)
     col_pulses: NDArray[np.uint8]  # (V, BL, C)
-    row_sign: NDArray[np.int64]    # (V, R)
-    col_sign: NDArray[np.int64]    # (V, C)
+    row_sign: NDArray[np.int64]  # (V, R)
+    col_sign: NDArray[np.int64]  # (V, C)
 
 
 class PulseGenerator:
@@ -223,8 +237,16 @@ class PulseGenerator:
         self.state = s
         return out.astype(np.int64)
 
-    def generate(self, x: ArrayLike, d: ArrayLike, gain_x: ArrayLike, gain_d: ArrayLike,
-                 bl: int, deterministic: bool = False, validate: bool = True) -> SpgOutput:
+    def generate(
+        self,
+        x: ArrayLike,
+        d: ArrayLike,
+        gain_x: ArrayLike,
+        gain_d: ArrayLike,
+        bl: int,
+        deterministic: bool = False,
+        validate: bool = True,
+    ) -> SpgOutput:
         """Pulse trains for V updates: ``x`` (V, R), ``d`` (V, C) values, gains (V,)."""
         p = self.params
         x = np.atleast_2d(np.asarray(x, dtype=np.int64))
@@ -233,28 +255,42 @@ class PulseGenerator:
         gain_d = np.atleast_1d(np.asarray(gain_d, dtype=np.int64))
         bl = int(bl)
         V = x.shape[0]
-        if x.shape != (V, self.rows) or d.shape != (V, self.cols) or gain_x.shape != (V,) \
-                or gain_d.shape != (V,):
+        if (
+            x.shape != (V, self.rows)
+            or d.shape != (V, self.cols)
+            or gain_x.shape != (V,)
+            or gain_d.shape != (V,)
+        ):
             raise UserInputError(
                 f"spg: shapes x {x.shape}, d {d.shape}, gain_x {gain_x.shape}, gain_d "
-                f"{gain_d.shape} do not match (V, {self.rows}), (V, {self.cols}), (V,), (V,)")
+                f"{gain_d.shape} do not match (V, {self.rows}), (V, {self.cols}), (V,), (V,)"
+            )
         if validate:
             validate_inputs(x, d, gain_x, gain_d, bl, p)
-        q = np.concatenate([translate(x, gain_x[:, None], p),
-                            translate(d, gain_d[:, None], p)], axis=1)  # (V, L)
+        q = np.concatenate(
+            [translate(x, gain_x[:, None], p), translate(d, gain_d[:, None], p)], axis=1
+        )  # (V, L)
         r = self.random_numbers(V * bl).reshape(V, bl, -1)
         if deterministic:
             n = deterministic_count(q, bl, p)  # (V, L)
             pulses = np.moveaxis(bresenham_slots(n, bl), -1, 1)  # (V, BL, L)
         else:
             pulses = (r < q[:, None, :]).astype(np.uint8)
-        return SpgOutput(pulses[:, :, :self.rows], pulses[:, :, self.rows:],
-                         sign_of(x), sign_of(d))
+        return SpgOutput(
+            pulses[:, :, : self.rows], pulses[:, :, self.rows :], sign_of(x), sign_of(d)
+        )
 
 
-def generate(x: ArrayLike, d: ArrayLike, gain_x: ArrayLike, gain_d: ArrayLike, bl: int,
-             seed: int, params: SpgParams | None = None,
-             deterministic: bool = False) -> SpgOutput:
+def generate(
+    x: ArrayLike,
+    d: ArrayLike,
+    gain_x: ArrayLike,
+    gain_d: ArrayLike,
+    bl: int,
+    seed: int,
+    params: SpgParams | None = None,
+    deterministic: bool = False,
+) -> SpgOutput:
     """``aimcflow vectors spg --sim golden``: one seed load, then V updates in order."""
     x = np.atleast_2d(np.asarray(x, dtype=np.int64))
     d = np.atleast_2d(np.asarray(d, dtype=np.int64))

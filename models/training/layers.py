@@ -1,7 +1,10 @@
 """Trainable fully connected layers: float SGD, analog SGD, Tiki-Taka v2.
 
 A layer holds weights ``W`` of shape (inputs + 1, outputs): the last row is the bias,
-driven by a constant input 1 (an analog bias row, as aihwkit's analog bias).  Its forward
+driven by a constant input 1 (an analog bias row, as aihwkit's analog bias).  Analog
+layers map the device range ``[-w_bound, w_bound]`` onto network weights ``[-1, 1]``
+with a digital output scale ``1 / w_bound`` (aihwkit's weight scaling), so a device with a
+narrow range (ECRAM, ReRAM) still spans the network's weight range.  Its forward
 pass is ``x_aug @ W`` (ideal read of the device weights: the pulsed-training study
 isolates the update path).  Its update is ``W += lr * x_aug^T delta`` with ``delta`` the
 error (minus the loss gradient):
@@ -23,13 +26,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.typing import NDArray
-
 from aimcflow.models import rng as keyed
 from aimcflow.models.analog.pulsed.devices import PulsedArray, PulsedDevice
 from aimcflow.models.analog.pulsed.update import apply_update
 from aimcflow.models.periphery.spg import PulseGenerator, SpgOutput, SpgParams
 from aimcflow.models.training.management import SpgRequest, UpdateSettings, spg_request
+from numpy.typing import NDArray
 
 
 def layer_spg_seed(seed: int, layer: int) -> int:
@@ -70,58 +72,77 @@ class _Spg:
 class AnalogSgdLayer:
     """Analog SGD: every update is one parallel stochastic pulse update of the array."""
 
-    def __init__(self, w0: NDArray, lr: float, device: PulsedDevice, seed: int, layer: int,
-                 settings: UpdateSettings, spg_params: SpgParams):
+    def __init__(
+        self,
+        w0: NDArray,
+        lr: float,
+        device: PulsedDevice,
+        seed: int,
+        layer: int,
+        settings: UpdateSettings,
+        spg_params: SpgParams,
+    ):
         rows, cols = w0.shape
         self.lr, self.device, self.settings = lr, device, settings
         self.layer = layer
+        # network weight = scale * device weight: the device's range maps onto +-1
+        self.scale = 1.0 / device.w_bound
         self.array = PulsedArray(device, rows, cols, seed, layer, 0)
-        self.array.set_weights(w0)
-        self.spg = _Spg(spg_params, PulseGenerator(rows, cols, layer_spg_seed(seed, layer),
-                                                   spg_params))
+        self.array.set_weights(w0 / self.scale)
+        self.spg = _Spg(
+            spg_params, PulseGenerator(rows, cols, layer_spg_seed(seed, layer), spg_params)
+        )
 
     def weights(self) -> NDArray:
-        return self.array.w
+        return self.scale * self.array.w
 
     def request(self, x: NDArray, delta: NDArray) -> SpgRequest | None:
-        return spg_request(x, delta, self.lr, self.device.dw_min, self.settings,
-                           self.spg.params)
+        # a network change lr x d is a device change (lr / scale) x d
+        return spg_request(
+            x, delta, self.lr / self.scale, self.device.dw_min, self.settings, self.spg.params
+        )
 
     def golden_pulses(self, req: SpgRequest | None) -> SpgOutput | None:
         if req is None:
             return None
-        return self.spg.gen.generate(req.x[None], req.d[None], [req.gain_x], [req.gain_d],
-                                     req.bl)
+        return self.spg.gen.generate(req.x[None], req.d[None], [req.gain_x], [req.gain_d], req.bl)
 
     def apply(self, req: SpgRequest | None, out: SpgOutput | None, step: int) -> None:
         """Apply the pulse trains of one update (``out`` holds one update, V = 1)."""
         if req is None:
             return
-        apply_update(self.array, out.row_pulses[0], out.col_pulses[0], out.row_sign[0],
-                     out.col_sign[0], step)
+        apply_update(
+            self.array, out.row_pulses[0], out.col_pulses[0], out.row_sign[0], out.col_sign[0], step
+        )
 
 
 class TikiTakaV2Layer(AnalogSgdLayer):
-    def __init__(self, w0: NDArray, lr: float, device: PulsedDevice, seed: int, layer: int,
-                 settings: UpdateSettings, spg_params: SpgParams, gamma: float = 0.1,
-                 transfer_every: int = 1, transfer_lr: float = 1.0):
+    def __init__(
+        self,
+        w0: NDArray,
+        lr: float,
+        device: PulsedDevice,
+        seed: int,
+        layer: int,
+        settings: UpdateSettings,
+        spg_params: SpgParams,
+        gamma: float = 0.1,
+        transfer_every: int = 1,
+        transfer_lr: float = 1.0,
+    ):
         super().__init__(np.zeros_like(w0), lr, device, seed, layer, settings, spg_params)
         rows, cols = w0.shape
         self.a_sp = self.array.symmetry_point()
         self.array.set_weights(self.a_sp)
         self.c = PulsedArray(device, rows, cols, seed, layer, 1)
-        self.c.set_weights(w0)
+        self.c.set_weights(w0 / self.scale)
         self.h = np.zeros((rows, cols))
         self.gamma, self.transfer_every, self.transfer_lr = gamma, transfer_every, transfer_lr
         self.updates = 0
 
     def weights(self) -> NDArray:
-        return self.gamma * (self.array.w - self.a_sp) + self.c.w
+        return self.scale * (self.gamma * (self.array.w - self.a_sp) + self.c.w)
 
-    def request(self, x: NDArray, delta: NDArray) -> SpgRequest | None:
-        # A alone absorbs the gradient; W's gamma only scales A's share of the read
-        return spg_request(x, delta, self.lr, self.device.dw_min, self.settings,
-                           self.spg.params)
 
     def apply(self, req, out, step: int) -> None:
         super().apply(req, out, step)

@@ -10,7 +10,8 @@ aihwkit's pulsed update with ``update_bl_management`` and ``update_management``:
 
 The SPG (``models/periphery/spg.py``) takes signed ``value_bits`` codes meaning
 ``v / 2**(value_bits-1)`` and an unsigned gain with ``gain_frac`` fractional bits.  The
-periphery normalises each vector by its maximum, ``v_i = round(x_i / max|x| * vmax)`` with
+periphery normalises each vector by its maximum, ``v_i = round(x_i / max|x| * vmax)``
+(half away from zero) with
 ``vmax = 2**(value_bits-1) - 1``, and folds the maximum into the gain:
 ``gain_x = A_x * max|x| * 2**(value_bits-1) / vmax``, coded as ``round(gain * 2**gain_frac)``
 and saturated at the largest code (a saturated gain only shrinks probabilities that would
@@ -23,9 +24,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.typing import NDArray
-
 from aimcflow.models.periphery.spg import SpgParams
+from numpy.typing import NDArray
 
 
 @dataclass(frozen=True)
@@ -48,8 +48,9 @@ class SpgRequest:
     bl: int
 
 
-def manage(x_max: float, d_max: float, lr: float, dw_min: float,
-           s: UpdateSettings) -> tuple[int, float, float]:
+def manage(
+    x_max: float, d_max: float, lr: float, dw_min: float, s: UpdateSettings
+) -> tuple[int, float, float]:
     """``(BL, A_x, A_d)``: probabilities are ``A_x |x_i|`` and ``A_d |d_j|``."""
     bl = s.desired_bl
     if s.update_bl_management:
@@ -62,7 +63,9 @@ def manage(x_max: float, d_max: float, lr: float, dw_min: float,
 
 def _codes(v: NDArray, v_max: float, p: SpgParams) -> NDArray[np.int64]:
     vmax = (1 << (p.value_bits - 1)) - 1
-    return np.floor(np.asarray(v, dtype=np.float64) / v_max * vmax + 0.5).astype(np.int64)
+    r = np.asarray(v, dtype=np.float64) / v_max * vmax
+    # half away from zero: +x and -x get codes of equal magnitude (no sign bias)
+    return (np.sign(r) * np.floor(np.abs(r) + 0.5)).astype(np.int64)
 
 
 def _gain_code(a: float, v_max: float, p: SpgParams) -> int:
@@ -71,8 +74,9 @@ def _gain_code(a: float, v_max: float, p: SpgParams) -> int:
     return int(min(math.floor(g * (1 << p.gain_frac) + 0.5), p.gain_max))
 
 
-def spg_request(x: NDArray, d: NDArray, lr: float, dw_min: float, s: UpdateSettings,
-                p: SpgParams) -> SpgRequest | None:
+def spg_request(
+    x: NDArray, d: NDArray, lr: float, dw_min: float, s: UpdateSettings, p: SpgParams
+) -> SpgRequest | None:
     """The SPG inputs for the update ``lr * x d^T``; None when x or d is all zero."""
     x_max = float(np.max(np.abs(x)))
     d_max = float(np.max(np.abs(d)))
@@ -80,5 +84,10 @@ def spg_request(x: NDArray, d: NDArray, lr: float, dw_min: float, s: UpdateSetti
         return None
     bl, a_x, a_d = manage(x_max, d_max, lr, dw_min, s)
     bl = min(bl, p.max_bl)
-    return SpgRequest(_codes(x, x_max, p), _codes(d, d_max, p), _gain_code(a_x, x_max, p),
-                      _gain_code(a_d, d_max, p), bl)
+    return SpgRequest(
+        _codes(x, x_max, p),
+        _codes(d, d_max, p),
+        _gain_code(a_x, x_max, p),
+        _gain_code(a_d, d_max, p),
+        bl,
+    )

@@ -14,14 +14,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-from numpy.typing import NDArray
-
 from aimcflow.models import rng as keyed
 from aimcflow.models.analog.pulsed.devices import get_pulsed_device
 from aimcflow.models.periphery.spg import SpgParams
-from aimcflow.models.training.layers import (AnalogSgdLayer, FloatLayer, TikiTakaV2Layer,
-                                             init_weights)
+from aimcflow.models.training.layers import (
+    AnalogSgdLayer,
+    FloatLayer,
+    TikiTakaV2Layer,
+    init_weights,
+)
 from aimcflow.models.training.management import UpdateSettings
+from numpy.typing import NDArray
 
 ALGOS = ("sgd", "ttv2")
 
@@ -31,9 +34,9 @@ class TrainSettings:
     """Hyper-parameters shared by the analog run and its float-SGD twin."""
 
     hidden: int = 32
-    lr: float = 0.05           # FTJ thesis §4: analog lr 0.05 (half the FP32 lr of 0.1)
+    lr: float = 0.05  # FTJ thesis §4: analog lr 0.05 (half the FP32 lr of 0.1)
     seed: int = 0
-    desired_bl: int = 31       # FTJ thesis Table 3.3: update.desired_bl = 31
+    desired_bl: int = 31  # FTJ thesis Table 3.3: update.desired_bl = 31
     ttv2_gamma: float = 0.1
     ttv2_transfer_every: int = 1
     ttv2_transfer_lr: float = 1.0
@@ -54,8 +57,14 @@ def _aug(x: NDArray) -> NDArray:
 
 
 class Mlp:
-    def __init__(self, n_in: int, n_out: int, settings: TrainSettings,
-                 device: str | None = None, algo: str = "sgd"):
+    def __init__(
+        self,
+        n_in: int,
+        n_out: int,
+        settings: TrainSettings,
+        device: str | None = None,
+        algo: str = "sgd",
+    ):
         s = settings
         self.settings = s
         w0 = [init_weights(s.seed, 0, n_in, s.hidden), init_weights(s.seed, 1, s.hidden, n_out)]
@@ -65,12 +74,25 @@ class Mlp:
         dev = get_pulsed_device(device)
         us = UpdateSettings(desired_bl=s.desired_bl)
         if algo == "sgd":
-            self.layers = [AnalogSgdLayer(w, s.lr, dev, s.seed, k, us, s.spg)
-                           for k, w in enumerate(w0)]
+            self.layers = [
+                AnalogSgdLayer(w, s.lr, dev, s.seed, k, us, s.spg) for k, w in enumerate(w0)
+            ]
         elif algo == "ttv2":
-            self.layers = [TikiTakaV2Layer(w, s.lr, dev, s.seed, k, us, s.spg, s.ttv2_gamma,
-                                           s.ttv2_transfer_every, s.ttv2_transfer_lr)
-                           for k, w in enumerate(w0)]
+            self.layers = [
+                TikiTakaV2Layer(
+                    w,
+                    s.lr,
+                    dev,
+                    s.seed,
+                    k,
+                    us,
+                    s.spg,
+                    s.ttv2_gamma,
+                    s.ttv2_transfer_every,
+                    s.ttv2_transfer_lr,
+                )
+                for k, w in enumerate(w0)
+            ]
         else:
             raise ValueError(f"algo {algo!r}; allowed: {', '.join(ALGOS)}")
 
@@ -98,8 +120,10 @@ class Mlp:
             layer.apply(req, out, step)
 
     def golden_outputs(self, reqs: list) -> list:
-        return [getattr(layer, "golden_pulses", lambda r: None)(req)
-                for layer, req in zip(self.layers, reqs, strict=True)]
+        return [
+            getattr(layer, "golden_pulses", lambda r: None)(req)
+            for layer, req in zip(self.layers, reqs, strict=True)
+        ]
 
     def step(self, x: NDArray, y: int, step: int) -> list:
         reqs = self.requests(x, y)
@@ -131,8 +155,14 @@ def golden_steps(data, settings: TrainSettings, device: str, algo: str, steps: i
     return net
 
 
-def train(data, settings: TrainSettings, device: str, algo: str, epochs: int,
-          report: Callable[[dict], None] | None = None) -> list[dict]:
+def train(
+    data,
+    settings: TrainSettings,
+    device: str,
+    algo: str,
+    epochs: int,
+    report: Callable[[dict], None] | None = None,
+) -> list[dict]:
     """Train the analog MLP and its float-SGD twin side by side; per epoch test accuracy."""
     n_in, n_out = data.n_features, data.n_classes
     analog = Mlp(n_in, n_out, settings, device, algo)
@@ -145,8 +175,11 @@ def train(data, settings: TrainSettings, device: str, algo: str, epochs: int,
             analog.step(x, y, step)
             ref.step(x, y, step)
             step += 1
-        row = {"epoch": epoch, "accuracy": analog.accuracy(data.x_test, data.y_test),
-               "float_accuracy": ref.accuracy(data.x_test, data.y_test)}
+        row = {
+            "epoch": epoch,
+            "accuracy": analog.accuracy(data.x_test, data.y_test),
+            "float_accuracy": ref.accuracy(data.x_test, data.y_test),
+        }
         rows.append(row)
         if report:
             report(row)

@@ -36,7 +36,6 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
-
 from aimcflow.models import rng as keyed
 from aimcflow.models.errors import UserInputError
 
@@ -49,13 +48,13 @@ class PulsedDevice:
 
     name: str
     law: StepLaw
-    dw_min: float           # mean step per coincidence at w = 0 (normalized weight units)
-    w_bound: float          # nominal bounds are [-w_bound, w_bound]
-    up_down: float = 0.0    # up/down asymmetry: dw_up = dw_min(1+a), dw_down = dw_min(1-a)
+    dw_min: float  # mean step per coincidence at w = 0 (normalized weight units)
+    w_bound: float  # nominal bounds are [-w_bound, w_bound]
+    up_down: float = 0.0  # up/down asymmetry: dw_up = dw_min(1+a), dw_down = dw_min(1-a)
     dw_min_dtod: float = 0.0  # device-to-device spread of the step (relative sigma)
     dw_min_ctoc: float = 0.0  # cycle-to-cycle spread of each pulse's step (relative sigma)
     w_bound_dtod: float = 0.0  # device-to-device spread of the bounds (relative sigma)
-    gamma: float = 0.0      # exp_step nonlinearity
+    gamma: float = 0.0  # exp_step nonlinearity
     source: str = ""
 
     @property
@@ -63,16 +62,24 @@ class PulsedDevice:
         return int(round(2 * self.w_bound / self.dw_min))
 
 
-def _from_inference(name: str, law: StepLaw, gamma: float = 0.0,
-                    ctoc: float | None = None) -> PulsedDevice:
+def _from_inference(
+    name: str, law: StepLaw, gamma: float = 0.0, ctoc: float | None = None
+) -> PulsedDevice:
     from aimcflow.models.analog.devices import DEVICES
 
     d = DEVICES[name]
-    return PulsedDevice(name=name, law=law, dw_min=d.dw_min,
-                        w_bound=d.n_states * d.dw_min / 2, up_down=d.up_down_asymmetry,
-                        dw_min_dtod=d.dw_min_dtod,
-                        dw_min_ctoc=d.dw_min_ctoc if ctoc is None else ctoc,
-                        w_bound_dtod=0.0, gamma=gamma, source=d.source)
+    return PulsedDevice(
+        name=name,
+        law=law,
+        dw_min=d.dw_min,
+        w_bound=d.n_states * d.dw_min / 2,
+        up_down=d.up_down_asymmetry,
+        dw_min_dtod=d.dw_min_dtod,
+        dw_min_ctoc=d.dw_min_ctoc if ctoc is None else ctoc,
+        w_bound_dtod=0.0,
+        gamma=gamma,
+        source=d.source,
+    )
 
 
 def _presets() -> dict[str, PulsedDevice]:
@@ -88,13 +95,24 @@ def _presets() -> dict[str, PulsedDevice]:
         "reram": _from_inference("reram", "soft_bounds"),
         # an ideal linear device: small constant step, no variation (not in the inference
         # presets, whose ideal device has no pulsed data)
-        "ideal": PulsedDevice(name="ideal", law="constant", dw_min=0.001, w_bound=1.0,
-                              source="ideal: constant step, no variation"),
+        "ideal": PulsedDevice(
+            name="ideal",
+            law="constant",
+            dw_min=0.001,
+            w_bound=1.0,
+            source="ideal: constant step, no variation",
+        ),
     }
 
 
-PRESET_NAMES = ("ftj-extreme", "ftj-balanced", "ftj-constrained", "ecram-protonic", "reram",
-                "ideal")
+PRESET_NAMES = (
+    "ftj-extreme",
+    "ftj-balanced",
+    "ftj-constrained",
+    "ecram-protonic",
+    "reram",
+    "ideal",
+)
 
 
 def get_pulsed_device(name: str, **overrides) -> PulsedDevice:
@@ -110,8 +128,9 @@ class PulsedArray:
     and the pulse-by-pulse update.  Randomness is keyed (``models/rng.py``) by
     (seed, layer, array id[, update index]) so equal pulse trains give equal weights."""
 
-    def __init__(self, device: PulsedDevice, rows: int, cols: int, seed: int, layer: int,
-                 array_id: int = 0):
+    def __init__(
+        self, device: PulsedDevice, rows: int, cols: int, seed: int, layer: int, array_id: int = 0
+    ):
         self.device = device
         self.seed, self.layer, self.array_id = int(seed), int(layer), int(array_id)
         g = keyed.stream(seed, "d2d", layer, array_id)
@@ -119,8 +138,12 @@ class PulsedArray:
         d2d = np.maximum(0.0, 1.0 + device.dw_min_dtod * g.standard_normal(shape))
         self.dw_up = device.dw_min * (1.0 + device.up_down) * d2d
         self.dw_down = device.dw_min * (1.0 - device.up_down) * d2d
-        self.w_max = device.w_bound * np.maximum(0.1, 1 + device.w_bound_dtod * g.standard_normal(shape))
-        self.w_min = -device.w_bound * np.maximum(0.1, 1 + device.w_bound_dtod * g.standard_normal(shape))
+        self.w_max = device.w_bound * np.maximum(
+            0.1, 1 + device.w_bound_dtod * g.standard_normal(shape)
+        )
+        self.w_min = -device.w_bound * np.maximum(
+            0.1, 1 + device.w_bound_dtod * g.standard_normal(shape)
+        )
         self.w = np.zeros(shape)
 
     @property
@@ -144,11 +167,17 @@ class PulsedArray:
             return np.log(ratio) / (dev.gamma * (1 / self.w_max + 1 / -self.w_min))
         return np.zeros(self.shape)
 
-    def _steps(self, w: np.ndarray, up: np.ndarray, idx: np.ndarray) -> np.ndarray:
-        """Signed mean step at weights ``w`` of the devices ``idx`` (flat indices)."""
+    def _steps(
+        self,
+        w: np.ndarray,
+        up: np.ndarray,
+        dwu: np.ndarray,
+        dwd: np.ndarray,
+        wmax: np.ndarray,
+        wmin: np.ndarray,
+    ) -> np.ndarray:
+        """Signed mean step at weights ``w`` of devices with the given parameters."""
         dev = self.device
-        dwu, dwd = self.dw_up.ravel()[idx], self.dw_down.ravel()[idx]
-        wmax, wmin = self.w_max.ravel()[idx], self.w_min.ravel()[idx]
         if dev.law == "constant":
             su, sd = dwu, dwd
         elif dev.law == "soft_bounds":
@@ -158,26 +187,45 @@ class PulsedArray:
         return np.where(up, su, -sd)
 
     def apply_pulses(self, counts: np.ndarray, up: np.ndarray, update_index: int) -> None:
-        """Apply ``counts[i, j]`` pulses in direction ``up[i, j]`` (True = increase) to
-        each device, one pulse at a time (so state-dependent laws are exact), vectorized
-        over the devices that still have pulses left.  Cycle-to-cycle noise is drawn from
-        the stream keyed by (seed, layer, array, update_index)."""
+        """Apply ``counts[i, j]`` pulses in direction ``up[i, j]`` (True = increase).
+
+        Nonlinear laws go pulse by pulse (pulse k for every device with >= k pulses,
+        vectorized over those devices), so state-dependent steps are exact.  The constant
+        law uses the closed form: n steps of ``dw (1 + ctoc N(0,1))`` sum to ``n dw +
+        ctoc dw sqrt(n) N(0,1)`` (the same distribution), and since all pulses of one
+        update go the same way, one clip at the end equals clipping after each pulse
+        (exactly without c2c noise; with it, only steps that individually point
+        backwards near a bound differ).  Cycle-to-cycle normals come from the stream
+        keyed by (seed, layer, array, update_index)."""
         flat = np.flatnonzero(counts)
         if flat.size == 0:
             return
         n = counts.ravel()[flat]
-        upf = up.ravel()[flat]
-        w = self.w.ravel()
-        wmax, wmin = self.w_max.ravel(), self.w_min.ravel()
+        u = up.ravel()[flat]
+        dwu, dwd = self.dw_up.ravel()[flat], self.dw_down.ravel()[flat]
+        wmax, wmin = self.w_max.ravel()[flat], self.w_min.ravel()[flat]
+        w = self.w.ravel()[flat]
         ctoc = self.device.dw_min_ctoc
-        g = keyed.stream(self.seed, "cycle", self.layer, self.array_id, update_index) if ctoc else None
-        for k in range(1, int(n.max()) + 1):  # pulse number k, over all devices with >= k
-            sel = n >= k
-            idx, u = flat[sel], upf[sel]
-            step = self._steps(w[idx], u, idx)
+        g = (
+            keyed.stream(self.seed, "cycle", self.layer, self.array_id, update_index)
+            if ctoc
+            else None
+        )
+        if self.device.law == "constant":
+            step = np.where(u, dwu, -dwd)
+            delta = n * step
             if g is not None:
-                step = step * (1.0 + ctoc * g.standard_normal(idx.size))
-            w[idx] = np.clip(w[idx] + step, wmin[idx], wmax[idx])
-            if not sel.all():
-                flat, n, upf = flat[sel], n[sel], upf[sel]
-        self.w = w.reshape(self.w.shape)
+                delta = delta + ctoc * np.abs(step) * np.sqrt(n) * g.standard_normal(n.size)
+            w = np.clip(w + delta, wmin, wmax)
+        else:
+            for k in range(1, int(n.max()) + 1):
+                active = n >= k
+                step = self._steps(w, u, dwu, dwd, wmax, wmin)
+                if g is not None:
+                    noise = np.zeros(n.size)
+                    noise[active] = g.standard_normal(int(active.sum()))
+                    step = step * (1.0 + ctoc * noise)
+                w = np.where(active, np.clip(w + step, wmin, wmax), w)
+        out = self.w.ravel().copy()
+        out[flat] = w
+        self.w = out.reshape(self.w.shape)

@@ -11,9 +11,8 @@ over the BL slots: ``n = a^T b``.
 from __future__ import annotations
 
 import numpy as np
-from numpy.typing import NDArray
-
 from aimcflow.models.analog.pulsed.devices import PulsedArray
+from numpy.typing import NDArray
 
 
 def coincidences(row_pulses: NDArray, col_pulses: NDArray) -> NDArray[np.int64]:
@@ -30,8 +29,14 @@ def directions(row_sign: NDArray, col_sign: NDArray) -> NDArray[np.bool_]:
     return (np.asarray(row_sign)[:, None] * np.asarray(col_sign)[None, :]) > 0
 
 
-def apply_update(array: PulsedArray, row_pulses: NDArray, col_pulses: NDArray,
-                 row_sign: NDArray, col_sign: NDArray, update_index: int) -> NDArray[np.int64]:
+def apply_update(
+    array: PulsedArray,
+    row_pulses: NDArray,
+    col_pulses: NDArray,
+    row_sign: NDArray,
+    col_sign: NDArray,
+    update_index: int,
+) -> NDArray[np.int64]:
     """One parallel update of ``array`` from its pulse trains; returns the counts."""
     counts = coincidences(row_pulses, col_pulses)
     array.apply_pulses(counts, directions(row_sign, col_sign), update_index)

@@ -1,0 +1,99 @@
+"""``aimcflow ascon encrypt|decrypt``: Ascon-AEAD128 (NIST SP 800-232) for weight files.
+
+Weights live off-chip only encrypted; the on-chip core (``rtl/ascon.py``) decrypts them
+into the weight memory and commits nothing unless the tag verifies.  This command is the
+host side of that contract, computed by the golden model (which the RTL matches on every
+official known-answer vector): ``encrypt`` turns a plaintext file into ciphertext || tag,
+``decrypt`` checks the tag and writes the plaintext — or writes nothing and exits 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "ascon",
+        help="Ascon-AEAD128 encrypt/decrypt of a weight file",
+        description=__doc__.splitlines()[0],
+    )
+    p.add_argument("action", choices=("encrypt", "decrypt"))
+    p.add_argument(
+        "--key",
+        required=True,
+        metavar="HEX|@FILE",
+        help="16-byte key: 32 hex digits, or @FILE holding the 16 raw bytes",
+    )
+    p.add_argument(
+        "--nonce",
+        required=True,
+        metavar="HEX",
+        help="16-byte nonce as 32 hex digits (never reuse one with the same key)",
+    )
+    p.add_argument("--ad", default="", metavar="HEX", help="associated data, hex (default none)")
+    p.add_argument(
+        "--in",
+        dest="inp",
+        required=True,
+        metavar="FILE",
+        help="plaintext (encrypt) or ciphertext followed by its 16-byte tag (decrypt)",
+    )
+    p.add_argument("--out", required=True, metavar="FILE", help="output file")
+    p.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    p.set_defaults(func=run)
+
+
+def _hex(name: str, text: str) -> bytes:
+    from aimcflow.models.errors import UserInputError
+
+    try:
+        return bytes.fromhex(text)
+    except ValueError:
+        raise UserInputError(f"--{name} {text!r}: not hexadecimal (give pairs of 0-9a-f)") from None
+
+
+def _key(text: str) -> bytes:
+    from aimcflow.models.errors import UserInputError
+
+    if text.startswith("@"):
+        try:
+            return Path(text[1:]).read_bytes()
+        except OSError as exc:
+            raise UserInputError(f"--key {text}: cannot read ({exc.strerror})") from None
+    return _hex("key", text)
+
+
+def run(args: argparse.Namespace) -> int:
+    from aimcflow.flows.io import write_atomic_with
+    from aimcflow.models.errors import UserInputError
+    from aimcflow.models.periphery import ascon
+
+    key, nonce, ad = _key(args.key), _hex("nonce", args.nonce), _hex("ad", args.ad)
+    if len(key) != ascon.KEY_BYTES:
+        raise UserInputError(
+            f"--key: Ascon-AEAD128 keys are {ascon.KEY_BYTES} bytes "
+            f"({2 * ascon.KEY_BYTES} hex digits); got {len(key)} bytes"
+        )
+    if len(nonce) != ascon.NONCE_BYTES:
+        raise UserInputError(
+            f"--nonce: Ascon-AEAD128 nonces are {ascon.NONCE_BYTES} bytes "
+            f"({2 * ascon.NONCE_BYTES} hex digits); got {len(nonce)} bytes"
+        )
+    try:
+        data = Path(args.inp).read_bytes()
+    except OSError as exc:
+        raise UserInputError(f"--in {args.inp}: cannot read ({exc.strerror})") from None
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise UserInputError(f"--out {out}: exists; choose another name or pass --force")
+    if not out.parent.is_dir():
+        raise UserInputError(f"--out {out}: directory {out.parent} does not exist")
+    if args.action == "encrypt":
+        result = ascon.encrypt(key, nonce, ad, data)
+    else:  # decrypt raises UserInputError on a short input or a wrong tag: nothing written
+        result = ascon.decrypt(key, nonce, ad, data)
+    write_atomic_with(out, lambda tmp: tmp.write_bytes(result))
+    print(f"ascon {args.action}: {len(data)} -> {len(result)} bytes -> {out}")
+    return 0
