@@ -54,6 +54,7 @@ from aimcflow.models.nn.golden import (
 MODULE = "aimcflow.cosim.network"
 TOPLEVEL = "aimcflow_periphery_top"
 MAX_REPORT = 20  # mismatch descriptions kept in the result
+_IMPORTED_AT = time.time()  # in the simulator: when cocotb imported this module
 
 
 # ----------------------------------------------------------------------------- host side
@@ -134,13 +135,17 @@ def run_level4(
     p_ready: float = 1.0,
     seed: int = 1,
     waves_on_failure: bool = True,
+    bare_cycles: int = 0,
 ) -> Level4Result:
     """Run ``x`` (float inputs) through ``prog`` at level 4.
 
     ``corrupt`` (tests only) = ``{"layer": stage index, "field": gain|offset|mult|bias,
     "column": c, "delta": int}`` adds ``delta`` to one coefficient as loaded into the RTL
     (the golden reference keeps the right one).  ``p_valid``/``p_ready`` < 1 add random
-    gaps and backpressure on the streams.
+    gaps and backpressure on the streams.  ``bare_cycles`` > 0 also times bare cocotb clock
+    loops of that many cycles on the same Verilated top in the same simulator run
+    (``extra["bare_s_per_cycle"]``: one ``RisingEdge`` per cycle; ``extra["two_trigger_s_per_cycle"]``:
+    the test bench's ``FallingEdge`` + ``ReadOnly`` per cycle without agents).
     """
     from aimcflow.cosim.runner import CosimFailure, cache_dir
 
@@ -171,8 +176,10 @@ def run_level4(
             "p_valid": p_valid,
             "p_ready": p_ready,
             "seed": seed,
+            "bare_cycles": bare_cycles,
         }
         waves = log = None
+        t_launch = time.time()
         try:
             rr = b.run(MODULE, params, testcase="network", waves_on_failure=waves_on_failure)
             res, wall = rr.result, rr.wall_s
@@ -188,6 +195,15 @@ def run_level4(
             log = str(run_dir / "sim.log")
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    if "startup" in res:  # where the simulator run's fixed cost goes
+        st = res["startup"]
+        res["startup_s"] = {
+            "to_module_import": st["module_imported"] - t_launch,
+            "to_test_start": st["test_started"] - t_launch,
+            "to_unpickled": st["unpickled"] - t_launch,
+            "to_tb_built": st["tb_built"] - t_launch,
+            "to_program_loaded": st["program_loaded"] - t_launch,
+        }
     y_last = res.get("y_last")
     logits = logits_of(prog, np.asarray(y_last, dtype=np.int64)) if y_last is not None else None
     return Level4Result(
@@ -203,7 +219,17 @@ def run_level4(
         build_cached=b.cached,
         waves=waves,
         log=log,
-        extra={k: res[k] for k in ("status_compared", "dac_mismatches") if k in res},
+        extra={
+            k: res[k]
+            for k in (
+                "status_compared",
+                "dac_mismatches",
+                "bare_s_per_cycle",
+                "two_trigger_s_per_cycle",
+                "startup_s",
+            )
+            if k in res
+        },
     )
 
 
@@ -371,6 +397,83 @@ if cocotb is not None:
         def flush(self) -> None:
             self.job = None
 
+    # Lean agents: the stream protocol of cosim/streams.py, with fewer simulator accesses
+    # per cycle (a signal access costs about as much as a trigger): a port is written only
+    # when its value changes, and ``status`` is read only in the cycles where it can be
+    # valid.
+    class LeanSource(StreamSource):
+        def __init__(self, *args, **kw) -> None:
+            super().__init__(*args, **kw)
+            self._valid_now = 0
+
+        def drive(self) -> None:
+            if self._taken:
+                self.queue.popleft()
+                self.sent += 1
+                self._offering = self._taken = False
+            if not self._offering and self.queue and not self._gap():
+                self.payload.value = self.queue[0]
+                self._offering = True
+            v = int(self._offering)
+            if v != self._valid_now:
+                self.valid.value = self._valid_now = v
+
+        def flush(self) -> None:
+            super().flush()
+            self._valid_now = 0
+
+    class AnswerSource(LeanSource):
+        """The ``adc`` source; knows when the first beat of a tile answer is taken."""
+
+        def __init__(self, *args, last_bit: int, **kw) -> None:
+            super().__init__(*args, **kw)
+            self.last_bit = last_bit
+            self.next_is_first = True
+            self.first_taken = False
+
+        def drive(self) -> None:
+            if self._taken:
+                self.next_is_first = bool((self.queue[0] >> self.last_bit) & 1)
+            super().drive()
+
+        def sample(self) -> None:
+            super().sample()
+            self.first_taken = self._taken and self.next_is_first
+
+        def flush(self) -> None:
+            super().flush()
+            self.next_is_first, self.first_taken = True, False
+
+    class LeanSink(StreamSink):
+        def __init__(self, *args, **kw) -> None:
+            super().__init__(*args, **kw)
+            self._ready_now = False
+
+        def drive(self) -> None:
+            r = self._ready = self._draw()
+            if r != self._ready_now:
+                self.ready.value = int(r)
+                self._ready_now = r
+
+        def flush(self) -> None:
+            super().flush()
+            self._ready_now = False
+
+    class AnswerStatusMonitor(StatusMonitor):
+        """``status`` is valid exactly when the first beat of a management result enters
+        the NMPU, and that beat is the first beat of the tile's final answer passing
+        through the controller combinationally (``rtl/periphery_top.py``, ``rtl/mgmt.py``):
+        so the port is read only in cycles where the ``adc`` source's first answer beat is
+        taken.  A record missed by a wrong assumption shows up as a timeout."""
+
+        def __init__(self, dut, adc: AnswerSource) -> None:
+            super().__init__(dut)
+            self.adc = adc
+
+        def sample(self) -> None:
+            if self.adc.first_taken:
+                super().sample()
+
     class NetworkTB(TB):
         """``periphery_top`` with the network's tiles behind it; one column job at a time."""
 
@@ -384,20 +487,47 @@ if cocotb is not None:
             }
             c["status"] = PayloadCodec(comp.signature.members["status"].shape)
             self.codec = c
-            self.xsrc = self.add(StreamSource(dut, "x", self.rng, p_valid))
-            self.nload = self.add(StreamSource(dut, "nmpu_load", self.rng, p_valid))
-            self.mload = self.add(StreamSource(dut, "mgmt_load", self.rng, p_valid))
-            self.dac = self.add(StreamSink(dut, "dac", self.rng, p_ready))
-            self.adc = self.add(StreamSource(dut, "adc", self.rng, p_valid))
-            self.osnk = self.add(StreamSink(dut, "o", self.rng, p_ready))
-            self.status = self.add(StatusMonitor(dut))
+            last_bit = next(leaf.offset for leaf in c["adc"].leaves if leaf.name == "last")
+            self.xsrc = self.add(LeanSource(dut, "x", self.rng, p_valid))
+            self.nload = self.add(LeanSource(dut, "nmpu_load", self.rng, p_valid))
+            self.mload = self.add(LeanSource(dut, "mgmt_load", self.rng, p_valid))
+            self.dac = self.add(LeanSink(dut, "dac", self.rng, p_ready))
+            # the responder drives before the adc source, so an answer is offered in the
+            # cycle after the last DAC beat (a tile with no conversion latency)
+            self.adc = AnswerSource(dut, "adc", self.rng, p_valid, last_bit=last_bit)
             self.tile = self.add(
                 NetTileResponder(self.dac, self.adc, c["dac"], c["adc"], nrtl.lanes)
             )
-            # the responder drives before the adc source, so an answer is offered in the
-            # cycle after the last DAC beat (a tile with no conversion latency)
-            self.agents.remove(self.tile)
-            self.agents.insert(self.agents.index(self.adc), self.tile)
+            self.add(self.adc)
+            self.osnk = self.add(LeanSink(dut, "o", self.rng, p_ready))
+            self.status = self.add(AnswerStatusMonitor(dut, self.adc))  # after adc: samples
+            # only agents with work in a phase are called (status drives nothing, the
+            # responder samples nothing)
+            self.drivers = [a.drive for a in self.agents if a is not self.status]
+            self.samplers = [a.sample for a in self.agents if a is not self.tile]
+
+        async def run(self, until, max_cycles: int, hooks=()) -> int:
+            """:meth:`TB.run` over the bound agent methods of the phases."""
+            from cocotb.triggers import FallingEdge, ReadOnly
+
+            falling, readonly = FallingEdge(self.dut.clk), ReadOnly()
+            drivers, samplers = self.drivers, self.samplers
+            start = cycle = self.cycle
+            end = start + max_cycles
+            try:
+                while not until():
+                    if cycle >= end:
+                        raise AssertionError(f"timeout after {max_cycles} cycles")
+                    await falling
+                    for d in drivers:
+                        d()
+                    await readonly
+                    for smp in samplers:
+                        smp()
+                    cycle += 1
+            finally:
+                self.cycle = cycle
+            return cycle - start
 
         def load_words(self, job: ColumnJob, corrupt: dict | None) -> tuple[list, list]:
             coef = {
@@ -508,19 +638,42 @@ if cocotb is not None:
                 )
         return bad_y, bad_s
 
+    async def _bare_loops(tb: NetworkTB, n: int) -> dict:
+        """Seconds per cycle of bare clock loops on the same top (the cosim cost floor)."""
+        from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
+
+        clk = tb.dut.clk
+        rising, falling, readonly = RisingEdge(clk), FallingEdge(clk), ReadOnly()
+        await falling
+        t0 = time.perf_counter()
+        for _ in range(n):
+            await rising
+        bare = (time.perf_counter() - t0) / n
+        await falling
+        t0 = time.perf_counter()
+        for _ in range(n):
+            await falling
+            await readonly
+        two = (time.perf_counter() - t0) / n
+        return {"bare_s_per_cycle": bare, "two_trigger_s_per_cycle": two}
+
     @cocotb.test()
     async def network(dut):
         """The whole network at level 4, compared job by job with level 3."""
         p = load_params()
+        t_start = time.time()
         with open(p["job"], "rb") as fh:
             job = pickle.load(fh)
+        t_unpickled = time.time()
         prog, x, images = job["prog"], job["x"], job["images"]
         corrupt, bs = job["corrupt"], int(job["batch_size"])
         nrtl, mrtl = NmpuRtlParams(**p["nmpu_rtl"]), MgmtRtlParams(**p["mgmt_rtl"])
         tb = NetworkTB(dut, nrtl, mrtl, int(p["seed"]), float(p["p_valid"]), float(p["p_ready"]))
         tb.tile.live_tiles = bool(job["live_tiles"])
+        t_tb = time.time()
         tb.start_clock()
         await tb.reset()
+        t_loaded = time.time()
         t0 = time.perf_counter()
         traces = [LayerTrace(lp.name) for lp in prog.layers]
         stats = [
@@ -598,8 +751,18 @@ if cocotb is not None:
             "ideal_cycles": sum(s["ideal_cycles"] for s in stats),
             "layers": stats,
             "sim_wall_s": time.perf_counter() - t0,
+            "startup": {
+                "module_imported": _IMPORTED_AT,
+                "test_started": t_start,
+                "unpickled": t_unpickled,
+                "tb_built": t_tb,
+                "program_loaded": t_loaded,
+            },
             "y_last": None if failed else np.concatenate(outs).tolist(),
         }
+        n_bare = int(p.get("bare_cycles", 0))
+        if n_bare and not failed:
+            result.update(await _bare_loops(tb, n_bare))
         save_result(result)
         assert not failed, "level 4 differs from level 3:\n" + "\n".join(
             format_mismatch(e) if "what" in e else str(e) for e in errors

@@ -60,19 +60,26 @@ def stream(seed: int, purpose: str, *coords: int) -> np.random.Generator:
     return np.random.Generator(np.random.Philox(key=np.array([k0, k1], dtype=np.uint64)))
 
 
-def _mix(z: np.ndarray) -> np.ndarray:
-    """SplitMix64 finalizer, in place on a uint64 array (multiplications wrap mod 2**64)."""
-    z ^= z >> np.uint64(30)
+def _mix(z: np.ndarray, tmp: np.ndarray | None = None) -> np.ndarray:
+    """SplitMix64 finalizer, in place on a uint64 array (multiplications wrap mod 2**64).
+
+    ``tmp``: a scratch array of z's shape; passing it avoids allocating temporaries.
+    """
+    if tmp is None:
+        tmp = np.empty_like(z)
+    np.right_shift(z, np.uint64(30), out=tmp)
+    z ^= tmp
     z *= _M1
-    z ^= z >> np.uint64(27)
+    np.right_shift(z, np.uint64(27), out=tmp)
+    z ^= tmp
     z *= _M2
-    z ^= z >> np.uint64(31)
+    np.right_shift(z, np.uint64(31), out=tmp)
+    z ^= tmp
     return z
 
 
-def keyed_bits(seed: int, purpose: str, coords: tuple[int, ...], rows: np.ndarray,
-               size: int) -> np.ndarray:
-    """Random uint64 words, shape (len(rows), size); row i depends only on the key and rows[i]."""
+def _keyed_bits(seed, purpose, coords, rows, size) -> tuple[np.ndarray, np.ndarray]:
+    """keyed_bits plus a scratch array of the same shape (reused by the caller)."""
     k0, k1 = _key(seed, purpose, *coords)
     rows = np.asarray(rows).astype(np.uint64).reshape(-1, 1)
     with np.errstate(over="ignore"):
@@ -80,8 +87,32 @@ def keyed_bits(seed: int, purpose: str, coords: tuple[int, ...], rows: np.ndarra
         base = _mix(rows * _GOLDEN + np.uint64(k0))
         base ^= np.uint64(k1)
         idx = np.arange(1, size + 1, dtype=np.uint64) * _GOLDEN
-        z = base + idx  # SplitMix64's counter walk inside one row
-        return _mix(z)
+        z = np.add(base, idx)  # SplitMix64's counter walk inside one row
+        tmp = np.empty_like(z)
+        return _mix(z, tmp), tmp
+
+
+def keyed_bits(seed: int, purpose: str, coords: tuple[int, ...], rows: np.ndarray,
+               size: int) -> np.ndarray:
+    """Random uint64 words, shape (len(rows), size); row i depends only on the key and rows[i]."""
+    return _keyed_bits(seed, purpose, coords, rows, size)[0]
+
+
+def _box_muller(seed, purpose, coords, rows, size):
+    """(radius, angle) halves of Box-Muller for ceil(size/2) words per row, float32."""
+    rows = np.asarray(rows).reshape(-1)
+    half = (size + 1) // 2
+    bits, tmp = _keyed_bits(seed, purpose, coords, rows, half)
+    u1 = np.right_shift(bits, np.uint64(40), out=tmp).astype(np.float32)
+    u1 += np.float32(1.0)
+    u1 *= _U24                                                          # (0, 1]
+    u2 = np.bitwise_and(bits, np.uint64(0xFFFFFF), out=tmp).astype(np.float32)
+    u2 *= _U24                                                          # [0, 1)
+    np.log(u1, out=u1)
+    u1 *= np.float32(-2.0)
+    np.sqrt(u1, out=u1)
+    u2 *= _TWO_PI
+    return u1, u2, half
 
 
 def keyed_normal(seed: int, purpose: str, coords: tuple[int, ...], rows: np.ndarray,
@@ -89,21 +120,44 @@ def keyed_normal(seed: int, purpose: str, coords: tuple[int, ...], rows: np.ndar
     """Standard normals, shape (len(rows), size): row i depends only on (key, rows[i]).
 
     One 64-bit word gives two 24-bit uniforms and, by Box-Muller, two normals, so a row
-    of ``size`` normals costs ``ceil(size/2)`` hashes.
+    of ``size`` normals costs ``ceil(size/2)`` hashes: element k < ceil(size/2) is the
+    cosine of word k, element ceil(size/2) + k its sine.
+    """
+    r, phi, half = _box_muller(seed, purpose, coords, rows, size)
+    out = np.empty((r.shape[0], 2 * half), dtype=np.float32)
+    np.multiply(r, np.cos(phi), out=out[:, :half])
+    np.multiply(r, np.sin(phi), out=out[:, half:])
+    return out[:, :size].astype(dtype, copy=False)
+
+
+_CHUNK_WORDS = 32768  # hash words per block: keeps the scratch arrays (2 x 256 KiB) in L2
+
+
+def add_keyed_normal(y: np.ndarray, sigma: np.ndarray | float, seed: int, purpose: str,
+                     coords: tuple[int, ...], rows: np.ndarray) -> np.ndarray:
+    """y += sigma * keyed_normal(..., size=y.shape[1]) in place (the same normals, up to
+    float32 rounding of the product), with the scale folded into the half-size Box-Muller
+    radius: fewer passes over y.  Works in blocks of rows so its temporaries stay in cache.
+
+    ``sigma`` is a scalar or a per-row (B, 1) array.
     """
     rows = np.asarray(rows).reshape(-1)
+    size = y.shape[1]
     half = (size + 1) // 2
-    bits = keyed_bits(seed, purpose, coords, rows, half)
-    u1 = ((bits >> np.uint64(40)).astype(np.float32) + np.float32(1.0)) * _U24  # (0, 1]
-    u2 = (bits & np.uint64(0xFFFFFF)).astype(np.float32) * _U24                # [0, 1)
-    np.log(u1, out=u1)
-    u1 *= np.float32(-2.0)
-    np.sqrt(u1, out=u1)
-    u2 *= _TWO_PI
-    out = np.empty((rows.size, 2 * half), dtype=np.float32)
-    np.multiply(u1, np.cos(u2), out=out[:, :half])
-    np.multiply(u1, np.sin(u2), out=out[:, half:])
-    return out[:, :size].astype(dtype, copy=False)
+    sigma = np.asarray(sigma, dtype=np.float32)
+    per_row = sigma.ndim > 0
+    step = max(1, _CHUNK_WORDS // half)
+    for i in range(0, rows.size, step):
+        blk = slice(i, i + step)
+        r, phi, _ = _box_muller(seed, purpose, coords, rows[blk], size)
+        r *= sigma[blk] if per_row else sigma
+        c = np.cos(phi)
+        c *= r
+        y[blk, :half] += c
+        np.sin(phi, out=phi)
+        phi *= r
+        y[blk, half:] += phi[:, :size - half]
+    return y
 
 
 def normal_per_row(seed: int, purpose: str, coords: tuple[int, ...], rows: np.ndarray,

@@ -35,7 +35,9 @@ Sequence per segment: receive ``x`` into one of two buffers (a Memory of 2 x
 complete and the previous one finished; stream ``dac`` (first beat valid one clock later,
 then one beat per clock); take the answer; on ``sat_any`` with ``iter < bound_max_iter`` and
 ``e < e_max`` drop it, ``e += 1``, ``iter += 1`` and re-stream ``dac`` from the buffer.
-Because of the second buffer, the next segment's ``x`` streams in while the current one is
+Latency: the first ``dac`` beat transfers 3 clocks after the segment's last ``x`` beat
+(or, on a retry, after the dropped answer's last beat) at the earliest, then one beat per
+clock; ``adc`` -> ``o`` is combinational (0 clocks).  Because of the second buffer, the next segment's ``x`` streams in while the current one is
 being processed (``x.ready`` is low only while both buffers hold unfinished segments).
 """
 
@@ -215,7 +217,7 @@ class MgmtController(wiring.Component):
         for j in range(p.x_lanes):
             xv = rp.data[j]
             scaled = Mux(e <= 0, xv << left, (xv + half) >> right) if p.e_max > 0 else xv << left
-            m.d.comb += self.dac.payload.d[j].eq(saturate(scaled, d_lo, d_hi))
+            m.d.comb += self.dac.payload.d[j].eq(saturate(m, scaled, d_lo, d_hi, f"scaled{j}"))
         dac_advance = Signal()
         m.d.comb += [
             dac_advance.eq(~dac_valid | self.dac.ready),

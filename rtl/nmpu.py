@@ -95,16 +95,23 @@ def shape_range(v) -> tuple[int, int]:
     return 0, (1 << shape.width) - 1
 
 
-def saturate(v, lo: int, hi: int):
-    """``v`` clamped to the constant range ``[lo, hi]``.  A bound ``v``'s shape can never
-    pass gets no comparator (a constant comparison is dead logic and a lint warning)."""
+def saturate(m: Module, v, lo: int, hi: int, name: str) -> Value:
+    """``v`` clamped to the constant range ``[lo, hi]``.
+
+    ``v`` is first held in a Signal named ``name``: Amaranth emits an expression once per
+    use, so the three uses below would otherwise copy its whole logic cone.  A bound
+    ``v``'s shape can never pass gets no comparator (a constant comparison is dead logic
+    and a lint warning)."""
     v = Value.cast(v)
-    v_lo, v_hi = shape_range(v)
+    held = Signal(v.shape(), name=name)
+    m.d.comb += held.eq(v)
+    v_lo, v_hi = shape_range(held)
+    out = held
     if hi < v_hi:
-        v = Mux(v > hi, hi, v)
+        out = Mux(held > hi, hi, out)
     if lo > v_lo:
-        v = Mux(v < lo, lo, v)
-    return v
+        out = Mux(held < lo, lo, out)
+    return out
 
 
 class NmpuLoadLayout(data.StructLayout):
@@ -292,7 +299,7 @@ class Nmpu(wiring.Component):
             prod = coef.gain * a1[j] + coef.offset
             shifted = prod << shift1
             acc_old = Mux(first1, 0, acc_rp.data[j])
-            m.d.comb += acc_new[j].eq(saturate(acc_old + shifted, acc_lo, acc_hi))
+            m.d.comb += acc_new[j].eq(saturate(m, acc_old + shifted, acc_lo, acc_hi, f"sum{j}"))
         m.d.comb += [
             acc_wp.addr.eq(g1),
             acc_wp.data.eq(acc_new),
@@ -366,6 +373,6 @@ class Nmpu(wiring.Component):
         n = p.out_bits
         return Mux(
             out_signed,
-            saturate(act, -(1 << (n - 1)), (1 << (n - 1)) - 1),
-            saturate(act, 0, (1 << n) - 1),
+            saturate(m, act, -(1 << (n - 1)), (1 << (n - 1)) - 1, f"sat_s{lane}"),
+            saturate(m, act, 0, (1 << n) - 1, f"sat_u{lane}"),
         )

@@ -54,6 +54,8 @@ class SpgParams:
             raise ValueError("rows and cols must be >= 1")
         if not 1 <= self.prob_bits <= STATE_BITS:
             raise ValueError(f"prob_bits must be in 1..{STATE_BITS}")
+        if self.translator_shift >= self.value_bits + self.gain_bits:
+            raise ValueError("translator shift exceeds the |v| * gain product width")
         if self.rows + self.cols > (1 << STATE_BITS) // LANE_STRIDE - 1:
             raise ValueError("too many lanes for disjoint xorshift segments")
 
@@ -174,8 +176,8 @@ class StochasticPulseGenerator(wiring.Component):
     def _translate(self, m: Module, mag, gain, k: int):
         """q = min(2**P, scale(|v| * gain, shift)); unsigned P+1 bits.
 
-        Constants are given the width of the expression they meet so that the Verilog has
-        no width-extension warnings to waive."""
+        Written without constant operands (rounding through the carry bit, saturation
+        through the high bits) so the Verilog has no width-extension warnings to waive."""
         p = self.params
         prod = Signal(p.value_bits + p.gain_bits, name=f"prod{k}")
         m.d.comb += prod.eq(mag * gain)

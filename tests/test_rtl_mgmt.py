@@ -273,3 +273,22 @@ def test_one_sided_and_single_exponent_ranges(e_min, e_max):
     job = dict(gp=gp, x=extreme_x(rng, gp, 10, 3), w=rng.integers(-3, 4, (3, 3)), shift=1)
     (res,) = run_jobs(rp, [job], seed=3, idle=0.2, stall=0.2)
     check(rp, job, res)
+
+
+def test_documented_latencies():
+    """Module docstring: first DAC beat 3 clocks after the last x beat, then one per clock;
+    adc -> o in the same clock."""
+    rp = rtl_params(BASE, x_lanes=2, lanes=2)
+    dut = MgmtController(rp)
+    out: dict = {}
+
+    async def testbench(ctx):
+        x_beats = mgmt_x_beats(rp, [1, -2, 3, 4, 5])
+        _, out["x"], out["dac"] = await transfer(ctx, dut.x, x_beats, dut.dac, 3)
+        answer = mgmt_answer_beats(rp, [0, 1, 2], False)
+        _, out["adc"], out["o"] = await transfer(ctx, dut.adc, answer, dut.o, 2)
+
+    run_testbenches(dut, testbench)
+    assert out["x"] == [0, 1, 2]
+    assert out["dac"] == [5, 6, 7]
+    assert out["adc"] == out["o"] == [0, 1]

@@ -47,7 +47,7 @@ def test_bit_exact_random_inputs_and_seeds(build, soak):
     plan = [(0, 1), (1, 2), (0xFFFFFFFF, 1), (7, 3), (12345, 2), (99, 1), (5, 4), (3, 2)]
     segs = [_segment(rng, s, 2500 * scale, bl) for s, bl in plan]
     segs.append(_segment(rng, 424242, 20, 255))
-    gmax = np.int64(PARAMS.gain_bits and (1 << PARAMS.gain_bits) - 1)
+    gmax = (1 << PARAMS.gain_bits) - 1
     segs[1]["gain_x"][:5] = gmax  # the largest gain the translator takes
     outs, res = bench.simulate(PARAMS, segs, check=True, p_valid=0.8, p_ready=0.7, build=build)
     assert res.result["mismatches"] == 0

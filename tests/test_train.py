@@ -69,7 +69,7 @@ def test_golden_steps_are_deterministic(data, device, algo):
 
 def test_linear_device_tracks_float_sgd(data):
     """One epoch, lr 0.1: the FTJ-constrained network is within 3 points of float SGD
-    (observed: 88.3 % vs 86.1 %); chance is 10 %."""
+    (observed: 85.8 % vs 86.1 %); chance is 10 %."""
     rows = train(data, TrainSettings(lr=0.1, desired_bl=255), "ftj-constrained", "sgd", 1)
     assert rows[0]["epoch"] == 1
     assert abs(rows[0]["accuracy"] - rows[0]["float_accuracy"]) <= 0.03

@@ -98,8 +98,17 @@ def load_beats(job: Job, rtl: NmpuRtlParams) -> dict[str, np.ndarray]:
     ``rtl/protocol.py`` -- the one place that knows the load protocol -- as field arrays."""
     lo, hi = golden.rtl_clamp_bounds(job.gp)
     beats = nmpu_load_beats(
-        rtl, job.gain, job.offset, job.mult, job.bias, activation=job.gp.activation,
-        out_signed=job.gp.out_signed, leaky_k=job.gp.leaky_k, clamp_lo=lo, clamp_hi=hi)
+        rtl,
+        job.gain,
+        job.offset,
+        job.mult,
+        job.bias,
+        activation=job.gp.activation,
+        out_signed=job.gp.out_signed,
+        leaky_k=job.gp.leaky_k,
+        clamp_lo=lo,
+        clamp_hi=hi,
+    )
     return {k: np.array([b[k] for b in beats], dtype=np.int64) for k in beats[0]}
 
 
@@ -223,6 +232,24 @@ if cocotb is not None:
             y, last = decode_outputs(f, n // G, C, self.rtl.lanes)
             return y, last, n // G
 
+    def _coverage(job: Job) -> np.ndarray:
+        """Corner counts of a job: saturated accumulators, saturated outputs, zero vectors."""
+        gp = job.gp
+        acc = golden.accumulate(golden.affine(job.a, job.gain[None], job.offset[None]), job.e, gp)
+        lo, hi = -(1 << (gp.acc_bits - 1)), (1 << (gp.acc_bits - 1)) - 1
+        y = job.expected()
+        if gp.out_signed:
+            ylo, yhi = -(1 << (gp.out_bits - 1)), (1 << (gp.out_bits - 1)) - 1
+        else:
+            ylo, yhi = 0, (1 << gp.out_bits) - 1
+        return np.array(
+            [
+                ((acc == lo) | (acc == hi)).sum(),
+                ((y == ylo) | (y == yhi)).sum(),
+                (job.a == 0).all(axis=(1, 2)).sum(),
+            ]
+        )
+
     def _check_job(sb: Scoreboard, tb: NmpuTB, job: Job, exp: np.ndarray) -> int:
         y, last, v = tb.received(job)
         G = last.shape[1] if last.ndim == 2 else 1
@@ -256,6 +283,7 @@ if cocotb is not None:
         t_start = time.perf_counter()
         result: dict[str, Any] = {}
         acts = list(golden.ACTIVATIONS)
+        coverage = np.zeros(3, np.int64)
         job_i = 0
         reset_done = not p.get("reset_mid", True)
         while sb.compared < total:
@@ -266,6 +294,7 @@ if cocotb is not None:
             job = random_job(rng, rtl, base, V, activation=acts[job_i % len(acts)], T=T, C=C)
             job_i += 1
             exp = job.expected()
+            coverage += _coverage(job)
             await tb.program(job)
             if not reset_done and V >= 8:
                 G = _groups(job.shape[2], rtl.lanes)
@@ -304,6 +333,9 @@ if cocotb is not None:
             jobs=job_i,
             rtl_cycles=tb.cycle,
             wall_s=time.perf_counter() - t_start,
+            acc_saturated=int(coverage[0]),
+            out_saturated=int(coverage[1]),
+            zero_vectors=int(coverage[2]),
         )
         save_result(result)
         assert sb.mismatches == 0, "\n".join(sb.errors)

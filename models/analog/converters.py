@@ -56,21 +56,27 @@ def dac_float(x: np.ndarray, bits: int, bound: float, prescale: np.ndarray | flo
     return np.clip(q, dt(-bound), dt(bound), out=q)
 
 
-def adc_float(y: np.ndarray, bits: int, bound: float) -> tuple[np.ndarray, np.ndarray]:
-    """aihwkit ADC, in place on y: round to the step (half up), clip to +-bound.
+def adc_float_codes(y: np.ndarray, bits: int, bound: float) -> tuple[np.ndarray, np.ndarray]:
+    """aihwkit ADC, in place on y: codes round_half_up(y / step) clipped to +-(2**(b-1)-1).
 
-    Returns (y quantized, in output units; per-row saturation flag: some value was beyond
-    +-bound before clipping, aihwkit's bound test with ``bm_test_negative_bound``).
+    Returns (codes as floats: multiply by ``lsb(bits, bound)`` for output units; per-row
+    saturation flag: some code was beyond the bound before clipping, aihwkit's bound test
+    with ``bm_test_negative_bound``).
     """
     dt = y.dtype.type
     cmax = dt((1 << (bits - 1)) - 1)
-    step = dt(lsb(bits, bound))
-    y *= dt(1.0) / step
+    y *= dt(1.0) / dt(lsb(bits, bound))
     y += dt(0.5)
     np.floor(y, out=y)
-    sat = np.any(np.abs(y) > cmax, axis=-1)
+    sat = (y.max(axis=-1) > cmax) | (y.min(axis=-1) < -cmax)
     np.clip(y, -cmax, cmax, out=y)
-    y *= step
+    return y, sat
+
+
+def adc_float(y: np.ndarray, bits: int, bound: float) -> tuple[np.ndarray, np.ndarray]:
+    """``adc_float_codes`` in output units: the quantized values and the saturation flags."""
+    y, sat = adc_float_codes(y, bits, bound)
+    y *= y.dtype.type(lsb(bits, bound))
     return y, sat
 
 

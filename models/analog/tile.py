@@ -205,13 +205,11 @@ class AnalogTile:
         if n.out_noise > 0 or n.w_noise > 0:
             if n.w_noise > 0:
                 sigma = np.sqrt(n.out_noise**2 + n.w_noise**2 * np.einsum("ij,ij->i", xq, xq))
-                sigma = sigma.astype(y.dtype)[:, None]
+                sigma = sigma[:, None]
             else:
-                sigma = y.dtype.type(n.out_noise)
-            z = rng.keyed_normal(self.cfg.seed, "out", (self.layer, self.tile, int(iteration)),
-                                 images, self.cols, dtype=y.dtype)
-            z *= sigma
-            y += z
+                sigma = n.out_noise
+            rng.add_keyed_normal(y, sigma, self.cfg.seed, "out",
+                                 (self.layer, self.tile, int(iteration)), images)
         if self._mismatch:
             y = y * self.adc_gain.astype(y.dtype) + (self.adc_offset_lsb * self.output_lsb).astype(
                 y.dtype)
@@ -267,10 +265,10 @@ class AnalogTile:
         x = np.asarray(x, dtype=np.float32)
         b = x.shape[0]
         if cfg.mgmt.float_noise == "abs_max":
-            s = np.max(np.abs(x), axis=1)
+            s = np.maximum(x.max(axis=1), -x.min(axis=1))  # max|x| without a temporary
         else:
             s = np.ones(b, dtype=np.float32)
-        out = np.zeros((b, self.cols), dtype=np.float32)
+        out = None
         passes = np.zeros(b, dtype=np.int64)
         images = np.asarray(images).reshape(-1)
         # all-zero inputs give zero output, as aihwkit's short cut (below float32's smallest
@@ -278,25 +276,34 @@ class AnalogTile:
         pend = np.nonzero(s >= np.finfo(np.float32).tiny)[0]
         bm = cfg.mgmt.float_bound == "iterative"
         bm_limit = cfg.mgmt.max_bm_res / self.input_lsb
+        olsb = np.float32(self.output_lsb)
         red = 1.0
         it = 0
         while pend.size:
-            xs = x[pend] if pend.size < b else x
+            full = pend.size == b
+            xs = x if full else x[pend]
             scale = (s[pend] * np.float32(red)).astype(np.float32)
             xq = converters.dac_float(xs, cfg.dac.bits, cfg.dac.bound,
                                       (np.float32(1.0) / scale)[:, None])
             y = self._analog(xq, images[pend], it)
-            y, sat = converters.adc_float(y, cfg.adc.bits, cfg.adc.bound)
-            y *= scale[:, None]
-            out[pend] = y
+            y, sat = converters.adc_float_codes(y, cfg.adc.bits, cfg.adc.bound)
+            y *= (scale * olsb)[:, None]  # codes -> output units -> undo NM/BM scaling
+            if out is None and full:
+                out = y
+            else:
+                if out is None:
+                    out = np.zeros((b, self.cols), dtype=np.float32)
+                out[pend] = y
             passes[pend] += 1
             if not bm or (int(red) > cfg.mgmt.max_bm_factor) or red > bm_limit:
                 break
             pend = pend[sat]
             red *= 2.0
             it += 1
-        res = out.astype(np.float64)
-        res *= self.w_scale * self.drift_alpha
+        if out is None:
+            out = np.zeros((b, self.cols), dtype=np.float32)
+        res = np.multiply(out, (self.w_scale * self.drift_alpha).astype(np.float32),
+                          dtype=np.float64)
         return res, passes
 
     # ------------------------------------------------------------------ converter figures
