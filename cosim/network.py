@@ -226,7 +226,9 @@ def run_level4(
                 "dac_mismatches",
                 "bare_s_per_cycle",
                 "two_trigger_s_per_cycle",
+                "two_trigger_4_reads_s_per_cycle",
                 "startup_s",
+                "loop_s",
             )
             if k in res
         },
@@ -300,6 +302,7 @@ if cocotb is not None:
     from aimcflow.models.periphery import mgmt as mgolden
     from aimcflow.rtl.params import MgmtRtlParams, NmpuRtlParams
     from aimcflow.rtl.periphery_top import PeripheryTop
+    from cocotb.handle import Immediate
 
     class NetTileResponder:
         """The analog tiles of one column job behind ``dac``/``adc``.
@@ -370,6 +373,9 @@ if cocotb is not None:
                 self.requests += 1
                 m = self.memo.get((t, k))
                 pos = int(m[0][v]) if m is not None and v < self.V else -1
+                # the mgmt protocol sends no DAC codes before the answer is taken; holding
+                # ready low meanwhile saves reading dac.valid in those cycles
+                self.dac.hold = True
                 if not self.live_tiles and pos >= 0 and got == m[1][pos * nb : (pos + 1) * nb]:
                     self.adc.send(m[2][pos * self.G : (pos + 1) * self.G])
                     if v < self.V:
@@ -400,7 +406,9 @@ if cocotb is not None:
     # Lean agents: the stream protocol of cosim/streams.py, with fewer simulator accesses
     # per cycle (a signal access costs about as much as a trigger): a port is written only
     # when its value changes, and ``status`` is read only in the cycles where it can be
-    # valid.
+    # valid.  Writes are ``Immediate``: they happen at the falling edge, half a clock before
+    # the DUT samples them, and a plain (deposit) write would cost an extra ReadWrite
+    # phase per cycle.
     class LeanSource(StreamSource):
         def __init__(self, *args, **kw) -> None:
             super().__init__(*args, **kw)
@@ -412,11 +420,12 @@ if cocotb is not None:
                 self.sent += 1
                 self._offering = self._taken = False
             if not self._offering and self.queue and not self._gap():
-                self.payload.value = self.queue[0]
+                self.payload.value = Immediate(self.queue[0])
                 self._offering = True
             v = int(self._offering)
             if v != self._valid_now:
-                self.valid.value = self._valid_now = v
+                self.valid.value = Immediate(v)
+                self._valid_now = v
 
         def flush(self) -> None:
             super().flush()
@@ -425,9 +434,10 @@ if cocotb is not None:
     class AnswerSource(LeanSource):
         """The ``adc`` source; knows when the first beat of a tile answer is taken."""
 
-        def __init__(self, *args, last_bit: int, **kw) -> None:
+        def __init__(self, *args, last_bit: int, dac: LeanSink, **kw) -> None:
             super().__init__(*args, **kw)
             self.last_bit = last_bit
+            self.dac = dac
             self.next_is_first = True
             self.first_taken = False
 
@@ -439,25 +449,30 @@ if cocotb is not None:
         def sample(self) -> None:
             super().sample()
             self.first_taken = self._taken and self.next_is_first
+            if self._taken and (self.queue[0] >> self.last_bit) & 1:
+                self.dac.hold = False  # answer complete: DAC codes welcome from next cycle
 
         def flush(self) -> None:
             super().flush()
             self.next_is_first, self.first_taken = True, False
 
     class LeanSink(StreamSink):
+        """``hold`` forces ready low (the tile takes no DAC codes while it answers)."""
+
         def __init__(self, *args, **kw) -> None:
             super().__init__(*args, **kw)
             self._ready_now = False
+            self.hold = False
 
         def drive(self) -> None:
-            r = self._ready = self._draw()
+            r = self._ready = not self.hold and self._draw()
             if r != self._ready_now:
-                self.ready.value = int(r)
+                self.ready.value = Immediate(int(r))
                 self._ready_now = r
 
         def flush(self) -> None:
             super().flush()
-            self._ready_now = False
+            self._ready_now = self.hold = False
 
     class AnswerStatusMonitor(StatusMonitor):
         """``status`` is valid exactly when the first beat of a management result enters
@@ -494,7 +509,7 @@ if cocotb is not None:
             self.dac = self.add(LeanSink(dut, "dac", self.rng, p_ready))
             # the responder drives before the adc source, so an answer is offered in the
             # cycle after the last DAC beat (a tile with no conversion latency)
-            self.adc = AnswerSource(dut, "adc", self.rng, p_valid, last_bit=last_bit)
+            self.adc = AnswerSource(dut, "adc", self.rng, p_valid, last_bit=last_bit, dac=self.dac)
             self.tile = self.add(
                 NetTileResponder(self.dac, self.adc, c["dac"], c["adc"], nrtl.lanes)
             )
@@ -503,6 +518,7 @@ if cocotb is not None:
             self.status = self.add(AnswerStatusMonitor(dut, self.adc))  # after adc: samples
             # only agents with work in a phase are called (status drives nothing, the
             # responder samples nothing)
+            self.loop_s = 0.0  # wall time inside the per-cycle loop
             self.drivers = [a.drive for a in self.agents if a is not self.status]
             self.samplers = [a.sample for a in self.agents if a is not self.tile]
 
@@ -512,6 +528,7 @@ if cocotb is not None:
 
             falling, readonly = FallingEdge(self.dut.clk), ReadOnly()
             drivers, samplers = self.drivers, self.samplers
+            t0 = time.perf_counter()
             start = cycle = self.cycle
             end = start + max_cycles
             try:
@@ -527,6 +544,7 @@ if cocotb is not None:
                     cycle += 1
             finally:
                 self.cycle = cycle
+                self.loop_s += time.perf_counter() - t0
             return cycle - start
 
         def load_words(self, job: ColumnJob, corrupt: dict | None) -> tuple[list, list]:
@@ -655,7 +673,20 @@ if cocotb is not None:
             await falling
             await readonly
         two = (time.perf_counter() - t0) / n
-        return {"bare_s_per_cycle": bare, "two_trigger_s_per_cycle": two}
+        sigs = [tb.dut.x__ready, tb.dut.dac__valid, tb.dut.o__valid, tb.dut.adc__ready]
+        await falling
+        t0 = time.perf_counter()
+        for _ in range(n):
+            await falling
+            await readonly
+            for sig in sigs:
+                bool(sig.value)
+        reads = (time.perf_counter() - t0) / n
+        return {
+            "bare_s_per_cycle": bare,
+            "two_trigger_s_per_cycle": two,
+            "two_trigger_4_reads_s_per_cycle": reads,
+        }
 
     @cocotb.test()
     async def network(dut):
@@ -719,7 +750,26 @@ if cocotb is not None:
                     compared += rtl.y.size
                     status_compared += rtl.e.size
                     mismatches += by + bsx
-                    dac_mismatches += len(tb.tile.dac_mismatches)
+                    # a DAC request other than the golden controller's is a mismatch too
+                    dac_bad = tb.tile.dac_mismatches
+                    dac_mismatches += len(dac_bad)
+                    mismatches += len(dac_bad)
+                    per_image = len(lj.rows) // max(1, len(ids))
+                    for v, t, k in dac_bad[: max(0, MAX_REPORT - len(errors))]:
+                        errors.append(
+                            {
+                                "layer": int(lp.index),
+                                "layer_name": lp.name,
+                                "tile": int(cj.column_tile),
+                                "row_tile": int(t),
+                                "image": int(ids[min(v, len(lj.rows) - 1) // per_image]),
+                                "vector": int(v),
+                                "what": f"DAC request (iteration {k})",
+                                "column": None,
+                                "expected": "the golden controller's codes",
+                                "actual": "different codes or an extra request",
+                            }
+                        )
                     st = stats[i]
                     st["rtl_cycles"] += cyc
                     st["ideal_cycles"] += ideal
@@ -751,6 +801,7 @@ if cocotb is not None:
             "ideal_cycles": sum(s["ideal_cycles"] for s in stats),
             "layers": stats,
             "sim_wall_s": time.perf_counter() - t0,
+            "loop_s": tb.loop_s,
             "startup": {
                 "module_imported": _IMPORTED_AT,
                 "test_started": t_start,

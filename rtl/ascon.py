@@ -231,12 +231,13 @@ class AsconDecrypt(wiring.Component):
                             run_rounds(4, _State.PERM8)
                     with m.Elif(beat.kind == Kind.CT):
                         m.d.sync += ad_seen.eq(1)
-                        with m.If(nblocks == p.max_blocks):
-                            m.d.sync += overflow.eq(1)
-                        with m.Else():
-                            m.d.comb += wr.en.eq(beat.nbytes != 0)
+                        # an empty final block writes nothing, so it cannot overflow
                         with m.If(beat.nbytes != 0):
-                            m.d.sync += [nblocks.eq(nblocks + 1), last_bytes.eq(beat.nbytes)]
+                            with m.If(nblocks == p.max_blocks):
+                                m.d.sync += overflow.eq(1)
+                            with m.Else():
+                                m.d.comb += wr.en.eq(1)
+                                m.d.sync += [nblocks.eq(nblocks + 1), last_bytes.eq(beat.nbytes)]
                         with m.If(beat.last):
                             new_rate = ((beat.data & mask) | (rate & ~mask)) ^ _pad_bit(beat.nbytes)
                             m.d.sync += [

@@ -14,6 +14,8 @@ KAT = Path(__file__).parent / "data" / "ascon-aead128" / "LWC_AEAD_KAT_128_128.t
 
 @pytest.mark.cosim
 def test_every_kat_vector_bit_exact():
+    """A 2-block buffer: the 32-byte plaintexts fill it exactly and end with an empty final
+    block, the edge where an empty block must not count as an overflow."""
     build = runner.build_component(AsconDecrypt(AsconParams(max_blocks=2)), "ascon_decrypt")
     res = build.run(
         "aimcflow.cosim.benches.ascon_decrypt",

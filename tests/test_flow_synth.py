@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import json
 
-from flow_helpers import cli, write_config
-
 from aimcflow.models.config import load_config
+from flow_helpers import cli, write_config
 
 
 def test_synth_mgmt_lanes_results(tmp_path, capsys):
     cfg = load_config("baseline-ftj").replace(**{"tile.rows": 16, "tile.cols": 16})
     conf = write_config(cfg, tmp_path / "cfg.toml")
     out = tmp_path / "synth"
-    assert cli("synth", "--config", conf, "--lanes", "1,2", "--blocks", "mgmt",
-               "--out", out) == 0
+    assert cli("synth", "--config", conf, "--lanes", "1,2", "--blocks", "mgmt", "--out", out) == 0
     res = json.loads((out / "results.json").read_text())
     per = res["blocks"]["mgmt"]["lanes"]
     assert set(per) == {"1", "2"}
@@ -29,8 +27,7 @@ def test_synth_mgmt_lanes_results(tmp_path, capsys):
     table = capsys.readouterr().out
     assert "mgmt" in table and "transistors" in table
     # results.json exists now: a second run into the same --out needs --force
-    assert cli("synth", "--config", conf, "--lanes", "1", "--blocks", "mgmt",
-               "--out", out) == 2
+    assert cli("synth", "--config", conf, "--lanes", "1", "--blocks", "mgmt", "--out", out) == 2
 
 
 def test_synth_rejects_bad_arguments(tmp_path, capsys):

@@ -44,7 +44,7 @@ def _program(arch: str, config: str):
     return compile_network(net, d.x_train[:512], t_s=3600.0)
 
 
-def _check_level4(digits, arch: str, config: str, n: int, **kw) -> None:
+def _check_level4(digits, arch: str, config: str, n: int, **kw):
     from aimcflow.cosim.network import format_mismatch, run_level4
 
     prog = _program(arch, config)
@@ -137,3 +137,12 @@ def test_level4_bad_input_exits_2(extra, words, tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err
     assert words in err and "Traceback" not in err
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.cosim
+def test_level4_live_tiles_equal_recorded_answers(digits):
+    # every DAC request answered by calling the tile model itself, not the answers the
+    # golden controller's run recorded: same results, and every request went to the tile
+    r, _ = _check_level4(digits, "digits-mlp", "baseline-ftj", 16, live_tiles=True)
+    assert all(lay["live_calls"] == lay["requests"] > 0 for lay in r.layers)
+    assert r.extra["dac_mismatches"] == 0

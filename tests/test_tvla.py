@@ -63,6 +63,9 @@ def _read_dump(path, samples):
     return cls, tr
 
 
+# scipy warns on the samples of constant control registers (zero variance); those are the
+# NaNs mapped to 0 below, exactly what the harness does
+@pytest.mark.filterwarnings("ignore:Precision loss occurred:RuntimeWarning")
 @pytest.mark.parametrize("order", [1, 2])
 def test_harness_t_statistic_matches_an_independent_computation(plain, tmp_path, order):
     """The harness's online (Pebay) moments vs a two-pass numpy/scipy computation on the

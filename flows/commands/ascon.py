@@ -17,7 +17,7 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "ascon",
         help="Ascon-AEAD128 encrypt/decrypt of a weight file",
-        description=__doc__.splitlines()[0],
+        description="Ascon-AEAD128 (NIST SP 800-232) encryption / tag-checked decryption of a file.",
     )
     p.add_argument("action", choices=("encrypt", "decrypt"))
     p.add_argument(

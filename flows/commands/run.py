@@ -53,9 +53,10 @@ def level_list(text: str) -> list[str]:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "run",
-        help="run a network at the float and analog levels over drift time",
-        description="Run a network at the float, analog-float (over drift time) "
-        "and analog-golden levels; print the table, write results.json, the chip "
+        help="run a network at the four levels, up to the RTL in the loop",
+        description="Run a network at the float, analog-float (over drift time), "
+        "analog-golden and analog-rtl (Verilated periphery in the loop, compared with "
+        "analog-golden on every activation) levels; print the table, write results.json, the chip "
         "program and report.html.",
     )
     add_config_arg(p)

@@ -67,6 +67,8 @@ def run(args: argparse.Namespace) -> int:
     for c in configs.values():  # every (block, lanes) must be buildable before any work
         for b in blocks:
             block_params(c, b)
+    # one snapshot of every Verilog text before the (long) synthesis runs start
+    verilog = {(b, n): generate_block(c, b) for b in blocks for n, c in configs.items()}
     out = prepare_out_dir(args.out, "synth", args.force)
     table: dict[str, dict] = {}
     print(
@@ -76,8 +78,8 @@ def run(args: argparse.Namespace) -> int:
     )
     for b in blocks:
         per = {}
-        for n, c in configs.items():
-            gen = generate_block(c, b)
+        for n in configs:
+            gen = verilog[(b, n)]
             t0 = time.perf_counter()
             r = synthesize(gen.verilog, gen.module)
             per[str(n)] = {**as_dict(r), "synth_s": round(time.perf_counter() - t0, 1)}
