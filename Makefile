@@ -12,11 +12,22 @@ JOBS   ?= 2
 
 .PHONY: setup test demo bench soak lint clean
 
-setup: $(STAMP)
+setup: $(STAMP) $(VENV)/.aimcflow-waves
+
+# Verilator's FST wave writer needs lz4.h (Debian's liblz4-dev). Installed when we may
+# (root with apt-get, as on CI); otherwise failing benches dump VCD instead, and say so.
+$(VENV)/.aimcflow-waves: | $(STAMP)
+	@if [ -f /usr/include/lz4.h ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  (apt-get install -y -qq liblz4-dev >/dev/null 2>&1 || \
+	   (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq liblz4-dev >/dev/null 2>&1)) \
+	  || echo "note: could not install liblz4-dev; failure waves will be VCD, not FST"; \
+	else echo "note: no lz4.h (Debian liblz4-dev); failure waves will be VCD, not FST"; fi
+	@touch $@
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade "pip>=23" "setuptools>=68" wheel
+	$(PY) -m pip install --quiet --upgrade "pip>=23" "setuptools>=77" wheel
 	$(PY) -m pip install --quiet $(TORCH)
 	$(PY) -m pip install --quiet --no-build-isolation -e '.[test]'
 	@touch $(STAMP)

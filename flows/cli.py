@@ -24,7 +24,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="aimcflow", description=__doc__.splitlines()[0].strip("`. "))
+    parser = _Parser(prog="aimcflow", description="A hardware-design flow for analog "
+                     "in-memory-computing accelerators: RTL periphery, analog models, cosim.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMANDS:
         try:

@@ -31,14 +31,20 @@ array element 0 lowest).  A reset returns the controller to waiting for a segmen
 ``x`` beat; registers return to ``noise_reset`` / ``bound_max_iter_reset``.
 
 Sequence per segment: receive ``x`` into one of two buffers (a Memory of 2 x
-``max_beats`` words) while tracking ``max|x|``; pick ``e`` in one clock once the segment is
-complete and the previous one finished; stream ``dac`` (first beat valid one clock later,
-then one beat per clock); take the answer; on ``sat_any`` with ``iter < bound_max_iter`` and
-``e < e_max`` drop it, ``e += 1``, ``iter += 1`` and re-stream ``dac`` from the buffer.
-Latency: the first ``dac`` beat transfers 3 clocks after the segment's last ``x`` beat
-(or, on a retry, after the dropped answer's last beat) at the earliest, then one beat per
-clock; ``adc`` -> ``o`` is combinational (0 clocks).  Because of the second buffer, the next segment's ``x`` streams in while the current one is
-being processed (``x.ready`` is low only while both buffers hold unfinished segments).
+``max_beats`` words) while tracking ``max|x|``; pick ``e`` combinationally from that maximum
+and read the buffer's first word in the launch clock: the clock the segment's last ``x``
+beat arrives when the controller is idle, else the clock the previous segment's final
+answer delivers its last beat; stream ``dac`` from the next clock on, one beat per clock;
+take the answer; on ``sat_any`` with ``iter < bound_max_iter`` and ``e < e_max`` drop it,
+``e += 1``, ``iter += 1`` and re-stream ``dac`` from the buffer, launched in the clock the
+dropped answer's last beat arrives.
+Latency: the first ``dac`` beat is valid 1 clock after the launch clock (its segment's last
+``x`` beat, the previous answer's last ``adc`` beat or the dropped answer's last beat,
+whichever is later), then one beat per clock; ``adc`` -> ``o`` is combinational (0 clocks).
+So with a tile that answers at once and no backpressure the ``dac``/``adc`` interface
+carries a beat in every clock.  Because of the second buffer, the next segment's ``x``
+streams in while the current one is being processed (``x.ready`` is low only while both
+buffers hold unfinished segments).
 """
 
 from __future__ import annotations
@@ -120,7 +126,8 @@ class MgmtController(wiring.Component):
         MB = p.max_beats
         m.submodules.x_mem = x_mem = Memory(shape=self.x_layout["x"].shape, depth=2 * MB, init=[])
         wp = x_mem.write_port()
-        rp = x_mem.read_port()
+        # transparent: a one-beat segment's word is read in the clock it is written
+        rp = x_mem.read_port(transparent_for=(wp,))
 
         e = Signal(exponent_shape(p.e_min, p.e_max))
         it = Signal(ITER_BITS)
@@ -159,8 +166,10 @@ class MgmtController(wiring.Component):
             wp.data.eq(self.x.payload.x),
             wp.en.eq(x_take),
         ]
+        new_max_abs = Signal(p.x_bits)  # max|x| of the filling segment up to this beat
+        m.d.comb += new_max_abs.eq(Mux((wr_addr == 0) | (beat_max > in_max), beat_max, in_max))
         with m.If(x_take):
-            new_max = Mux((wr_addr == 0) | (beat_max > in_max), beat_max, in_max)
+            new_max = new_max_abs
             for b in range(2):
                 with m.If(in_bank == b):
                     m.d.sync += bank_max[b].eq(new_max)
@@ -179,9 +188,23 @@ class MgmtController(wiring.Component):
                 m.d.sync += full[b].eq(1)
             with m.Elif(segment_done & (proc_bank == b)):
                 m.d.sync += full[b].eq(0)
-        proc_full = Mux(proc_bank, full[1], full[0])
-        max_abs = Mux(proc_bank, bank_max[1], bank_max[0])
         n_beats = Mux(proc_bank, bank_beats[1], bank_beats[0])
+
+        # --- launching a segment's DAC stream -----------------------------------------
+        # A segment is launched in the clock its predecessor's final answer completes (or,
+        # when idle, the clock its own last x beat arrives), so its first DAC beat is valid
+        # in the next clock: e is picked combinationally from the bank's max|x| (merged
+        # with the arriving beat's when the segment completes in that very clock) and the
+        # bank's first word is read in the launch clock.
+        cand_bank = Signal()  # the bank a new segment would be launched from
+        cand_full = Mux(cand_bank, full[1], full[0])
+        cand_arriving = Signal()
+        m.d.comb += cand_arriving.eq(segment_in & (in_bank == cand_bank))
+        max_abs = Signal(p.x_bits)
+        m.d.comb += max_abs.eq(
+            Mux(cand_full, Mux(cand_bank, bank_max[1], bank_max[0]), new_max_abs)
+        )
+        cand_beats = Mux(cand_full, Mux(cand_bank, bank_beats[1], bank_beats[0]), wr_addr + 1)
 
         # --- exponent from max|x| (smallest fitting e wins: later statements override) --
         e_next = Signal.like(e)
@@ -235,10 +258,26 @@ class MgmtController(wiring.Component):
         final = Signal()
         m.d.comb += final.eq(~self.adc.payload.sat_any | (it >= bound_max_iter) | (e == p.e_max))
 
+        # launch requests from the FSM (at most one per clock, never while dac is valid)
+        launch_new = Signal()  # first iteration of the segment in cand_bank
+        launch_retry = Signal()  # next iteration of the segment in proc_bank
+        m.d.comb += cand_bank.eq(proc_bank)
+
+        def finish_segment() -> None:
+            """The final answer's last beat transfers in this clock: free its bank and
+            launch the next segment right away if it is (or is just becoming) complete."""
+            m.d.comb += [segment_done.eq(1), cand_bank.eq(~proc_bank)]
+            m.d.sync += proc_bank.eq(~proc_bank)
+            with m.If(cand_full | cand_arriving):
+                m.d.comb += launch_new.eq(1)
+                m.next = "SEND_D"
+            with m.Else():
+                m.next = "WAIT_X"
+
         with m.FSM():
             with m.State("WAIT_X"):
-                with m.If(proc_full):
-                    m.d.sync += [e.eq(e_next), it.eq(0), rd_addr.eq(0)]
+                with m.If(cand_full | cand_arriving):
+                    m.d.comb += launch_new.eq(1)
                     m.next = "SEND_D"
             with m.State("SEND_D"):
                 with m.If(dac_advance):
@@ -263,15 +302,14 @@ class MgmtController(wiring.Component):
                         m.d.sync += sat_latched.eq(self.adc.payload.sat_any)
                         m.next = "FORWARD"
                         with m.If(self.adc.payload.last):
-                            m.d.comb += segment_done.eq(1)
-                            m.d.sync += proc_bank.eq(~proc_bank)
-                            m.next = "WAIT_X"
+                            finish_segment()
                 with m.Else():
                     m.d.comb += self.adc.ready.eq(1)
                     with m.If(self.adc.valid):
                         m.next = "DRAIN"
                         with m.If(self.adc.payload.last):
-                            m.next = "RETRY"
+                            m.d.comb += launch_retry.eq(1)
+                            m.next = "SEND_D"
             with m.State("FORWARD"):
                 m.d.comb += [
                     self.o.valid.eq(self.adc.valid),
@@ -279,16 +317,34 @@ class MgmtController(wiring.Component):
                     self.o.payload.sat_any.eq(sat_latched),
                 ]
                 with m.If(self.adc.valid & self.o.ready & self.adc.payload.last):
-                    m.d.comb += segment_done.eq(1)
-                    m.d.sync += proc_bank.eq(~proc_bank)
-                    m.next = "WAIT_X"
+                    finish_segment()
             with m.State("DRAIN"):
                 m.d.comb += self.adc.ready.eq(1)
                 with m.If(self.adc.valid & self.adc.payload.last):
-                    m.next = "RETRY"
-            with m.State("RETRY"):
-                m.d.sync += [e.eq(e + 1), it.eq(it + 1), rd_addr.eq(0)]
-                m.next = "SEND_D"
+                    m.d.comb += launch_retry.eq(1)
+                    m.next = "SEND_D"
+
+        # a launch reads word 0 of its bank now, so the first DAC beat is valid next clock
+        # (launches happen only outside SEND_D, where dac_valid is low: these statements,
+        # later in the netlist, override nothing that matters there)
+        with m.If(launch_new):
+            m.d.comb += rp.addr.eq(Mux(cand_bank, MB, 0))
+            m.d.sync += [
+                e.eq(e_next),
+                it.eq(0),
+                rd_addr.eq(1),
+                dac_valid.eq(1),
+                dac_last.eq(cand_beats == 1),
+            ]
+        with m.If(launch_retry):
+            m.d.comb += rp.addr.eq(Mux(proc_bank, MB, 0))
+            m.d.sync += [
+                e.eq(e + 1),
+                it.eq(it + 1),
+                rd_addr.eq(1),
+                dac_valid.eq(1),
+                dac_last.eq(n_beats == 1),
+            ]
         return m
 
 

@@ -18,7 +18,10 @@ Ports (streams unless marked; beat protocols in ``rtl/mgmt.py`` and ``rtl/nmpu.p
 
 The controller's final answer streams straight into the NMPU (no buffer), and the
 controller's second input buffer takes the next segment's ``x`` meanwhile, so input
-transfer, tile conversion and NMPU accumulation overlap.
+transfer, tile conversion and NMPU accumulation overlap: the controller launches the next
+segment (or retry) in the clock the previous answer's last beat enters the NMPU, so with a
+tile that answers at once and no backpressure the tile interface carries a ``dac`` or
+``adc`` beat in every clock.
 """
 
 from __future__ import annotations

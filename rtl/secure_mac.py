@@ -64,7 +64,7 @@ masked next stage or recombined outside the assessed boundary.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from amaranth.hdl import Cat, Const, Module, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
@@ -72,32 +72,29 @@ from amaranth.lib.wiring import In, Out
 
 from .plain_mac import MacParams, MacState, adder_tree
 
-MASK64 = (1 << 64) - 1
-
-
-def _splitmix64(v: int) -> int:
-    z = (v + 0x9E3779B97F4A7C15) & MASK64
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
-    return z ^ (z >> 31)
-
-
 @dataclass(frozen=True)
 class SecureMacParams(MacParams):
-    """``MacParams`` plus the one-time ``seed`` of the mask generators (64-bit)."""
+    """``MacParams`` plus the reset states of the two mask-generator banks (``w``, ``x``):
+    ``generators`` nonzero 64-bit words each, expanded from the one-time seed by the golden
+    model's ``rtl_mask_seeds``."""
 
-    seed: int = 0x5EC0DE
+    mask_seeds: tuple[tuple[int, ...], tuple[int, ...]] = field(kw_only=True)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        seeds = tuple(tuple(int(s) for s in bank) for bank in self.mask_seeds)
+        object.__setattr__(self, "mask_seeds", seeds)
+        if len(seeds) != 2 or any(
+            len(bank) != self.generators or any(not 0 < s < (1 << 64) for s in bank)
+            for bank in seeds
+        ):
+            raise ValueError(
+                f"mask_seeds must hold two banks of {self.generators} nonzero 64-bit states"
+            )
 
     @property
     def generators(self) -> int:
         return -(-self.n * self.acc_bits // 64)
-
-    def generator_seeds(self, stream_id: int) -> list[int]:
-        """Reset states of one bank; same rule as the golden model's ``generator_seeds``."""
-        return [
-            (_splitmix64((self.seed << 20) ^ (stream_id << 16) ^ j) or 1)
-            for j in range(self.generators)
-        ]
 
 
 def xorshift64(s):
@@ -111,7 +108,7 @@ class SecureMac(wiring.Component):
     """Streams: ``w`` (n x signed w_bits), ``x`` (n x unsigned x_bits) in; ``y`` (4 shares,
     unsigned ``acc_bits`` each) out."""
 
-    def __init__(self, params: SecureMacParams = SecureMacParams()) -> None:
+    def __init__(self, params: SecureMacParams) -> None:
         self.params = params
         p = params
         super().__init__(
@@ -126,8 +123,8 @@ class SecureMac(wiring.Component):
         m = Module()
         p = self.params
         k = p.acc_bits
-        gen_w = [Signal(64, name=f"gen_w{j}", init=s) for j, s in enumerate(p.generator_seeds(0))]
-        gen_x = [Signal(64, name=f"gen_x{j}", init=s) for j, s in enumerate(p.generator_seeds(1))]
+        gen_w = [Signal(64, name=f"gen_w{j}", init=s) for j, s in enumerate(p.mask_seeds[0])]
+        gen_x = [Signal(64, name=f"gen_x{j}", init=s) for j, s in enumerate(p.mask_seeds[1])]
         d_w, d_x = Cat(*gen_w), Cat(*gen_x)
         w0 = [Signal(k, name=f"w0_{i}") for i in range(p.n)]
         w1 = [Signal(k, name=f"w1_{i}") for i in range(p.n)]

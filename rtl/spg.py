@@ -18,13 +18,14 @@ Ports (all ``amaranth.lib.stream``, valid/ready, backpressure honoured):
   ``row_neg``/``col_neg`` sign lines (1 = negative value), ``last`` on the update's final slot.
   Each lane's xorshift advances exactly once per transferred slot.
 
-This module imports nothing from ``aimcflow.models``; its GF(2) helpers mirror the golden
-model's and the cosim benches prove them equal bit for bit.
+This module imports nothing from ``aimcflow.models``: the per-lane jump matrices arrive as
+constants in ``SpgParams.lane_jumps`` (computed by the golden model's ``rtl_lane_jumps``),
+and the RTL only turns them into XOR networks.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
@@ -32,9 +33,7 @@ from amaranth.lib.wiring import In, Out
 
 XORSHIFT_SHIFTS = (13, 17, 5)
 STATE_BITS = 32
-LANE_STRIDE = 1 << 21
 ZERO_SEED_BASE = 0x9E3779B9
-_MASK = (1 << STATE_BITS) - 1
 
 
 @dataclass(frozen=True)
@@ -48,16 +47,27 @@ class SpgParams:
     gain_frac: int = 8
     prob_bits: int = 16
     max_bl: int = 255
+    #: lane k's seed jump ``T**(k * 2**21)`` as 32 column words (bit i of word j set: state
+    #: bit j feeds output bit i), one matrix per lane; from ``models.periphery.spg.rtl_lane_jumps``
+    lane_jumps: tuple[tuple[int, ...], ...] = field(kw_only=True)
 
     def __post_init__(self):
         if self.rows < 1 or self.cols < 1:
             raise ValueError("rows and cols must be >= 1")
+        # JSON hands the matrices over as lists; keep the frozen params hashable
+        jumps = tuple(tuple(int(w) for w in m) for m in self.lane_jumps)
+        object.__setattr__(self, "lane_jumps", jumps)
+        if len(jumps) != self.lanes or any(
+            len(m) != STATE_BITS or any(not 0 <= w < (1 << STATE_BITS) for w in m) for m in jumps
+        ):
+            raise ValueError(
+                f"lane_jumps must hold rows + cols = {self.lanes} matrices of {STATE_BITS} "
+                f"{STATE_BITS}-bit column words"
+            )
         if not 1 <= self.prob_bits <= STATE_BITS:
             raise ValueError(f"prob_bits must be in 1..{STATE_BITS}")
         if self.translator_shift >= self.value_bits + self.gain_bits:
             raise ValueError("translator shift exceeds the |v| * gain product width")
-        if self.rows + self.cols > (1 << STATE_BITS) // LANE_STRIDE - 1:
-            raise ValueError("too many lanes for disjoint xorshift segments")
 
     @property
     def bl_bits(self) -> int:
@@ -72,48 +82,7 @@ class SpgParams:
         return self.rows + self.cols
 
 
-# --------------------------------------------------------------- GF(2) jump matrices
-
-
-def _step_int(s: int) -> int:
-    a, b, c = XORSHIFT_SHIFTS
-    s ^= (s << a) & _MASK
-    s ^= s >> b
-    return s ^ ((s << c) & _MASK)
-
-
-def _apply(m: tuple[int, ...], s: int) -> int:
-    out, j = 0, 0
-    while s:
-        if s & 1:
-            out ^= m[j]
-        s >>= 1
-        j += 1
-    return out
-
-
-def _mul(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
-    return tuple(_apply(a, col) for col in b)
-
-
-def _pow(m: tuple[int, ...], k: int) -> tuple[int, ...]:
-    r = tuple(1 << j for j in range(STATE_BITS))
-    while k:
-        if k & 1:
-            r = _mul(m, r)
-        m = _mul(m, m)
-        k >>= 1
-    return r
-
-
-def lane_jump_matrices(lanes: int) -> list[tuple[int, ...]]:
-    """Column-word matrices ``T**(k * LANE_STRIDE)`` for lanes k = 0..lanes-1."""
-    t = tuple(_step_int(1 << j) for j in range(STATE_BITS))
-    jump = _pow(t, LANE_STRIDE)
-    mats = [tuple(1 << j for j in range(STATE_BITS))]
-    for _ in range(1, lanes):
-        mats.append(_mul(jump, mats[-1]))
-    return mats
+# --------------------------------------------------------------- GF(2) jumps in gates
 
 
 def _gf2_matvec(m: tuple[int, ...], s: Signal):
@@ -281,7 +250,7 @@ class StochasticPulseGenerator(wiring.Component):
             Mux(self.seed.payload.any(), self.seed.payload, Const(ZERO_SEED_BASE, STATE_BITS))
         )
         with m.If(self.seed.valid & self.seed.ready):
-            for k, mat in enumerate(lane_jump_matrices(L)):
+            for k, mat in enumerate(p.lane_jumps):
                 m.d.sync += state[k].eq(_gf2_matvec(mat, base))
 
         return m

@@ -276,8 +276,8 @@ def test_one_sided_and_single_exponent_ranges(e_min, e_max):
 
 
 def test_documented_latencies():
-    """Module docstring: first DAC beat 3 clocks after the last x beat, then one per clock;
-    adc -> o in the same clock."""
+    """Module docstring: an idle controller's first DAC beat 1 clock after the last x beat,
+    then one per clock; adc -> o in the same clock."""
     rp = rtl_params(BASE, x_lanes=2, lanes=2)
     dut = MgmtController(rp)
     out: dict = {}
@@ -290,5 +290,86 @@ def test_documented_latencies():
 
     run_testbenches(dut, testbench)
     assert out["x"] == [0, 1, 2]
-    assert out["dac"] == [5, 6, 7]
+    assert out["dac"] == [3, 4, 5]
     assert out["adc"] == out["o"] == [0, 1]
+
+
+@pytest.mark.parametrize("x_lanes", [1, 2])
+def test_tile_interface_busy_every_clock(x_lanes):
+    """Module docstring: with x always valid, a tile answering in the clock after the last
+    DAC beat and no backpressure, the next segment (or retry) is launched in the clock of
+    the previous answer's last beat, so from the first DAC beat to the last ADC beat
+    exactly one dac or adc beat transfers per clock: (iter + 1) * (DAC beats + ADC beats)
+    clocks per vector.  The first DAC beat is valid 1 clock after the first segment's last
+    x beat.  R = 2 rows make 2-beat segments on 1 lane and 1-beat segments (the buffer
+    word read in the clock it is written) on 2 lanes; outputs bit-exact against manage."""
+    gp = BASE
+    rp = rtl_params(gp, x_lanes=x_lanes, lanes=1)
+    R, C, V = 2, 3, 8
+    lo, hi = gp.x_range
+    # same-sign inputs into all-2 weights saturate the 5-bit ADC, small magnitudes for up
+    # to bound_max_iter retries (DAC codes near 31 at the first e), extreme ones up to e_max
+    x = np.array([[hi, hi], [3, -2], [lo, lo], [1, 1], [hi, 0], [0, 0], [-5, 7], [2, 3]])
+    w = np.full((R, C), 2, dtype=np.int64)
+    tile = ideal_linear_tile(w, 0, rp.adc_bits)
+    a_gold, e_gold, it_gold, sat_gold = manage(x, tile, gp)
+    # the run covers every iteration count and a result left saturated at e_max
+    assert set(it_gold.tolist()) == set(range(gp.bound_max_iter + 1))
+    assert (sat_gold & (e_gold == gp.e_max)).any()
+    nb, G = groups(R, x_lanes), groups(C, rp.lanes)
+    dut = MgmtController(rp)
+    log: dict = {"x": [], "dac": [], "adc": [], "o": []}
+
+    async def testbench(ctx):
+        await put(ctx, dut.load, {"reg": REG_NOISE, "value": NOISE_CODES[gp.noise]})
+        await put(ctx, dut.load, {"reg": REG_BOUND_MAX_ITER, "value": gp.bound_max_iter})
+        x_beats = [b for row in x for b in mgmt_x_beats(rp, row)]
+        segment: list = []
+        answer: list = []
+        ctx.set(dut.dac.ready, 1)
+        ctx.set(dut.o.ready, 1)
+        for cycle in range(2000):
+            if log["o"] and len(log["o"]) == V * G:
+                break
+            ctx.set(dut.x.valid, int(bool(x_beats)))
+            if x_beats:
+                ctx.set(dut.x.payload, x_beats[0])
+            ctx.set(dut.adc.valid, int(bool(answer)))
+            if answer:
+                ctx.set(dut.adc.payload, answer[0])
+            *_, x_rdy, d_val, d_pay, a_rdy, o_val, o_pay = await ctx.tick().sample(
+                dut.x.ready,
+                dut.dac.valid,
+                dut.dac.payload,
+                dut.adc.ready,
+                dut.o.valid,
+                dut.o.payload,
+            )
+            if x_beats and x_rdy:
+                log["x"].append(cycle)
+                x_beats.pop(0)
+            if answer and a_rdy:
+                log["adc"].append(cycle)
+                answer.pop(0)
+            if o_val:
+                log["o"].append(to_py(o_pay))
+            if d_val:
+                log["dac"].append(cycle)
+                segment.append(to_py(d_pay))
+                if segment[-1]["last"]:  # answer offered from the next clock
+                    d = np.array([c for b in segment for c in b["d"]][:R])
+                    a, s = tile(d[None], np.array([segment[0]["iter"]]), np.ones(1, bool))
+                    answer = list(mgmt_answer_beats(rp, a[0], s[0]))
+                    segment = []
+        else:
+            raise AssertionError("timeout")
+
+    run_testbenches(dut, testbench)
+    got_a = np.array([b["a"][0] for b in log["o"]]).reshape(V, G)[:, :C]
+    assert got_a.tolist() == a_gold.tolist()
+    assert [b["e"] for b in log["o"][::G]] == e_gold.tolist()
+    assert [b["iter"] for b in log["o"][::G]] == it_gold.tolist()
+    busy = sorted(log["dac"] + log["adc"])
+    assert len(busy) == int(np.sum(it_gold + 1)) * (nb + G)
+    assert busy == list(range(busy[0], busy[0] + len(busy))), "a clock without a tile beat"
+    assert busy[0] == log["x"][nb - 1] + 1

@@ -21,12 +21,16 @@ def test_acc_bits_is_exact_and_tight():
         assert -n * 128 * 255 < -(1 << (k - 2))  # one bit fewer would not do
 
 
-def test_rtl_and_golden_seed_the_same_generators():
-    p = SecureMacParams(n=64, seed=1234)
+def _secure_params(spec: golden.SecureMacSpec) -> SecureMacParams:
+    """RTL parameters with the golden model's generator reset states."""
+    return SecureMacParams(n=spec.n, mask_seeds=golden.rtl_mask_seeds(spec))
+
+
+def test_rtl_and_golden_size_the_generator_banks_alike():
     spec = golden.SecureMacSpec(n=64, seed=1234)
-    assert p.generators == spec.generators == 22
-    for s in (0, 1):
-        assert p.generator_seeds(s) == golden.generator_seeds(1234, spec.generators, s)
+    assert _secure_params(spec).generators == spec.generators == 22
+    with pytest.raises(ValueError, match="mask_seeds"):
+        SecureMacParams(n=64, mask_seeds=golden.rtl_mask_seeds(golden.SecureMacSpec(n=8)))
 
 
 def test_xorshift64_known_sequence():
@@ -110,11 +114,14 @@ def test_amaranth_sim_plain_and_secure_small():
     for i in range(v):
         m.load_w(w[i])
         want.append(m.mac(x[i]).tolist())
-    assert _amaranth_run(SecureMac(SecureMacParams(n=n, seed=3)), w, x) == want
+    assert _amaranth_run(SecureMac(_secure_params(m.spec)), w, x) == want
 
 
 def _cosim(design: str, n: int, ops: int) -> dict:
-    comp = PlainMac(MacParams(n=n)) if design == "plain_mac" else SecureMac(SecureMacParams(n=n))
+    if design == "plain_mac":
+        comp = PlainMac(MacParams(n=n))
+    else:
+        comp = SecureMac(_secure_params(golden.SecureMacSpec(n=n)))
     build = runner.build_component(comp, f"{design}")
     return build.run(
         "aimcflow.cosim.benches.mac", {"design": design, "n": n, "ops": ops, "seed": 11}

@@ -44,6 +44,18 @@ def test_lane_seeds_are_jumps_of_the_sequence():
     assert spg.lane_seeds(0, 1)[0] == spg.ZERO_SEED_BASE
 
 
+def test_rtl_lane_jumps_reproduce_lane_seeds():
+    """The constants the RTL wires into its seed-load XOR networks map the base state to
+    the golden lane seeds, lane for lane."""
+    lanes = 7
+    mats = spg.rtl_lane_jumps(lanes)
+    assert mats[0] == IDENTITY
+    for seed in (0, 1, 0xDEADBEEF):
+        base = np.array([spg.ZERO_SEED_BASE if seed == 0 else seed], dtype=np.uint32)
+        got = [int(gf2_apply_vec(m, base)[0]) for m in mats]
+        assert got == spg.lane_seeds(seed, lanes).tolist()
+
+
 def test_period_exhaustive():
     """Walk the whole orbit of one state: 2**32 - 1 steps, as K = 65535 lanes of
     m = 65537 steps each (lane k starts at T**(k m) s0).  No state before step N equals

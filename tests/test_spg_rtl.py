@@ -6,9 +6,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from aimcflow.cosim.benches.spg import rtl_params
 from aimcflow.models.periphery import spg as golden
 from aimcflow.rtl.spg import SpgParams, StochasticPulseGenerator
 from amaranth.sim import Simulator
+
+
+def _params(rows: int, cols: int, **widths) -> SpgParams:
+    """RTL parameters built the way the flows build them (golden jump constants included)."""
+    return rtl_params(rows, cols, golden.SpgParams(**widths))
 
 
 def _bits(view, n: int) -> list[int]:
@@ -114,13 +120,13 @@ def _random_case(rng, params: SpgParams, V: int):
 @pytest.mark.parametrize(
     "params,seed,bl",
     [
-        (SpgParams(rows=5, cols=3), 0, 7),  # seed 0 -> the documented base
-        (SpgParams(rows=4, cols=4), 0xDEADBEEF, 1),  # BL = 1
-        (SpgParams(rows=3, cols=2, max_bl=31), 12345, 31),  # BL = max
+        (_params(5, 3), 0, 7),  # seed 0 -> the documented base
+        (_params(4, 4), 0xDEADBEEF, 1),  # BL = 1
+        (_params(3, 2, max_bl=31), 12345, 31),  # BL = max
         # translator shift > 0 exercises the rounding branch of scale()
         (
-            SpgParams(
-                rows=3, cols=3, value_bits=6, gain_bits=12, gain_frac=10, prob_bits=8, max_bl=15
+            _params(
+                3, 3, value_bits=6, gain_bits=12, gain_frac=10, prob_bits=8, max_bl=15
             ),
             99,
             13,
@@ -148,7 +154,7 @@ def test_rtl_matches_golden(params, seed, bl):
 
 def test_no_bubble_between_updates():
     """With ready held high, V updates of BL slots take V*BL consecutive transfers."""
-    params = SpgParams(rows=2, cols=2)
+    params = _params(2, 2)
     dut = StochasticPulseGenerator(params)
     V, bl = 6, 5
     cycles = []
@@ -186,7 +192,7 @@ def test_no_bubble_between_updates():
 
 def test_bl_zero_emits_nothing():
     """BL = 0 is rejected by the golden model; the RTL documents it as an empty update."""
-    params = SpgParams(rows=2, cols=2)
+    params = _params(2, 2)
     dut = StochasticPulseGenerator(params)
     seen = []
 

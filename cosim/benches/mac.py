@@ -50,6 +50,7 @@ if cocotb is not None:
         def __init__(self, dut, design: str, n: int, seed: int, p_valid: float, p_ready: float):
             super().__init__(dut, seed)
             self.design, self.n = design, n
+            self.spec = golden.SecureMacSpec(n=n)
             if design == "plain_mac":
                 from aimcflow.rtl.plain_mac import MacParams, PlainMac
 
@@ -57,7 +58,8 @@ if cocotb is not None:
             else:
                 from aimcflow.rtl.secure_mac import SecureMac, SecureMacParams
 
-                comp = SecureMac(SecureMacParams(n=n))
+                seeds = golden.rtl_mask_seeds(self.spec)
+                comp = SecureMac(SecureMacParams(n=n, mask_seeds=seeds))
             self.params = comp.params
             self.w_codec = PayloadCodec(comp.w.payload.shape())
             self.x_codec = PayloadCodec(comp.x.payload.shape())
@@ -81,7 +83,7 @@ if cocotb is not None:
             vector (secure) or value (plain), and the plain dot product."""
             outs, dots = [], []
             model = (
-                golden.SecureMacModel(golden.SecureMacSpec(n=self.n, seed=self.params.seed))
+                golden.SecureMacModel(self.spec)
                 if self.design == "secure_mac"
                 else None
             )

@@ -28,6 +28,8 @@ MODULE = "aimcflow.cosim.benches.spg"
 
 
 def rtl_params(rows: int, cols: int, gp: golden.SpgParams) -> SpgParams:
+    """RTL parameters of an R x C generator with the golden widths ``gp`` and the golden
+    model's per-lane seed-jump constants."""
     return SpgParams(
         rows=rows,
         cols=cols,
@@ -36,6 +38,7 @@ def rtl_params(rows: int, cols: int, gp: golden.SpgParams) -> SpgParams:
         gain_frac=gp.gain_frac,
         prob_bits=gp.prob_bits,
         max_bl=gp.max_bl,
+        lane_jumps=golden.rtl_lane_jumps(rows + cols),
     )
 
 

@@ -40,9 +40,11 @@ def make_design(design: str, lanes: int = 64):
 
         return PlainMac(MacParams(n=lanes))
     if design == "secure_mac":
+        from aimcflow.models.periphery.secure_mac import SecureMacSpec, rtl_mask_seeds
         from aimcflow.rtl.secure_mac import SecureMac, SecureMacParams
 
-        return SecureMac(SecureMacParams(n=lanes))
+        seeds = rtl_mask_seeds(SecureMacSpec(n=lanes))
+        return SecureMac(SecureMacParams(n=lanes, mask_seeds=seeds))
     raise ValueError(f"unknown design {design!r}; known: {', '.join(DESIGNS)}")
 
 

@@ -72,6 +72,12 @@ def generator_seeds(seed: int, count: int, stream: int) -> list[int]:
     return out
 
 
+def rtl_mask_seeds(spec: SecureMacSpec) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Reset states of the RTL's two generator banks (w, x) for ``rtl/secure_mac.py``'s
+    ``SecureMacParams.mask_seeds``: the seed expansion lives only here."""
+    return tuple(tuple(generator_seeds(spec.seed, spec.generators, s)) for s in (0, 1))
+
+
 def xorshift64_step(s: NDArray[np.uint64]) -> NDArray[np.uint64]:
     """One step of Marsaglia's xorshift64 (13, 7, 17) on every element."""
     s = s ^ (s << U64(13))

@@ -136,6 +136,21 @@ def lane_seeds(seed: int, lanes: int) -> NDArray[np.uint32]:
     return out
 
 
+def rtl_lane_jumps(lanes: int) -> tuple[tuple[int, ...], ...]:
+    """Per-lane seed-jump matrices ``T**(k * LANE_STRIDE)`` (32 column words each, lane k =
+    0..lanes-1) for ``rtl/spg.py``'s ``SpgParams.lane_jumps``: the RTL wires these constants
+    into XOR networks, so the jump rule lives only here."""
+    if not 1 <= lanes <= PERIOD // LANE_STRIDE:
+        raise ValueError(
+            f"{lanes} lanes: allowed 1 .. {PERIOD // LANE_STRIDE} (disjoint xorshift segments)"
+        )
+    jump = gf2_pow(T_MATRIX, LANE_STRIDE)
+    mats = [tuple(1 << j for j in range(STATE_BITS))]
+    for _ in range(1, lanes):
+        mats.append(gf2_mul(jump, mats[-1]))
+    return tuple(mats)
+
+
 def _check_seed(seed: int) -> None:
     if not (0 <= int(seed) < (1 << SEED_BITS)):
         raise UserInputError(f"spg seed {seed} is out of range; allowed: 0 .. 2**32-1")
