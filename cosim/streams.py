@@ -63,14 +63,21 @@ class StreamSource:
             self._gaps = iter((self.rng.random(4096) >= self.p_valid).tolist())
             return next(self._gaps)
 
-    def drive(self) -> None:
+    def _advance(self) -> bool:
+        """Retire the beat taken last cycle; start offering the next one unless a gap is
+        drawn.  True when a new beat is offered (its payload must be written)."""
         if self._taken:
             self.queue.popleft()
             self.sent += 1
             self._offering = self._taken = False
         if not self._offering and self.queue and not self._gap():
-            self.payload.value = self.queue[0]
             self._offering = True
+            return True
+        return False
+
+    def drive(self) -> None:
+        if self._advance():
+            self.payload.value = self.queue[0]
         self.valid.value = int(self._offering)
 
     def sample(self) -> None:

@@ -9,7 +9,9 @@ baseline-ftj, with a warm Verilator build:
   see :mod:`aimcflow.cosim.network`).  Target >= 0.95.
 * **cosim cost per RTL cycle**: the simulation's wall time (golden reference, job set-up
   and the cocotb loop; simulator start-up excluded) per RTL cycle, against a bare cocotb
-  loop of one ``RisingEdge`` per cycle on the same Verilated top in the same simulator run.
+  loop of one ``RisingEdge`` per cycle on the same Verilated top (``network_top``, the
+  cosim wrapper whose rings let Python wake once per refill instead of once per clock;
+  RTL cycles are those of ``periphery_top`` inside it) in the same simulator run.
   Target within 2x.  Also printed: the per-cycle loop alone, and its floor (the loop's two
   triggers per cycle, and those plus reading the four handshake signals).
 * **wall time** of the level-4 run (simulator start-up included, build excluded).

@@ -74,7 +74,9 @@ def main() -> dict:
             print(f"{name:13s} tile: {t * 1e3:7.2f} ms (median {med * 1e3:.2f}), "
                   f"{BATCH / t:>10,.0f} MVM/s, "
                   f"{ratio:.2f}x bare ({ok} target {target}x); IR drop "
-                  f"{'on' if tile._ir_on else 'below threshold'}; analog passes per vector "
+                  f"{'on' if tile._ir_on else 'below threshold'}"
+                  f"{' (bfloat16 products)' if tile._ir_bf16 is not None else ''}; "
+                  f"analog passes per vector "
                   f"mean {passes.mean():.3f}")
             results[name] = {"ms": t * 1e3, "median_ms": med * 1e3, "mvm_per_s": BATCH / t,
                              "ratio": ratio,

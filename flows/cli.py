@@ -15,7 +15,7 @@ import sys
 from aimcflow.models.errors import UserInputError
 
 # Order is the order of `aimcflow --help`.  A module missing here is simply not offered.
-COMMANDS = ("doctor", "run", "vmm", "generate", "lint", "synth", "vectors", "train", "tvla", "ascon")
+COMMANDS = ("doctor", "run", "vmm", "generate", "lint", "synth", "vectors", "train", "tvla", "ascon", "sweep")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from aimcflow.models.errors import UserInputError
+from aimcflow.models.jsonable import json_default
 
 
 @contextmanager
@@ -48,7 +48,9 @@ def write_text_atomic(path: str | Path, text: str) -> None:
 
 
 def write_json_atomic(path: str | Path, data: Any) -> None:
-    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n")
+    write_text_atomic(
+        path, json.dumps(data, indent=2, sort_keys=False, default=json_default) + "\n"
+    )
 
 
 def save_npz_atomic(path: str | Path, **arrays: np.ndarray) -> None:
@@ -61,18 +63,6 @@ def write_atomic_with(path: str | Path, writer: Callable[[Path], None], suffix: 
     """Call ``writer(tmp_path)`` and rename the result onto ``path``."""
     with atomic_path(path, suffix=suffix) as tmp:
         writer(tmp)
-
-
-def _json_default(o: Any):
-    if isinstance(o, np.integer):
-        return int(o)
-    if isinstance(o, np.floating):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serializable: {type(o).__name__}")
 
 
 def prepare_out_dir(out: str | Path | None, command: str, force: bool = False) -> Path:
@@ -91,6 +81,7 @@ def prepare_out_dir(out: str | Path | None, command: str, force: bool = False) -
         if (d / "results.json").exists() and not force:
             raise UserInputError(
                 f"--out {d}: already holds results.json from an earlier run; "
-                "choose another directory or pass --force to overwrite")
+                "choose another directory or pass --force to overwrite"
+            )
     d.mkdir(parents=True, exist_ok=True)
     return d

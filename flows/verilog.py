@@ -30,12 +30,22 @@ def _rtl_error(block: str, exc: Exception) -> UserInputError:
     return UserInputError(f"the {block} RTL cannot be built for this config: {exc}")
 
 
-def nmpu_params(cfg: AcceleratorConfig, **overrides):
-    """``rtl.params.NmpuRtlParams`` of a config (after the golden model's own check)."""
-    from aimcflow.models.periphery.nmpu import ACTIVATIONS, NmpuParams, rtl_clamp_bounds
+def _checked(block: str, cls: type, fields: dict[str, Any]) -> Any:
+    """``cls(**fields)``; the RTL's refusal becomes a :class:`UserInputError`."""
+    try:
+        return cls(**fields)
+    except (ValueError, TypeError) as exc:
+        raise _rtl_error(block, exc) from None
+
+
+def nmpu_rtl_params(gp, max_tiles: int, max_cols: int, **overrides):
+    """``rtl.params.NmpuRtlParams`` of golden ``NmpuParams`` ``gp``: the widths as they are,
+    the run-time choices (activation, signedness, leaky k, clamp bounds) as register reset
+    values, and the memories sized for ``max_tiles`` row tiles of ``max_cols`` columns.
+    ``overrides`` replace single fields.  Refused parameters raise :class:`UserInputError`."""
+    from aimcflow.models.periphery.nmpu import ACTIVATIONS, rtl_clamp_bounds
     from aimcflow.rtl.params import NmpuRtlParams
 
-    gp = NmpuParams.from_config(cfg)  # UserInputError with config key names
     lo, hi = rtl_clamp_bounds(gp)
     fields = dict(
         lanes=gp.lanes,
@@ -50,27 +60,34 @@ def nmpu_params(cfg: AcceleratorConfig, **overrides):
         e_max=gp.e_max,
         offset_bits=gp.offset_bits,
         bias_bits=gp.bias_bits,
-        max_tiles=MAX_TILES,
-        max_cols=cfg.tile.cols,
+        max_tiles=max_tiles,
+        max_cols=max_cols,
         activation_reset=ACTIVATIONS.index(gp.activation),
         out_signed_reset=gp.out_signed,
         leaky_k_reset=gp.leaky_k,
         clamp_lo_reset=lo,
         clamp_hi_reset=hi,
     )
-    fields.update(overrides)
-    try:
-        return NmpuRtlParams(**fields)
-    except (ValueError, TypeError) as exc:
-        raise _rtl_error("nmpu", exc) from None
+    return _checked("nmpu", NmpuRtlParams, fields | overrides)
 
 
-def mgmt_params(cfg: AcceleratorConfig, **overrides):
-    """``rtl.params.MgmtRtlParams`` of a config (after the golden model's own check)."""
-    from aimcflow.models.periphery.mgmt import NOISE_MODES, MgmtParams
+def nmpu_params(cfg: AcceleratorConfig, **overrides):
+    """``rtl.params.NmpuRtlParams`` of a config (after the golden model's own check)."""
+    from aimcflow.models.periphery.nmpu import NmpuParams
+
+    gp = NmpuParams.from_config(cfg)  # UserInputError with config key names
+    sizes = dict(max_tiles=MAX_TILES, max_cols=cfg.tile.cols)
+    return nmpu_rtl_params(gp, **(sizes | overrides))
+
+
+def mgmt_rtl_params(gp, x_lanes: int, lanes: int, max_rows: int, **overrides):
+    """``rtl.params.MgmtRtlParams`` of golden ``MgmtParams`` ``gp``: the widths as they are,
+    the noise mode and retry bound as register reset values, ``x_lanes`` input values and
+    ``lanes`` ADC codes per beat, an input buffer of ``max_rows`` rows.  ``overrides``
+    replace single fields.  Refused parameters raise :class:`UserInputError`."""
+    from aimcflow.models.periphery.mgmt import NOISE_MODES
     from aimcflow.rtl.params import MgmtRtlParams
 
-    gp = MgmtParams.from_config(cfg)
     fields = dict(
         dac_bits=gp.dac_bits,
         adc_bits=gp.adc_bits,
@@ -78,28 +95,30 @@ def mgmt_params(cfg: AcceleratorConfig, **overrides):
         e_max=gp.e_max,
         x_bits=gp.x_bits,
         x_signed=gp.x_signed,
-        x_lanes=cfg.nmpu.lanes,
-        lanes=cfg.nmpu.lanes,
-        max_rows=cfg.tile.rows,
+        x_lanes=x_lanes,
+        lanes=lanes,
+        max_rows=max_rows,
         noise_reset=NOISE_MODES.index(gp.noise),
         bound_max_iter_reset=gp.bound_max_iter,
     )
-    fields.update(overrides)
-    try:
-        return MgmtRtlParams(**fields)
-    except (ValueError, TypeError) as exc:
-        raise _rtl_error("mgmt", exc) from None
+    return _checked("mgmt", MgmtRtlParams, fields | overrides)
+
+
+def mgmt_params(cfg: AcceleratorConfig, **overrides):
+    """``rtl.params.MgmtRtlParams`` of a config (after the golden model's own check)."""
+    from aimcflow.models.periphery.mgmt import MgmtParams
+
+    gp = MgmtParams.from_config(cfg)
+    sizes = dict(x_lanes=cfg.nmpu.lanes, lanes=cfg.nmpu.lanes, max_rows=cfg.tile.rows)
+    return mgmt_rtl_params(gp, **(sizes | overrides))
 
 
 def _top_params(cfg: AcceleratorConfig, **ov) -> dict[str, Any]:
     from aimcflow.rtl.periphery_top import PeripheryTopParams
 
-    n, m = nmpu_params(cfg), mgmt_params(cfg)
-    try:
-        PeripheryTopParams(nmpu=n, mgmt=m)
-    except ValueError as exc:
-        raise _rtl_error("periphery_top", exc) from None
-    return {"nmpu": n, "mgmt": m}
+    blocks = {"nmpu": nmpu_params(cfg), "mgmt": mgmt_params(cfg)}
+    _checked("periphery_top", PeripheryTopParams, blocks)
+    return blocks
 
 
 def _nmpu(p):

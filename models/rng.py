@@ -130,6 +130,10 @@ def keyed_normal(seed: int, purpose: str, coords: tuple[int, ...], rows: np.ndar
     return out[:, :size].astype(dtype, copy=False)
 
 
+# Largest |z| keyed_normal / add_keyed_normal return: the Box-Muller radius
+# sqrt(-2 ln u1) with u1 >= 2**-24, times |cos| or |sin| <= 1 (float32 adds a few ulp).
+KEYED_NORMAL_MAX = float(np.sqrt(-2.0 * np.log(2.0**-24)))
+
 _CHUNK_WORDS = 32768  # hash words per block: keeps the scratch arrays (2 x 256 KiB) in L2
 
 

@@ -56,20 +56,23 @@ def adder_tree(terms: list, width: int):
     return terms[0]
 
 
+def mac_signature(p: MacParams, y_shape) -> dict:
+    """Ports of both MACs: streams ``w`` (n x signed w_bits) and ``x`` (n x unsigned x_bits)
+    in, ``y`` (payload ``y_shape``) out."""
+    return {
+        "w": In(stream.Signature(data.ArrayLayout(signed(p.w_bits), p.n))),
+        "x": In(stream.Signature(data.ArrayLayout(unsigned(p.x_bits), p.n))),
+        "y": Out(stream.Signature(y_shape)),
+    }
+
+
 class PlainMac(wiring.Component):
     """Streams: ``w`` (n x signed w_bits), ``x`` (n x unsigned x_bits) in; ``y`` (signed
     ``acc_bits``) out."""
 
     def __init__(self, params: MacParams = MacParams()) -> None:
         self.params = params
-        p = params
-        super().__init__(
-            {
-                "w": In(stream.Signature(data.ArrayLayout(signed(p.w_bits), p.n))),
-                "x": In(stream.Signature(data.ArrayLayout(unsigned(p.x_bits), p.n))),
-                "y": Out(stream.Signature(signed(p.acc_bits))),
-            }
-        )
+        super().__init__(mac_signature(params, signed(params.acc_bits)))
 
     def elaborate(self, platform):
         m = Module()

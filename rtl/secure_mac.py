@@ -66,11 +66,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from amaranth.hdl import Cat, Const, Module, Signal, signed, unsigned
-from amaranth.lib import data, stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.hdl import Cat, Const, Module, Signal, unsigned
+from amaranth.lib import data, wiring
 
-from .plain_mac import MacParams, MacState, adder_tree
+from .plain_mac import MacParams, MacState, adder_tree, mac_signature
+
 
 @dataclass(frozen=True)
 class SecureMacParams(MacParams):
@@ -110,14 +110,7 @@ class SecureMac(wiring.Component):
 
     def __init__(self, params: SecureMacParams) -> None:
         self.params = params
-        p = params
-        super().__init__(
-            {
-                "w": In(stream.Signature(data.ArrayLayout(signed(p.w_bits), p.n))),
-                "x": In(stream.Signature(data.ArrayLayout(unsigned(p.x_bits), p.n))),
-                "y": Out(stream.Signature(data.ArrayLayout(unsigned(p.acc_bits), 4))),
-            }
-        )
+        super().__init__(mac_signature(params, data.ArrayLayout(unsigned(params.acc_bits), 4)))
 
     def elaborate(self, platform):
         m = Module()

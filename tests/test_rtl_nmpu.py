@@ -12,6 +12,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+from aimcflow.flows.verilog import nmpu_rtl_params
 from aimcflow.models.periphery.nmpu import NmpuParams, nmpu, rtl_clamp_bounds
 from aimcflow.rtl.nmpu import LATENCY, Nmpu
 from aimcflow.rtl.params import NmpuRtlParams
@@ -42,22 +43,8 @@ pytestmark = pytest.mark.filterwarnings("error::DeprecationWarning")
 
 
 def rtl_params(gp: NmpuParams, max_tiles: int = 4, max_cols: int = 8) -> NmpuRtlParams:
-    return NmpuRtlParams(
-        lanes=gp.lanes,
-        adc_bits=gp.adc_bits,
-        gain_bits=gp.gain_bits,
-        gain_frac=gp.gain_frac,
-        acc_bits=gp.acc_bits,
-        mult_bits=gp.mult_bits,
-        out_shift=gp.out_shift,
-        out_bits=gp.out_bits,
-        e_min=gp.e_min,
-        e_max=gp.e_max,
-        offset_bits=gp.offset_bits,
-        bias_bits=gp.bias_bits,
-        max_tiles=max_tiles,
-        max_cols=max_cols,
-    )
+    """The flow's own golden -> RTL mapping, with small memories."""
+    return nmpu_rtl_params(gp, max_tiles, max_cols)
 
 
 def extreme_ints(rng, lo: int, hi: int, shape) -> np.ndarray:

@@ -125,9 +125,7 @@ def _random_case(rng, params: SpgParams, V: int):
         (_params(3, 2, max_bl=31), 12345, 31),  # BL = max
         # translator shift > 0 exercises the rounding branch of scale()
         (
-            _params(
-                3, 3, value_bits=6, gain_bits=12, gain_frac=10, prob_bits=8, max_bl=15
-            ),
+            _params(3, 3, value_bits=6, gain_bits=12, gain_frac=10, prob_bits=8, max_bl=15),
             99,
             13,
         ),

@@ -82,11 +82,7 @@ if cocotb is not None:
             """Replay the accepted beats through the golden model: per result, the share
             vector (secure) or value (plain), and the plain dot product."""
             outs, dots = [], []
-            model = (
-                golden.SecureMacModel(self.spec)
-                if self.design == "secure_mac"
-                else None
-            )
+            model = golden.SecureMacModel(self.spec) if self.design == "secure_mac" else None
             w_cur = np.zeros(self.n, dtype=np.int64)
             for kind, word in self.log.events:
                 if kind == "w":

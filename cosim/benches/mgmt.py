@@ -127,7 +127,7 @@ except ImportError:  # pragma: no cover
     cocotb = None
 
 if cocotb is not None:
-    from aimcflow.cosim.packing import PayloadCodec
+    from aimcflow.cosim.packing import PayloadCodec, port_codecs
     from aimcflow.cosim.runner import load_params, save_result
     from aimcflow.cosim.streams import TB, Scoreboard, StreamSink, StreamSource
 
@@ -191,11 +191,7 @@ if cocotb is not None:
             super().__init__(dut, seed)
             self.rtl = rtl
             comp = MgmtController(rtl)
-            c = {
-                name: PayloadCodec(getattr(comp, name).payload.shape())
-                for name in ("x", "dac", "adc", "o", "load")
-            }
-            self.codec = c
+            self.codec = c = port_codecs(comp, ("x", "dac", "adc", "o", "load"))
             self.xsrc = self.add(StreamSource(dut, "x", self.rng, p_valid))
             self.load = self.add(StreamSource(dut, "load", self.rng, p_valid))
             self.dac = self.add(StreamSink(dut, "dac", self.rng, p_ready))

@@ -23,6 +23,7 @@ from aimcflow.rtl.mgmt import REG_BOUND_MAX_ITER, REG_NOISE
 from aimcflow.rtl.params import MgmtRtlParams, NmpuRtlParams
 from aimcflow.rtl.periphery_top import PeripheryTop
 
+from ..packing import PayloadCodec, port_codecs
 from . import mgmt as mbench
 from . import nmpu as nbench
 
@@ -73,6 +74,13 @@ class TopJob:
         return y, e.reshape(-1), it.reshape(-1), sat.reshape(-1).astype(np.int64)
 
 
+def top_codecs(comp: PeripheryTop) -> dict:
+    """Payload codecs of every ``periphery_top`` port: its streams and the ``status`` word."""
+    c = port_codecs(comp, ("x", "dac", "adc", "o", "nmpu_load", "mgmt_load"))
+    c["status"] = PayloadCodec(comp.signature.members["status"].shape)
+    return c
+
+
 def random_job(rng, nrtl, mrtl, ngp, mgp, V: int) -> TopJob:
     T = int(rng.integers(1, nrtl.max_tiles, endpoint=True))
     C = int(rng.integers(1, 3 * nrtl.lanes, endpoint=True))
@@ -91,7 +99,6 @@ except ImportError:  # pragma: no cover
     cocotb = None
 
 if cocotb is not None:
-    from aimcflow.cosim.packing import PayloadCodec
     from aimcflow.cosim.runner import load_params, save_result
     from aimcflow.cosim.streams import TB, Scoreboard, StreamSink, StreamSource
 
@@ -117,13 +124,7 @@ if cocotb is not None:
         def __init__(self, dut, nrtl, mrtl, seed, p_valid, p_ready):
             super().__init__(dut, seed)
             self.nrtl, self.mrtl = nrtl, mrtl
-            comp = PeripheryTop(nrtl, mrtl)
-            c = {
-                n: PayloadCodec(getattr(comp, n).payload.shape())
-                for n in ("x", "dac", "adc", "o", "nmpu_load", "mgmt_load")
-            }
-            c["status"] = PayloadCodec(comp.signature.members["status"].shape)
-            self.codec = c
+            self.codec = c = top_codecs(PeripheryTop(nrtl, mrtl))
             self.xsrc = self.add(StreamSource(dut, "x", self.rng, p_valid))
             self.nload = self.add(StreamSource(dut, "nmpu_load", self.rng, p_valid))
             self.mload = self.add(StreamSource(dut, "mgmt_load", self.rng, p_valid))

@@ -194,7 +194,7 @@ def run(args: argparse.Namespace) -> int:
     ref = table[drifts.index(ref_t)] if table else None
     prog = logits3 = None
     if "analog-golden" in levels:
-        golden, prog, logits3 = _level3(net, cfg, data, x, y, images, ref_t, out, console)
+        golden, prog, logits3 = analog_golden_level(net, cfg, data, x, y, images, ref_t, out, console)
     else:
         golden = {"accuracy": None, "reason": "not requested (--levels)"}
     if "analog-rtl" in levels and prog is not None:
@@ -328,10 +328,12 @@ def run(args: argparse.Namespace) -> int:
 CALIBRATION_IMAGES = 512  # training images for the compiler's output-scale percentiles
 
 
-def _level3(net, cfg, data, x, y, images, t_s: float, out, console):
+def analog_golden_level(net, cfg, data, x, y, images, t_s: float, out=None, console=None):
     """Compile the seed-``cfg.seed`` programming at ``t_s`` and run level 3 on it; the chip
-    program goes to ``out/chip_program.{npz,json}``.  Returns (level-3 dict, program or
-    None, level-3 logits or None)."""
+    program goes to ``out/chip_program.{npz,json}`` (not saved when ``out`` is None, as in
+    ``aimcflow sweep``).  Returns (level-3 dict, program or None, level-3 logits or None)."""
+    import contextlib
+
     import numpy as np
     from aimcflow.models.errors import UserInputError
     from aimcflow.models.nn.compiler import compile_network
@@ -348,14 +350,19 @@ def _level3(net, cfg, data, x, y, images, t_s: float, out, console):
     net.program()
     net.drift(t_s)
     acc2 = net.accuracy(x, y, images)
+
+    def status(text: str):  # a spinner on the console when there is one
+        return console.status(text) if console is not None else contextlib.nullcontext()
+
     try:  # a model level 2 runs but the NMPU cannot (e.g. LeakyReLU 0.1): reported, not fatal
-        with console.status("compiling the chip program (calibrating every tile)"):
+        with status("compiling the chip program (calibrating every tile)"):
             prog = compile_network(net, data.x_train[:CALIBRATION_IMAGES], t_s=t_s)
     except UserInputError as exc:
         return {"accuracy": None, "reason": str(exc)}, None, None
-    prog.save(out / "chip_program")
+    if out is not None:
+        prog.save(out / "chip_program")
     traces = [LayerTrace(lp.name) for lp in prog.layers]
-    with console.status(f"analog-golden on {len(x)} images"):
+    with status(f"analog-golden on {len(x)} images"):
         logits3 = forward_golden(prog, x, images, traces=traces)
     acc3 = float(np.mean(logits3.argmax(1) == y))
     layers = []
@@ -382,7 +389,7 @@ def _level3(net, cfg, data, x, y, images, t_s: float, out, console):
             "drift_s": t_s,
             "seed": cfg.seed,
             "analog_float_same_tiles": acc2,
-            "chip_program": str(out / "chip_program.npz"),
+            "chip_program": None if out is None else str(out / "chip_program.npz"),
             "layers": layers,
         },
         prog,
