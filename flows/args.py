@@ -41,7 +41,8 @@ def duration_s(text: str) -> float:
         v = float(t) * unit
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"{text!r} is not a time; give seconds or a number with s, m, h, d or y") from None
+            f"{text!r} is not a time; give seconds or a number with s, m, h, d or y"
+        ) from None
     if not v > 0 or v == float("inf"):
         raise argparse.ArgumentTypeError(f"{text!r}: a time must be > 0 seconds")
     return v
@@ -60,13 +61,21 @@ def existing_file(text: str) -> Path:
 
 
 def add_config_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", default=None, metavar="CFG",
-                        help="accelerator config: a TOML file or a preset "
-                             "(baseline-ftj, pcm, ideal); default baseline-ftj")
+    parser.add_argument(
+        "--config",
+        default=None,
+        metavar="CFG",
+        help="accelerator config: a TOML file or a preset "
+        "(baseline-ftj, pcm, ideal); default baseline-ftj",
+    )
 
 
 def add_out_arg(parser: argparse.ArgumentParser, command: str) -> None:
-    parser.add_argument("--out", default=None, metavar="DIR",
-                        help=f"output directory (default out/{command}/)")
-    parser.add_argument("--force", action="store_true",
-                        help="allow overwriting results in an existing --out directory")
+    parser.add_argument(
+        "--out", default=None, metavar="DIR", help=f"output directory (default out/{command}/)"
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="allow overwriting results in an existing --out directory",
+    )

@@ -18,8 +18,9 @@ from aimcflow.flows.io import write_json_atomic
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    names = sorted(m.name for m in pkgutil.iter_modules(flows_pkg.__path__)
-                   if m.name.startswith("bench_"))
+    names = sorted(
+        m.name for m in pkgutil.iter_modules(flows_pkg.__path__) if m.name.startswith("bench_")
+    )
     if argv:
         names = [n for n in names if any(a in n for a in argv)]
     results = {}

@@ -38,9 +38,15 @@ def _everything_on(name: str):
     if name == "baseline-ftj":
         # the FTJ tile has no 1/f read noise of its own; switch on every remaining knob:
         # SAR ADC with gain/offset mismatch, drift, compensation, programming, IR drop
-        cfg = cfg.replace(**{"adc.kind": "sar", "adc.share": 8,
-                             "adc.gain_mismatch_sigma": 0.01,
-                             "adc.offset_mismatch_sigma_lsb": 0.5, "noise.read": True})
+        cfg = cfg.replace(
+            **{
+                "adc.kind": "sar",
+                "adc.share": 8,
+                "adc.gain_mismatch_sigma": 0.01,
+                "adc.offset_mismatch_sigma_lsb": 0.5,
+                "noise.read": True,
+            }
+        )
     return cfg
 
 
@@ -59,8 +65,10 @@ def main() -> dict:
         x32, w32 = x.astype(np.float32), w.astype(np.float32)
         images = np.arange(BATCH)
         t_bare, med_bare = _time_s(lambda: x32 @ w32)
-        print(f"bare float32 matmul {BATCH}x{ROWS} @ {ROWS}x{COLS}: {t_bare * 1e3:.2f} ms "
-              f"(median {med_bare * 1e3:.2f}), {BATCH / t_bare:,.0f} MVM/s (1 thread)")
+        print(
+            f"bare float32 matmul {BATCH}x{ROWS} @ {ROWS}x{COLS}: {t_bare * 1e3:.2f} ms "
+            f"(median {med_bare * 1e3:.2f}), {BATCH / t_bare:,.0f} MVM/s (1 thread)"
+        )
         results["bare_ms"] = t_bare * 1e3
         for name, target in (("baseline-ftj", 3.0), ("pcm", 1.8)):
             cfg = _everything_on(name)
@@ -71,22 +79,30 @@ def main() -> dict:
             t, med = _time_s(lambda tile=tile: tile.forward_float(x, images))
             ratio = t / t_bare
             ok = "meets" if ratio <= target else "MISSES"
-            print(f"{name:13s} tile: {t * 1e3:7.2f} ms (median {med * 1e3:.2f}), "
-                  f"{BATCH / t:>10,.0f} MVM/s, "
-                  f"{ratio:.2f}x bare ({ok} target {target}x); IR drop "
-                  f"{'on' if tile._ir_on else 'below threshold'}"
-                  f"{' (bfloat16 products)' if tile._ir_bf16 is not None else ''}; "
-                  f"analog passes per vector "
-                  f"mean {passes.mean():.3f}")
-            results[name] = {"ms": t * 1e3, "median_ms": med * 1e3, "mvm_per_s": BATCH / t,
-                             "ratio": ratio,
-                             "target": target, "mean_passes": float(passes.mean())}
+            print(
+                f"{name:13s} tile: {t * 1e3:7.2f} ms (median {med * 1e3:.2f}), "
+                f"{BATCH / t:>10,.0f} MVM/s, "
+                f"{ratio:.2f}x bare ({ok} target {target}x); IR drop "
+                f"{'on' if tile._ir_on else 'below threshold'}"
+                f"{' (bfloat16 products)' if tile._ir_bf16 is not None else ''}; "
+                f"analog passes per vector "
+                f"mean {passes.mean():.3f}"
+            )
+            results[name] = {
+                "ms": t * 1e3,
+                "median_ms": med * 1e3,
+                "mvm_per_s": BATCH / t,
+                "ratio": ratio,
+                "target": target,
+                "mean_passes": float(passes.mean()),
+            }
             if name == "baseline-ftj":
                 # where the time goes: the same tile without IR drop (aihwkit's approximation
                 # costs two more matrix products per pass) and without bound management
-                for label, change in (("no IR drop", {"tile.ir_drop": 0.0}),
-                                      ("no IR drop, no BM", {"tile.ir_drop": 0.0,
-                                                             "mgmt.float_bound": "none"})):
+                for label, change in (
+                    ("no IR drop", {"tile.ir_drop": 0.0}),
+                    ("no IR drop, no BM", {"tile.ir_drop": 0.0, "mgmt.float_bound": "none"}),
+                ):
                     t2 = AnalogTile(w, cfg.replace(**change))
                     t2.program()
                     t2.drift(3600.0)

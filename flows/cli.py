@@ -15,7 +15,19 @@ import sys
 from aimcflow.models.errors import UserInputError
 
 # Order is the order of `aimcflow --help`.  A module missing here is simply not offered.
-COMMANDS = ("doctor", "run", "vmm", "generate", "lint", "synth", "vectors", "train", "tvla", "ascon", "sweep")
+COMMANDS = (
+    "doctor",
+    "run",
+    "vmm",
+    "generate",
+    "lint",
+    "synth",
+    "vectors",
+    "train",
+    "tvla",
+    "ascon",
+    "sweep",
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -24,8 +36,11 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="aimcflow", description="A hardware-design flow for analog "
-                     "in-memory-computing accelerators: RTL periphery, analog models, cosim.")
+    parser = _Parser(
+        prog="aimcflow",
+        description="A hardware-design flow for analog "
+        "in-memory-computing accelerators: RTL periphery, analog models, cosim.",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMANDS:
         try:
@@ -54,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as exc:  # tool problems are reported, not dumped
         from aimcflow.cosim.toolchain import ToolMissing
+
         if isinstance(exc, ToolMissing):
             print(f"aimcflow {args.command}: error: {exc}", file=sys.stderr)
             return 2

@@ -33,30 +33,39 @@ class TileConfig(_Section):
     rows: int = _f(256, ge=1, le=1024, description="crossbar rows (inputs) per tile")
     cols: int = _f(256, ge=1, le=1024, description="crossbar columns (outputs) per tile")
     weight_scaling: Literal["global", "column"] = _f(
-        "column", description="map max|W| of the whole tile (global) or of each column to g_max")
-    w_clip: float = _f(1.0, gt=0, le=10,
-                       description="w_clip * max|W| maps to g_max; larger weights are clipped")
-    ir_drop: float = _f(0.0, ge=0, le=100,
-                        description="IR-drop strength, aihwkit's ir_drop scale (0 = off)")
+        "column", description="map max|W| of the whole tile (global) or of each column to g_max"
+    )
+    w_clip: float = _f(
+        1.0, gt=0, le=10, description="w_clip * max|W| maps to g_max; larger weights are clipped"
+    )
+    ir_drop: float = _f(
+        0.0, ge=0, le=100, description="IR-drop strength, aihwkit's ir_drop scale (0 = off)"
+    )
     ir_drop_mode: Literal["approx", "exact"] = _f(
-        "approx", description="aihwkit's fast approximation or an exact nodal solve")
+        "approx", description="aihwkit's fast approximation or an exact nodal solve"
+    )
     ir_drop_g_ratio: float | None = _f(
-        None, gt=0, le=1e15,
+        None,
+        gt=0,
+        le=1e15,
         description="wire-segment conductance / g_max (aihwkit ir_drop_g_ratio); "
-                    "default 1 / (wire_resistance_ohm * g_max)")
+        "default 1 / (wire_resistance_ohm * g_max)",
+    )
     wire_resistance_ohm: float = _f(
-        0.35, gt=0, le=1e4, description="wire segment resistance between crosspoints (ohm)")
+        0.35, gt=0, le=1e4, description="wire segment resistance between crosspoints (ohm)"
+    )
     read_voltage_v: float = _f(0.2, gt=0, le=5, description="read voltage at full-scale input (V)")
 
 
 class DeviceConfig(_Section):
     """The memristive device: a preset of models/analog/devices plus scale knobs."""
 
-    preset: Literal["pcm", "ftj-extreme", "ftj-balanced", "ftj-constrained",
-                    "reram", "ecram-protonic", "ideal"] = _f(
-        "ftj-balanced", description="device model preset (models/analog/devices)")
+    preset: Literal[
+        "pcm", "ftj-extreme", "ftj-balanced", "ftj-constrained", "reram", "ecram-protonic", "ideal"
+    ] = _f("ftj-balanced", description="device model preset (models/analog/devices)")
     g_max_siemens: float | None = _f(
-        None, gt=0, le=1e-2, description="override the preset's maximum conductance (S)")
+        None, gt=0, le=1e-2, description="override the preset's maximum conductance (S)"
+    )
     prog_noise_scale: float = _f(1.0, ge=0, le=100, description="multiplies programming noise")
     drift_scale: float = _f(1.0, ge=0, le=100, description="multiplies the drift exponent")
     read_noise_scale: float = _f(1.0, ge=0, le=100, description="multiplies 1/f read noise")
@@ -81,8 +90,12 @@ class AdcConfig(_Section):
     """
 
     bits: int = _f(8, ge=2, le=32, description="signed ADC code width (bits)")
-    bound: float = _f(10.0, gt=0, le=1e4,
-                      description="output bound: full-scale ADC input, in normalized output units")
+    bound: float = _f(
+        10.0,
+        gt=0,
+        le=1e4,
+        description="output bound: full-scale ADC input, in normalized output units",
+    )
     kind: Literal["ideal", "ramp", "sar"] = _f("ideal", description="ADC architecture")
     share: int = _f(1, ge=1, le=1024, description="columns sharing one SAR ADC")
     gain_mismatch_sigma: float = _f(0.0, ge=0, le=1, description="per-column relative gain error σ")
@@ -95,14 +108,19 @@ class MgmtConfig(_Section):
     noise: Literal["off", "absmax_pow2"] = _f("absmax_pow2", description="integer noise management")
     bound_max_iter: int = _f(3, ge=0, le=15, description="bound-management retries, 0 = off")
     float_noise: Literal["none", "abs_max"] = _f(
-        "abs_max", description="analog-float level: aihwkit NoiseManagementType")
+        "abs_max", description="analog-float level: aihwkit NoiseManagementType"
+    )
     float_bound: Literal["none", "iterative"] = _f(
-        "iterative", description="analog-float level: aihwkit BoundManagementType")
+        "iterative", description="analog-float level: aihwkit BoundManagementType"
+    )
     max_bm_factor: float = _f(1000.0, ge=1, le=1e6, description="aihwkit max_bm_factor")
     max_bm_res: float = _f(
-        0.25, gt=0, le=1e6,
+        0.25,
+        gt=0,
+        le=1e6,
         description="aihwkit max_bm_res: stop halving once the factor exceeds "
-                    "max_bm_res / DAC step (range units)")
+        "max_bm_res / DAC step (range units)",
+    )
 
     @model_validator(mode="after")
     def _range(self):
@@ -121,7 +139,8 @@ class NmpuConfig(_Section):
     out_bits: int = _f(8, ge=2, le=32, description="output activation width (bits)")
     out_signed: bool | None = _f(None, description="signed output; default: by activation")
     activation: Literal["none", "relu", "leaky", "clamp"] = _f(
-        "relu", description="activation for block-level vectors (networks set it per layer)")
+        "relu", description="activation for block-level vectors (networks set it per layer)"
+    )
     leaky_k: int = _f(3, ge=0, le=31, description="leaky slope 2**-k")
     clamp_lo: int = _f(0, description="clamp activation lower bound (output LSB)")
     clamp_hi: int = _f(127, description="clamp activation upper bound (output LSB)")
@@ -136,22 +155,30 @@ class NmpuConfig(_Section):
     def signed_output(self) -> bool:
         if self.out_signed is not None:
             return self.out_signed
-        return self.activation in ("none", "leaky") or (self.activation == "clamp" and self.clamp_lo < 0)
+        return self.activation in ("none", "leaky") or (
+            self.activation == "clamp" and self.clamp_lo < 0
+        )
 
 
 class NoiseConfig(_Section):
     """Which non-idealities are on; output-referred noise levels (aihwkit IOParameters)."""
 
-    out_noise: float = _f(0.0, ge=0, le=10,
-                          description="output noise σ, normalized output units (aihwkit out_noise)")
-    w_noise: float = _f(0.0, ge=0, le=1,
-                        description="short-term weight noise σ, additive constant, relative to "
-                                    "w_max: adds σ·‖x‖₂ output noise per MVM (aihwkit w_noise)")
+    out_noise: float = _f(
+        0.0, ge=0, le=10, description="output noise σ, normalized output units (aihwkit out_noise)"
+    )
+    w_noise: float = _f(
+        0.0,
+        ge=0,
+        le=1,
+        description="short-term weight noise σ, additive constant, relative to "
+        "w_max: adds σ·‖x‖₂ output noise per MVM (aihwkit w_noise)",
+    )
     programming: bool = _f(False, description="apply the device's programming noise")
     drift: bool = _f(False, description="apply the device's conductance drift")
     read: bool = _f(False, description="apply the device's 1/f read noise")
     drift_compensation: Literal["none", "global"] = _f(
-        "none", description="global drift compensation (FTJ thesis eq. 3.6/3.7)")
+        "none", description="global drift compensation (FTJ thesis eq. 3.6/3.7)"
+    )
     t_inference_s: float = _f(1.0, ge=0, le=1e10, description="default time since programming (s)")
 
 
@@ -243,7 +270,8 @@ def load_config(path: str | Path | None = None) -> AcceleratorConfig:
         if not p.is_file():
             raise UserInputError(
                 f"config '{name}' not found: give a TOML file path or a preset "
-                f"({', '.join(PRESETS)})")
+                f"({', '.join(PRESETS)})"
+            )
         text = p.read_text()
         source = str(p)
     try:

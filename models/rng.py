@@ -92,8 +92,9 @@ def _keyed_bits(seed, purpose, coords, rows, size) -> tuple[np.ndarray, np.ndarr
         return _mix(z, tmp), tmp
 
 
-def keyed_bits(seed: int, purpose: str, coords: tuple[int, ...], rows: np.ndarray,
-               size: int) -> np.ndarray:
+def keyed_bits(
+    seed: int, purpose: str, coords: tuple[int, ...], rows: np.ndarray, size: int
+) -> np.ndarray:
     """Random uint64 words, shape (len(rows), size); row i depends only on the key and rows[i]."""
     return _keyed_bits(seed, purpose, coords, rows, size)[0]
 
@@ -105,9 +106,9 @@ def _box_muller(seed, purpose, coords, rows, size):
     bits, tmp = _keyed_bits(seed, purpose, coords, rows, half)
     u1 = np.right_shift(bits, np.uint64(40), out=tmp).astype(np.float32)
     u1 += np.float32(1.0)
-    u1 *= _U24                                                          # (0, 1]
+    u1 *= _U24  # (0, 1]
     u2 = np.bitwise_and(bits, np.uint64(0xFFFFFF), out=tmp).astype(np.float32)
-    u2 *= _U24                                                          # [0, 1)
+    u2 *= _U24  # [0, 1)
     np.log(u1, out=u1)
     u1 *= np.float32(-2.0)
     np.sqrt(u1, out=u1)
@@ -115,8 +116,9 @@ def _box_muller(seed, purpose, coords, rows, size):
     return u1, u2, half
 
 
-def keyed_normal(seed: int, purpose: str, coords: tuple[int, ...], rows: np.ndarray,
-                 size: int, dtype=np.float32) -> np.ndarray:
+def keyed_normal(
+    seed: int, purpose: str, coords: tuple[int, ...], rows: np.ndarray, size: int, dtype=np.float32
+) -> np.ndarray:
     """Standard normals, shape (len(rows), size): row i depends only on (key, rows[i]).
 
     One 64-bit word gives two 24-bit uniforms and, by Box-Muller, two normals, so a row
@@ -137,8 +139,14 @@ KEYED_NORMAL_MAX = float(np.sqrt(-2.0 * np.log(2.0**-24)))
 _CHUNK_WORDS = 32768  # hash words per block: keeps the scratch arrays (2 x 256 KiB) in L2
 
 
-def add_keyed_normal(y: np.ndarray, sigma: np.ndarray | float, seed: int, purpose: str,
-                     coords: tuple[int, ...], rows: np.ndarray) -> np.ndarray:
+def add_keyed_normal(
+    y: np.ndarray,
+    sigma: np.ndarray | float,
+    seed: int,
+    purpose: str,
+    coords: tuple[int, ...],
+    rows: np.ndarray,
+) -> np.ndarray:
     """y += sigma * keyed_normal(..., size=y.shape[1]) in place (the same normals, up to
     float32 rounding of the product), with the scale folded into the half-size Box-Muller
     radius: fewer passes over y.  Works in blocks of rows so its temporaries stay in cache.
@@ -160,11 +168,12 @@ def add_keyed_normal(y: np.ndarray, sigma: np.ndarray | float, seed: int, purpos
         y[blk, :half] += c
         np.sin(phi, out=phi)
         phi *= r
-        y[blk, half:] += phi[:, :size - half]
+        y[blk, half:] += phi[:, : size - half]
     return y
 
 
-def normal_per_row(seed: int, purpose: str, coords: tuple[int, ...], rows: np.ndarray,
-                   size: int) -> np.ndarray:
+def normal_per_row(
+    seed: int, purpose: str, coords: tuple[int, ...], rows: np.ndarray, size: int
+) -> np.ndarray:
     """Standard normals (float64), one independent row of ``size`` per entry of ``rows``."""
     return keyed_normal(seed, purpose, coords, rows, size, dtype=np.float64)

@@ -16,9 +16,15 @@ N_ROWS, N_COLS = 400, 250  # 10^5 devices per polarity
 
 
 def _pcm_cfg(**kw):
-    base = {"noise.programming": False, "noise.drift": False, "noise.read": False,
-            "noise.out_noise": 0.0, "noise.drift_compensation": "none",
-            "tile.rows": N_ROWS, "tile.cols": N_COLS}
+    base = {
+        "noise.programming": False,
+        "noise.drift": False,
+        "noise.read": False,
+        "noise.out_noise": 0.0,
+        "noise.drift_compensation": "none",
+        "tile.rows": N_ROWS,
+        "tile.cols": N_COLS,
+    }
     base.update(kw)
     return load_config("pcm").replace(**base)
 
@@ -35,8 +41,7 @@ def test_pcm_drift_exponent_statistics():
     """nu = |mu + sigma z| with mu, sigma from aihwkit's log fits; at g = 0.5 g_max and g = 0."""
     cfg = _pcm_cfg(**{"noise.drift": True})
     # the last column holds 1.0 so global scaling maps 0.5 to 0.5 g_max
-    tile = AnalogTile(np.hstack([np.full((N_ROWS, N_COLS - 1), 0.5), np.ones((N_ROWS, 1))]),
-                      cfg)
+    tile = AnalogTile(np.hstack([np.full((N_ROWS, N_COLS - 1), 0.5), np.ones((N_ROWS, 1))]), cfg)
     tile.program()
     nu_half = tile.nu[0][:, :-1].ravel()
     # g = 0.5: mu = max(-0.0155 ln 0.5 + 0.0244, 0.049) = 0.049 (clipped),
@@ -131,8 +136,7 @@ def test_pcm_sigma_scales_with_g_max():
 def test_every_preset_runs_through_a_tile(preset):
     """Program, drift one day, read: finite outputs close to x @ W (each preset's noise is
     a few % of g_max at most, the error of a 64-row dot product stays well below 100 %)."""
-    cfg = load_config("baseline-ftj").replace(**{"device.preset": preset,
-                                                 "noise.read": True})
+    cfg = load_config("baseline-ftj").replace(**{"device.preset": preset, "noise.read": True})
     r = np.random.default_rng(9)
     w = r.standard_normal((64, 16))
     x = r.uniform(-1, 1, (32, 64))

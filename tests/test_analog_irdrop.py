@@ -88,9 +88,17 @@ def test_approx_underestimates_drop_by_mean_input():
 
 
 def test_tile_exact_mode_uses_the_nodal_solve():
-    cfg = load_config("ideal").replace(**{"tile.ir_drop": 1.0, "tile.ir_drop_mode": "exact",
-                                          "tile.ir_drop_g_ratio": 1e4, "tile.rows": 64,
-                                          "tile.cols": 16, "adc.bits": 24, "dac.bits": 24})
+    cfg = load_config("ideal").replace(
+        **{
+            "tile.ir_drop": 1.0,
+            "tile.ir_drop_mode": "exact",
+            "tile.ir_drop_g_ratio": 1e4,
+            "tile.rows": 64,
+            "tile.cols": 16,
+            "adc.bits": 24,
+            "dac.bits": 24,
+        }
+    )
     r = np.random.default_rng(3)
     w = r.standard_normal((64, 16))
     tile = AnalogTile(w, cfg)

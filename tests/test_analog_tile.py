@@ -10,9 +10,16 @@ from aimcflow.models.analog.tiled import TiledMatrix
 from aimcflow.models.config import load_config
 from aimcflow.models.errors import UserInputError
 
-NOISE_OFF = {"noise.programming": False, "noise.drift": False, "noise.read": False,
-             "noise.out_noise": 0.0, "noise.w_noise": 0.0, "noise.drift_compensation": "none",
-             "tile.ir_drop": 0.0, "device.preset": "ideal"}
+NOISE_OFF = {
+    "noise.programming": False,
+    "noise.drift": False,
+    "noise.read": False,
+    "noise.out_noise": 0.0,
+    "noise.w_noise": 0.0,
+    "noise.drift_compensation": "none",
+    "tile.ir_drop": 0.0,
+    "device.preset": "ideal",
+}
 
 
 def test_noise_free_adc_codes_are_clip_round_exactly():
@@ -23,9 +30,17 @@ def test_noise_free_adc_codes_are_clip_round_exactly():
     I / LSB = sum_j d_j k_j / 32 exactly and the expected code is integer arithmetic:
     floor((sum d k + 16) / 32), saturated to [-128, 127].  Ties (x.5) occur and must round up.
     """
-    cfg = load_config("baseline-ftj").replace(**NOISE_OFF, **{
-        "dac.bits": 8, "dac.bound": 127.0, "adc.bits": 8, "adc.bound": 508.0,
-        "tile.rows": 64, "tile.cols": 32})
+    cfg = load_config("baseline-ftj").replace(
+        **NOISE_OFF,
+        **{
+            "dac.bits": 8,
+            "dac.bound": 127.0,
+            "adc.bits": 8,
+            "adc.bound": 508.0,
+            "tile.rows": 64,
+            "tile.cols": 32,
+        },
+    )
     r = np.random.default_rng(5)
     k = r.integers(-8, 9, (64, 32))
     k[0, :] = 8 * np.where(r.random(32) < 0.5, -1, 1)
@@ -65,8 +80,9 @@ def _expected_passes(k_ones: int, cfg) -> int:
 @pytest.mark.parametrize("max_bm_factor, max_bm_res", [(1000, 0.25), (4, 1000.0)])
 def test_bound_management_iteration_counts(max_bm_factor, max_bm_res):
     """pcm converters (7-bit DAC, 9-bit ADC, bound 12): inputs of k ones then zeros."""
-    cfg = load_config("pcm").replace(**NOISE_OFF, **{
-        "mgmt.max_bm_factor": max_bm_factor, "mgmt.max_bm_res": max_bm_res})
+    cfg = load_config("pcm").replace(
+        **NOISE_OFF, **{"mgmt.max_bm_factor": max_bm_factor, "mgmt.max_bm_res": max_bm_res}
+    )
     rows = 512
     ks = np.array([1, 10, 12, 13, 20, 24, 25, 40, 100, 200, 300, 512])
     x = (np.arange(rows)[None, :] < ks[:, None]).astype(np.float64) * 0.37  # NM rescales
@@ -95,9 +111,16 @@ def test_drift_compensation_restores_mean_output():
     compensation (eq. 3.6/3.7: rescale by the calibration read-out ratio) restores it to
     the freshly programmed value within 1 %.  Non-negative weights and inputs, so the
     mean output is the calibration quantity (the summed conductance) seen through x."""
-    cfg = load_config("pcm").replace(**{"noise.out_noise": 0.0, "noise.programming": True,
-                                        "noise.drift": True, "noise.read": True,
-                                        "tile.rows": 256, "tile.cols": 256})
+    cfg = load_config("pcm").replace(
+        **{
+            "noise.out_noise": 0.0,
+            "noise.programming": True,
+            "noise.drift": True,
+            "noise.read": True,
+            "tile.rows": 256,
+            "tile.cols": 256,
+        }
+    )
     r = np.random.default_rng(2)
     w = np.abs(r.standard_normal((256, 256)))
     x = r.uniform(0, 1, (256, 256))
@@ -118,9 +141,14 @@ def test_drift_compensation_restores_mean_output():
 def test_noise_is_batch_and_order_invariant():
     """Every noise source on; forward_codes and forward_float give identical results for
     an image whatever batch it is in and in which order."""
-    cfg = load_config("baseline-ftj").replace(**{
-        "adc.gain_mismatch_sigma": 0.02, "adc.offset_mismatch_sigma_lsb": 0.5,
-        "noise.read": True, "device.preset": "pcm"})
+    cfg = load_config("baseline-ftj").replace(
+        **{
+            "adc.gain_mismatch_sigma": 0.02,
+            "adc.offset_mismatch_sigma_lsb": 0.5,
+            "noise.read": True,
+            "device.preset": "pcm",
+        }
+    )
     r = np.random.default_rng(3)
     tile = AnalogTile(r.standard_normal((300, 90)), cfg, layer=1, tile=2)
     tile.program()
@@ -137,7 +165,7 @@ def test_noise_is_batch_and_order_invariant():
         y2 = np.empty_like(y)
         a2 = np.empty_like(a)
         for i in range(0, n, size):
-            sel = perm[i:i + size]
+            sel = perm[i : i + size]
             y2[sel] = tile.forward_float(x[sel], img[sel])
             a2[sel] = tile.forward_codes(d[sel], img[sel], its[sel])[0]
         assert np.array_equal(y2, y)
@@ -166,14 +194,15 @@ def test_output_noise_sigma_matches_config():
 
 def test_w_noise_scales_with_input_norm():
     """Additive-constant weight noise: output std = w_noise * ||x||_2 per vector."""
-    cfg = load_config("baseline-ftj").replace(**{
-        **NOISE_OFF, "noise.w_noise": 0.1, "adc.bits": 16, "adc.bound": 50.0})
+    cfg = load_config("baseline-ftj").replace(
+        **{**NOISE_OFF, "noise.w_noise": 0.1, "adc.bits": 16, "adc.bound": 50.0}
+    )
     w = np.zeros((100, 400))
     w[0] = 1.0
     tile = AnalogTile(w, cfg)
     x = np.zeros((2, 100))
-    x[0, 1:] = 1.0      # ||x|| = sqrt(99) after DAC (code 127 -> 1.0)
-    x[1, 1:5] = 1.0     # ||x|| = 2
+    x[0, 1:] = 1.0  # ||x|| = sqrt(99) after DAC (code 127 -> 1.0)
+    x[1, 1:5] = 1.0  # ||x|| = 2
     y, _ = tile.forward_float_stats(x, np.arange(2))
     for row, norm in ((0, math.sqrt(99)), (1, 2.0)):
         s = y[row].std()
@@ -195,9 +224,15 @@ def test_adc_variants_latency_and_energy():
 
 def test_adc_mismatch_is_per_column_gain_and_offset():
     """Column c reads (1 + g_c) y + o_c LSB; fixed per (seed, layer, tile)."""
-    cfg = load_config("baseline-ftj").replace(**NOISE_OFF, **{
-        "adc.gain_mismatch_sigma": 0.05, "adc.offset_mismatch_sigma_lsb": 2.0,
-        "adc.bits": 16, "adc.bound": 10.0})
+    cfg = load_config("baseline-ftj").replace(
+        **NOISE_OFF,
+        **{
+            "adc.gain_mismatch_sigma": 0.05,
+            "adc.offset_mismatch_sigma_lsb": 2.0,
+            "adc.bits": 16,
+            "adc.bound": 10.0,
+        },
+    )
     w = np.eye(32)
     d = np.diag(np.full(32, 10000))
     cfg = cfg.replace(**{"dac.bits": 16})

@@ -16,10 +16,17 @@ from aimcflow.models.config import load_config
 
 
 def _all_on(**change):
-    cfg = load_config("baseline-ftj").replace(**{
-        "adc.kind": "sar", "adc.share": 8, "adc.gain_mismatch_sigma": 0.01,
-        "adc.offset_mismatch_sigma_lsb": 0.5, "noise.read": True, "tile.rows": 256,
-        "tile.cols": 128})
+    cfg = load_config("baseline-ftj").replace(
+        **{
+            "adc.kind": "sar",
+            "adc.share": 8,
+            "adc.gain_mismatch_sigma": 0.01,
+            "adc.offset_mismatch_sigma_lsb": 0.5,
+            "noise.read": True,
+            "tile.rows": 256,
+            "tile.cols": 128,
+        }
+    )
     return cfg.replace(**change) if change else cfg
 
 
@@ -32,8 +39,7 @@ def _inputs(r, n, rows):
     return x
 
 
-@pytest.mark.parametrize("change", [{}, {"mgmt.max_bm_factor": 1},
-                                    {"tile.ir_drop_g_ratio": 2e7}])
+@pytest.mark.parametrize("change", [{}, {"mgmt.max_bm_factor": 1}, {"tile.ir_drop_g_ratio": 2e7}])
 def test_first_pass_shortcut_is_bit_exact(change):
     """Default FTJ tile (bfloat16 IR drop), a last pass that must not skip (BM factor 1),
     and a lossier wire (IR drop of a few LSB: float32 products, wider margin)."""
@@ -78,13 +84,22 @@ def test_bf16_ir_drop_within_stated_bound():
     ref = irdrop.approx(x @ w, x, w, scale, g)
     import torch
 
-    got = irdrop.approx_bf16(y32, x32, torch.from_numpy(w32).to(torch.bfloat16),
-                             torch.from_numpy(np.abs(w32)).to(torch.bfloat16),
-                             prof.astype(np.float32), scale, g)
+    got = irdrop.approx_bf16(
+        y32,
+        x32,
+        torch.from_numpy(w32).to(torch.bfloat16),
+        torch.from_numpy(np.abs(w32)).to(torch.bfloat16),
+        prof.astype(np.float32),
+        scale,
+        g,
+    )
     a = n / g * (np.abs(x) @ np.abs(w))
     worst = scale * a * (0.5 + a * (-0.2 + 0.05 * a)) * (np.abs(x * prof) @ np.abs(w))
-    bound = irdrop.BF16_REL_ERROR * worst + 2 * np.finfo(np.float32).eps * np.abs(ref) \
-        + np.abs(y32 - x @ w)  # y32's own float32 rounding enters both sides
+    bound = (
+        irdrop.BF16_REL_ERROR * worst
+        + 2 * np.finfo(np.float32).eps * np.abs(ref)
+        + np.abs(y32 - x @ w)
+    )  # y32's own float32 rounding enters both sides
     err = np.abs(got - ref)
     assert np.all(err <= bound)
     corr = np.abs(ref - x @ w)

@@ -44,9 +44,24 @@ def test_missing_config_file(tmp_path):
 def test_cli_bad_config_exit_2_without_traceback(tmp_path):
     f = tmp_path / "bad.toml"
     f.write_text("[adc]\nbits = 33\n")
-    proc = subprocess.run([sys.executable, "-m", "aimcflow.flows.cli", "vmm", "--config", str(f),
-                           "--rows", "8", "--cols", "8", "--out", str(tmp_path / "o")],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "aimcflow.flows.cli",
+            "vmm",
+            "--config",
+            str(f),
+            "--rows",
+            "8",
+            "--cols",
+            "8",
+            "--out",
+            str(tmp_path / "o"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert "adc.bits" in proc.stderr and "33" in proc.stderr
@@ -54,14 +69,18 @@ def test_cli_bad_config_exit_2_without_traceback(tmp_path):
 
 
 def test_cli_unknown_command_exit_2():
-    proc = subprocess.run([sys.executable, "-m", "aimcflow.flows.cli", "no-such-command"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "aimcflow.flows.cli", "no-such-command"],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2 and "invalid choice" in proc.stderr
 
 
 def test_doctor_reports_every_tool():
-    proc = subprocess.run([sys.executable, "-m", "aimcflow.flows.cli", "doctor"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "aimcflow.flows.cli", "doctor"], capture_output=True, text=True
+    )
     assert proc.returncode == 0, proc.stderr
     for tool in ("python", "torch", "numpy", "amaranth", "yosys", "cocotb", "verilator"):
         assert tool in proc.stdout
@@ -99,12 +118,15 @@ def test_ideal_has_every_non_ideality_off():
     assert cfg.adc.gain_mismatch_sigma == cfg.adc.offset_mismatch_sigma_lsb == 0
 
 
-@pytest.mark.parametrize("toml, words", [
-    ("[device]\npreset = 'flash'\n", ["device.preset", "flash", "pcm"]),
-    ("[adc]\nkind = 'flash'\n", ["adc.kind", "flash", "sar"]),
-    ("[noise]\nout_noise = -1\n", ["noise.out_noise", "-1", ">= 0"]),
-    ("[tile]\nir_drop_g_ratio = 0\n", ["tile.ir_drop_g_ratio", "> 0"]),
-])
+@pytest.mark.parametrize(
+    "toml, words",
+    [
+        ("[device]\npreset = 'flash'\n", ["device.preset", "flash", "pcm"]),
+        ("[adc]\nkind = 'flash'\n", ["adc.kind", "flash", "sar"]),
+        ("[noise]\nout_noise = -1\n", ["noise.out_noise", "-1", ">= 0"]),
+        ("[tile]\nir_drop_g_ratio = 0\n", ["tile.ir_drop_g_ratio", "> 0"]),
+    ],
+)
 def test_bad_analog_config(tmp_path, toml, words):
     f = tmp_path / "bad.toml"
     f.write_text(toml)

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-
 from aimcflow.models.periphery.fixedpoint import rshr, sat, satu, scale
 
 

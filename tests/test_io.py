@@ -5,7 +5,6 @@ import os
 
 import numpy as np
 import pytest
-
 from aimcflow.flows.io import prepare_out_dir, save_npz_atomic, write_json_atomic
 from aimcflow.models.errors import UserInputError
 

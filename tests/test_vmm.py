@@ -13,14 +13,29 @@ from aimcflow.models.config import load_config
 
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "aimcflow.flows.cli", "vmm", *args],
-                          capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "-m", "aimcflow.flows.cli", "vmm", *args], capture_output=True, text=True
+    )
 
 
 def test_vmm_cli_writes_results_and_plot(tmp_path):
     out = tmp_path / "o"
-    proc = _cli("--config", "ideal", "--rows", "40", "--cols", "24", "--vectors", "60",
-                "--repeats", "2", "--drift", "1,1h", "--out", str(out))
+    proc = _cli(
+        "--config",
+        "ideal",
+        "--rows",
+        "40",
+        "--cols",
+        "24",
+        "--vectors",
+        "60",
+        "--repeats",
+        "2",
+        "--drift",
+        "1,1h",
+        "--out",
+        str(out),
+    )
     assert proc.returncode == 0, proc.stderr
     res = json.loads((out / "results.json").read_text())
     for key in ("config", "rows", "cols", "vectors", "repeats", "vmm_error"):
@@ -33,18 +48,33 @@ def test_vmm_cli_writes_results_and_plot(tmp_path):
     assert (out / "scatter.png").read_bytes()[:4] == b"\x89PNG"
     assert "3600" in proc.stdout
     # a second run into the same directory needs --force
-    again = _cli("--config", "ideal", "--rows", "8", "--cols", "8", "--vectors", "4",
-                 "--repeats", "1", "--out", str(out))
+    again = _cli(
+        "--config",
+        "ideal",
+        "--rows",
+        "8",
+        "--cols",
+        "8",
+        "--vectors",
+        "4",
+        "--repeats",
+        "1",
+        "--out",
+        str(out),
+    )
     assert again.returncode == 2 and "--force" in again.stderr
     assert json.loads((out / "results.json").read_text())["rows"] == 40
 
 
-@pytest.mark.parametrize("args, words", [
-    (["--rows", "0"], ["--rows", ">= 1"]),
-    (["--rows", "9000"], ["--rows", "9000", "1..8192"]),
-    (["--drift", "soon"], ["--drift", "soon"]),
-    (["--config", "nope"], ["nope", "not found"]),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--rows", "0"], ["--rows", ">= 1"]),
+        (["--rows", "9000"], ["--rows", "9000", "1..8192"]),
+        (["--drift", "soon"], ["--drift", "soon"]),
+        (["--config", "nope"], ["nope", "not found"]),
+    ],
+)
 def test_vmm_cli_bad_arguments_exit_2(tmp_path, args, words):
     proc = _cli(*args, "--out", str(tmp_path / "o"))
     assert proc.returncode == 2
@@ -67,9 +97,15 @@ def test_vmm_output_noise_only_matches_formula():
     sum_j w_ij^2.  We compare the measured error with this prediction within 5 %: the
     measured value is a ratio of sums over 200 x 64 outputs (relative std ~1/sqrt(12800)
     = 0.9 %, 5 % is > 4 std)."""
-    cfg = load_config("pcm").replace(**{
-        "noise.programming": False, "noise.drift": False, "noise.read": False,
-        "noise.drift_compensation": "none", "device.preset": "ideal"})
+    cfg = load_config("pcm").replace(
+        **{
+            "noise.programming": False,
+            "noise.drift": False,
+            "noise.read": False,
+            "noise.drift_compensation": "none",
+            "device.preset": "ideal",
+        }
+    )
     rows, cols, vectors = 128, 64, 200
     res = run_vmm(cfg, rows, cols, vectors, [1.0], repeats=1)
     w, x = problem(cfg, rows, cols, vectors)
@@ -110,9 +146,14 @@ def test_vmm_pcm_programming_noise_matches_formula():
     rounding terms of the output-noise test add.  One programming of 128 x 64 devices: the
     realized error^2 fluctuates by ~sqrt(2/8192) = 1.6 % around its expectation, so the
     error by 0.8 %; we allow 5 % (> 4 std)."""
-    cfg = load_config("pcm").replace(**{
-        "noise.drift": False, "noise.read": False, "noise.out_noise": 0.0,
-        "noise.drift_compensation": "none"})
+    cfg = load_config("pcm").replace(
+        **{
+            "noise.drift": False,
+            "noise.read": False,
+            "noise.out_noise": 0.0,
+            "noise.drift_compensation": "none",
+        }
+    )
     rows, cols, vectors = 128, 64, 400
     res = run_vmm(cfg, rows, cols, vectors, [1.0], repeats=1)
     w, x = problem(cfg, rows, cols, vectors)

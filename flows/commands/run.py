@@ -194,7 +194,9 @@ def run(args: argparse.Namespace) -> int:
     ref = table[drifts.index(ref_t)] if table else None
     prog = logits3 = None
     if "analog-golden" in levels:
-        golden, prog, logits3 = analog_golden_level(net, cfg, data, x, y, images, ref_t, out, console)
+        golden, prog, logits3 = analog_golden_level(
+            net, cfg, data, x, y, images, ref_t, out, console
+        )
     else:
         golden = {"accuracy": None, "reason": "not requested (--levels)"}
     if "analog-rtl" in levels and prog is not None:

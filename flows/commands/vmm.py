@@ -20,20 +20,47 @@ MAX_ELEMENTS = 2**26  # vectors x max(rows, cols): keeps one run within a few GB
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("vmm", help="VMM error of an analog tile over drift time (FTJ thesis §4.2.1)",
-                       description=__doc__.splitlines()[0].strip("`. "))
+    p = sub.add_parser(
+        "vmm",
+        help="VMM error of an analog tile over drift time (FTJ thesis §4.2.1)",
+        description=__doc__.splitlines()[0].strip("`. "),
+    )
     add_config_arg(p)
-    p.add_argument("--rows", type=positive_int, default=512, metavar="N",
-                   help=f"matrix rows = inputs (default 512, at most {MAX_DIM})")
-    p.add_argument("--cols", type=positive_int, default=512, metavar="N",
-                   help=f"matrix columns = outputs (default 512, at most {MAX_DIM})")
-    p.add_argument("--vectors", type=positive_int, default=1000, metavar="N",
-                   help="input vectors per measurement (default 1000)")
-    p.add_argument("--drift", type=duration_list, default=duration_list(DEFAULT_DRIFT),
-                   metavar="T[,T...]",
-                   help=f"times after programming: seconds or 1h, 1d, 1y (default {DEFAULT_DRIFT})")
-    p.add_argument("--repeats", type=positive_int, default=5, metavar="N",
-                   help="programmings per drift time, fresh noise each (default 5)")
+    p.add_argument(
+        "--rows",
+        type=positive_int,
+        default=512,
+        metavar="N",
+        help=f"matrix rows = inputs (default 512, at most {MAX_DIM})",
+    )
+    p.add_argument(
+        "--cols",
+        type=positive_int,
+        default=512,
+        metavar="N",
+        help=f"matrix columns = outputs (default 512, at most {MAX_DIM})",
+    )
+    p.add_argument(
+        "--vectors",
+        type=positive_int,
+        default=1000,
+        metavar="N",
+        help="input vectors per measurement (default 1000)",
+    )
+    p.add_argument(
+        "--drift",
+        type=duration_list,
+        default=duration_list(DEFAULT_DRIFT),
+        metavar="T[,T...]",
+        help=f"times after programming: seconds or 1h, 1d, 1y (default {DEFAULT_DRIFT})",
+    )
+    p.add_argument(
+        "--repeats",
+        type=positive_int,
+        default=5,
+        metavar="N",
+        help="programmings per drift time, fresh noise each (default 5)",
+    )
     add_out_arg(p, "vmm")
     p.set_defaults(func=run)
 
@@ -86,20 +113,34 @@ def run(args: argparse.Namespace) -> int:
     if args.vectors * max(args.rows, args.cols) > MAX_ELEMENTS:
         raise UserInputError(
             f"--vectors {args.vectors} x {max(args.rows, args.cols)} is too large; allowed: "
-            f"vectors x max(rows, cols) <= {MAX_ELEMENTS}")
+            f"vectors x max(rows, cols) <= {MAX_ELEMENTS}"
+        )
     drift_s = list(dict.fromkeys(args.drift))  # keep order, drop repeats
     out = prepare_out_dir(args.out, "vmm", args.force)
 
     console = Console(stderr=False)
-    with Progress(TextColumn("vmm {task.description}"), BarColumn(), MofNCompleteColumn(),
-                  console=console, transient=True) as bar:
+    with Progress(
+        TextColumn("vmm {task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
         task = bar.add_task(cfg.name, total=args.repeats * len(drift_s))
-        res = run_vmm(cfg, args.rows, args.cols, args.vectors, drift_s, args.repeats,
-                      progress=lambda done, total: bar.update(task, completed=done))
+        res = run_vmm(
+            cfg,
+            args.rows,
+            args.cols,
+            args.vectors,
+            drift_s,
+            args.repeats,
+            progress=lambda done, total: bar.update(task, completed=done),
+        )
 
-    table = Table(title=f"VMM error: {cfg.name}",
-                  caption=f"{args.rows}x{args.cols}, {args.vectors} vectors, "
-                          f"{args.repeats} repeats")
+    table = Table(
+        title=f"VMM error: {cfg.name}",
+        caption=f"{args.rows}x{args.cols}, {args.vectors} vectors, {args.repeats} repeats",
+    )
     table.add_column("drift (s)", justify="right")
     table.add_column("mean", justify="right")
     table.add_column("std", justify="right")
@@ -107,8 +148,12 @@ def run(args: argparse.Namespace) -> int:
         table.add_row(drift_key(t), f"{m:.4f}", f"{s:.4f}")
     console.print(table)
 
-    _scatter_png(out / "scatter.png", res.scatter, res.mean,
-                 f"{cfg.name}: analog vs ideal VMM outputs (repeat 0)")
+    _scatter_png(
+        out / "scatter.png",
+        res.scatter,
+        res.mean,
+        f"{cfg.name}: analog vs ideal VMM outputs (repeat 0)",
+    )
     a = cfg.adc
     results = {
         "config": cfg.name,
@@ -117,12 +162,18 @@ def run(args: argparse.Namespace) -> int:
         "cols": args.cols,
         "vectors": args.vectors,
         "repeats": args.repeats,
-        "vmm_error": {drift_key(t): {"mean": float(m), "std": float(s)}
-                      for t, m, s in zip(drift_s, res.mean, res.std, strict=True)},
-        "adc": {"kind": a.kind, "bits": a.bits,
-                "latency_cycles_per_tile_mvm": converters.adc_latency_cycles(
-                    a.kind, a.bits, min(args.cols, cfg.tile.cols), a.share),
-                "energy_per_conversion_j": converters.adc_energy_per_conversion_j(a.kind, a.bits)},
+        "vmm_error": {
+            drift_key(t): {"mean": float(m), "std": float(s)}
+            for t, m, s in zip(drift_s, res.mean, res.std, strict=True)
+        },
+        "adc": {
+            "kind": a.kind,
+            "bits": a.bits,
+            "latency_cycles_per_tile_mvm": converters.adc_latency_cycles(
+                a.kind, a.bits, min(args.cols, cfg.tile.cols), a.share
+            ),
+            "energy_per_conversion_j": converters.adc_energy_per_conversion_j(a.kind, a.bits),
+        },
         "wall_s": time.perf_counter() - t0,
     }
     write_json_atomic(out / "results.json", results)

@@ -39,8 +39,9 @@ def round_half_up(v: np.ndarray) -> np.ndarray:
     return np.floor(v + 0.5)
 
 
-def dac_float(x: np.ndarray, bits: int, bound: float, prescale: np.ndarray | float = 1.0
-              ) -> np.ndarray:
+def dac_float(
+    x: np.ndarray, bits: int, bound: float, prescale: np.ndarray | float = 1.0
+) -> np.ndarray:
     """aihwkit DAC: x * prescale rounded to the step (half up) and clipped to +-bound.
 
     ``prescale`` (per row, shape (B, 1), or scalar) is noise/bound management's 1/scale;

@@ -78,8 +78,15 @@ class DeviceModel:
         """Relative std of the accumulated 1/f read noise at time t_s (of |g_drift|)."""
         return np.zeros_like(g_prog)
 
-    def at_time(self, g_prog: np.ndarray, nu: np.ndarray, t_s: float, z: np.ndarray,
-                drift_scale: float = 1.0, read_scale: float = 1.0) -> np.ndarray:
+    def at_time(
+        self,
+        g_prog: np.ndarray,
+        nu: np.ndarray,
+        t_s: float,
+        z: np.ndarray,
+        drift_scale: float = 1.0,
+        read_scale: float = 1.0,
+    ) -> np.ndarray:
         """Conductances (S) t_s seconds after programming: drift then read noise, clip at 0."""
         g = g_prog * self.drift_factor(nu * drift_scale, t_s) if drift_scale else g_prog
         if read_scale:
@@ -120,8 +127,9 @@ class PCMDevice(DeviceModel):
         return np.abs(mu + sig * z)
 
     def read_sigma_rel(self, g_prog: np.ndarray, t_s: float) -> np.ndarray:
-        q_s = np.minimum(0.0088 / np.maximum((np.abs(g_prog) / self.g_max_siemens) ** 0.65,
-                                             1e-3), 0.2)
+        q_s = np.minimum(
+            0.0088 / np.maximum((np.abs(g_prog) / self.g_max_siemens) ** 0.65, 1e-3), 0.2
+        )
         t = t_s + self.t0_s
         return q_s * np.sqrt(np.log((t + self.t_read_s) / (2.0 * self.t_read_s)))
 
@@ -208,7 +216,9 @@ class ECRAMDevice(DeviceModel):
     name: str = "ecram-protonic"
     g_max_siemens: float = 1e-6
     t0_s: float = 1.0
-    source: str = "shared/references/000 protonic-synapse abstracts (linear, symmetric); values assumed"
+    source: str = (
+        "shared/references/000 protonic-synapse abstracts (linear, symmetric); values assumed"
+    )
     prog_sigma_rel: float = 0.005
     dw_min: float = 0.001
     n_states: int = 1000
@@ -224,15 +234,33 @@ class ECRAMDevice(DeviceModel):
 DEVICES: dict[str, DeviceModel] = {
     "ideal": DeviceModel(),
     "pcm": PCMDevice(),
-    "ftj-extreme": FTJDevice(name="ftj-extreme", dw_min=0.2, n_states=10,
-                             up_down_asymmetry=0.5, dw_min_dtod=0.3, dw_min_ctoc=0.3,
-                             linear=False),
-    "ftj-balanced": FTJDevice(name="ftj-balanced", dw_min=0.1, n_states=20,
-                              up_down_asymmetry=0.3, dw_min_dtod=0.3, dw_min_ctoc=0.3,
-                              linear=False),
-    "ftj-constrained": FTJDevice(name="ftj-constrained", dw_min=0.002, n_states=1000,
-                                 up_down_asymmetry=0.0, dw_min_dtod=0.3, dw_min_ctoc=1.0,
-                                 linear=True),
+    "ftj-extreme": FTJDevice(
+        name="ftj-extreme",
+        dw_min=0.2,
+        n_states=10,
+        up_down_asymmetry=0.5,
+        dw_min_dtod=0.3,
+        dw_min_ctoc=0.3,
+        linear=False,
+    ),
+    "ftj-balanced": FTJDevice(
+        name="ftj-balanced",
+        dw_min=0.1,
+        n_states=20,
+        up_down_asymmetry=0.3,
+        dw_min_dtod=0.3,
+        dw_min_ctoc=0.3,
+        linear=False,
+    ),
+    "ftj-constrained": FTJDevice(
+        name="ftj-constrained",
+        dw_min=0.002,
+        n_states=1000,
+        up_down_asymmetry=0.0,
+        dw_min_dtod=0.3,
+        dw_min_ctoc=1.0,
+        linear=True,
+    ),
     "reram": ReRAMDevice(),
     "ecram-protonic": ECRAMDevice(),
 }
@@ -243,5 +271,6 @@ def get_device(name: str, g_max_siemens: float | None = None) -> DeviceModel:
     dev = DEVICES[name]
     if g_max_siemens is not None:
         from dataclasses import replace
+
         dev = replace(dev, g_max_siemens=g_max_siemens)
     return dev

@@ -33,8 +33,15 @@ def profile(n: int) -> np.ndarray:
     return 1.0 - p * p
 
 
-def approx(y: np.ndarray, x: np.ndarray, w: np.ndarray, scale: float, g_ratio: float,
-           abs_w: np.ndarray | None = None, prof: np.ndarray | None = None) -> np.ndarray:
+def approx(
+    y: np.ndarray,
+    x: np.ndarray,
+    w: np.ndarray,
+    scale: float,
+    g_ratio: float,
+    abs_w: np.ndarray | None = None,
+    prof: np.ndarray | None = None,
+) -> np.ndarray:
     """aihwkit's IR-drop correction applied to ideal outputs ``y = x @ w`` (returns new y).
 
     x (B, n) inputs, w (n, m) effective weights (G+ - G-) / g_max.  ``|w|`` stands for
@@ -52,8 +59,9 @@ def approx(y: np.ndarray, x: np.ndarray, w: np.ndarray, scale: float, g_ratio: f
     return _apply(y, a, p, n, scale, g_ratio)
 
 
-def _apply(y: np.ndarray, a: np.ndarray, p: np.ndarray, n: int, scale: float,
-           g_ratio: float) -> np.ndarray:
+def _apply(
+    y: np.ndarray, a: np.ndarray, p: np.ndarray, n: int, scale: float, g_ratio: float
+) -> np.ndarray:
     """y - scale c(a n / g_ratio) p, in place on a and p (returns p); the operations and
     their order are those of the formula, so in-place evaluation rounds identically."""
     dt = y.dtype.type
@@ -68,8 +76,9 @@ def _apply(y: np.ndarray, a: np.ndarray, p: np.ndarray, n: int, scale: float,
     return np.subtract(y, c, out=p)
 
 
-def approx_bf16(y: np.ndarray, x: np.ndarray, w_bf16, abs_w_bf16, prof: np.ndarray,
-                scale: float, g_ratio: float) -> np.ndarray:
+def approx_bf16(
+    y: np.ndarray, x: np.ndarray, w_bf16, abs_w_bf16, prof: np.ndarray, scale: float, g_ratio: float
+) -> np.ndarray:
     """``approx`` for float32 y with its two products in bfloat16 (torch, fp32 accumulation).
 
     ``w_bf16``, ``abs_w_bf16``: torch bfloat16 tensors of w and |w|; ``prof`` float32.
@@ -106,8 +115,13 @@ def _column_system(g: np.ndarray, g_w: float) -> sp.csc_matrix:
     return sp.diags([main.reshape(-1), offs, offs], [0, 1, -1], format="csc")
 
 
-def exact(x: np.ndarray, g_pos: np.ndarray, g_neg: np.ndarray, g_ratio: float,
-          row_g_ratio: float | None = None) -> np.ndarray:
+def exact(
+    x: np.ndarray,
+    g_pos: np.ndarray,
+    g_neg: np.ndarray,
+    g_ratio: float,
+    row_g_ratio: float | None = None,
+) -> np.ndarray:
     """Outputs (B, m) of the resistive crossbar with wire resistance, in normalized units.
 
     x (B, n) row voltages; g_pos, g_neg (n, m) conductances in units of g_max; column
@@ -133,8 +147,8 @@ def _exact_2d(x: np.ndarray, g: np.ndarray, g_col: float, g_row: float) -> np.nd
     """Full 2-D network: row nodes r(j, l) and column nodes c(j, l); returns line currents."""
     n, lines = g.shape
     nn = n * lines
-    rid = np.arange(nn).reshape(n, lines)        # row node (j, l)
-    cid = nn + rid                                # column node (j, l)
+    rid = np.arange(nn).reshape(n, lines)  # row node (j, l)
+    cid = nn + rid  # column node (j, l)
     rows, cols, vals = [], [], []
 
     def stamp_vec(i, j, gval):
@@ -145,14 +159,15 @@ def _exact_2d(x: np.ndarray, g: np.ndarray, g_col: float, g_row: float) -> np.nd
         cols.append(np.concatenate([i, j, j, i]))
         vals.append(np.concatenate([gv, gv, -gv, -gv]))
 
-    stamp_vec(rid, cid, g)                                   # devices
-    stamp_vec(rid[:, :-1], rid[:, 1:], np.float64(g_row))    # row wires along l
-    stamp_vec(cid[:-1, :], cid[1:, :], np.float64(g_col))    # column wires along j
+    stamp_vec(rid, cid, g)  # devices
+    stamp_vec(rid[:, :-1], rid[:, 1:], np.float64(g_row))  # row wires along l
+    stamp_vec(cid[:-1, :], cid[1:, :], np.float64(g_col))  # column wires along j
     diag_extra = np.zeros(2 * nn)
-    diag_extra[rid[:, 0]] += g_row                           # driver segment of each row
-    diag_extra[cid[0, :]] += g_col                           # amplifier segment of each line
-    a = sp.coo_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                      shape=(2 * nn, 2 * nn)).tocsc() + sp.diags(diag_extra, format="csc")
+    diag_extra[rid[:, 0]] += g_row  # driver segment of each row
+    diag_extra[cid[0, :]] += g_col  # amplifier segment of each line
+    a = sp.coo_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(2 * nn, 2 * nn)
+    ).tocsc() + sp.diags(diag_extra, format="csc")
     rhs = np.zeros((2 * nn, x.shape[0]))
     rhs[rid[:, 0], :] = g_row * x.T
     v = spla.splu(a).solve(rhs)

@@ -76,8 +76,9 @@ class AnalogTile:
         t_s: seconds since programming of the current conductances (None: targets).
     """
 
-    def __init__(self, weights: np.ndarray, cfg: AcceleratorConfig, *, layer: int = 0,
-                 tile: int = 0):
+    def __init__(
+        self, weights: np.ndarray, cfg: AcceleratorConfig, *, layer: int = 0, tile: int = 0
+    ):
         w = np.asarray(weights, dtype=np.float64)
         if w.ndim != 2:
             raise UserInputError(f"tile weights must be 2-D (inputs, outputs), got shape {w.shape}")
@@ -85,7 +86,8 @@ class AnalogTile:
         if not (1 <= rows <= cfg.tile.rows and 1 <= cols <= cfg.tile.cols):
             raise UserInputError(
                 f"weight block {rows}x{cols} does not fit a {cfg.tile.rows}x{cfg.tile.cols} "
-                "tile (tile.rows x tile.cols); split it with TiledMatrix")
+                "tile (tile.rows x tile.cols); split it with TiledMatrix"
+            )
         if not np.all(np.isfinite(w)):
             raise UserInputError("tile weights contain NaN or Inf")
         self.cfg = cfg
@@ -99,16 +101,21 @@ class AnalogTile:
         self._adc_cmax = (1 << (cfg.adc.bits - 1)) - 1
         self._dac_cmax = (1 << (cfg.dac.bits - 1)) - 1
 
-        absmax = np.max(np.abs(w)) if cfg.tile.weight_scaling == "global" else np.max(
-            np.abs(w), axis=0)
+        absmax = (
+            np.max(np.abs(w)) if cfg.tile.weight_scaling == "global" else np.max(np.abs(w), axis=0)
+        )
         absmax = np.broadcast_to(np.asarray(absmax, dtype=np.float64), (cols,)).copy()
         absmax[absmax == 0] = 1.0  # an all-zero column maps to zero conductances anyway
         self.w_scale = absmax * cfg.tile.w_clip
         self.w_norm = np.clip(w / self.w_scale, -1.0, 1.0)
-        self.g_target = np.stack([np.maximum(self.w_norm, 0.0),
-                                  np.maximum(-self.w_norm, 0.0)]) * self.g_max  # (2, r, c) S
-        self.g_ratio = (cfg.tile.ir_drop_g_ratio if cfg.tile.ir_drop_g_ratio is not None
-                        else 1.0 / (cfg.tile.wire_resistance_ohm * self.g_max))
+        self.g_target = (
+            np.stack([np.maximum(self.w_norm, 0.0), np.maximum(-self.w_norm, 0.0)]) * self.g_max
+        )  # (2, r, c) S
+        self.g_ratio = (
+            cfg.tile.ir_drop_g_ratio
+            if cfg.tile.ir_drop_g_ratio is not None
+            else 1.0 / (cfg.tile.wire_resistance_ohm * self.g_max)
+        )
 
         mis = rng.stream(cfg.seed, "adc_mismatch", self.layer, self.tile).standard_normal((2, cols))
         self.adc_gain = 1.0 + cfg.adc.gain_mismatch_sigma * mis[0]
@@ -132,11 +139,14 @@ class AnalogTile:
         cfg, dev = self.cfg, self.device
         if cfg.noise.programming and cfg.device.prog_noise_scale > 0:
             z = rng.stream(cfg.seed, "program", self.layer, self.tile).standard_normal(
-                self.g_target.shape)
+                self.g_target.shape
+            )
             self.g_prog = dev.program(self.g_target, z, cfg.device.prog_noise_scale)
         else:
             self.g_prog = self.g_target.copy()
-        z = rng.stream(cfg.seed, "drift", self.layer, self.tile).standard_normal(self.g_target.shape)
+        z = rng.stream(cfg.seed, "drift", self.layer, self.tile).standard_normal(
+            self.g_target.shape
+        )
         self.nu = dev.drift_nu(self.g_target, z)
         self._set_conductances(self.g_prog)
         # aihwkit reads the compensation baseline (mean |y| of one-hot inputs, i.e. mean
@@ -163,12 +173,14 @@ class AnalogTile:
         drift_scale = cfg.device.drift_scale if cfg.noise.drift else 0.0
         read_scale = cfg.device.read_noise_scale if cfg.noise.read else 0.0
         if read_scale:
-            z = rng.stream(cfg.seed, "read", self.layer, self.tile,
-                           int(round(t_s * 1000))).standard_normal(self.g_prog.shape)
+            z = rng.stream(
+                cfg.seed, "read", self.layer, self.tile, int(round(t_s * 1000))
+            ).standard_normal(self.g_prog.shape)
         else:
             z = None
-        g = dev.at_time(self.g_prog, self.nu, t_s, z, drift_scale, read_scale if z is not None
-                        else 0.0)
+        g = dev.at_time(
+            self.g_prog, self.nu, t_s, z, drift_scale, read_scale if z is not None else 0.0
+        )
         self._set_conductances(g)
         if cfg.noise.drift_compensation == "global":
             # eq. 3.7: alpha = I_cal(t) / I_cal(t0); the output is rescaled by 1/alpha
@@ -188,8 +200,11 @@ class AnalogTile:
         self._ir_on = self._ir_drop_matters()
         # _surely_saturated bounds aihwkit's IR-drop approximation, not the nodal solve
         # and needs positive ADC gains; without IR drop there is nothing to skip
-        self._presat_ok = (self._ir_on and self.cfg.tile.ir_drop_mode == "approx"
-                           and bool(np.all(self.adc_gain > 0)))
+        self._presat_ok = (
+            self._ir_on
+            and self.cfg.tile.ir_drop_mode == "approx"
+            and bool(np.all(self.adc_gain > 0))
+        )
         self._presat_hits: dict[int, float] = {}  # iteration -> fraction surely saturated
 
     def _ir_drop_matters(self) -> bool:
@@ -215,13 +230,21 @@ class AnalogTile:
         if IR_DROP_BF16 and np.all(irdrop.BF16_REL_ERROR * worst <= f32_bound):
             import torch
 
-            self._ir_bf16 = (torch.from_numpy(self._w32).to(torch.bfloat16),
-                             torch.from_numpy(self._abs_w[np.float32]).to(torch.bfloat16))
+            self._ir_bf16 = (
+                torch.from_numpy(self._w32).to(torch.bfloat16),
+                torch.from_numpy(self._abs_w[np.float32]).to(torch.bfloat16),
+            )
         return True
 
     # ------------------------------------------------------------------ the analog MVM
-    def _analog(self, xq: np.ndarray, images: np.ndarray, iteration: int,
-                y: np.ndarray | None = None, noise: np.ndarray | None = None) -> np.ndarray:
+    def _analog(
+        self,
+        xq: np.ndarray,
+        images: np.ndarray,
+        iteration: int,
+        y: np.ndarray | None = None,
+        noise: np.ndarray | None = None,
+    ) -> np.ndarray:
         """MVM of DAC outputs xq (b, rows) with IR drop, weight and output noise, ADC
         mismatch: the analog column values just before the ADC quantizer.
 
@@ -233,11 +256,19 @@ class AnalogTile:
         if self._ir_on:
             t = self.cfg.tile
             if t.ir_drop_mode == "approx" and self._ir_bf16 is not None and w is self._w32:
-                y = irdrop.approx_bf16(y, xq, *self._ir_bf16, self._prof[np.float32],
-                                       t.ir_drop, self.g_ratio)
+                y = irdrop.approx_bf16(
+                    y, xq, *self._ir_bf16, self._prof[np.float32], t.ir_drop, self.g_ratio
+                )
             elif t.ir_drop_mode == "approx":
-                y = irdrop.approx(y, xq, w, t.ir_drop, self.g_ratio,
-                                  self._abs_w[y.dtype.type], self._prof[y.dtype.type])
+                y = irdrop.approx(
+                    y,
+                    xq,
+                    w,
+                    t.ir_drop,
+                    self.g_ratio,
+                    self._abs_w[y.dtype.type],
+                    self._prof[y.dtype.type],
+                )
             else:
                 gp, gn = self.g_now / self.g_max
                 y = irdrop.exact(xq, gp, gn, self.g_ratio / t.ir_drop).astype(y.dtype)
@@ -246,8 +277,9 @@ class AnalogTile:
             y += noise  # 0 + z is z exactly: the same sums as drawing into y
         elif n.out_noise > 0 or n.w_noise > 0:
             sigma = self._noise_sigma(xq)
-            rng.add_keyed_normal(y, sigma, self.cfg.seed, "out",
-                                 (self.layer, self.tile, int(iteration)), images)
+            rng.add_keyed_normal(
+                y, sigma, self.cfg.seed, "out", (self.layer, self.tile, int(iteration)), images
+            )
         if self._mismatch:  # y is this pass's own array: in place, same operations
             y *= self.adc_gain.astype(y.dtype)
             y += (self.adc_offset_lsb * self.output_lsb).astype(y.dtype)
@@ -261,19 +293,25 @@ class AnalogTile:
             return sigma[:, None]
         return n.out_noise
 
-    def _keyed_noise(self, xq: np.ndarray, images: np.ndarray, iteration: int
-                     ) -> np.ndarray | None:
+    def _keyed_noise(self, xq: np.ndarray, images: np.ndarray, iteration: int) -> np.ndarray | None:
         """The output + short-term weight noise ``_analog`` adds to these rows (float32),
         None when both are off."""
         n = self.cfg.noise
         if not (n.out_noise > 0 or n.w_noise > 0):
             return None
         z = np.zeros((xq.shape[0], self.cols), dtype=np.float32)
-        return rng.add_keyed_normal(z, self._noise_sigma(xq), self.cfg.seed, "out",
-                                    (self.layer, self.tile, int(iteration)), images)
+        return rng.add_keyed_normal(
+            z,
+            self._noise_sigma(xq),
+            self.cfg.seed,
+            "out",
+            (self.layer, self.tile, int(iteration)),
+            images,
+        )
 
-    def _surely_saturated(self, y0: np.ndarray, noise: np.ndarray | None,
-                          xq: np.ndarray | None = None) -> np.ndarray:
+    def _surely_saturated(
+        self, y0: np.ndarray, noise: np.ndarray | None, xq: np.ndarray | None = None
+    ) -> np.ndarray:
         """Rows (b,) bool whose ADC saturates in ``_analog`` whatever the IR drop adds.
 
         Exact, not a heuristic: ``y0 = xq @ W`` plus the very noise ``_analog`` adds (keyed
@@ -290,8 +328,10 @@ class AnalogTile:
         n = self.cfg.noise
         if noise is None and (n.out_noise > 0 or n.w_noise > 0):
             sig = np.asarray(self._noise_sigma(xq), dtype=np.float64)
-            m = (np.broadcast_to(sig.reshape(-1, 1), (y0.shape[0], 1))
-                 * (rng.KEYED_NORMAL_MAX * 1.001)).astype(np.float32)
+            m = (
+                np.broadcast_to(sig.reshape(-1, 1), (y0.shape[0], 1))
+                * (rng.KEYED_NORMAL_MAX * 1.001)
+            ).astype(np.float32)
             t_hi, t_lo = y0 - m, y0 + m
         gain = self.adc_gain if self._mismatch else np.ones(self.cols)
         off = self.adc_offset_lsb * self.output_lsb if self._mismatch else np.zeros(self.cols)
@@ -304,9 +344,15 @@ class AnalogTile:
         lo = np.less_equal(t_lo, ((-thr - ir - off) / gain).astype(np.float32)).any(axis=1)
         return hi | lo
 
-    def _pass(self, xq: np.ndarray, images: np.ndarray, it: int, scale: np.ndarray,
-              y0: np.ndarray | None = None, noise: np.ndarray | None = None
-              ) -> tuple[np.ndarray, np.ndarray]:
+    def _pass(
+        self,
+        xq: np.ndarray,
+        images: np.ndarray,
+        it: int,
+        scale: np.ndarray,
+        y0: np.ndarray | None = None,
+        noise: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """One float-level analog pass: outputs in NM/BM-undone output units, sat flags."""
         cfg = self.cfg
         y = self._analog(xq, images, it, y0, noise)
@@ -314,8 +360,9 @@ class AnalogTile:
         y *= (scale * np.float32(self.output_lsb))[:, None]  # codes -> output units -> undo NM/BM
         return y, sat
 
-    def forward_codes(self, dac_codes: np.ndarray, images: np.ndarray,
-                      iteration: int | np.ndarray = 0) -> tuple[np.ndarray, np.ndarray]:
+    def forward_codes(
+        self, dac_codes: np.ndarray, images: np.ndarray, iteration: int | np.ndarray = 0
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Integer path: DAC codes (B, rows) int64 -> (ADC codes (B, cols) int64, sat_any (B,)).
 
         codes = sat(round((d * input_lsb) @ W_eff [+ IR drop + noise] / output_lsb), adc.bits)
@@ -325,10 +372,13 @@ class AnalogTile:
         if d.ndim != 2 or d.shape[1] != self.rows or d.dtype.kind not in "iu":
             raise UserInputError(
                 f"dac_codes must be an integer array of shape (B, {self.rows}), got "
-                f"{d.dtype} {d.shape}")
+                f"{d.dtype} {d.shape}"
+            )
         lo, hi = -(1 << (self.cfg.dac.bits - 1)), (1 << (self.cfg.dac.bits - 1)) - 1
         if d.size and (d.min() < lo or d.max() > hi):
-            raise UserInputError(f"DAC codes outside the {self.cfg.dac.bits}-bit range [{lo}, {hi}]")
+            raise UserInputError(
+                f"DAC codes outside the {self.cfg.dac.bits}-bit range [{lo}, {hi}]"
+            )
         images = np.asarray(images).reshape(-1)
         if images.shape[0] != d.shape[0]:
             raise UserInputError(f"images has {images.shape[0]} ids for {d.shape[0]} vectors")
@@ -357,8 +407,9 @@ class AnalogTile:
         y, _ = self.forward_float_stats(x, images)
         return y
 
-    def forward_float_stats(self, x: np.ndarray, images: np.ndarray
-                            ) -> tuple[np.ndarray, np.ndarray]:
+    def forward_float_stats(
+        self, x: np.ndarray, images: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """``forward_float`` plus the number of analog passes each vector took (B,) int."""
         cfg = self.cfg
         x = np.asarray(x, dtype=np.float32)
@@ -381,8 +432,9 @@ class AnalogTile:
             full = pend.size == b
             xs = x if full else x[pend]
             scale = (s[pend] * np.float32(red)).astype(np.float32)
-            xq = converters.dac_float(xs, cfg.dac.bits, cfg.dac.bound,
-                                      (np.float32(1.0) / scale)[:, None])
+            xq = converters.dac_float(
+                xs, cfg.dac.bits, cfg.dac.bound, (np.float32(1.0) / scale)[:, None]
+            )
             last = not bm or (int(red) > cfg.mgmt.max_bm_factor) or red > bm_limit
             ids = images[pend]
             y0 = noise = sure = None
@@ -407,8 +459,14 @@ class AnalogTile:
             else:
                 keep_r = np.nonzero(~sure_r)[0]
                 keep = rest[keep_r]
-                y, sat_k = self._pass(xq[keep], ids[keep], it, scale[keep], y0[keep],
-                                      None if noise is None else noise[keep_r])
+                y, sat_k = self._pass(
+                    xq[keep],
+                    ids[keep],
+                    it,
+                    scale[keep],
+                    y0[keep],
+                    None if noise is None else noise[keep_r],
+                )
                 sat = sure
                 sat[keep] = sat_k
                 done = pend[keep]
@@ -426,8 +484,9 @@ class AnalogTile:
             it += 1
         if out is None:
             out = np.zeros((b, self.cols), dtype=np.float32)
-        res = np.multiply(out, (self.w_scale * self.drift_alpha).astype(np.float32),
-                          dtype=np.float64)
+        res = np.multiply(
+            out, (self.w_scale * self.drift_alpha).astype(np.float32), dtype=np.float64
+        )
         return res, passes
 
     # ------------------------------------------------------------------ converter figures
@@ -440,5 +499,6 @@ class AnalogTile:
     @property
     def adc_energy_per_mvm_j(self) -> float:
         """ADC energy of one MVM: cols conversions (J)."""
-        return self.cols * converters.adc_energy_per_conversion_j(self.cfg.adc.kind,
-                                                                  self.cfg.adc.bits)
+        return self.cols * converters.adc_energy_per_conversion_j(
+            self.cfg.adc.kind, self.cfg.adc.bits
+        )

@@ -27,17 +27,22 @@ class TiledMatrix:
     def __init__(self, weights: np.ndarray, cfg: AcceleratorConfig, layer: int = 0):
         w = np.asarray(weights, dtype=np.float64)
         if w.ndim != 2 or w.size == 0:
-            raise UserInputError(f"layer {layer}: weights must be a non-empty 2-D matrix, "
-                                 f"got shape {w.shape}")
+            raise UserInputError(
+                f"layer {layer}: weights must be a non-empty 2-D matrix, got shape {w.shape}"
+            )
         self.shape = w.shape
         self.cfg = cfg
         self.layer = layer
         self.row_slices = _slices(w.shape[0], cfg.tile.rows)
         self.col_slices = _slices(w.shape[1], cfg.tile.cols)
         nc = len(self.col_slices)
-        self.tiles = [[AnalogTile(w[rs, cs], cfg, layer=layer, tile=i * nc + j)
-                       for j, cs in enumerate(self.col_slices)]
-                      for i, rs in enumerate(self.row_slices)]
+        self.tiles = [
+            [
+                AnalogTile(w[rs, cs], cfg, layer=layer, tile=i * nc + j)
+                for j, cs in enumerate(self.col_slices)
+            ]
+            for i, rs in enumerate(self.row_slices)
+        ]
 
     def all_tiles(self):
         return [t for row in self.tiles for t in row]
@@ -54,8 +59,9 @@ class TiledMatrix:
         """(B, in) -> (B, out): row-tile partial outputs summed in float."""
         x = np.asarray(x)
         if x.ndim != 2 or x.shape[1] != self.shape[0]:
-            raise UserInputError(f"layer {self.layer}: input must have shape (B, {self.shape[0]}),"
-                                 f" got {x.shape}")
+            raise UserInputError(
+                f"layer {self.layer}: input must have shape (B, {self.shape[0]}), got {x.shape}"
+            )
         out = np.zeros((x.shape[0], self.shape[1]), dtype=np.float64)
         for rs, row in zip(self.row_slices, self.tiles, strict=True):
             xs = x[:, rs]

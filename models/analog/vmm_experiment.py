@@ -20,7 +20,7 @@ from aimcflow.models.config import AcceleratorConfig
 @dataclass
 class VmmResult:
     drift_s: list[float]
-    errors: np.ndarray                     # (repeats, len(drift_s))
+    errors: np.ndarray  # (repeats, len(drift_s))
     scatter: dict[float, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
     @property
@@ -30,12 +30,16 @@ class VmmResult:
     @property
     def std(self) -> np.ndarray:
         # sample std over repeats (ddof=1); 0 for a single repeat
-        return self.errors.std(axis=0, ddof=1) if self.errors.shape[0] > 1 else np.zeros(
-            self.errors.shape[1])
+        return (
+            self.errors.std(axis=0, ddof=1)
+            if self.errors.shape[0] > 1
+            else np.zeros(self.errors.shape[1])
+        )
 
 
-def problem(cfg: AcceleratorConfig, rows: int, cols: int, vectors: int
-            ) -> tuple[np.ndarray, np.ndarray]:
+def problem(
+    cfg: AcceleratorConfig, rows: int, cols: int, vectors: int
+) -> tuple[np.ndarray, np.ndarray]:
     """The experiment's W (rows, cols) and x (vectors, rows), keyed by cfg.seed."""
     w = rng.stream(cfg.seed, "weights", rows, cols).standard_normal((rows, cols))
     w /= np.abs(w).max()
@@ -48,8 +52,16 @@ def relative_error(y: np.ndarray, y_ideal: np.ndarray) -> float:
     return float(np.linalg.norm(y - y_ideal) / np.linalg.norm(y_ideal))
 
 
-def run_vmm(cfg: AcceleratorConfig, rows: int, cols: int, vectors: int, drift_s: list[float],
-            repeats: int, scatter_points: int = 20000, progress=None) -> VmmResult:
+def run_vmm(
+    cfg: AcceleratorConfig,
+    rows: int,
+    cols: int,
+    vectors: int,
+    drift_s: list[float],
+    repeats: int,
+    scatter_points: int = 20000,
+    progress=None,
+) -> VmmResult:
     """Run the experiment; ``progress(done, total)`` is called after each (repeat, time)."""
     w, x = problem(cfg, rows, cols, vectors)
     y_ideal = x @ w

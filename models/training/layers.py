@@ -143,7 +143,6 @@ class TikiTakaV2Layer(AnalogSgdLayer):
     def weights(self) -> NDArray:
         return self.scale * (self.gamma * (self.array.w - self.a_sp) + self.c.w)
 
-
     def apply(self, req, out, step: int) -> None:
         super().apply(req, out, step)
         self.updates += 1
