@@ -74,7 +74,10 @@ def test_cosim_failure_keeps_waves(adder_build, capsys):
     assert "waves:" in msg
     wave = msg.rsplit("waves: ", 1)[1].strip()
     assert Path(wave).stat().st_size > 0
-    assert Path(wave).suffix in (".fst", ".vcd")
+    from aimcflow.cosim.runner import wave_format
+
+    # FST wherever Verilator's FST writer compiles (make setup installs lz4.h when it may)
+    assert Path(wave).suffix == "." + wave_format()
     import shutil
 
     shutil.rmtree(Path(wave).parent.parent)  # the kept run directory of this deliberate failure
