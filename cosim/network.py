@@ -298,6 +298,23 @@ class RecordingTile:
         return np.asarray(a)[v].astype(np.int64), bool(np.asarray(s)[v])
 
 
+def _x_segment_words(codec, x_lanes: int, x_segments) -> tuple[list[int], list[int]]:
+    """The ``x`` stream's beat words of one column job, in segment order v0 t0, v0 t1, ...:
+    each segment padded to whole beats of ``x_lanes`` values, ``last`` on its final beat.
+    Also returns the beat count of each row tile's segment."""
+    V = len(x_segments[0])
+    per_t = []
+    for xs in x_segments:
+        nb = _groups(xs.shape[1], x_lanes)
+        last = np.tile(np.arange(nb) == nb - 1, V).astype(np.int64)
+        per_t.append((codec.pack({"x": _pad_beats(xs, x_lanes), "last": last}), nb))
+    words: list[int] = []
+    for v in range(V):
+        for w, nb in per_t:
+            words.extend(w[v * nb : (v + 1) * nb])
+    return words, [nb for _, nb in per_t]
+
+
 def _groups(n: int, lanes: int) -> int:
     return -(-n // lanes)
 
@@ -606,22 +623,13 @@ if cocotb is not None:
             V, T, C = len(job.x_segments[0]), len(job.x_segments), len(job.mult)
             G = _groups(C, self.nrtl.lanes)
             xl = self.mrtl.x_lanes
-            per_t = []
-            for xs in job.x_segments:
-                nb = _groups(xs.shape[1], xl)
-                last = np.tile(np.arange(nb) == nb - 1, V).astype(np.int64)
-                w = self.codec["x"].pack({"x": _pad_beats(xs, xl), "last": last})
-                per_t.append((w, nb))
-            words: list[int] = []
-            for v in range(V):  # segment order v0 t0, v0 t1, ...
-                for w, nb in per_t:
-                    words.extend(w[v * nb : (v + 1) * nb])
+            words, nbs = _x_segment_words(self.codec["x"], xl, job.x_segments)
             for agent in (self.osnk, self.status):
                 agent.words.clear()
             self.dac.words.clear()
             self.tile.start(job, rec, xl)
             self.xsrc.send(words)
-            beats = sum(nb for _, nb in per_t) * V + V * T * G
+            beats = sum(nbs) * V + V * T * G
             osnk, status = self.osnk.words, self.status.words
             await self.run(
                 lambda: len(osnk) >= V * G and len(status) >= V * T,
@@ -633,7 +641,7 @@ if cocotb is not None:
             s = self.codec["status"].unpack(status[: V * T])
             e, it, sat = (s[k].reshape(V, T) for k in ("e", "iter", "sat_any"))
             ideal = len(nw) + len(mw)
-            for t, (_, nb) in enumerate(per_t):
+            for t, nb in enumerate(nbs):
                 ideal += int(np.sum(it[:, t] + 1)) * (nb + G)
             res = ColumnResult(y.astype(np.int64), self.tile.a.copy(), e, it, sat.astype(bool))
             return res, self.cycle - start, ideal
@@ -777,16 +785,7 @@ if cocotb is not None:
             V, T, C = len(job.x_segments[0]), len(job.x_segments), len(job.mult)
             G = _groups(C, self.nrtl.lanes)
             xl = self.mrtl.x_lanes
-            per_t = []
-            for xs in job.x_segments:
-                nb = _groups(xs.shape[1], xl)
-                last = np.tile(np.arange(nb) == nb - 1, V).astype(np.int64)
-                w = self.codec["x"].pack({"x": _pad_beats(xs, xl), "last": last})
-                per_t.append((w, nb))
-            words: list[int] = []
-            for v in range(V):  # segment order v0 t0, v0 t1, ...
-                for w, nb in per_t:
-                    words.extend(w[v * nb : (v + 1) * nb])
+            words, nbs = _x_segment_words(self.codec["x"], xl, job.x_segments)
             # the golden controller's requests and the recorded answers, in request order
             tile = self.tile
             tile.start(job, rec, xl)
@@ -797,7 +796,7 @@ if cocotb is not None:
             its = np.asarray(gold.iters, dtype=np.int64)
             for v in range(V):
                 for t in range(T):
-                    nb = per_t[t][1]
+                    nb = nbs[t]
                     for kk in range(int(its[v, t]) + 1):
                         pos, dw, aw, a = memo[(t, kk)]
                         q = int(pos[v])
@@ -807,7 +806,7 @@ if cocotb is not None:
                     tile.a[v, t] = a[q]
             for n in OUT_RINGS:
                 self.out[n] = []
-            beats = sum(nb for _, nb in per_t) * V + V * T * G
+            beats = sum(nbs) * V + V * T * G
             await self.run_rings(
                 {"x": words, "adc": answers},
                 {"o": V * G, "status": V * T},
@@ -830,7 +829,7 @@ if cocotb is not None:
             s = self.codec["status"].unpack(status[: V * T])
             e, it, sat = (s[k].reshape(V, T) for k in ("e", "iter", "sat_any"))
             ideal = len(nw) + len(mw)
-            for t, (_, nb) in enumerate(per_t):
+            for t, nb in enumerate(nbs):
                 ideal += int(np.sum(it[:, t] + 1)) * (nb + G)
             res = ColumnResult(y.astype(np.int64), tile.a.copy(), e, it, sat.astype(bool))
             return res, self._u("cycles") - start, ideal

@@ -11,10 +11,10 @@ import dataclasses
 
 import numpy as np
 import pytest
+from aimcflow.flows.verilog import mgmt_rtl_params, nmpu_rtl_params
 from aimcflow.models.periphery.mgmt import MgmtParams, ideal_linear_tile, manage
 from aimcflow.models.periphery.nmpu import NmpuParams, nmpu, rtl_clamp_bounds
 from aimcflow.rtl.mgmt import REG_BOUND_MAX_ITER, REG_NOISE
-from aimcflow.rtl.params import MgmtRtlParams, NmpuRtlParams
 from aimcflow.rtl.periphery_top import PeripheryTop, PeripheryTopParams
 from aimcflow.rtl.protocol import (
     NOISE_CODES,
@@ -60,31 +60,8 @@ pytestmark = pytest.mark.filterwarnings("error::DeprecationWarning")
 
 def top_params(max_tiles: int = 4, max_cols: int = 6, max_rows: int = 4) -> PeripheryTopParams:
     return PeripheryTopParams(
-        nmpu=NmpuRtlParams(
-            lanes=LANES,
-            adc_bits=NP.adc_bits,
-            gain_bits=NP.gain_bits,
-            gain_frac=NP.gain_frac,
-            acc_bits=NP.acc_bits,
-            mult_bits=NP.mult_bits,
-            out_shift=NP.out_shift,
-            out_bits=NP.out_bits,
-            e_min=NP.e_min,
-            e_max=NP.e_max,
-            max_tiles=max_tiles,
-            max_cols=max_cols,
-        ),
-        mgmt=MgmtRtlParams(
-            dac_bits=MP.dac_bits,
-            adc_bits=MP.adc_bits,
-            e_min=MP.e_min,
-            e_max=MP.e_max,
-            x_bits=MP.x_bits,
-            x_signed=MP.x_signed,
-            x_lanes=X_LANES,
-            lanes=LANES,
-            max_rows=max_rows,
-        ),
+        nmpu=nmpu_rtl_params(NP, max_tiles=max_tiles, max_cols=max_cols),
+        mgmt=mgmt_rtl_params(MP, x_lanes=X_LANES, lanes=LANES, max_rows=max_rows),
     )
 
 
