@@ -50,6 +50,67 @@ def _everything_on(name: str):
     return cfg
 
 
+def _breakdown(tile, x: np.ndarray, images: np.ndarray) -> dict[str, float]:
+    """Per-step CPU times (ms, minimum of REPS) of one forward of the bench batch, each
+    step called on its own with the tile's own methods on the data the forward would give
+    it: where the time of ``forward_float`` goes.  Pass 1 is the screened first pass,
+    pass 2 the full pass of the rows it saturates."""
+    import torch
+    from aimcflow.models.analog import fused
+
+    cfg = tile.cfg
+    step = np.float32(tile.input_lsb)
+    s = fused.absmax_rows(x)
+    steps = {"abs-max (NM)": lambda: fused.absmax_rows(x)}
+
+    def dac_of(rows, scale):
+        bufs = [np.empty((rows.size, tile.rows), dt) for dt in (np.float32, np.int8, np.int8)]
+
+        def run():
+            return fused.dac(
+                x, rows, np.float32(1.0) / scale, step, np.float32(cfg.dac.bound),
+                np.float32(tile._dac_cmax), *bufs,
+            )  # fmt: skip
+
+        return bufs, run
+
+    rows1 = np.arange(x.shape[0])
+    (xq1, c1, a1), dac1 = dac_of(rows1, s)
+    l1 = dac1()
+    sig1 = tile._sigma32(xq1)
+    res = np.zeros((x.shape[0], tile.cols))
+    colf = (tile.w_scale * tile.drift_alpha).astype(np.float32)
+    steps["pass 1 DAC"] = dac1
+    steps["pass 1 noise std"] = lambda: tile._sigma32(xq1)
+    q8 = torch.from_numpy(c1)
+    steps["pass 1 screen int8 GEMM"] = lambda: torch._int_mm(q8, tile._q8_t)
+    steps["pass 1 screen (GEMM + kernel)"] = lambda: tile._screen(c1, l1, images, sig1, 0)
+    sure = tile._screen(c1, l1, images, sig1, 0)
+    keep = np.nonzero(~sure)[0]
+    args1 = (xq1[keep], c1[keep], a1[keep], images[keep], sig1[keep], s[keep], 0, res, keep)
+    steps[f"pass 1 full pass ({keep.size} rows left)"] = lambda: tile._full_pass(*args1, colf)
+    sat = sure.copy()
+    sat[keep] = tile._full_pass(*args1, colf)
+    rows2 = np.nonzero(sat)[0]
+    s2 = (s[rows2] * np.float32(2.0)).astype(np.float32)
+    (xq2, c2, a2), dac2 = dac_of(rows2, s2)
+    dac2()
+    sig2 = tile._sigma32(xq2)
+    steps[f"pass 2 DAC ({rows2.size} rows)"] = dac2
+    steps["pass 2 noise std"] = lambda: tile._sigma32(xq2)
+    steps["pass 2 float32 GEMM"] = lambda: xq2 @ tile._w32
+    if tile._ir_int8 is not None:
+        qa, qp = tile._ir_int8[:2]
+        ta, tc = torch.from_numpy(a2), torch.from_numpy(c2)
+        steps["pass 2 IR-drop int8 GEMMs (2)"] = lambda: (
+            torch._int_mm(ta, qa),
+            torch._int_mm(tc, qp),
+        )
+    args2 = (xq2, c2, a2, images[rows2], sig2, s2, 1, res, rows2, colf)
+    steps["pass 2 full pass (all of it)"] = lambda: tile._full_pass(*args2)
+    return {k: _time_s(f)[0] * 1e3 for k, f in steps.items()}
+
+
 def main() -> dict:
     import torch
     from aimcflow.models.analog.tile import AnalogTile
@@ -84,7 +145,7 @@ def main() -> dict:
                 f"{BATCH / t:>10,.0f} MVM/s, "
                 f"{ratio:.2f}x bare ({ok} target {target}x); IR drop "
                 f"{'on' if tile._ir_on else 'below threshold'}"
-                f"{' (bfloat16 products)' if tile._ir_bf16 is not None else ''}; "
+                f"{' (int8 products)' if tile._ir_int8 is not None else ''}; "
                 f"analog passes per vector "
                 f"mean {passes.mean():.3f}"
             )
@@ -109,6 +170,11 @@ def main() -> dict:
                     tt = _time_s(lambda t2=t2: t2.forward_float(x, images))[0]
                     print(f"  {name} {label:18s}: {tt * 1e3:7.2f} ms, {tt / t_bare:.2f}x bare")
                     results[f"{name} {label}"] = {"ms": tt * 1e3, "ratio": tt / t_bare}
+                parts = _breakdown(tile, x, images)
+                print(f"  {name} per step (ms, each timed alone):")
+                for k, v in parts.items():
+                    print(f"    {k:38s} {v:6.2f}")
+                results[f"{name} steps_ms"] = parts
     return results
 
 

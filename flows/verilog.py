@@ -121,6 +121,43 @@ def _top_params(cfg: AcceleratorConfig, **ov) -> dict[str, Any]:
     return blocks
 
 
+def spg_rtl_params(rows: int, cols: int, gp):
+    """``rtl.spg.SpgParams`` of an R x C pulse generator with golden widths ``gp``
+    (``models.periphery.spg.SpgParams``) and the golden model's per-lane seed-jump
+    constants (the GF(2) jumps live only in the golden model)."""
+    from aimcflow.models.periphery import spg as golden
+    from aimcflow.rtl.spg import SpgParams
+
+    return _checked(
+        "spg",
+        SpgParams,
+        {
+            "rows": rows,
+            "cols": cols,
+            "value_bits": gp.value_bits,
+            "gain_bits": gp.gain_bits,
+            "gain_frac": gp.gain_frac,
+            "prob_bits": gp.prob_bits,
+            "max_bl": gp.max_bl,
+            "lane_jumps": golden.rtl_lane_jumps(rows + cols),
+        },
+    )
+
+
+def spg_params(cfg: AcceleratorConfig, **overrides):
+    """The pulse generator of one tile: ``tile.rows`` + ``tile.cols`` lanes, ``[spg]`` widths."""
+    from aimcflow.models.periphery.spg import SpgParams as GoldenSpg
+
+    p = spg_rtl_params(cfg.tile.rows, cfg.tile.cols, GoldenSpg.from_config(cfg))
+    return dataclasses.replace(p, **overrides) if overrides else p
+
+
+def _spg(p):
+    from aimcflow.rtl.spg import StochasticPulseGenerator
+
+    return StochasticPulseGenerator(p)
+
+
 def _nmpu(p):
     from aimcflow.rtl.nmpu import Nmpu
 
@@ -148,12 +185,17 @@ class RtlBlock:
     module: str
     params: Callable[..., Any]
     component: Callable[[Any], Any]
+    #: part of ``generate``/``lint`` when no ``--blocks`` is given
+    default: bool = True
 
 
 BLOCKS: dict[str, RtlBlock] = {
     "nmpu": RtlBlock("nmpu", "aimcflow_nmpu", nmpu_params, _nmpu),
     "mgmt": RtlBlock("mgmt", "aimcflow_mgmt", mgmt_params, _mgmt),
     "periphery_top": RtlBlock("periphery_top", "aimcflow_periphery_top", _top_params, _top),
+    # one lane per row and column of the tile: 1024 lanes (~9 MB of Verilog, ~1 min to
+    # elaborate) for a 512 x 512 tile, so it is generated when asked for by name
+    "spg": RtlBlock("spg", "aimcflow_spg", spg_params, _spg, default=False),
 }
 
 
@@ -177,7 +219,24 @@ class GeneratedBlock:
 
 
 def block_names() -> list[str]:
-    return list(BLOCKS)
+    """The blocks generated when none are named."""
+    return [n for n, b in BLOCKS.items() if b.default]
+
+
+def parse_blocks(text: str | None, option: str = "--blocks") -> list[str]:
+    """A comma-separated block list (``all``: every block; None: the default blocks)."""
+    if text is None:
+        return block_names()
+    names = [b.strip() for b in text.split(",") if b.strip()]
+    if names == ["all"]:
+        return list(BLOCKS)
+    bad = [b for b in names if b not in BLOCKS]
+    if bad or not names:
+        raise UserInputError(
+            f"{option} {text!r}: unknown block(s) {', '.join(bad) or '(none given)'}; "
+            f"allowed: {', '.join(BLOCKS)} or all"
+        )
+    return names
 
 
 def block_params(cfg: AcceleratorConfig, name: str, **overrides) -> Any:

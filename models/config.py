@@ -179,6 +179,17 @@ class NoiseConfig(_Section):
     drift_compensation: Literal["none", "global"] = _f(
         "none", description="global drift compensation (FTJ thesis eq. 3.6/3.7)"
     )
+    compensation_readout: Literal["ideal", "forward"] = _f(
+        "ideal",
+        description="how the compensation reads mean |W|: 'ideal' exactly; 'forward' as "
+        "aihwkit's GlobalDriftCompensation, one-hot inputs through the noisy forward pass",
+    )
+    drift_mapping: Literal["devices", "net"] = _f(
+        "devices",
+        description="'devices': each device of the pair drifts and reads with its own "
+        "conductance; 'net': aihwkit's converter round trip, the programmed pair collapsed "
+        "to its net weight and re-mapped (max |w_prog| -> g_max) at every drift",
+    )
     t_inference_s: float = _f(1.0, ge=0, le=1e10, description="default time since programming (s)")
 
 

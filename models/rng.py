@@ -11,8 +11,8 @@ Two generators live here:
 * :func:`keyed_normal` — the fast path for per-image noise: standard normals for a batch
   of rows (images), where row ``r`` depends only on (seed, purpose, coords, r).  It is a
   keyed counter hash (SplitMix64's finalizer over key + counter, Steele et al., OOPSLA
-  2014) followed by Box-Muller, vectorized over the whole batch: no Python loop over
-  images.  Uniforms carry 24 bits, so |z| <= sqrt(2 ln 2^24) = 5.77: tails beyond 5.77
+  2014) followed by Box-Muller, in compiled kernels (``models/analog/fused.py``, which
+  also fuses it into the analog tile's pass: one implementation).  Uniforms carry 24 bits, so |z| <= sqrt(2 ln 2^24) = 5.77: tails beyond 5.77
   sigma are cut (probability 8e-9 per draw).
 """
 
@@ -36,12 +36,6 @@ PURPOSES = {
     "d2d": 10,
 }
 
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_M1 = np.uint64(0xBF58476D1CE4E5B9)
-_M2 = np.uint64(0x94D049BB133111EB)
-_TWO_PI = np.float32(2.0 * np.pi)
-_U24 = np.float32(2.0**-24)
-
 
 def _key(seed: int, purpose: str, *coords: int) -> tuple[int, int]:
     """Fold (seed, purpose, coords...) into two uint64 words (Philox's 128-bit key)."""
@@ -60,60 +54,27 @@ def stream(seed: int, purpose: str, *coords: int) -> np.random.Generator:
     return np.random.Generator(np.random.Philox(key=np.array([k0, k1], dtype=np.uint64)))
 
 
-def _mix(z: np.ndarray, tmp: np.ndarray | None = None) -> np.ndarray:
-    """SplitMix64 finalizer, in place on a uint64 array (multiplications wrap mod 2**64).
-
-    ``tmp``: a scratch array of z's shape; passing it avoids allocating temporaries.
-    """
-    if tmp is None:
-        tmp = np.empty_like(z)
-    np.right_shift(z, np.uint64(30), out=tmp)
-    z ^= tmp
-    z *= _M1
-    np.right_shift(z, np.uint64(27), out=tmp)
-    z ^= tmp
-    z *= _M2
-    np.right_shift(z, np.uint64(31), out=tmp)
-    z ^= tmp
-    return z
-
-
-def _keyed_bits(seed, purpose, coords, rows, size) -> tuple[np.ndarray, np.ndarray]:
-    """keyed_bits plus a scratch array of the same shape (reused by the caller)."""
-    k0, k1 = _key(seed, purpose, *coords)
-    rows = np.asarray(rows).astype(np.uint64).reshape(-1, 1)
-    with np.errstate(over="ignore"):
-        # per-row base: a hash of (key, row id), so rows are unrelated streams
-        base = _mix(rows * _GOLDEN + np.uint64(k0))
-        base ^= np.uint64(k1)
-        idx = np.arange(1, size + 1, dtype=np.uint64) * _GOLDEN
-        z = np.add(base, idx)  # SplitMix64's counter walk inside one row
-        tmp = np.empty_like(z)
-        return _mix(z, tmp), tmp
-
-
 def keyed_bits(
     seed: int, purpose: str, coords: tuple[int, ...], rows: np.ndarray, size: int
 ) -> np.ndarray:
-    """Random uint64 words, shape (len(rows), size); row i depends only on the key and rows[i]."""
-    return _keyed_bits(seed, purpose, coords, rows, size)[0]
+    """Random uint64 words, shape (len(rows), size); row i depends only on the key and rows[i].
+
+    Word k of row r is mix(base_r + (k + 1) GOLDEN), base_r = mix(r GOLDEN + k0) ^ k1
+    (SplitMix64's finalizer and counter walk); computed by ``fused.keyed_bits_into``,
+    the same code the normals use.
+    """
+    from aimcflow.models.analog import fused
+
+    k0, k1 = _key_words(seed, purpose, coords)
+    rows = np.ascontiguousarray(np.asarray(rows).reshape(-1), dtype=np.int64)
+    out = np.empty((rows.shape[0], size), dtype=np.uint64)
+    fused.keyed_bits_into(out, rows, k0, k1)
+    return out
 
 
-def _box_muller(seed, purpose, coords, rows, size):
-    """(radius, angle) halves of Box-Muller for ceil(size/2) words per row, float32."""
-    rows = np.asarray(rows).reshape(-1)
-    half = (size + 1) // 2
-    bits, tmp = _keyed_bits(seed, purpose, coords, rows, half)
-    u1 = np.right_shift(bits, np.uint64(40), out=tmp).astype(np.float32)
-    u1 += np.float32(1.0)
-    u1 *= _U24  # (0, 1]
-    u2 = np.bitwise_and(bits, np.uint64(0xFFFFFF), out=tmp).astype(np.float32)
-    u2 *= _U24  # [0, 1)
-    np.log(u1, out=u1)
-    u1 *= np.float32(-2.0)
-    np.sqrt(u1, out=u1)
-    u2 *= _TWO_PI
-    return u1, u2, half
+def _key_words(seed, purpose, coords) -> tuple[np.uint64, np.uint64]:
+    k0, k1 = _key(seed, purpose, *coords)
+    return np.uint64(k0), np.uint64(k1)
 
 
 def keyed_normal(
@@ -123,20 +84,22 @@ def keyed_normal(
 
     One 64-bit word gives two 24-bit uniforms and, by Box-Muller, two normals, so a row
     of ``size`` normals costs ``ceil(size/2)`` hashes: element k < ceil(size/2) is the
-    cosine of word k, element ceil(size/2) + k its sine.
+    cosine of word k, element ceil(size/2) + k its sine.  Computed (float32) by the
+    compiled kernel ``models.analog.fused.keyed_normal_into``, the one implementation.
     """
-    r, phi, half = _box_muller(seed, purpose, coords, rows, size)
-    out = np.empty((r.shape[0], 2 * half), dtype=np.float32)
-    np.multiply(r, np.cos(phi), out=out[:, :half])
-    np.multiply(r, np.sin(phi), out=out[:, half:])
+    from aimcflow.models.analog import fused
+
+    k0, k1 = _key_words(seed, purpose, coords)
+    rows = np.ascontiguousarray(np.asarray(rows).reshape(-1), dtype=np.int64)
+    half = (size + 1) // 2
+    out = np.empty((rows.shape[0], 2 * half), dtype=np.float32)
+    fused.keyed_normal_into(out, rows, k0, k1, np.ones(rows.shape[0], dtype=np.float32))
     return out[:, :size].astype(dtype, copy=False)
 
 
 # Largest |z| keyed_normal / add_keyed_normal return: the Box-Muller radius
 # sqrt(-2 ln u1) with u1 >= 2**-24, times |cos| or |sin| <= 1 (float32 adds a few ulp).
 KEYED_NORMAL_MAX = float(np.sqrt(-2.0 * np.log(2.0**-24)))
-
-_CHUNK_WORDS = 32768  # hash words per block: keeps the scratch arrays (2 x 256 KiB) in L2
 
 
 def add_keyed_normal(
@@ -147,28 +110,20 @@ def add_keyed_normal(
     coords: tuple[int, ...],
     rows: np.ndarray,
 ) -> np.ndarray:
-    """y += sigma * keyed_normal(..., size=y.shape[1]) in place (the same normals, up to
-    float32 rounding of the product), with the scale folded into the half-size Box-Muller
-    radius: fewer passes over y.  Works in blocks of rows so its temporaries stay in cache.
+    """y += sigma * keyed_normal(..., size=y.shape[1]) in place: the float32 noise
+    f32(r sigma) cos(phi) (sigma folded into the Box-Muller radius), added in y's dtype.
 
-    ``sigma`` is a scalar or a per-row (B, 1) array.
+    ``sigma`` is a scalar or a per-row (B, 1) array.  y must be C-contiguous float32 or
+    float64.
     """
-    rows = np.asarray(rows).reshape(-1)
-    size = y.shape[1]
-    half = (size + 1) // 2
-    sigma = np.asarray(sigma, dtype=np.float32)
-    per_row = sigma.ndim > 0
-    step = max(1, _CHUNK_WORDS // half)
-    for i in range(0, rows.size, step):
-        blk = slice(i, i + step)
-        r, phi, _ = _box_muller(seed, purpose, coords, rows[blk], size)
-        r *= sigma[blk] if per_row else sigma
-        c = np.cos(phi)
-        c *= r
-        y[blk, :half] += c
-        np.sin(phi, out=phi)
-        phi *= r
-        y[blk, half:] += phi[:, : size - half]
+    from aimcflow.models.analog import fused
+
+    k0, k1 = _key_words(seed, purpose, coords)
+    rows = np.ascontiguousarray(np.asarray(rows).reshape(-1), dtype=np.int64)
+    sig = np.ascontiguousarray(
+        np.broadcast_to(np.asarray(sigma, dtype=np.float32).reshape(-1), (rows.shape[0],))
+    )
+    fused.add_keyed_normal_into(y, rows, k0, k1, sig)
     return y
 
 

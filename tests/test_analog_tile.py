@@ -297,3 +297,53 @@ def test_bad_inputs_are_user_errors():
         tile.forward_codes(np.full((1, 4), 64), np.array([0]))  # 7-bit DAC: max 63
     with pytest.raises(UserInputError, match="shape"):
         tile.forward_float(np.ones((2, 5)), np.arange(2))
+
+
+def test_net_drift_mapping_collapses_the_pair_as_aihwkit():
+    """``noise.drift_mapping = "net"``: drift and read noise act on the pair's NET
+    programmed weight on one device (aihwkit's converter round trip).  A pair programmed to
+    g+ = g- (net weight 0) then carries no conductance and reads exactly 0, while with
+    "devices" both devices of that pair drift and read on their own and the weight is
+    noisy.  Programming noise off keeps the pairs exactly where they were set."""
+    cfg = load_config("pcm").replace(
+        **{"noise.programming": False, "tile.rows": 8, "tile.cols": 8, "noise.out_noise": 0.0}
+    )
+    w = np.zeros((8, 8))
+    w[0, 0] = 1.0  # one nonzero weight sets the scale
+    tiles = {}
+    for mapping in ("net", "devices"):
+        t = AnalogTile(w, cfg.replace(**{"noise.drift_mapping": mapping}))
+        t.program()
+        # both devices of every zero-weight pair at half of g_max: net weight 0
+        t.g_prog = t.g_prog.copy()
+        t.g_prog[:, 1:, :] = 0.5 * t.g_max
+        t.drift(3600.0)
+        tiles[mapping] = t
+    assert np.all(tiles["net"].w_eff[1:, :] == 0.0)
+    # each device: 0.5 Q_s(0.5) sqrt(ln((t + t0) / 2 t_read)) = 0.033, the pair sqrt(2) more
+    assert np.std(tiles["devices"].w_eff[1:, :]) > 0.02
+    # the lone nonzero weight: the same drift law either way (the net pair IS that device)
+    assert tiles["net"].w_eff[0, 0] == pytest.approx(tiles["devices"].w_eff[0, 0], rel=1e-12)
+
+
+def test_forward_compensation_readout_is_the_tiles_own_forward():
+    """``noise.compensation_readout = "forward"`` reads mean |y| of eye(rows) through the
+    tile's forward pass with the reserved calibration ids; without output noise and with a
+    fine ADC it equals the ideal readout, mean |W_eff|, within half an ADC step."""
+    cfg = load_config("pcm").replace(
+        **{"tile.rows": 64, "tile.cols": 32, "noise.compensation_readout": "forward"}
+    )
+    w = np.random.default_rng(5).standard_normal((64, 32))
+    t = AnalogTile(w, cfg)
+    t.program()
+    t.drift(86400.0)
+    read = 1 + 86400 * 1000
+    ids = AnalogTile.CALIBRATION_IDS + np.arange(64) + 64 * read
+    alpha = t.drift_alpha
+    t.drift_alpha = 1.0
+    manual = np.mean(np.abs(t.forward_float(np.eye(64), ids) / t.w_scale))
+    t.drift_alpha = alpha
+    assert alpha == t._baseline / manual
+    quiet = AnalogTile(w, cfg.replace(**{"noise.out_noise": 0.0, "adc.bits": 24}))
+    quiet.program()
+    assert abs(quiet._readout(0) - np.mean(np.abs(quiet.w_eff))) <= 0.5 * quiet.output_lsb

@@ -84,3 +84,29 @@ def test_lint_still_finds_real_problems():
     joined = "\n".join(r.warnings)
     assert "WIDTHTRUNC" in joined
     assert "unused_in" in joined
+
+
+def test_generate_and_lint_spg_by_name(tmp_path, capsys):
+    """The pulse generator is generated and linted when named (one lane per row and
+    column of the tile: a small tile keeps it quick)."""
+    cfg = load_config("baseline-ftj").replace(**{"tile.rows": 6, "tile.cols": 4})
+    path = write_config(cfg, tmp_path / "spg.toml")
+    assert cli("generate", "--config", path, "--blocks", "spg", "--out", tmp_path / "g") == 0
+    manifest = json.loads((tmp_path / "g" / "manifest.json").read_text())
+    assert set(manifest["blocks"]) == {"spg"}
+    p = manifest["blocks"]["spg"]["params"]
+    assert (p["rows"], p["cols"], p["prob_bits"]) == (6, 4, cfg.spg.prob_bits)
+    assert "module aimcflow_spg(" in (tmp_path / "g" / "aimcflow_spg.v").read_text()
+    capsys.readouterr()
+    assert cli("lint", "--config", path, "--blocks", "spg") == 0
+    assert "lint: 0 warning(s) in 1 block(s) with -Wall" in capsys.readouterr().out
+
+
+def test_unknown_block_is_refused(small_cfg, tmp_path, capsys):
+    assert (
+        cli("generate", "--config", small_cfg[1], "--blocks", "nmpu,alu", "--out", tmp_path / "z")
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert "unknown block(s) alu" in err and "spg" in err and "Traceback" not in err
+    assert not (tmp_path / "z").exists()

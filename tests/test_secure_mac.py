@@ -9,6 +9,8 @@ from aimcflow.models.periphery import secure_mac as golden
 from aimcflow.rtl.plain_mac import MacParams, PlainMac
 from aimcflow.rtl.secure_mac import SecureMac, SecureMacParams
 from amaranth.sim import Simulator
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 
 def test_acc_bits_is_exact_and_tight():
@@ -28,9 +30,13 @@ def _secure_params(spec: golden.SecureMacSpec) -> SecureMacParams:
 
 def test_rtl_and_golden_size_the_generator_banks_alike():
     spec = golden.SecureMacSpec(n=64, seed=1234)
+    seeds = golden.rtl_mask_seeds(spec)
     assert _secure_params(spec).generators == spec.generators == 22
+    assert len(seeds) == 4 and len({s for bank in seeds for s in bank}) == 4 * 22
     with pytest.raises(ValueError, match="mask_seeds"):
         SecureMacParams(n=64, mask_seeds=golden.rtl_mask_seeds(golden.SecureMacSpec(n=8)))
+    with pytest.raises(ValueError, match="mask_seeds"):
+        SecureMacParams(n=64, mask_seeds=seeds[:2])
 
 
 def test_xorshift64_known_sequence():
@@ -42,31 +48,87 @@ def test_xorshift64_known_sequence():
     assert int(s[0]) == 0x100041060C011441
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 40), st.data())
+def test_goubin_b2a_gives_arithmetic_shares(k, data):
+    """A + r = x' ^ r (mod 2**k) for every k-bit x', r, gamma (Goubin's Theorem 1), the
+    conversion is the formula of the RTL docstring (independent python-int evaluation) and
+    every intermediate is a k-bit value."""
+    top = (1 << k) - 1
+    xm, r, g = (data.draw(st.integers(0, top)) for _ in range(3))
+    nets = golden.goubin_b2a([xm], [r], [g], k)
+    assert (int(nets["a"][0]) + r) & top == xm ^ r
+    # the formula as written in the RTL docstring, evaluated with python ints
+    a = (((xm ^ g) - g) ^ xm ^ ((xm ^ (r ^ g)) - (r ^ g))) & top
+    assert int(nets["a"][0]) == a
+    assert all(0 <= int(v[0]) <= top for v in nets.values())
+
+
+def test_goubin_intermediates_independent_of_the_value():
+    """Exhaustive over k = 4: for each value v, the distribution of every conversion net
+    over all (r, gamma) is the same (Goubin's first-order property).  Checked as the
+    histogram of each net's value, per v, equal to that of v = 0."""
+    k = 4
+    r, g = np.meshgrid(np.arange(16), np.arange(16), indexing="ij")
+    r, g = r.ravel(), g.ravel()
+    hist = {}
+    for v in range(16):
+        nets = golden.goubin_b2a(v ^ r, r, g, k)
+        assert np.all((nets["a"] + r) % 16 == v)
+        hist[v] = {key: np.bincount(val, minlength=16).tolist() for key, val in nets.items()}
+    assert all(hist[v] == hist[0] for v in range(16))
+    # the same check sees a conversion without gamma: its net x' ^ r ^ g is then v itself
+    t3_of = {
+        v: np.bincount(golden.goubin_b2a(v ^ r, r, 0 * g, k)["t3"], minlength=16) for v in (0, 5)
+    }
+    assert t3_of[0].tolist() != t3_of[5].tolist()
+
+
 def test_shares_recombine_to_the_dot_product():
     rng = np.random.default_rng(5)
     m = golden.SecureMacModel(golden.SecureMacSpec(n=64, seed=99))
+    mod = 1 << 22
     for _ in range(50):
         w = rng.integers(-128, 128, 64)
         x = rng.integers(0, 256, 64)
         m.load_w(w)
         sh = m.mac(x)
         assert golden.recombine(sh, 22) == golden.dot(w, x)
-        assert np.all((m.w0 + m.w1) % (1 << 22) == w % (1 << 22))
+        assert np.all(m.w.b0 ^ m.w.b1 == w % mod)  # Boolean shares
+        assert np.all((m.w.a + m.w.b1) % mod == w % mod)  # arithmetic shares
+        assert np.all((m.x.a + m.x.b1) % mod == x)
 
 
 def test_shares_are_uniform_whatever_the_secret():
     """Each share register's value must not depend on the secret: for an all-zero and an
-    all-(-128) weight vector, the mean of w0 over 4000 loads x 64 lanes is (2**22-1)/2
-    within 6 standard errors (sd of a uniform 22-bit value / sqrt(256000) ~ 2400)."""
+    all-(-128) weight vector loaded 4000 times, the mean of b0 and of A over 4000 loads x 64
+    lanes is (2**22-1)/2 within 6 standard errors (sd of a uniform 22-bit value /
+    sqrt(256000) ~ 2400), and the mean Hamming distance of b0 and A between consecutive
+    loads of the SAME value is k/2 = 11 within 6 standard errors (sd sqrt(22)/2 / sqrt(N))."""
     k, loads = 22, 4000
     se = (1 << k) / np.sqrt(12) / np.sqrt(loads * 64)
+    se_hd = np.sqrt(k) / 2 / np.sqrt(loads * 64)
+
+    def hw(v):
+        return np.unpackbits(v.astype("<u4").view(np.uint8)).sum()
+
     for secret in (0, -128):
         m = golden.SecureMacModel(golden.SecureMacSpec(n=64, seed=7))
-        acc = 0.0
+        acc_b0 = acc_a = hd_b0 = hd_a = 0.0
+        prev_b0 = prev_a = None
         for _ in range(loads):
             m.load_w(np.full(64, secret))
-            acc += m.w0.mean()
-        assert abs(acc / loads - ((1 << k) - 1) / 2) < 6 * se
+            m.mac(np.zeros(64, dtype=int))
+            acc_b0 += m.w.b0.mean()
+            acc_a += m.w.a.mean()
+            if prev_b0 is not None:
+                hd_b0 += hw(prev_b0 ^ m.w.b0) / 64
+                hd_a += hw(prev_a ^ m.w.a) / 64
+            prev_b0, prev_a = m.w.b0.copy(), m.w.a.copy()
+        for mean in (acc_b0 / loads, acc_a / loads):
+            assert abs(mean - ((1 << k) - 1) / 2) < 6 * se
+        for hd in (hd_b0 / (loads - 1), hd_a / (loads - 1)):
+            assert abs(hd - k / 2) < 6 * se_hd
 
 
 def test_golden_rejects_out_of_range_inputs():

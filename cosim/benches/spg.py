@@ -28,18 +28,11 @@ MODULE = "aimcflow.cosim.benches.spg"
 
 
 def rtl_params(rows: int, cols: int, gp: golden.SpgParams) -> SpgParams:
-    """RTL parameters of an R x C generator with the golden widths ``gp`` and the golden
-    model's per-lane seed-jump constants."""
-    return SpgParams(
-        rows=rows,
-        cols=cols,
-        value_bits=gp.value_bits,
-        gain_bits=gp.gain_bits,
-        gain_frac=gp.gain_frac,
-        prob_bits=gp.prob_bits,
-        max_bl=gp.max_bl,
-        lane_jumps=golden.rtl_lane_jumps(rows + cols),
-    )
+    """RTL parameters of an R x C generator with the golden widths ``gp`` (the mapping
+    lives in ``flows/verilog.py``, with every other block's)."""
+    from aimcflow.flows.verilog import spg_rtl_params
+
+    return spg_rtl_params(rows, cols, gp)
 
 
 def build_spg(params: SpgParams):

@@ -1,7 +1,7 @@
 """Generate, build (cached) and run the compiled Verilator TVLA harness of a MAC design.
 
-The design is wrapped by :class:`~aimcflow.cosim.tvla.probe.PowerProbe` (all registers on
-``power_state``), converted to Verilog, and compiled together with a C++ harness generated
+The design is wrapped by :class:`~aimcflow.cosim.tvla.probe.PowerProbe` (all registers, and
+for the ``nets`` power model all named nets, on ``power_state``), converted to Verilog, and compiled together with a C++ harness generated
 from ``harness.cpp.in`` into one native program: Python is not in the per-cycle loop.
 Builds live under ``<cache>/tvla/<design>-<key>`` (key = hash of Verilog, harness source,
 flags, tool versions) behind a file lock, like :mod:`aimcflow.cosim.runner`'s builds.
@@ -26,7 +26,7 @@ from ..runner import (
     tool_versions,
     waiver_path,
 )
-from .probe import PowerProbe
+from .probe import POWER_MODELS, PowerProbe
 
 DESIGNS = ("plain_mac", "secure_mac")
 SECRETS = ("weight", "activation")
@@ -48,15 +48,27 @@ def make_design(design: str, lanes: int = 64):
     raise ValueError(f"unknown design {design!r}; known: {', '.join(DESIGNS)}")
 
 
+def cycles_per_dot_product(dut) -> int:
+    """Clock edges per dot product of a MAC component (the golden models' rule)."""
+    from aimcflow.models.periphery.secure_mac import SecureMacSpec, plain_cycles
+    from aimcflow.rtl.secure_mac import SecureMac
+
+    p = dut.params
+    if isinstance(dut, SecureMac):
+        return SecureMacSpec(n=p.n, w_bits=p.w_bits, x_bits=p.x_bits).cycles
+    return plain_cycles(p.x_bits)
+
+
 @dataclass
 class Harness:
     design: str
     binary: Path
     samples: int  # clock edges (power samples) per dot product
     state_bits: int  # register bits in the power model
-    registers: int
+    registers: int  # probed signals (registers, plus nets for the nets power model)
     build_s: float
     cached: bool
+    power_model: str = "registers"
 
 
 def harness_source(lanes: int, w_words: int, x_words: int, state_words: int, samples: int) -> str:
@@ -72,12 +84,20 @@ def harness_source(lanes: int, w_words: int, x_words: int, state_words: int, sam
     return text
 
 
-def build_harness(design: str, lanes: int = 64) -> Harness:
-    """Build (or reuse) the native TVLA program of ``design``."""
-    dut = make_design(design, lanes)
+def build_harness(
+    design: str, lanes: int = 64, power_model: str = "registers", dut=None
+) -> Harness:
+    """Build (or reuse) the native TVLA program of ``design`` under ``power_model``
+    (``registers`` or ``nets``).  ``dut``: a MAC component to assess instead of the named
+    design's default (``design`` then only names the build directory), e.g. a variant
+    built by a test."""
+    if power_model not in POWER_MODELS:
+        raise ValueError(f"power model {power_model!r}; known: {', '.join(POWER_MODELS)}")
+    dut = make_design(design, lanes) if dut is None else dut
     p = dut.params
-    probe = PowerProbe(dut)
-    samples = p.x_bits + 2 if design == "plain_mac" else p.acc_bits + 2
+    lanes = p.n
+    probe = PowerProbe(dut, power_model)
+    samples = cycles_per_dot_product(dut)
     words = lambda bits: -(-bits // 32)  # noqa: E731
     cpp = harness_source(
         lanes, words(lanes * p.w_bits), words(lanes * p.x_bits), words(probe.state_bits), samples
@@ -107,10 +127,11 @@ def build_harness(design: str, lanes: int = 64) -> Harness:
             sort_keys=True,
         ).encode()
     ).hexdigest()[:20]
-    bdir = cache_dir() / "tvla" / f"{design}-{lanes}-{key}"
+    tag = f"{design}-{lanes}-{power_model}-{key}"
+    bdir = cache_dir() / "tvla" / tag
     ok = bdir / "BUILD_OK"
     t0 = time.perf_counter()
-    with _locked(cache_dir() / "tvla" / f"{design}-{lanes}-{key}.lock"):
+    with _locked(cache_dir() / "tvla" / f"{tag}.lock"):
         cached = ok.exists()
         if not cached:
             import shutil
@@ -149,6 +170,7 @@ def build_harness(design: str, lanes: int = 64) -> Harness:
         len(probe.registers),
         time.perf_counter() - t0,
         cached,
+        power_model,
     )
 
 

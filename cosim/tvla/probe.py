@@ -1,4 +1,5 @@
-"""Expose every register of an Amaranth design on one output port, for power simulation.
+"""Expose every register (and optionally every named net) of an Amaranth design on one
+output port, for power simulation.
 
 Method (chosen for robustness over reading Verilator internals): the design is
 elaborated once; every signal that a statement of the ``sync`` domain assigns, in the
@@ -9,9 +10,16 @@ fixed (name-sorted, per-hierarchy) order.  Verilator cannot optimise a register 
 while it drives a top-level output, and the C++ harness reads one wide port instead of
 depending on Verilator's internal member naming.
 
+Power models: ``registers`` (default) probes the ``sync``-assigned signals only; ``nets``
+adds every signal a ``comb`` statement assigns (every named combinational ``Signal`` of
+the design, e.g. the intermediates of the secure MAC's Boolean-to-arithmetic conversion),
+appended after the registers.  Their settled values are sampled once per clock edge:
+glitches are not modelled, and unnamed expressions (an adder tree's internal sums) are not
+probed.
+
 Limitations: ``lib.memory.Memory`` contents are not included (the MACs hold their
 weights in registers; a design with memories is rejected rather than silently under-
-counted), and nets (combinational signals) are not part of the power model.
+counted).
 """
 
 from __future__ import annotations
@@ -32,12 +40,17 @@ class ProbedRegister:
     width: int
 
 
-def _sync_registers(frag: Fragment, path: str = "") -> list[tuple[str, Signal]]:
+POWER_MODELS = ("registers", "nets")
+
+
+def _assigned(frag: Fragment, comb: bool, path: str = "") -> list[tuple[str, Signal]]:
+    """Signals assigned in ``frag`` and its submodules: by ``comb`` statements if ``comb``,
+    else by any clocked domain (the registers)."""
     from amaranth.hdl._ir import Fragment as _Frag  # subfragment entries are Fragments
 
     out: list[tuple[str, Signal]] = []
     for domain, stmts in frag.statements.items():
-        if domain == "comb":
+        if (domain == "comb") != comb:
             continue
         sigs = stmts._lhs_signals()
         out += sorted(((f"{path}{s.name}", s) for s in sigs), key=lambda t: t[0])
@@ -47,21 +60,27 @@ def _sync_registers(frag: Fragment, path: str = "") -> list[tuple[str, Signal]]:
                 f"power probe: submodule {name!r} is a {type(sub).__name__} "
                 "(memory or instance), whose state cannot be probed"
             )
-        out += _sync_registers(sub, f"{path}{name}.")
+        out += _assigned(sub, comb, f"{path}{name}.")
     return out
 
 
 class PowerProbe(wiring.Component):
-    """``dut``'s ports plus ``power_state`` (all registers of ``dut``, concatenated)."""
+    """``dut``'s ports plus ``power_state`` (all registers of ``dut``, then, for the ``nets``
+    power model, all its comb-assigned signals, concatenated)."""
 
-    def __init__(self, dut: wiring.Component) -> None:
+    def __init__(self, dut: wiring.Component, power_model: str = "registers") -> None:
+        if power_model not in POWER_MODELS:
+            raise ValueError(f"power model {power_model!r}; known: {', '.join(POWER_MODELS)}")
         self._dut = dut
         self._frag = Fragment.get(dut, None)
-        regs = _sync_registers(self._frag)
-        self._regs = [s for _, s in regs]
+        probed = _assigned(self._frag, comb=False)
+        self.register_count = len(probed)
+        if power_model == "nets":
+            probed += _assigned(self._frag, comb=True)
+        self._regs = [s for _, s in probed]
         offset = 0
-        self.registers: list[ProbedRegister] = []
-        for name, s in regs:
+        self.registers: list[ProbedRegister] = []  # registers first, then nets
+        for name, s in probed:
             self.registers.append(ProbedRegister(name, offset, len(s)))
             offset += len(s)
         self.state_bits = offset

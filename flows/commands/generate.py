@@ -15,6 +15,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_config_arg(p)
     p.add_argument(
+        "--blocks",
+        default=None,
+        metavar="B,B",
+        help="blocks, comma-separated, or all (default: nmpu, mgmt, periphery_top; "
+        "spg is generated when named)",
+    )
+    p.add_argument(
         "--out", default=None, metavar="DIR", help="output directory (default out/generate/)"
     )
     p.add_argument(
@@ -28,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
 
     from aimcflow.cosim.runner import tool_versions, waiver_path
     from aimcflow.flows.io import write_json_atomic, write_text_atomic
-    from aimcflow.flows.verilog import generate_all
+    from aimcflow.flows.verilog import generate_all, parse_blocks
     from aimcflow.models.config import load_config
     from aimcflow.models.errors import UserInputError
 
@@ -41,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
             f"--out {out}: already holds manifest.json from an earlier "
             "generate; choose another directory or pass --force"
         )
-    blocks = generate_all(cfg)  # validates the whole config before anything is written
+    # validates the whole config (every block's parameters) before anything is written
+    blocks = generate_all(cfg, parse_blocks(args.blocks))
     versions = tool_versions()
     out.mkdir(parents=True, exist_ok=True)
     files = []

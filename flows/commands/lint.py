@@ -18,16 +18,23 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(reviewed waivers only); exit 1 on any warning",
     )
     add_config_arg(p)
+    p.add_argument(
+        "--blocks",
+        default=None,
+        metavar="B,B",
+        help="blocks, comma-separated, or all (default: nmpu, mgmt, periphery_top; "
+        "spg is generated when named)",
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from aimcflow.flows.lint import lint_blocks
-    from aimcflow.flows.verilog import generate_all
+    from aimcflow.flows.verilog import generate_all, parse_blocks
     from aimcflow.models.config import load_config
 
     cfg = load_config(args.config)
-    blocks = generate_all(cfg)
+    blocks = generate_all(cfg, parse_blocks(args.blocks))
     reports = lint_blocks(blocks)
     total = 0
     width = max(len(b.name) for b in blocks)

@@ -39,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--blocks",
         default=",".join(SYNTH_BLOCKS),
         metavar="B,B",
-        help=f"blocks to synthesize (default {','.join(SYNTH_BLOCKS)}; periphery_top also allowed)",
+        help=f"blocks to synthesize, comma-separated, or all (default {','.join(SYNTH_BLOCKS)})",
     )
     add_out_arg(p, "synth")
     p.set_defaults(func=run)
@@ -50,18 +50,11 @@ def run(args: argparse.Namespace) -> int:
 
     from aimcflow.flows.io import prepare_out_dir, write_json_atomic
     from aimcflow.flows.synth import as_dict, synthesize
-    from aimcflow.flows.verilog import BLOCKS, block_params, generate_block
+    from aimcflow.flows.verilog import block_params, generate_block, parse_blocks
     from aimcflow.models.config import load_config
-    from aimcflow.models.errors import UserInputError
 
     cfg = load_config(args.config)
-    blocks = [b.strip() for b in args.blocks.split(",") if b.strip()]
-    bad = [b for b in blocks if b not in BLOCKS]
-    if bad or not blocks:
-        raise UserInputError(
-            f"--blocks {args.blocks!r}: unknown block(s) {', '.join(bad)}; "
-            f"allowed: {', '.join(BLOCKS)}"
-        )
+    blocks = parse_blocks(args.blocks)
     lanes = args.lanes or [cfg.nmpu.lanes]
     configs = {n: cfg.replace(**{"nmpu.lanes": n}) for n in lanes}
     for c in configs.values():  # every (block, lanes) must be buildable before any work

@@ -1,7 +1,8 @@
 """``aimcflow tvla``: fixed-vs-random Welch t-test on simulated power traces of a MAC.
 
 Power model: per clock edge, the Hamming distance of every register of the design (all
-``sync``-domain signals, exported by ``cosim.tvla.probe``), summed.  The traces come from
+``sync``-domain signals, exported by ``cosim.tvla.probe``), summed; with ``--power-model
+nets`` also of every named combinational signal.  The traces come from
 a native Verilator program generated and built on first use (cached under ``.cache/tvla``);
 Python only reads its progress.  Writes ``results.json`` (SPEC.md keys plus details) and
 ``tvla.png`` (max |t| vs traces with the 4.5 threshold) into ``--out``.
@@ -52,6 +53,13 @@ def register(subparsers) -> None:
         metavar="N",
         help="dot-product length of the MAC (default 64)",
     )
+    p.add_argument(
+        "--power-model",
+        choices=("registers", "nets"),
+        default="registers",
+        help="registers: Hamming distance of every register per clock edge; nets: also of "
+        "every named combinational signal (default registers)",
+    )
     p.add_argument("--seed", type=int, default=1, help="seed of the harness's input randomness")
     add_out_arg(p, "tvla")
     p.set_defaults(func=run)
@@ -94,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     out = prepare_out_dir(args.out, "tvla", args.force)
-    h = build_harness(args.design, args.lanes)
+    h = build_harness(args.design, args.lanes, args.power_model)
     with tqdm(
         total=args.traces, unit="trace", unit_scale=True, desc=f"tvla {args.design}/{args.secret}"
     ) as bar:
@@ -118,7 +126,8 @@ def run(args: argparse.Namespace) -> int:
         "seed": args.seed,
         "samples_per_trace": h.samples,
         "cycles_per_dot_product": h.samples,
-        "register_bits": h.state_bits,
+        "power_model": h.power_model,
+        "register_bits": h.state_bits,  # probed bits: registers (+ nets for power_model nets)
         "registers": h.registers,
         "sim_s": r.seconds,
         "sim_cpu_s": r.cpu_seconds,
@@ -134,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
         else "no leakage detected"
     )
     print(
-        f"{args.design} secret={args.secret} order={args.order}: max|t| = {r.max_abs_t:.2f} "
+        f"{args.design} secret={args.secret} order={args.order} power={h.power_model}: max|t| = {r.max_abs_t:.2f} "
         f"after {r.traces} traces, {verdict}; {r.traces_per_s:,.0f} traces/s -> {out}"
     )
     return 0

@@ -7,7 +7,9 @@ Code convention (both converters, signed ``bits``): code ``c`` means the value
 +-1 is our 7-bit DAC (codes +-63), its 1/510 over +-12 our 9-bit ADC (codes +-255).
 
 * float level (aihwkit semantics): values are rounded to the step and clipped to
-  +-bound; a column saturates when its rounded value lies beyond +-bound.
+  +-bound; a column saturates when its rounded value lies beyond +-bound.  These
+  quantizers run inside the tile's compiled float-path kernels (``fused.dac`` and
+  ``fused.pass_tail``, in float32), their one implementation.
 * integer level (SPEC.md): ADC codes are ``sat(round(I / LSB), bits)``, the full two's
   complement range, and ``sat_any`` flags a code equal to the most negative or most
   positive code.
@@ -37,48 +39,6 @@ def lsb(bits: int, bound: float) -> float:
 def round_half_up(v: np.ndarray) -> np.ndarray:
     """floor(v + 0.5), elementwise; float in, float out."""
     return np.floor(v + 0.5)
-
-
-def dac_float(
-    x: np.ndarray, bits: int, bound: float, prescale: np.ndarray | float = 1.0
-) -> np.ndarray:
-    """aihwkit DAC: x * prescale rounded to the step (half up) and clipped to +-bound.
-
-    ``prescale`` (per row, shape (B, 1), or scalar) is noise/bound management's 1/scale;
-    it is folded into the division by the step so the whole DAC costs four passes.
-    Returns a new array of x's float dtype.
-    """
-    dt = x.dtype.type if x.dtype.kind == "f" else np.float64
-    step = dt(lsb(bits, bound))
-    q = x * (np.asarray(prescale, dtype=dt) / step)
-    q += dt(0.5)
-    np.floor(q, out=q)
-    q *= step
-    return np.clip(q, dt(-bound), dt(bound), out=q)
-
-
-def adc_float_codes(y: np.ndarray, bits: int, bound: float) -> tuple[np.ndarray, np.ndarray]:
-    """aihwkit ADC, in place on y: codes round_half_up(y / step) clipped to +-(2**(b-1)-1).
-
-    Returns (codes as floats: multiply by ``lsb(bits, bound)`` for output units; per-row
-    saturation flag: some code was beyond the bound before clipping, aihwkit's bound test
-    with ``bm_test_negative_bound``).
-    """
-    dt = y.dtype.type
-    cmax = dt((1 << (bits - 1)) - 1)
-    y *= dt(1.0) / dt(lsb(bits, bound))
-    y += dt(0.5)
-    np.floor(y, out=y)
-    sat = (y.max(axis=-1) > cmax) | (y.min(axis=-1) < -cmax)
-    np.clip(y, -cmax, cmax, out=y)
-    return y, sat
-
-
-def adc_float(y: np.ndarray, bits: int, bound: float) -> tuple[np.ndarray, np.ndarray]:
-    """``adc_float_codes`` in output units: the quantized values and the saturation flags."""
-    y, sat = adc_float_codes(y, bits, bound)
-    y *= y.dtype.type(lsb(bits, bound))
-    return y, sat
 
 
 def adc_codes(y: np.ndarray, bits: int, lsb_value: float) -> tuple[np.ndarray, np.ndarray]:

@@ -63,7 +63,9 @@ def _apply(
     y: np.ndarray, a: np.ndarray, p: np.ndarray, n: int, scale: float, g_ratio: float
 ) -> np.ndarray:
     """y - scale c(a n / g_ratio) p, in place on a and p (returns p); the operations and
-    their order are those of the formula, so in-place evaluation rounds identically."""
+    their order are those of the formula, so in-place evaluation rounds identically.
+    The float path's compiled kernel (``fused.ir_drop_rows``) performs the same float32
+    operations in the same order (tests/test_analog_tileperf.py: bit for bit)."""
     dt = y.dtype.type
     a *= dt(n / g_ratio)
     c = np.multiply(a, dt(0.05))
@@ -74,32 +76,6 @@ def _apply(
     c *= p
     c *= dt(scale)
     return np.subtract(y, c, out=p)
-
-
-def approx_bf16(
-    y: np.ndarray, x: np.ndarray, w_bf16, abs_w_bf16, prof: np.ndarray, scale: float, g_ratio: float
-) -> np.ndarray:
-    """``approx`` for float32 y with its two products in bfloat16 (torch, fp32 accumulation).
-
-    ``w_bf16``, ``abs_w_bf16``: torch bfloat16 tensors of w and |w|; ``prof`` float32.
-    Rounding x and |w| (or x prof and w) to bfloat16 (unit roundoff 2**-8) and the
-    product to bfloat16 again changes each product by at most ~3 * 2**-8 of its terms'
-    absolute sum; c(a) ~ a/2 inherits a's relative error, so the correction c(a) p is off
-    by at most 6 * 2**-8 < ``BF16_REL_ERROR`` times its worst case (see
-    ``tile._ir_drop_matters``).  The caller uses this only when that is below the float32
-    rounding bound of ``x @ w`` itself.
-    """
-    import torch
-
-    n = w_bf16.shape[0]
-    xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(torch.bfloat16)
-    a = (xt.abs() @ abs_w_bf16).float().numpy()
-    xp = torch.from_numpy(x * prof).to(torch.bfloat16)
-    p = (xp @ w_bf16).float().numpy()
-    return _apply(y, a, p, n, scale, g_ratio)
-
-
-BF16_REL_ERROR = 2.0**-5  # bound on approx_bf16's correction error relative to its worst case
 
 
 def _column_system(g: np.ndarray, g_w: float) -> sp.csc_matrix:
