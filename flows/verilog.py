@@ -158,6 +158,53 @@ def _spg(p):
     return StochasticPulseGenerator(p)
 
 
+MAC_LANES = 64
+"""Lanes of the plain and secure MACs (issue 6's N): not a config key."""
+
+
+def plain_mac_params(cfg: AcceleratorConfig | None = None, n: int = MAC_LANES):
+    """The unprotected MAC: ``n`` lanes, 8-bit weights and activations (``cfg`` unused)."""
+    from aimcflow.rtl.plain_mac import MacParams
+
+    return _checked("plain_mac", MacParams, {"n": n})
+
+
+def secure_mac_params(cfg: AcceleratorConfig | None = None, n: int = MAC_LANES):
+    """The share-masked MAC with the golden model's reset states of its mask generators
+    (seeded once from ``SecureMacSpec.seed``; ``cfg`` unused)."""
+    from aimcflow.models.periphery.secure_mac import SecureMacSpec, rtl_mask_seeds
+    from aimcflow.rtl.secure_mac import SecureMacParams
+
+    return _checked(
+        "secure_mac", SecureMacParams, {"n": n, "mask_seeds": rtl_mask_seeds(SecureMacSpec(n=n))}
+    )
+
+
+def ascon_params(cfg: AcceleratorConfig | None = None, max_blocks: int = 64):
+    """The Ascon-AEAD128 weight decryptor, messages up to ``max_blocks`` 16-byte blocks."""
+    from aimcflow.rtl.ascon import AsconParams
+
+    return _checked("ascon_decrypt", AsconParams, {"max_blocks": max_blocks})
+
+
+def _plain_mac(p):
+    from aimcflow.rtl.plain_mac import PlainMac
+
+    return PlainMac(p)
+
+
+def _secure_mac(p):
+    from aimcflow.rtl.secure_mac import SecureMac
+
+    return SecureMac(p)
+
+
+def _ascon(p):
+    from aimcflow.rtl.ascon import AsconDecrypt
+
+    return AsconDecrypt(p)
+
+
 def _nmpu(p):
     from aimcflow.rtl.nmpu import Nmpu
 
@@ -196,6 +243,14 @@ BLOCKS: dict[str, RtlBlock] = {
     # one lane per row and column of the tile: 1024 lanes (~9 MB of Verilog, ~1 min to
     # elaborate) for a 512 x 512 tile, so it is generated when asked for by name
     "spg": RtlBlock("spg", "aimcflow_spg", spg_params, _spg, default=False),
+    # the secure-inference blocks of issue 6: separate macros, generated when named
+    "plain_mac": RtlBlock("plain_mac", "aimcflow_plain_mac", plain_mac_params, _plain_mac, False),
+    "secure_mac": RtlBlock(
+        "secure_mac", "aimcflow_secure_mac", secure_mac_params, _secure_mac, False
+    ),
+    "ascon_decrypt": RtlBlock(
+        "ascon_decrypt", "aimcflow_ascon_decrypt", ascon_params, _ascon, False
+    ),
 }
 
 

@@ -110,3 +110,10 @@ def test_unknown_block_is_refused(small_cfg, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "unknown block(s) alu" in err and "spg" in err and "Traceback" not in err
     assert not (tmp_path / "z").exists()
+
+
+def test_lint_secure_inference_blocks_clean(capsys):
+    """The issue-6 macros (plain and share-masked MAC, Ascon decryptor) pass -Wall with the
+    same reviewed waivers as the periphery."""
+    assert cli("lint", "--blocks", "plain_mac,secure_mac,ascon_decrypt") == 0
+    assert "lint: 0 warning(s) in 3 block(s) with -Wall" in capsys.readouterr().out

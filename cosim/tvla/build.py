@@ -34,18 +34,14 @@ TOP = "probed"
 
 
 def make_design(design: str, lanes: int = 64):
-    """The RTL component for ``design`` (n = ``lanes``, 8-bit weights and activations)."""
-    if design == "plain_mac":
-        from aimcflow.rtl.plain_mac import MacParams, PlainMac
+    """The RTL component for ``design`` (n = ``lanes``, 8-bit weights and activations),
+    with the parameters ``aimcflow generate`` uses (``flows/verilog.py``)."""
+    from aimcflow.flows.verilog import BLOCKS
 
-        return PlainMac(MacParams(n=lanes))
-    if design == "secure_mac":
-        from aimcflow.models.periphery.secure_mac import SecureMacSpec, rtl_mask_seeds
-        from aimcflow.rtl.secure_mac import SecureMac, SecureMacParams
-
-        seeds = rtl_mask_seeds(SecureMacSpec(n=lanes))
-        return SecureMac(SecureMacParams(n=lanes, mask_seeds=seeds))
-    raise ValueError(f"unknown design {design!r}; known: {', '.join(DESIGNS)}")
+    if design not in DESIGNS:
+        raise ValueError(f"unknown design {design!r}; known: {', '.join(DESIGNS)}")
+    b = BLOCKS[design]
+    return b.component(b.params(None, n=lanes))
 
 
 def cycles_per_dot_product(dut) -> int:

@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         metavar="B,B",
         help="blocks, comma-separated, or all (default: nmpu, mgmt, periphery_top; "
-        "spg is generated when named)",
+        "spg, plain_mac, secure_mac and ascon_decrypt when named)",
     )
     p.set_defaults(func=run)
 
