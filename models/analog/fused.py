@@ -55,24 +55,23 @@ _MANT = np.int64((1 << 52) - 1)
 _EXP_ONE = np.int64(1023 << 52)
 
 
-@intrinsic
-def _f64_as_i64(typingctx, x):
-    sig = types.int64(types.float64)
+def _bitcast(src, dst, ir_type):
+    """A numba intrinsic reinterpreting the bits of a ``src`` scalar as ``dst``."""
 
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.IntType(64))
+    @intrinsic
+    def cast(typingctx, x):
+        def codegen(context, builder, signature, args):
+            return builder.bitcast(args[0], ir_type)
 
-    return sig, codegen
+        return dst(src), codegen
+
+    return cast
 
 
-@intrinsic
-def _i64_as_f64(typingctx, x):
-    sig = types.float64(types.int64)
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.DoubleType())
-
-    return sig, codegen
+_f64_as_i64 = _bitcast(types.float64, types.int64, ir.IntType(64))
+_i64_as_f64 = _bitcast(types.int64, types.float64, ir.DoubleType())
+_f32_as_i32 = _bitcast(types.float32, types.int32, ir.IntType(32))
+_i32_as_f32 = _bitcast(types.int32, types.float32, ir.FloatType())
 
 
 @njit(inline="always", error_model="numpy")
@@ -210,26 +209,6 @@ def add_keyed_normal_into(y, rows, k0, k1, sigma):
 
 
 # ---------------------------------------------------------------------------- the DAC
-@intrinsic
-def _f32_as_i32(typingctx, x):
-    sig = types.int32(types.float32)
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.IntType(32))
-
-    return sig, codegen
-
-
-@intrinsic
-def _i32_as_f32(typingctx, x):
-    sig = types.float32(types.int32)
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.FloatType())
-
-    return sig, codegen
-
-
 @njit(cache=True, error_model="numpy")
 def absmax_rows(x):
     """max_j |float32(x[i, j])| per row (float32).  The maximum is taken over the bit
