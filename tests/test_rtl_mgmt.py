@@ -12,6 +12,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+from aimcflow.flows.verilog import mgmt_rtl_params
 from aimcflow.models.periphery.mgmt import (
     MgmtParams,
     choose_exponent,
@@ -41,17 +42,8 @@ pytestmark = pytest.mark.filterwarnings("error::DeprecationWarning")
 
 
 def rtl_params(gp: MgmtParams, x_lanes: int, lanes: int, max_rows: int = 8) -> MgmtRtlParams:
-    return MgmtRtlParams(
-        dac_bits=gp.dac_bits,
-        adc_bits=gp.adc_bits,
-        e_min=gp.e_min,
-        e_max=gp.e_max,
-        x_bits=gp.x_bits,
-        x_signed=gp.x_signed,
-        x_lanes=x_lanes,
-        lanes=lanes,
-        max_rows=max_rows,
-    )
+    """The flow's golden -> RTL mapping (``flows/verilog.py``), not a copy of it."""
+    return mgmt_rtl_params(gp, x_lanes, lanes, max_rows)
 
 
 def run_jobs(
