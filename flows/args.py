@@ -79,3 +79,36 @@ def add_out_arg(parser: argparse.ArgumentParser, command: str) -> None:
         action="store_true",
         help="allow overwriting results in an existing --out directory",
     )
+
+
+def add_images_arg(parser: argparse.ArgumentParser) -> None:
+    """``--images N``: the first N test images (default: the whole test split)."""
+    parser.add_argument(
+        "--images",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="use the first N test images (default: the whole test split)",
+    )
+
+
+def add_drift_list_arg(parser: argparse.ArgumentParser, default: str) -> None:
+    """``--drift T[,T...]``: times after programming (s, or with a unit: 1h, 1d, 1y)."""
+    parser.add_argument(
+        "--drift",
+        type=duration_list,
+        default=duration_list(default),
+        metavar="T[,T...]",
+        help=f"times after programming: seconds or 1h, 1d, 1y (default {default})",
+    )
+
+
+def add_repeats_arg(parser: argparse.ArgumentParser, default: int, what: str) -> None:
+    """``--repeats N``: independent programmings (fresh noise each) per ``what``."""
+    parser.add_argument(
+        "--repeats",
+        type=positive_int,
+        default=default,
+        metavar="N",
+        help=f"programmings per {what}, fresh noise each (default {default})",
+    )

@@ -32,7 +32,13 @@ from __future__ import annotations
 import argparse
 import time
 
-from aimcflow.flows.args import add_config_arg, add_out_arg, duration_list, positive_int
+from aimcflow.flows.args import (
+    add_config_arg,
+    add_drift_list_arg,
+    add_images_arg,
+    add_out_arg,
+    add_repeats_arg,
+)
 
 DEFAULT_DRIFT = "1s,1h,1d,1y"
 DEFAULT_REPEATS = 10
@@ -74,27 +80,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="your own data: .npz with x_train, y_train, x_test, y_test "
         "(default: scikit-learn digits, stratified 80/20, seed 0)",
     )
-    p.add_argument(
-        "--images",
-        type=positive_int,
-        default=None,
-        metavar="N",
-        help="use the first N test images (default: the whole test split)",
-    )
-    p.add_argument(
-        "--drift",
-        type=duration_list,
-        default=duration_list(DEFAULT_DRIFT),
-        metavar="T[,T...]",
-        help=f"times after programming: seconds or 1h, 1d, 1y (default {DEFAULT_DRIFT})",
-    )
-    p.add_argument(
-        "--repeats",
-        type=positive_int,
-        default=DEFAULT_REPEATS,
-        metavar="N",
-        help=f"programmings per drift time, fresh noise each (default {DEFAULT_REPEATS})",
-    )
+    add_images_arg(p)
+    add_drift_list_arg(p, DEFAULT_DRIFT)
+    add_repeats_arg(p, DEFAULT_REPEATS, "drift time")
     p.add_argument(
         "--levels",
         type=level_list,

@@ -17,7 +17,14 @@ from __future__ import annotations
 import argparse
 import time
 
-from aimcflow.flows.args import add_config_arg, add_out_arg, duration_s, positive_int
+from aimcflow.flows.args import (
+    add_config_arg,
+    add_images_arg,
+    add_out_arg,
+    add_repeats_arg,
+    duration_s,
+    positive_int,
+)
 
 DEFAULT_DRIFT = "1h"
 DEFAULT_REPEATS = 1
@@ -63,13 +70,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="a dotted config key and its values, e.g. adc.bits=4,6,8 or "
         "mgmt.noise=off,absmax_pow2; repeat for more keys (the sweep is the cross product)",
     )
-    p.add_argument(
-        "--images",
-        type=positive_int,
-        default=None,
-        metavar="N",
-        help="use the first N test images (default: the whole test split)",
-    )
+    add_images_arg(p)
     p.add_argument(
         "--drift",
         type=duration_s,
@@ -77,13 +78,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="T",
         help=f"time after programming: seconds or 1h, 1d, 1y (default {DEFAULT_DRIFT})",
     )
-    p.add_argument(
-        "--repeats",
-        type=positive_int,
-        default=DEFAULT_REPEATS,
-        metavar="N",
-        help=f"analog-float programmings per point, fresh noise each (default {DEFAULT_REPEATS})",
-    )
+    add_repeats_arg(p, DEFAULT_REPEATS, "point (analog-float)")
     p.add_argument(
         "--levels",
         type=level_list,

@@ -12,7 +12,13 @@ from __future__ import annotations
 import argparse
 import time
 
-from aimcflow.flows.args import add_config_arg, add_out_arg, duration_list, positive_int
+from aimcflow.flows.args import (
+    add_config_arg,
+    add_drift_list_arg,
+    add_out_arg,
+    add_repeats_arg,
+    positive_int,
+)
 
 DEFAULT_DRIFT = "1,1h,1d,1y"
 MAX_DIM = 8192
@@ -47,20 +53,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="N",
         help="input vectors per measurement (default 1000)",
     )
-    p.add_argument(
-        "--drift",
-        type=duration_list,
-        default=duration_list(DEFAULT_DRIFT),
-        metavar="T[,T...]",
-        help=f"times after programming: seconds or 1h, 1d, 1y (default {DEFAULT_DRIFT})",
-    )
-    p.add_argument(
-        "--repeats",
-        type=positive_int,
-        default=5,
-        metavar="N",
-        help="programmings per drift time, fresh noise each (default 5)",
-    )
+    add_drift_list_arg(p, DEFAULT_DRIFT)
+    add_repeats_arg(p, 5, "drift time")
     add_out_arg(p, "vmm")
     p.set_defaults(func=run)
 
