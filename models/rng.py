@@ -12,8 +12,9 @@ Two generators live here:
   of rows (images), where row ``r`` depends only on (seed, purpose, coords, r).  It is a
   keyed counter hash (SplitMix64's finalizer over key + counter, Steele et al., OOPSLA
   2014) followed by Box-Muller, in compiled kernels (``models/analog/fused.py``, which
-  also fuses it into the analog tile's pass: one implementation).  Uniforms carry 24 bits, so |z| <= sqrt(2 ln 2^24) = 5.77: tails beyond 5.77
-  sigma are cut (probability 8e-9 per draw).
+  also fuses it into the analog tile's pass: one implementation).  Uniforms carry 24
+  bits, so |z| <= sqrt(2 ln 2^24) = 5.77: tails beyond 5.77 sigma are cut (probability
+  8e-9 per draw).
 """
 
 from __future__ import annotations
@@ -54,6 +55,17 @@ def stream(seed: int, purpose: str, *coords: int) -> np.random.Generator:
     return np.random.Generator(np.random.Philox(key=np.array([k0, k1], dtype=np.uint64)))
 
 
+def key_words(seed: int, purpose: str, coords: tuple[int, ...]) -> tuple[np.uint64, np.uint64]:
+    """The two key words (k0, k1) of (seed, purpose, coords) as the compiled kernels of
+    ``models/analog/fused.py`` take them."""
+    k0, k1 = _key(seed, purpose, *coords)
+    return np.uint64(k0), np.uint64(k1)
+
+
+def _row_ids(rows: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(np.asarray(rows).reshape(-1), dtype=np.int64)
+
+
 def keyed_bits(
     seed: int, purpose: str, coords: tuple[int, ...], rows: np.ndarray, size: int
 ) -> np.ndarray:
@@ -65,16 +77,10 @@ def keyed_bits(
     """
     from aimcflow.models.analog import fused
 
-    k0, k1 = _key_words(seed, purpose, coords)
-    rows = np.ascontiguousarray(np.asarray(rows).reshape(-1), dtype=np.int64)
+    rows = _row_ids(rows)
     out = np.empty((rows.shape[0], size), dtype=np.uint64)
-    fused.keyed_bits_into(out, rows, k0, k1)
+    fused.keyed_bits_into(out, rows, *key_words(seed, purpose, coords))
     return out
-
-
-def _key_words(seed, purpose, coords) -> tuple[np.uint64, np.uint64]:
-    k0, k1 = _key(seed, purpose, *coords)
-    return np.uint64(k0), np.uint64(k1)
 
 
 def keyed_normal(
@@ -84,17 +90,11 @@ def keyed_normal(
 
     One 64-bit word gives two 24-bit uniforms and, by Box-Muller, two normals, so a row
     of ``size`` normals costs ``ceil(size/2)`` hashes: element k < ceil(size/2) is the
-    cosine of word k, element ceil(size/2) + k its sine.  Computed (float32) by the
-    compiled kernel ``models.analog.fused.keyed_normal_into``, the one implementation.
+    cosine of word k, element ceil(size/2) + k its sine.  The normals
+    :func:`add_keyed_normal` adds to zeros (0 + z is z), in float32.
     """
-    from aimcflow.models.analog import fused
-
-    k0, k1 = _key_words(seed, purpose, coords)
-    rows = np.ascontiguousarray(np.asarray(rows).reshape(-1), dtype=np.int64)
-    half = (size + 1) // 2
-    out = np.empty((rows.shape[0], 2 * half), dtype=np.float32)
-    fused.keyed_normal_into(out, rows, k0, k1, np.ones(rows.shape[0], dtype=np.float32))
-    return out[:, :size].astype(dtype, copy=False)
+    z = np.zeros((np.asarray(rows).size, size), dtype=np.float32)
+    return add_keyed_normal(z, 1.0, seed, purpose, coords, rows).astype(dtype, copy=False)
 
 
 # Largest |z| keyed_normal / add_keyed_normal return: the Box-Muller radius
@@ -118,12 +118,11 @@ def add_keyed_normal(
     """
     from aimcflow.models.analog import fused
 
-    k0, k1 = _key_words(seed, purpose, coords)
-    rows = np.ascontiguousarray(np.asarray(rows).reshape(-1), dtype=np.int64)
+    rows = _row_ids(rows)
     sig = np.ascontiguousarray(
         np.broadcast_to(np.asarray(sigma, dtype=np.float32).reshape(-1), (rows.shape[0],))
     )
-    fused.add_keyed_normal_into(y, rows, k0, k1, sig)
+    fused.add_keyed_normal_into(y, rows, *key_words(seed, purpose, coords), sig)
     return y
 
 

@@ -110,7 +110,6 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
     from aimcflow.flows.io import prepare_out_dir, write_json_atomic
     from aimcflow.models.config import load_config
-    from aimcflow.models.errors import UserInputError
     from aimcflow.models.nn.convert import check_input_width, convert
     from aimcflow.models.nn.data import load_dataset
     from aimcflow.models.nn.evaluate import chance_error, drift_sweep, normalized_accuracy
@@ -124,12 +123,7 @@ def run(args: argparse.Namespace) -> int:
     # --- validate every input before any output exists
     cfg = load_config(args.config)
     data = load_dataset(args.data)
-    n_test = len(data.x_test)
-    n = n_test if args.images is None else args.images
-    if n > n_test:
-        raise UserInputError(
-            f"--images {n}: the test split has only {n_test} images; give 1..{n_test}"
-        )
+    n = data.test_images(args.images)
     name, model = get_model(args.model, data)
     check_input_width(model, data.n_features, data.n_classes)
     net = convert(model, cfg, program=False)

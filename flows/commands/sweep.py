@@ -169,12 +169,7 @@ def run(args: argparse.Namespace) -> int:
     axes = build_axes(cfg, args.sets)
     points = grid(cfg, axes)
     data = load_dataset(None)
-    n_test = len(data.x_test)
-    n = n_test if args.images is None else args.images
-    if n > n_test:
-        raise UserInputError(
-            f"--images {n}: the test split has only {n_test} images; give 1..{n_test}"
-        )
+    n = data.test_images(args.images)
     name, model = get_model(args.model, data)
     check_input_width(model, data.n_features, data.n_classes)
     for _, point_cfg in points:  # unsupported layers fail here, not on a worker

@@ -187,15 +187,6 @@ def keyed_bits_into(out, rows, k0, k1):
 
 
 @njit(cache=True, error_model="numpy")
-def keyed_normal_into(out, rows, k0, k1, sigma):
-    """out[i, :] = sigma[i] * the keyed normals of row id rows[i] (float32, computed as
-    f32(r sigma) cos / sin); out (B, 2 * half) float32, sigma (B,) float32."""
-    half = out.shape[1] // 2
-    for i in range(out.shape[0]):
-        _fill_row(out[i], row_base(rows[i], k0, k1), half, sigma[i])
-
-
-@njit(cache=True, error_model="numpy")
 def add_keyed_normal_into(y, rows, k0, k1, sigma):
     """y[i, :] += the first y.shape[1] keyed normals of row rows[i], scaled by sigma[i]
     (float32 noise added in y's dtype)."""

@@ -204,7 +204,6 @@ class AnalogTile:
         self._set_conductances(g * s if s != 1.0 else g)
         if cfg.noise.drift_compensation == "global":
             # eq. 3.7: alpha = I_cal(t) / I_cal(t0); the output is rescaled by 1/alpha
-            self.drift_alpha = 1.0
             self.drift_alpha = float(self._baseline / self._readout(1 + int(round(t_s * 1000))))
         else:
             self.drift_alpha = 1.0
@@ -222,12 +221,12 @@ class AnalogTile:
         noise is keyed like any image's, with ids ``CALIBRATION_IDS + row + rows * read``
         (read 0: the baseline after programming; 1 + t in ms: the read at drift time t),
         so it never coincides with a data image's and does not depend on call order.
-        Call with ``drift_alpha`` = 1.
         """
         if self.cfg.noise.compensation_readout == "ideal":
             return max(float(np.mean(np.abs(self.w_eff))), 1e-4)
         ids = self.CALIBRATION_IDS + np.arange(self.rows, dtype=np.int64) + self.rows * read
-        y = self.forward_float(np.eye(self.rows), ids) / self.w_scale  # -> normalized units
+        # forward_float answers in weight units, compensated: back to normalized units
+        y = self.forward_float(np.eye(self.rows), ids) / (self.w_scale * self.drift_alpha)
         return max(float(np.mean(np.abs(y))), 1e-4)
 
     def _set_conductances(self, g: np.ndarray) -> None:
@@ -410,7 +409,7 @@ class AnalogTile:
         hi = ((thr + ir - off) / gain).astype(np.float32)
         lo = ((-thr - ir - off) / gain).astype(np.float32)
         col_err = self._q8_err + (self.rows + 2) * 2 * _U32 * self._q8_maxabs
-        k0, k1 = rng._key_words(self.cfg.seed, "out", (self.layer, self.tile, int(it)))
+        k0, k1 = rng.key_words(self.cfg.seed, "out", (self.layer, self.tile, int(it)))
         return fused.screen(
             acc,
             step * self._q8_scale,
@@ -474,7 +473,7 @@ class AnalogTile:
                 a = np.abs(xq) @ self._abs_w[np.float32]
                 p = np.multiply(xq, self._prof[np.float32]) @ self._w32
         n = cfg.noise
-        k0, k1 = rng._key_words(cfg.seed, "out", (self.layer, self.tile, int(it)))
+        k0, k1 = rng.key_words(cfg.seed, "out", (self.layer, self.tile, int(it)))
         gain, off = self._gain_off32
         return fused.pass_tail(
             y,

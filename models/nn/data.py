@@ -34,6 +34,17 @@ class Dataset:
     def n_features(self) -> int:
         return int(self.x_train.shape[1])
 
+    def test_images(self, images: int | None) -> int:
+        """How many test images ``--images`` asks for (None: the whole test split)."""
+        n_test = len(self.x_test)
+        if images is None:
+            return n_test
+        if images > n_test:
+            raise UserInputError(
+                f"--images {images}: the test split has only {n_test} images; give 1..{n_test}"
+            )
+        return images
+
 
 def load_digits_dataset() -> Dataset:
     """scikit-learn digits, stratified 80/20 split (seed 0), pixels scaled to [0, 1]."""
