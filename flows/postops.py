@@ -83,3 +83,94 @@ def pool_component(p):
     from aimcflow.rtl.pool import Pool
 
     return Pool(p)
+
+
+# ------------------------------------------------------------ aimcflow vectors
+# IN/OUT fields are documented in docs/SPEC.md "Block vectors on the command line"; the
+# branch / map formats and the add's activation come from the config, as for the NMPU.
+RESIDUAL_FIELDS = {
+    "a": ("V", "N"),
+    "b": ("V", "N"),
+    "mult_a": (),
+    "mult_b": (),
+    "shift": (),
+}
+POOL_FIELDS = {
+    "x": ("V", "C", "H", "W"),
+    "kind": (),
+    "window": ("P",),
+    "stride": ("P",),
+    "padding": ("P",),
+    "mult": (),
+    "shift": (),
+}
+
+
+def _residual_args(cfg, x):
+    from aimcflow.models.periphery.residual import ResidualCoeffs, ResidualParams
+
+    c = ResidualCoeffs(int(x["mult_a"]), int(x["mult_b"]), int(x["shift"]))
+    return ResidualParams.from_config(cfg), c
+
+
+def residual_check(cfg, x) -> None:
+    residual_golden(cfg, x)  # the golden model's own checks; it is cheap
+
+
+def residual_golden(cfg, x):
+    from aimcflow.models.periphery.residual import residual_add
+
+    gp, c = _residual_args(cfg, x)
+    return {"y": residual_add(x["a"], x["b"], gp, c)}
+
+
+def residual_rtl(cfg, x):
+    from aimcflow.cosim.benches import residual as bench
+    from aimcflow.flows.vector_blocks import run_file_bench
+    from aimcflow.flows.verilog import generate_block
+
+    gp, _ = _residual_args(cfg, x)
+    rtl = residual_rtl_params(gp)
+    gen = generate_block(cfg, "residual")
+    return run_file_bench(gen, bench.MODULE, bench.bench_params(rtl, gp), x, ("y",))
+
+
+def _pool_args(cfg, x):
+    from aimcflow.models.periphery.pool import POOL_KINDS, PoolCoeffs, PoolParams
+
+    if x["window"].shape != (2,):
+        raise UserInputError(
+            f"pool window/stride/padding have {x['window'].shape[0]} entries; allowed: 2 "
+            "(rows, columns)"
+        )
+    kind = int(x["kind"])
+    if kind not in (0, 1):
+        raise UserInputError(f"pool kind = {kind}; allowed: 0 (max) or 1 (avg)")
+    pair = {k: tuple(int(v) for v in x[k]) for k in ("window", "stride", "padding")}
+    return (
+        POOL_KINDS[kind],
+        pair,
+        PoolParams.from_config(cfg),
+        PoolCoeffs(int(x["mult"]), int(x["shift"])),
+    )
+
+
+def pool_check(cfg, x) -> None:
+    pool_golden(cfg, x)
+
+
+def pool_golden(cfg, x):
+    from aimcflow.models.periphery.pool import pool
+
+    kind, pair, gp, c = _pool_args(cfg, x)
+    return {"y": pool(x["x"], kind, pair["window"], pair["stride"], gp, c, pair["padding"])}
+
+
+def pool_rtl(cfg, x):
+    from aimcflow.cosim.benches import pool as bench
+    from aimcflow.flows.vector_blocks import run_file_bench
+    from aimcflow.flows.verilog import generate_block
+
+    _, _, gp, _ = _pool_args(cfg, x)
+    gen = generate_block(cfg, "pool")
+    return run_file_bench(gen, bench.MODULE, bench.bench_params(pool_rtl_params(gp), gp), x, ("y",))

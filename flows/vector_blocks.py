@@ -130,6 +130,14 @@ def run_vectors(block_name: str, cfg: AcceleratorConfig, path: Path, sim: str) -
     return {k: np.asarray(out[k], dtype=np.int64) for k in block.outputs}
 
 
+def run_file_bench(gen, module: str, params: dict[str, Any], inputs: Arrays, outputs) -> Arrays:
+    """Verilate a generated block (cached) and run its bench's ``file_vectors`` test."""
+    from aimcflow.cosim import runner
+
+    b = runner.build(gen.verilog, gen.module, name=gen.name)
+    return _run_file_bench(b, module, params, inputs, tuple(outputs))
+
+
 def _run_file_bench(
     build, module: str, params: dict[str, Any], inputs: Arrays, outputs: tuple[str, ...]
 ) -> Arrays:
@@ -340,3 +348,23 @@ register(
         rtl=_spg_rtl,
     )
 )
+
+
+# ------------------------------------------------------------- residual, pool
+def _register_postops() -> None:
+    from aimcflow.flows import postops
+
+    for name, fields in (("residual", postops.RESIDUAL_FIELDS), ("pool", postops.POOL_FIELDS)):
+        register(
+            VectorBlock(
+                name=name,
+                fields=fields,
+                outputs=("y",),
+                check=getattr(postops, f"{name}_check"),
+                golden=getattr(postops, f"{name}_golden"),
+                rtl=getattr(postops, f"{name}_rtl"),
+            )
+        )
+
+
+_register_postops()

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from aimcflow.flows.postops import pool_component, pool_params, residual_component, residual_params
 from aimcflow.models.config import AcceleratorConfig
 from aimcflow.models.errors import UserInputError
 
@@ -240,6 +241,9 @@ BLOCKS: dict[str, RtlBlock] = {
     "nmpu": RtlBlock("nmpu", "aimcflow_nmpu", nmpu_params, _nmpu),
     "mgmt": RtlBlock("mgmt", "aimcflow_mgmt", mgmt_params, _mgmt),
     "periphery_top": RtlBlock("periphery_top", "aimcflow_periphery_top", _top_params, _top),
+    # the integer ops between layers: residual add and max / average pooling
+    "residual": RtlBlock("residual", "aimcflow_residual", residual_params, residual_component),
+    "pool": RtlBlock("pool", "aimcflow_pool", pool_params, pool_component),
     # one lane per row and column of the tile: 1024 lanes (~9 MB of Verilog, ~1 min to
     # elaborate) for a 512 x 512 tile, so it is generated when asked for by name
     "spg": RtlBlock("spg", "aimcflow_spg", spg_params, _spg, default=False),

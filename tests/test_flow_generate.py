@@ -27,7 +27,7 @@ def test_generate_is_byte_identical_and_complete(small_cfg, tmp_path, capsys):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
     manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
     assert manifest["config"]["digest"] == cfg.digest()
-    assert set(manifest["blocks"]) == {"nmpu", "mgmt", "periphery_top"}
+    assert set(manifest["blocks"]) == {"nmpu", "mgmt", "periphery_top", "residual", "pool"}
     assert manifest["blocks"]["nmpu"]["params"]["lanes"] == 2
     assert manifest["blocks"]["mgmt"]["params"]["max_rows"] == 64
     assert {"verilator", "amaranth", "cocotb"} <= set(manifest["tools"])

@@ -106,8 +106,8 @@ def random_job(
     N: int | None = None,
     activation: str | None = None,
 ) -> Job:
-    """Random formats/activation, N in 1..3*lanes, coefficients either calibrated from
-    random scales (realistic) or raw random with corners (shift anywhere)."""
+    """Random formats/activation, N in 1..3*lanes, coefficients calibrated from random
+    scales (realistic), raw random with corners, or small (shift 0..3: rounding ties)."""
     N = N or int(rng.integers(1, 3 * base.lanes, endpoint=True))
     n = base.out_bits
     lo_hi = np.sort(rng.integers(-(1 << n), 1 << n, size=2, endpoint=True))
@@ -121,12 +121,17 @@ def random_job(
         clamp_lo=int(lo_hi[0]),
         clamp_hi=int(lo_hi[1]),
     )
-    if rng.random() < 0.5:
+    mode = rng.random()
+    if mode < 0.45:
         sa, sb, sy = 2.0 ** rng.uniform(-3, 3, size=3)
         c = golden.residual_coeffs(sa, sb, sy, gp)
     else:
         ma, mb = _rand_signed(rng, gp.mult_bits, 2)
-        shift = int(rng.integers(max(0, gp.mult_bits - 4), gp.mult_bits + 2, endpoint=True))
+        if mode < 0.8:  # shifts around the useful range
+            shift = int(rng.integers(max(0, gp.mult_bits - 4), gp.mult_bits + 2, endpoint=True))
+        else:  # small multipliers and shifts: rounding ties are common
+            ma, mb = ma % 16 - 8, mb % 16 - 8
+            shift = int(rng.integers(0, 3, endpoint=True))
         c = golden.ResidualCoeffs(int(ma), int(mb), min(shift, gp.shift_max))
     return Job(
         a=_rand_format(rng, gp.in_bits, gp.a_signed, (V, N)),
