@@ -57,6 +57,17 @@ def _run(block: str, lanes: int, out_bits: int, vectors: int, *, golden_change=N
     return r.result
 
 
+def _report(block: str, lanes: int, out_bits: int, res: dict) -> None:
+    """One line per bench (shown with ``pytest -s``): what was compared and measured."""
+    print(
+        f"\n{block} lanes={lanes} out_bits={out_bits}: {res['vectors']} vectors, "
+        f"{res['mismatches']} mismatches, {res['rtl_cycles']} RTL cycles in "
+        f"{res['wall_s']:.1f} s; full rate {res['cycles']} cycles for {res['measure_beats']} "
+        f"beats (ideal {res['ideal_cycles']}, efficiency {res['efficiency']:.3f}); "
+        f"rails {res['low_rail']}/{res['high_rail']}"
+    )
+
+
 def _check(res: dict, vectors: int) -> None:
     assert res["mismatches"] == 0, res["errors"]
     assert res["vectors"] >= vectors
@@ -71,6 +82,7 @@ def _check(res: dict, vectors: int) -> None:
 @pytest.mark.parametrize("lanes,out_bits", COVER)
 def test_cosim_random(block, lanes, out_bits):
     res = _run(block, lanes, out_bits, FAST_VECTORS, seed=lanes * 10 + out_bits, measure=True)
+    _report(block, lanes, out_bits, res)
     _check(res, FAST_VECTORS)
     if block == "residual":
         assert res["ties"] > 0  # rounding ties (x.5 before the shift) occurred
@@ -95,6 +107,7 @@ def test_cosim_scoreboard_catches_wrong_golden(block, change):
 @pytest.mark.parametrize("lanes,out_bits", SOAK)
 def test_cosim_soak(block, lanes, out_bits):
     res = _run(block, lanes, out_bits, SOAK_VECTORS, seed=7 + lanes + out_bits, measure=True)
+    _report(block, lanes, out_bits, res)
     _check(res, SOAK_VECTORS)
 
 
