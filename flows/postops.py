@@ -18,10 +18,10 @@ if TYPE_CHECKING:
 
 
 def _checked(block: str, cls: type, fields: dict[str, Any]) -> Any:
-    try:
-        return cls(**fields)
-    except (ValueError, TypeError) as exc:
-        raise UserInputError(f"the {block} RTL cannot be built for this config: {exc}") from None
+    # lazy: flows.verilog imports this module at its top
+    from aimcflow.flows.verilog import _checked as checked
+
+    return checked(block, cls, fields)
 
 
 def residual_rtl_params(gp, **overrides):

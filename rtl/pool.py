@@ -43,6 +43,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .nmpu import saturate
+from .registers import write_registers
 
 LATENCY = 3
 """Clock edges from a window's last input transfer to the earliest transfer of its output."""
@@ -124,18 +125,11 @@ class Pool(wiring.Component):
         out_signed = Signal(init=int(p.signed_reset))
         mult = Signal(signed(p.mult_bits), init=p.mult_reset)
         shift = Signal(range(p.shift_max + 1), init=p.shift_reset)
-        ld = self.load
-        m.d.comb += ld.ready.eq(1)
-        with m.If(ld.valid):
-            with m.Switch(ld.payload.reg):
-                for reg, sig in (
-                    (REG_KIND, kind),
-                    (REG_SIGNED, out_signed),
-                    (REG_MULT, mult),
-                    (REG_SHIFT, shift),
-                ):
-                    with m.Case(reg):
-                        m.d.sync += sig.eq(ld.payload.value)
+        write_registers(
+            m,
+            self.load,
+            [(REG_KIND, kind), (REG_SIGNED, out_signed), (REG_MULT, mult), (REG_SHIFT, shift)],
+        )
 
         # --- one global advance, frozen while o is stalled ----------------------------
         advance = Signal()

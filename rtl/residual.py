@@ -48,6 +48,7 @@ from .nmpu import (
     activate,
     saturate,
 )
+from .registers import write_registers
 
 LATENCY = 3
 """Clock edges from an input transfer to the earliest transfer of its output."""
@@ -143,22 +144,20 @@ class ResidualAdd(wiring.Component):
         mult_a = Signal(signed(p.mult_bits), init=p.mult_a_reset)
         mult_b = Signal(signed(p.mult_bits), init=p.mult_b_reset)
         shift = Signal(range(p.sum_bits + 1), init=p.shift_reset)
-        ld = self.load
-        m.d.comb += ld.ready.eq(1)
-        with m.If(ld.valid):
-            with m.Switch(ld.payload.reg):
-                for reg, sig in (
-                    (REG_ACTIVATION, activation),
-                    (REG_OUT_SIGNED, out_signed),
-                    (REG_LEAKY_K, leaky_k),
-                    (REG_CLAMP_LO, clamp_lo),
-                    (REG_CLAMP_HI, clamp_hi),
-                    (REG_MULT_A, mult_a),
-                    (REG_MULT_B, mult_b),
-                    (REG_SHIFT, shift),
-                ):
-                    with m.Case(reg):
-                        m.d.sync += sig.eq(ld.payload.value)
+        write_registers(
+            m,
+            self.load,
+            [
+                (REG_ACTIVATION, activation),
+                (REG_OUT_SIGNED, out_signed),
+                (REG_LEAKY_K, leaky_k),
+                (REG_CLAMP_LO, clamp_lo),
+                (REG_CLAMP_HI, clamp_hi),
+                (REG_MULT_A, mult_a),
+                (REG_MULT_B, mult_b),
+                (REG_SHIFT, shift),
+            ],
+        )
 
         # --- one global advance, frozen while o is stalled ----------------------------
         advance = Signal()

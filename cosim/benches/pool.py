@@ -24,12 +24,15 @@ cocotb side:
 from __future__ import annotations
 
 import dataclasses
-import time
 from dataclasses import dataclass
 from typing import Any
 
+import cocotb
 import numpy as np
 from aimcflow.cosim.benches.nmpu import _rand_signed
+from aimcflow.cosim.benches.stream_unit import UnitTB, random_run
+from aimcflow.cosim.runner import load_params, save_result
+from aimcflow.cosim.streams import Scoreboard
 from aimcflow.models.periphery import pool as golden
 from aimcflow.models.periphery.residual import input_range
 from aimcflow.rtl import pool as rtl_pool
@@ -150,165 +153,109 @@ def random_job(rng: np.random.Generator, base: golden.PoolParams, V: int, kind=N
 
 
 # ---------------------------------------------------------------- cocotb side
-try:
-    import cocotb
-except ImportError:  # pragma: no cover - cocotb is a dependency; keep import-light users working
-    cocotb = None
+class PoolTB(UnitTB):
+    """The unit's streams; a vector is one image: ``Ho * Wo * ceil(C/lanes)`` output beats
+    (one per window), compared per output position (all C channels)."""
 
-if cocotb is not None:
-    from aimcflow.cosim.packing import port_codecs
-    from aimcflow.cosim.runner import load_params, save_result
-    from aimcflow.cosim.streams import TB, Scoreboard, StreamSink, StreamSource
+    def __init__(self, dut, rtl: PoolRtlParams, seed: int, p_valid: float, p_ready: float):
+        super().__init__(dut, Pool(rtl), seed, p_valid, p_ready)
+        self.rtl = rtl
 
-    class PoolTB(TB):
-        """Clock, reset, the ``i``/``load`` sources and the ``o`` sink of one unit."""
+    def input_fields(self, job: Job) -> dict[str, np.ndarray]:
+        return window_beats(job.x, job.window, job.stride, job.padding, self.rtl.lanes)
 
-        def __init__(self, dut, rtl: PoolRtlParams, seed: int, p_valid: float, p_ready: float):
-            super().__init__(dut, seed)
-            self.rtl = rtl
-            self.codec = port_codecs(Pool(rtl), ("i", "o", "load"))
-            self.src = self.add(StreamSource(dut, "i", self.rng, p_valid))
-            self.load = self.add(StreamSource(dut, "load", self.rng, p_valid))
-            self.snk = self.add(StreamSink(dut, "o", self.rng, p_ready))
+    def load_fields(self, job: Job) -> list[dict[str, int]]:
+        return load_beats(job.kind, job.gp, job.coeffs)
 
-        def windows(self, job: Job) -> int:
-            """Output beats of a job: images x output positions x channel groups."""
-            Ho, Wo = job.out_hw
-            return job.x.shape[0] * Ho * Wo * -(-job.x.shape[1] // self.rtl.lanes)
+    def vectors(self, job: Job) -> int:
+        return job.x.shape[0]
 
-        async def program(self, job: Job) -> None:
-            beats = load_beats(job.kind, job.gp, job.coeffs)
-            fields = {k: np.array([b[k] for b in beats]) for k in beats[0]}
-            self.load.send(self.codec["load"].pack(fields))
-            await self.run(lambda: self.load.idle, max_cycles=1000 * len(beats) + 100)
-
-        async def stream(self, job: Job, stop_after: int | None = None) -> int:
-            self.snk.words.clear()
-            beats = window_beats(job.x, job.window, job.stride, job.padding, self.rtl.lanes)
-            self.src.send(self.codec["i"].pack(beats))
-            want = self.windows(job) if stop_after is None else stop_after
-            return await self.run(
-                lambda: len(self.snk.words) >= want, 200 * len(beats["last"]) + 1000
-            )
-
-        def check(self, sb: Scoreboard, job: Job, exp: np.ndarray) -> int:
-            """Compare every complete image received so far; one compared vector is one
-            output position (all C channels)."""
-            V, C = job.x.shape[:2]
-            Ho, Wo = job.out_hw
-            per_image = self.windows(job) // V
-            v = len(self.snk.words) // per_image
-            if v == 0:
-                return 0
-            y = self.codec["o"].unpack(self.snk.words[: v * per_image])["y"]
-            got = decode_outputs(y, v, C, Ho, Wo, self.rtl.lanes)
-            # compare per window beat: (v, Ho, Wo, C) rows of the image
-            g_rows = got.transpose(0, 2, 3, 1).reshape(v * Ho * Wo, C)
-            e_rows = exp[:v].transpose(0, 2, 3, 1).reshape(v * Ho * Wo, C)
-            return sb.check(
-                {"y": g_rows},
-                {"y": e_rows},
-                v * Ho * Wo,
-                context=lambda i: (
-                    f"{job.kind} x{job.x.shape} window={job.window} stride={job.stride} "
-                    f"padding={job.padding} signed={job.gp.signed} {job.coeffs}"
-                ),
-            )
-
-    def _coverage(job: Job, y: np.ndarray) -> np.ndarray:
-        lo, hi = input_range(job.gp.bits, job.gp.signed)
-        return np.array([(y == lo).sum(), (y == hi).sum(), int(job.padding != (0, 0))])
-
-    @cocotb.test()
-    async def random_jobs(dut):
-        """Constrained-random jobs until ``vectors`` windows matched the golden model."""
-        p = load_params()
-        rtl, base = _params(p)
-        total = int(p.get("vectors", 1000))
-        tb = PoolTB(
-            dut,
-            rtl,
-            int(p.get("seed", 1)),
-            float(p.get("p_valid", 0.8)),
-            float(p.get("p_ready", 0.7)),
-        )
-        rng = tb.rng
-        sb = Scoreboard(f"pool lanes={rtl.lanes}")
-        tb.start_clock()
-        await tb.reset()
-        t_start = time.perf_counter()
-        result: dict[str, Any] = {}
-        coverage = np.zeros(3, np.int64)
-        job_i = 0
-        reset_done = not p.get("reset_mid", True)
-        while sb.compared < total:
-            V = int(rng.integers(1, 12))
-            job = random_job(rng, base, V, kind=golden.POOL_KINDS[job_i % 2])
-            job_i += 1
-            exp = job.expected()
-            coverage += _coverage(job, exp)
-            await tb.program(job)
-            if not reset_done and V >= 2:
-                per_image = tb.windows(job) // V
-                await tb.stream(job, stop_after=(V // 2) * per_image + 1)
-                tb.check(sb, job, exp)  # the images delivered before the reset
-                await tb.reset()
-                await tb.program(job)
-                reset_done = True
-                result["reset_after_beats"] = (V // 2) * per_image + 1
-            await tb.stream(job)
-            tb.check(sb, job, exp)
-            if sb.mismatches:
-                break
-        if p.get("measure"):
-            gp = dataclasses.replace(base, signed=False)
-            x = np.clip(_rand_signed(rng, gp.bits + 1, (8, rtl.lanes, 6, 6)), 0, (1 << gp.bits) - 1)
-            job = Job(x, "avg", (2, 2), (2, 2), (0, 0), gp, golden.avg_coeffs(4, gp))
-            tb.src.p_valid = tb.snk.p_ready = 1.0
-            await tb.program(job)
-            cycles = await tb.stream(job)
-            tb.check(sb, job, job.expected())
-            beats = 8 * 6 * 6
-            ideal = beats + LATENCY
-            result.update(
-                measure_beats=beats, cycles=cycles, ideal_cycles=ideal, efficiency=ideal / cycles
-            )
-        result.update(
-            vectors=sb.compared,
-            mismatches=sb.mismatches,
-            errors=sb.errors,
-            jobs=job_i,
-            rtl_cycles=tb.cycle,
-            wall_s=time.perf_counter() - t_start,
-            low_rail=int(coverage[0]),
-            high_rail=int(coverage[1]),
-            padded_jobs=int(coverage[2]),
-        )
-        save_result(result)
-        assert sb.mismatches == 0, "\n".join(sb.errors)
-
-    @cocotb.test()
-    async def file_vectors(dut):
-        """One job from ``params['in']`` (.npz: x, kind, window, stride, padding, mult,
-        shift); ``y`` to ``params['out']``.  No scoreboard: the caller compares."""
-        p = load_params()
-        rtl, gp = _params(p)
-        with np.load(p["in"]) as f:
-            x = np.asarray(f["x"], np.int64)
-            kind = golden.POOL_KINDS[int(f["kind"])]
-            win, st, pad = (tuple(int(v) for v in f[k]) for k in ("window", "stride", "padding"))
-            c = golden.PoolCoeffs(int(f["mult"]), int(f["shift"]))
-        job = Job(x, kind, win, st, pad, gp, c)
-        tb = PoolTB(dut, rtl, int(p.get("seed", 1)), 1.0, 1.0)
-        tb.start_clock()
-        await tb.reset()
-        await tb.program(job)
-        cycles = await tb.stream(job)
+    def beats_per_vector(self, job: Job) -> int:
         Ho, Wo = job.out_hw
-        y = tb.codec["o"].unpack(tb.snk.words)["y"]
-        np.savez(
-            p["out"],
-            y=decode_outputs(y, x.shape[0], x.shape[1], Ho, Wo, rtl.lanes),
-            cycles=np.int64(cycles),
+        return Ho * Wo * -(-job.x.shape[1] // self.rtl.lanes)
+
+    def received(self, job: Job, v: int) -> np.ndarray:
+        """The first ``v`` images' outputs (v, C, Ho, Wo)."""
+        y = self.codec["o"].unpack(self.snk.words[: v * self.beats_per_vector(job)])["y"]
+        return decode_outputs(y, v, job.x.shape[1], *job.out_hw, self.rtl.lanes)
+
+    def check(self, sb: Scoreboard, job: Job, exp: np.ndarray) -> int:
+        v = self.complete(job)
+        if v == 0:
+            return 0
+        C = job.x.shape[1]
+        Ho, Wo = job.out_hw
+        # one compared vector per output position: (v, Ho, Wo) rows of C channels
+        got = self.received(job, v).transpose(0, 2, 3, 1).reshape(v * Ho * Wo, C)
+        want = exp[:v].transpose(0, 2, 3, 1).reshape(v * Ho * Wo, C)
+        return sb.check(
+            {"y": got},
+            {"y": want},
+            v * Ho * Wo,
+            context=lambda i: (
+                f"{job.kind} x{job.x.shape} window={job.window} stride={job.stride} "
+                f"padding={job.padding} signed={job.gp.signed} {job.coeffs}"
+            ),
         )
-        save_result({"windows": len(tb.snk.words), "cycles": cycles})
+
+
+def _coverage(job: Job, y: np.ndarray) -> dict[str, int]:
+    lo, hi = input_range(job.gp.bits, job.gp.signed)
+    return {
+        "low_rail": (y == lo).sum(),
+        "high_rail": (y == hi).sum(),
+        "padded_jobs": int(job.padding != (0, 0)),
+    }
+
+
+@cocotb.test()
+async def random_jobs(dut):
+    """Constrained-random jobs until ``vectors`` output positions matched the golden model."""
+    p = load_params()
+    rtl, base = _params(p)
+    tb = PoolTB(
+        dut, rtl, int(p.get("seed", 1)), float(p.get("p_valid", 0.8)), float(p.get("p_ready", 0.7))
+    )
+    rng = tb.rng
+
+    def new_job(i: int) -> Job:
+        return random_job(rng, base, int(rng.integers(1, 12)), kind=golden.POOL_KINDS[i % 2])
+
+    def measure_job() -> Job:
+        """8 unsigned images of lanes x 6 x 6, 2x2 average with stride 2."""
+        gp = dataclasses.replace(base, signed=False)
+        x = np.clip(_rand_signed(rng, gp.bits + 1, (8, rtl.lanes, 6, 6)), 0, (1 << gp.bits) - 1)
+        return Job(x, "avg", (2, 2), (2, 2), (0, 0), gp, golden.avg_coeffs(4, gp))
+
+    result = await random_run(
+        tb,
+        p,
+        f"pool lanes={rtl.lanes}",
+        new_job,
+        _coverage,
+        measure_job,
+        lambda job: len(tb.input_fields(job)["last"]) + LATENCY,
+    )
+    save_result(result)
+    assert result["mismatches"] == 0, "\n".join(result["errors"])
+
+
+@cocotb.test()
+async def file_vectors(dut):
+    """One job from ``params['in']`` (.npz: x, kind, window, stride, padding, mult,
+    shift); ``y`` to ``params['out']``.  No scoreboard: the caller compares."""
+    p = load_params()
+    rtl, gp = _params(p)
+    with np.load(p["in"]) as f:
+        x = np.asarray(f["x"], np.int64)
+        kind = golden.POOL_KINDS[int(f["kind"])]
+        win, st, pad = (tuple(int(v) for v in f[k]) for k in ("window", "stride", "padding"))
+        c = golden.PoolCoeffs(int(f["mult"]), int(f["shift"]))
+    job = Job(x, kind, win, st, pad, gp, c)
+    tb = PoolTB(dut, rtl, int(p.get("seed", 1)), 1.0, 1.0)
+    tb.start_clock()
+    await tb.reset()
+    await tb.program(job)
+    cycles = await tb.stream(job)
+    np.savez(p["out"], y=tb.received(job, x.shape[0]), cycles=np.int64(cycles))
+    save_result({"windows": len(tb.snk.words), "cycles": cycles})

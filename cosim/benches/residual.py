@@ -20,13 +20,16 @@ cocotb side:
 from __future__ import annotations
 
 import dataclasses
-import time
 from dataclasses import dataclass
 from typing import Any
 
+import cocotb
 import numpy as np
 from aimcflow.cosim.benches.mgmt import segment_beats
 from aimcflow.cosim.benches.nmpu import _rand_signed
+from aimcflow.cosim.benches.stream_unit import UnitTB, random_run
+from aimcflow.cosim.runner import load_params, save_result
+from aimcflow.cosim.streams import Scoreboard
 from aimcflow.models.periphery import residual as golden
 from aimcflow.models.periphery.nmpu import ACTIVATIONS, rtl_clamp_bounds
 from aimcflow.rtl import residual as rtl_residual
@@ -142,152 +145,99 @@ def random_job(
 
 
 # ---------------------------------------------------------------- cocotb side
-try:
-    import cocotb
-except ImportError:  # pragma: no cover - cocotb is a dependency; keep import-light users working
-    cocotb = None
+class ResidualTB(UnitTB):
+    """The unit's streams; a vector is one row of ``a``/``b`` (``ceil(N/lanes)`` beats)."""
 
-if cocotb is not None:
-    from aimcflow.cosim.packing import port_codecs
-    from aimcflow.cosim.runner import load_params, save_result
-    from aimcflow.cosim.streams import TB, Scoreboard, StreamSink, StreamSource
+    def __init__(self, dut, rtl: ResidualRtlParams, seed: int, p_valid: float, p_ready: float):
+        super().__init__(dut, ResidualAdd(rtl), seed, p_valid, p_ready)
+        self.rtl = rtl
 
-    class ResidualTB(TB):
-        """Clock, reset, the ``i``/``load`` sources and the ``o`` sink of one unit."""
+    def input_fields(self, job: Job) -> dict[str, np.ndarray]:
+        return input_beats(job.a, job.b, self.rtl.lanes)
 
-        def __init__(self, dut, rtl: ResidualRtlParams, seed: int, p_valid: float, p_ready: float):
-            super().__init__(dut, seed)
-            self.rtl = rtl
-            self.codec = port_codecs(ResidualAdd(rtl), ("i", "o", "load"))
-            self.src = self.add(StreamSource(dut, "i", self.rng, p_valid))
-            self.load = self.add(StreamSource(dut, "load", self.rng, p_valid))
-            self.snk = self.add(StreamSink(dut, "o", self.rng, p_ready))
+    def load_fields(self, job: Job) -> list[dict[str, int]]:
+        return load_beats(job.gp, job.coeffs)
 
-        async def program(self, job: Job) -> None:
-            beats = load_beats(job.gp, job.coeffs)
-            fields = {k: np.array([b[k] for b in beats]) for k in beats[0]}
-            self.load.send(self.codec["load"].pack(fields))
-            await self.run(lambda: self.load.idle, max_cycles=1000 * len(beats) + 100)
+    def vectors(self, job: Job) -> int:
+        return job.a.shape[0]
 
-        async def stream(self, job: Job, stop_after: int | None = None) -> int:
-            """Send the job's vectors; cycles until all (or ``stop_after``) outputs arrived."""
-            V, N = job.a.shape
-            G = -(-N // self.rtl.lanes)
-            self.snk.words.clear()
-            self.src.send(self.codec["i"].pack(input_beats(job.a, job.b, self.rtl.lanes)))
-            want = V * G if stop_after is None else stop_after
-            return await self.run(lambda: len(self.snk.words) >= want, 200 * V * G + 1000)
+    def beats_per_vector(self, job: Job) -> int:
+        return -(-job.a.shape[1] // self.rtl.lanes)
 
-        def check(self, sb: Scoreboard, job: Job, exp: np.ndarray) -> int:
-            """Compare every complete vector received so far."""
-            V, N = job.a.shape
-            G = -(-N // self.rtl.lanes)
-            v = len(self.snk.words) // G
-            if v == 0:
-                return 0
-            f = self.codec["o"].unpack(self.snk.words[: v * G])
-            y, last = decode_outputs(f, v, N, self.rtl.lanes)
-            exp_last = np.zeros((v, G), np.int64)
-            exp_last[:, -1] = 1
-            gp, c = job.gp, job.coeffs
-            return sb.check(
-                {"y": y, "last": last},
-                {"y": exp[:v], "last": exp_last},
-                v,
-                context=lambda i: f"N={N} act={gp.activation} signed={gp.out_signed} {c}",
-            )
+    def received(self, job: Job, v: int) -> np.ndarray:
+        f = self.codec["o"].unpack(self.snk.words[: v * self.beats_per_vector(job)])
+        return decode_outputs(f, v, job.a.shape[1], self.rtl.lanes)
 
-    def _coverage(job: Job, y: np.ndarray) -> np.ndarray:
-        """Outputs on the low rail, on the high rail, and sums that were exact ties."""
-        gp, c = job.gp, job.coeffs
-        lo, hi = golden.input_range(gp.out_bits, gp.out_signed)
-        total = job.a * c.mult_a + job.b * c.mult_b
-        ties = ((total & ((1 << c.shift) - 1)) == 1 << (c.shift - 1)).sum() if c.shift else 0
-        return np.array([(y == lo).sum(), (y == hi).sum(), ties])
-
-    @cocotb.test()
-    async def random_jobs(dut):
-        """Constrained-random jobs until ``vectors`` vectors matched the golden model."""
-        p = load_params()
-        rtl, base = _params(p)
-        total = int(p.get("vectors", 1000))
-        tb = ResidualTB(
-            dut,
-            rtl,
-            int(p.get("seed", 1)),
-            float(p.get("p_valid", 0.8)),
-            float(p.get("p_ready", 0.7)),
+    def check(self, sb: Scoreboard, job: Job, exp: np.ndarray) -> int:
+        v = self.complete(job)
+        if v == 0:
+            return 0
+        y, last = self.received(job, v)
+        exp_last = np.zeros_like(last)
+        exp_last[:, -1] = 1
+        gp, c, N = job.gp, job.coeffs, job.a.shape[1]
+        return sb.check(
+            {"y": y, "last": last},
+            {"y": exp[:v], "last": exp_last},
+            v,
+            context=lambda i: f"N={N} act={gp.activation} signed={gp.out_signed} {c}",
         )
-        rng = tb.rng
-        sb = Scoreboard(f"residual lanes={rtl.lanes}")
-        tb.start_clock()
-        await tb.reset()
-        t_start = time.perf_counter()
-        result: dict[str, Any] = {}
-        coverage = np.zeros(3, np.int64)
-        job_i = 0
-        reset_done = not p.get("reset_mid", True)
-        while sb.compared < total:
-            V = int(min(total - sb.compared, rng.integers(20, 300)))
-            job = random_job(rng, base, V, activation=ACTIVATIONS[job_i % len(ACTIVATIONS)])
-            job_i += 1
-            exp = job.expected()
-            coverage += _coverage(job, exp)
-            await tb.program(job)
-            if not reset_done and V >= 8:
-                G = -(-job.a.shape[1] // rtl.lanes)
-                await tb.stream(job, stop_after=(V // 2) * G + 1)
-                tb.check(sb, job, exp)  # the prefix delivered before the reset
-                await tb.reset()
-                await tb.program(job)  # registers are reset too
-                reset_done = True
-                result["reset_after_beats"] = (V // 2) * G + 1
-            await tb.stream(job)
-            tb.check(sb, job, exp)
-            if sb.mismatches:
-                break
-        if p.get("measure"):
-            V, N = int(p.get("measure_vectors", 200)), 4 * rtl.lanes
-            job = random_job(rng, base, V, N=N)
-            tb.src.p_valid = tb.snk.p_ready = 1.0
-            await tb.program(job)
-            cycles = await tb.stream(job)
-            tb.check(sb, job, job.expected())
-            ideal = V * 4 + LATENCY
-            result.update(
-                measure_beats=V * 4, cycles=cycles, ideal_cycles=ideal, efficiency=ideal / cycles
-            )
-        result.update(
-            vectors=sb.compared,
-            mismatches=sb.mismatches,
-            errors=sb.errors,
-            jobs=job_i,
-            rtl_cycles=tb.cycle,
-            wall_s=time.perf_counter() - t_start,
-            low_rail=int(coverage[0]),
-            high_rail=int(coverage[1]),
-            ties=int(coverage[2]),
-        )
-        save_result(result)
-        assert sb.mismatches == 0, "\n".join(sb.errors)
 
-    @cocotb.test()
-    async def file_vectors(dut):
-        """One job from ``params['in']`` (.npz: a, b, mult_a, mult_b, shift); ``y`` to
-        ``params['out']``.  No scoreboard: the caller compares."""
-        p = load_params()
-        rtl, gp = _params(p)
-        with np.load(p["in"]) as f:
-            a, b = (np.asarray(f[k], np.int64) for k in ("a", "b"))
-            c = golden.ResidualCoeffs(*(int(f[k]) for k in ("mult_a", "mult_b", "shift")))
-        job = Job(a.reshape(a.shape[0], -1), b.reshape(b.shape[0], -1), gp, c)
-        tb = ResidualTB(dut, rtl, int(p.get("seed", 1)), 1.0, 1.0)
-        tb.start_clock()
-        await tb.reset()
-        await tb.program(job)
-        cycles = await tb.stream(job)
-        V, N = job.a.shape
-        f = tb.codec["o"].unpack(tb.snk.words)
-        y, _ = decode_outputs(f, V, N, rtl.lanes)
-        np.savez(p["out"], y=y.reshape(a.shape), cycles=np.int64(cycles))
-        save_result({"vectors": V, "cycles": cycles})
+
+def _coverage(job: Job, y: np.ndarray) -> dict[str, int]:
+    """Outputs on the low rail, on the high rail, and sums that were exact ties."""
+    gp, c = job.gp, job.coeffs
+    lo, hi = golden.input_range(gp.out_bits, gp.out_signed)
+    total = job.a * c.mult_a + job.b * c.mult_b
+    ties = ((total & ((1 << c.shift) - 1)) == 1 << (c.shift - 1)).sum() if c.shift else 0
+    return {"low_rail": (y == lo).sum(), "high_rail": (y == hi).sum(), "ties": ties}
+
+
+@cocotb.test()
+async def random_jobs(dut):
+    """Constrained-random jobs until ``vectors`` vectors matched the golden model."""
+    p = load_params()
+    rtl, base = _params(p)
+    tb = ResidualTB(
+        dut, rtl, int(p.get("seed", 1)), float(p.get("p_valid", 0.8)), float(p.get("p_ready", 0.7))
+    )
+    rng = tb.rng
+
+    def new_job(i: int) -> Job:
+        V = int(rng.integers(20, 300))
+        return random_job(rng, base, V, activation=ACTIVATIONS[i % len(ACTIVATIONS)])
+
+    def measure_job() -> Job:
+        return random_job(rng, base, int(p.get("measure_vectors", 200)), N=4 * rtl.lanes)
+
+    result = await random_run(
+        tb,
+        p,
+        f"residual lanes={rtl.lanes}",
+        new_job,
+        _coverage,
+        measure_job,
+        lambda job: job.a.shape[0] * tb.beats_per_vector(job) + LATENCY,
+    )
+    save_result(result)
+    assert result["mismatches"] == 0, "\n".join(result["errors"])
+
+
+@cocotb.test()
+async def file_vectors(dut):
+    """One job from ``params['in']`` (.npz: a, b, mult_a, mult_b, shift); ``y`` to
+    ``params['out']``.  No scoreboard: the caller compares."""
+    p = load_params()
+    rtl, gp = _params(p)
+    with np.load(p["in"]) as f:
+        a, b = (np.asarray(f[k], np.int64) for k in ("a", "b"))
+        c = golden.ResidualCoeffs(*(int(f[k]) for k in ("mult_a", "mult_b", "shift")))
+    job = Job(a.reshape(a.shape[0], -1), b.reshape(b.shape[0], -1), gp, c)
+    tb = ResidualTB(dut, rtl, int(p.get("seed", 1)), 1.0, 1.0)
+    tb.start_clock()
+    await tb.reset()
+    await tb.program(job)
+    cycles = await tb.stream(job)
+    y, _ = tb.received(job, job.a.shape[0])
+    np.savez(p["out"], y=y.reshape(a.shape), cycles=np.int64(cycles))
+    save_result({"vectors": job.a.shape[0], "cycles": cycles})
