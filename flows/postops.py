@@ -12,14 +12,20 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from aimcflow.models.errors import UserInputError
+from aimcflow.models.periphery.nmpu import ACTIVATIONS, rtl_clamp_bounds
+from aimcflow.models.periphery.pool import POOL_KINDS, PoolCoeffs, PoolParams, pool
+from aimcflow.models.periphery.residual import (
+    ResidualCoeffs,
+    ResidualParams,
+    residual_add,
+)
 
 if TYPE_CHECKING:
     from aimcflow.models.config import AcceleratorConfig
 
 
 def _checked(block: str, cls: type, fields: dict[str, Any]) -> Any:
-    # lazy: flows.verilog imports this module at its top
-    from aimcflow.flows.verilog import _checked as checked
+    from aimcflow.flows.verilog import _checked as checked  # lazy: verilog imports this module
 
     return checked(block, cls, fields)
 
@@ -27,7 +33,7 @@ def _checked(block: str, cls: type, fields: dict[str, Any]) -> Any:
 def residual_rtl_params(gp, **overrides):
     """``rtl.residual.ResidualRtlParams`` of golden ``ResidualParams`` ``gp``: widths as
     they are, the activation and output format as register reset values."""
-    from aimcflow.models.periphery.nmpu import ACTIVATIONS, rtl_clamp_bounds
+    # lazy: amaranth (via rtl; kept out of aimcflow --help)
     from aimcflow.rtl.residual import ResidualRtlParams
 
     lo, hi = rtl_clamp_bounds(gp)
@@ -47,13 +53,13 @@ def residual_rtl_params(gp, **overrides):
 
 def residual_params(cfg: AcceleratorConfig, **overrides):
     """RTL parameters of the residual-add unit of a config (golden check first)."""
-    from aimcflow.models.periphery.residual import ResidualParams
 
     return residual_rtl_params(ResidualParams.from_config(cfg), **overrides)
 
 
 def pool_rtl_params(gp, **overrides):
     """``rtl.pool.PoolRtlParams`` of golden ``PoolParams`` ``gp``."""
+    # lazy: amaranth (via rtl; kept out of aimcflow --help)
     from aimcflow.rtl.pool import PoolRtlParams
 
     fields = dict(
@@ -68,19 +74,18 @@ def pool_rtl_params(gp, **overrides):
 
 def pool_params(cfg: AcceleratorConfig, **overrides):
     """RTL parameters of the pooling unit of a config (golden check first)."""
-    from aimcflow.models.periphery.pool import PoolParams
 
     return pool_rtl_params(PoolParams.from_config(cfg), **overrides)
 
 
 def residual_component(p):
-    from aimcflow.rtl.residual import ResidualAdd
+    from aimcflow.rtl.residual import ResidualAdd  # lazy: amaranth
 
     return ResidualAdd(p)
 
 
 def pool_component(p):
-    from aimcflow.rtl.pool import Pool
+    from aimcflow.rtl.pool import Pool  # lazy: amaranth
 
     return Pool(p)
 
@@ -107,7 +112,6 @@ POOL_FIELDS = {
 
 
 def _residual_args(cfg, x):
-    from aimcflow.models.periphery.residual import ResidualCoeffs, ResidualParams
 
     c = ResidualCoeffs(int(x["mult_a"]), int(x["mult_b"]), int(x["shift"]))
     return ResidualParams.from_config(cfg), c
@@ -118,13 +122,13 @@ def residual_check(cfg, x) -> None:
 
 
 def residual_golden(cfg, x):
-    from aimcflow.models.periphery.residual import residual_add
 
     gp, c = _residual_args(cfg, x)
     return {"y": residual_add(x["a"], x["b"], gp, c)}
 
 
 def residual_rtl(cfg, x):
+    # lazy: cocotb, amaranth; flows.verilog and vector_blocks import this module
     from aimcflow.cosim.benches import residual as bench
     from aimcflow.flows.vector_blocks import run_file_bench
     from aimcflow.flows.verilog import generate_block
@@ -136,7 +140,6 @@ def residual_rtl(cfg, x):
 
 
 def _pool_args(cfg, x):
-    from aimcflow.models.periphery.pool import POOL_KINDS, PoolCoeffs, PoolParams
 
     if x["window"].shape != (2,):
         raise UserInputError(
@@ -160,13 +163,13 @@ def pool_check(cfg, x) -> None:
 
 
 def pool_golden(cfg, x):
-    from aimcflow.models.periphery.pool import pool
 
     kind, pair, gp, c = _pool_args(cfg, x)
     return {"y": pool(x["x"], kind, pair["window"], pair["stride"], gp, c, pair["padding"])}
 
 
 def pool_rtl(cfg, x):
+    # lazy: cocotb, amaranth; flows.verilog and vector_blocks import this module
     from aimcflow.cosim.benches import pool as bench
     from aimcflow.flows.vector_blocks import run_file_bench
     from aimcflow.flows.verilog import generate_block

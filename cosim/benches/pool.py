@@ -31,7 +31,7 @@ import cocotb
 import numpy as np
 from aimcflow.cosim.benches.nmpu import _rand_signed
 from aimcflow.cosim.benches.stream_unit import UnitTB, random_run
-from aimcflow.cosim.runner import load_params, save_result
+from aimcflow.cosim.runner import build_component, load_params, save_result
 from aimcflow.cosim.streams import Scoreboard
 from aimcflow.models.periphery import pool as golden
 from aimcflow.models.periphery.residual import input_range
@@ -43,8 +43,6 @@ TOPLEVEL = "aimcflow_pool"
 
 
 def build(rtl: PoolRtlParams, toplevel: str = TOPLEVEL):
-    from aimcflow.cosim.runner import build_component
-
     return build_component(Pool(rtl), toplevel, name=f"pool-l{rtl.lanes}")
 
 

@@ -28,7 +28,7 @@ import numpy as np
 from aimcflow.cosim.benches.mgmt import segment_beats
 from aimcflow.cosim.benches.nmpu import _rand_signed
 from aimcflow.cosim.benches.stream_unit import UnitTB, random_run
-from aimcflow.cosim.runner import load_params, save_result
+from aimcflow.cosim.runner import build_component, load_params, save_result
 from aimcflow.cosim.streams import Scoreboard
 from aimcflow.models.periphery import residual as golden
 from aimcflow.models.periphery.nmpu import ACTIVATIONS, rtl_clamp_bounds
@@ -41,8 +41,6 @@ TOPLEVEL = "aimcflow_residual"
 
 def build(rtl: ResidualRtlParams, toplevel: str = TOPLEVEL):
     """The cached Verilator build of the unit with these parameters."""
-    from aimcflow.cosim.runner import build_component
-
     return build_component(ResidualAdd(rtl), toplevel, name=f"residual-l{rtl.lanes}")
 
 
