@@ -155,8 +155,10 @@ class PoolTB(UnitTB):
     """The unit's streams; a vector is one image: ``Ho * Wo * ceil(C/lanes)`` output beats
     (one per window), compared per output position (all C channels)."""
 
-    def __init__(self, dut, rtl: PoolRtlParams, seed: int, p_valid: float, p_ready: float):
-        super().__init__(dut, Pool(rtl), seed, p_valid, p_ready)
+    def __init__(
+        self, dut, rtl: PoolRtlParams, seed: int, p_valid: float, p_ready: float, prefix: str = ""
+    ):
+        super().__init__(dut, Pool(rtl), seed, p_valid, p_ready, prefix)
         self.rtl = rtl
 
     def input_fields(self, job: Job) -> dict[str, np.ndarray]:

@@ -146,8 +146,16 @@ def random_job(
 class ResidualTB(UnitTB):
     """The unit's streams; a vector is one row of ``a``/``b`` (``ceil(N/lanes)`` beats)."""
 
-    def __init__(self, dut, rtl: ResidualRtlParams, seed: int, p_valid: float, p_ready: float):
-        super().__init__(dut, ResidualAdd(rtl), seed, p_valid, p_ready)
+    def __init__(
+        self,
+        dut,
+        rtl: ResidualRtlParams,
+        seed: int,
+        p_valid: float,
+        p_ready: float,
+        prefix: str = "",
+    ):
+        super().__init__(dut, ResidualAdd(rtl), seed, p_valid, p_ready, prefix)
         self.rtl = rtl
 
     def input_fields(self, job: Job) -> dict[str, np.ndarray]:

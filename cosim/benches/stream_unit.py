@@ -20,14 +20,17 @@ from aimcflow.cosim.streams import TB, Scoreboard, StreamSink, StreamSource
 
 
 class UnitTB(TB):
-    """Clock, reset, the ``i``/``load`` sources and the ``o`` sink of one unit."""
+    """Clock, reset, the ``i``/``load`` sources and the ``o`` sink of one unit.
 
-    def __init__(self, dut, component, seed: int, p_valid: float, p_ready: float):
+    ``prefix`` names the unit's ports in a bigger toplevel (``res_`` -> ``res_i__valid``
+    ...), so the same agents drive the unit inside a level-4 wrapper."""
+
+    def __init__(self, dut, component, seed: int, p_valid: float, p_ready: float, prefix: str = ""):
         super().__init__(dut, seed)
         self.codec = port_codecs(component, ("i", "o", "load"))
-        self.src = self.add(StreamSource(dut, "i", self.rng, p_valid))
-        self.load = self.add(StreamSource(dut, "load", self.rng, p_valid))
-        self.snk = self.add(StreamSink(dut, "o", self.rng, p_ready))
+        self.src = self.add(StreamSource(dut, f"{prefix}i", self.rng, p_valid))
+        self.load = self.add(StreamSource(dut, f"{prefix}load", self.rng, p_valid))
+        self.snk = self.add(StreamSink(dut, f"{prefix}o", self.rng, p_ready))
 
     # --- what a subclass defines -------------------------------------------------
     def input_fields(self, job) -> dict[str, np.ndarray]:
