@@ -128,15 +128,13 @@ def residual_golden(cfg, x):
 
 
 def residual_rtl(cfg, x):
-    # lazy: cocotb, amaranth; flows.verilog and vector_blocks import this module
+    # lazy: cocotb (bench module); flows.vector_blocks imports this module
     from aimcflow.cosim.benches import residual as bench
-    from aimcflow.flows.vector_blocks import run_file_bench
-    from aimcflow.flows.verilog import generate_block
+    from aimcflow.flows.vector_blocks import _run_file_bench
 
     gp, _ = _residual_args(cfg, x)
     rtl = residual_rtl_params(gp)
-    gen = generate_block(cfg, "residual")
-    return run_file_bench(gen, bench.MODULE, bench.bench_params(rtl, gp), x, ("y",))
+    return _run_file_bench(bench.build(rtl), bench.MODULE, bench.bench_params(rtl, gp), x, ("y",))
 
 
 def _pool_args(cfg, x):
@@ -169,11 +167,10 @@ def pool_golden(cfg, x):
 
 
 def pool_rtl(cfg, x):
-    # lazy: cocotb, amaranth; flows.verilog and vector_blocks import this module
+    # lazy: cocotb (bench module); flows.vector_blocks imports this module
     from aimcflow.cosim.benches import pool as bench
-    from aimcflow.flows.vector_blocks import run_file_bench
-    from aimcflow.flows.verilog import generate_block
+    from aimcflow.flows.vector_blocks import _run_file_bench
 
     _, _, gp, _ = _pool_args(cfg, x)
-    gen = generate_block(cfg, "pool")
-    return run_file_bench(gen, bench.MODULE, bench.bench_params(pool_rtl_params(gp), gp), x, ("y",))
+    rtl = pool_rtl_params(gp)
+    return _run_file_bench(bench.build(rtl), bench.MODULE, bench.bench_params(rtl, gp), x, ("y",))

@@ -130,14 +130,6 @@ def run_vectors(block_name: str, cfg: AcceleratorConfig, path: Path, sim: str) -
     return {k: np.asarray(out[k], dtype=np.int64) for k in block.outputs}
 
 
-def run_file_bench(gen, module: str, params: dict[str, Any], inputs: Arrays, outputs) -> Arrays:
-    """Verilate a generated block (cached) and run its bench's ``file_vectors`` test."""
-    from aimcflow.cosim import runner
-
-    b = runner.build(gen.verilog, gen.module, name=gen.name)
-    return _run_file_bench(b, module, params, inputs, tuple(outputs))
-
-
 def _run_file_bench(
     build, module: str, params: dict[str, Any], inputs: Arrays, outputs: tuple[str, ...]
 ) -> Arrays:
