@@ -72,5 +72,5 @@ def unused_inputs(verilog: str, module: str) -> list[str]:
 
 
 def lint_blocks(blocks: Iterable) -> dict[str, LintReport]:
-    """Lint every :class:`aimcflow.flows.verilog.GeneratedBlock`."""
+    """Lint every :class:`aimcflow.cosim.blocks.GeneratedBlock`."""
     return {b.name: lint_verilog(b.verilog, b.module) for b in blocks}

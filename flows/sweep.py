@@ -4,7 +4,7 @@ A sweep is the cross product of ``--set KEY=V1,V2,...`` lists over dotted config
 (``adc.bits``, ``mgmt.noise``, ...).  Every point is a copy of the base config with those
 fields replaced; all points are validated before any work starts.  Each point runs the very
 functions ``aimcflow run`` uses: :func:`~aimcflow.models.nn.evaluate.drift_sweep` for the
-analog-float level and :func:`~aimcflow.flows.commands.run.analog_golden_level` for the
+analog-float level and :func:`~aimcflow.flows.levels.analog_golden_level` for the
 analog-golden level (level 3), so a sweep point and ``aimcflow run`` under the same config
 give the same accuracies.
 
@@ -176,7 +176,7 @@ def evaluate_point(
     analog-float: mean (and std, A*) over ``repeats`` programmings seeded ``cfg.seed + r``;
     analog-golden: the seed-``cfg.seed`` programming compiled and run at level 3.
     Accuracies are fractions in [0, 1]."""
-    from aimcflow.flows.commands.run import analog_golden_level
+    from aimcflow.flows.levels import analog_golden_level
     from aimcflow.models.nn.convert import convert
     from aimcflow.models.nn.evaluate import drift_sweep, normalized_accuracy
 

@@ -35,8 +35,8 @@ TOP = "probed"
 
 def make_design(design: str, lanes: int = 64):
     """The RTL component for ``design`` (n = ``lanes``, 8-bit weights and activations),
-    with the parameters ``aimcflow generate`` uses (``flows/verilog.py``)."""
-    from aimcflow.flows.verilog import BLOCKS
+    with the parameters ``aimcflow generate`` uses (``cosim/blocks.py``)."""
+    from aimcflow.cosim.blocks import BLOCKS
 
     if design not in DESIGNS:
         raise ValueError(f"unknown design {design!r}; known: {', '.join(DESIGNS)}")

@@ -57,6 +57,7 @@ import numpy as np
 from aimcflow.models import rng
 from aimcflow.models.config import AcceleratorConfig, validate_config
 from aimcflow.models.errors import UserInputError
+from aimcflow.models.io import save_npz_atomic, write_json_atomic
 from aimcflow.models.nn.convert import (
     AnalogLayer,
     AnalogNetwork,
@@ -186,8 +187,6 @@ class ChipProgram:
     # ---------------------------------------------------------------- artifact
     def save(self, stem: str | Path) -> tuple[Path, Path]:
         """Write ``<stem>.npz`` (coefficients, weights, conductances) and ``<stem>.json``."""
-        from aimcflow.flows.io import save_npz_atomic, write_json_atomic
-
         stem = Path(stem)
         arrays: dict[str, np.ndarray] = {}
         for lp, st in zip(self.layers, self.stages, strict=True):

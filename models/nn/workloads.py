@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 from aimcflow.models.errors import UserInputError
+from aimcflow.models.io import atomic_path
 from aimcflow.models.nn.data import Dataset
 
 WORKLOADS = ("digits-mlp", "digits-cnn")
@@ -160,7 +161,6 @@ def pretrained(arch: str, data: Dataset, *, retrain: bool = False):
         model.load_state_dict(torch.load(path, weights_only=True))
         return model.eval()
     model = train(recipe, data)
-    from aimcflow.flows.io import atomic_path  # noqa: PLC0415 -- small helper, no heavy import
 
     with atomic_path(path, suffix=".pt") as tmp:
         torch.save(model.state_dict(), tmp)
