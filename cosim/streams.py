@@ -22,7 +22,9 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
+from cocotb.clock import Clock
 from cocotb.handle import Immediate
+from cocotb.triggers import FallingEdge, ReadOnly
 
 
 class StreamSource:
@@ -247,13 +249,10 @@ class TB:
         return agent
 
     def start_clock(self) -> None:
-        from cocotb.clock import Clock
-
         self.clock_task = Clock(self.dut.clk, self.period_ns, unit="ns").start()
 
     async def reset(self, cycles: int = 2) -> None:
         """Synchronous reset for ``cycles`` rising edges; agents are flushed."""
-        from cocotb.triggers import FallingEdge
 
         falling = FallingEdge(self.dut.clk)
         await falling  # leave a possible ReadOnly phase before writing
@@ -269,7 +268,6 @@ class TB:
         self, until: Callable[[], bool], max_cycles: int, hooks: Sequence[Callable[[], None]] = ()
     ) -> int:
         """Step cycles until ``until()`` holds; returns cycles spent.  Raises on timeout."""
-        from cocotb.triggers import FallingEdge, ReadOnly
 
         clk = self.dut.clk
         agents = self.agents

@@ -17,6 +17,7 @@ import numpy as np
 from aimcflow.cosim.runner import load_params, save_result
 from aimcflow.cosim.streams import TB, StreamSource
 from aimcflow.models.periphery import ascon as golden
+from cocotb.triggers import FallingEdge
 
 KIND_AD, KIND_CT, KIND_TAG = 0, 1, 2
 
@@ -102,8 +103,6 @@ class AsconTB(TB):
         self.mon = self.add(WriteMonitor(dut))
 
     async def message(self, key: bytes, nonce: bytes, ad: bytes, ct: bytes):
-        from cocotb.triggers import FallingEdge
-
         self.mon.flush()
         await FallingEdge(self.dut.clk)  # leave the ReadOnly phase the last cycle ended in
         self.cycle += 1

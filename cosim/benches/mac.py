@@ -19,6 +19,8 @@ from aimcflow.cosim.packing import PayloadCodec
 from aimcflow.cosim.runner import load_params, save_result
 from aimcflow.cosim.streams import TB, Scoreboard, StreamSink, StreamSource
 from aimcflow.models.periphery import secure_mac as golden
+from aimcflow.rtl.plain_mac import MacParams, PlainMac
+from aimcflow.rtl.secure_mac import SecureMac, SecureMacParams
 
 
 class HandshakeLog:
@@ -48,12 +50,8 @@ class MacTB(TB):
         self.design, self.n = design, n
         self.spec = golden.SecureMacSpec(n=n)
         if design == "plain_mac":
-            from aimcflow.rtl.plain_mac import MacParams, PlainMac
-
             comp = PlainMac(MacParams(n=n))
         else:
-            from aimcflow.rtl.secure_mac import SecureMac, SecureMacParams
-
             seeds = golden.rtl_mask_seeds(self.spec)
             comp = SecureMac(SecureMacParams(n=n, mask_seeds=seeds))
         self.params = comp.params

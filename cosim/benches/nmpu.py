@@ -28,13 +28,15 @@ from typing import Any
 import cocotb
 import numpy as np
 from aimcflow.cosim.packing import PayloadCodec
-from aimcflow.cosim.runner import load_params, save_result
+from aimcflow.cosim.runner import build_component, load_params, save_result
 from aimcflow.cosim.streams import TB, Scoreboard, StreamSink, StreamSource
 from aimcflow.models.periphery import nmpu as golden
 from aimcflow.models.periphery.fixedpoint import signed_range
 from aimcflow.rtl.nmpu import LATENCY, Nmpu
 from aimcflow.rtl.params import NmpuRtlParams
 from aimcflow.rtl.protocol import nmpu_load_beats
+from cocotb.clock import Clock
+from cocotb.triggers import FallingEdge, ReadOnly
 
 MODULE = "aimcflow.cosim.benches.nmpu"
 TOPLEVEL = "aimcflow_nmpu"
@@ -42,7 +44,6 @@ TOPLEVEL = "aimcflow_nmpu"
 
 def build(rtl: NmpuRtlParams, toplevel: str = TOPLEVEL):
     """The cached Verilator build of the NMPU with these parameters."""
-    from aimcflow.cosim.runner import build_component
 
     return build_component(Nmpu(rtl), toplevel, name=f"nmpu-l{rtl.lanes}")
 
@@ -343,8 +344,6 @@ async def random_jobs(dut):
 @cocotb.test()
 async def bare_clock(dut):
     """Reference cost: the same two triggers per cycle as :class:`TB`, no agents."""
-    from cocotb.clock import Clock
-    from cocotb.triggers import FallingEdge, ReadOnly
 
     n = int(load_params().get("cycles", 100_000))
     Clock(dut.clk, 10, unit="ns").start()

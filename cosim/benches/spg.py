@@ -22,7 +22,8 @@ from pathlib import Path
 import cocotb
 import numpy as np
 from aimcflow.cosim.packing import PayloadCodec
-from aimcflow.cosim.runner import load_params, save_result
+from aimcflow.cosim.rtlparams import spg_rtl_params
+from aimcflow.cosim.runner import build_component, load_params, save_result
 from aimcflow.cosim.streams import TB, Scoreboard, StreamSink, StreamSource
 from aimcflow.models.periphery import spg as golden
 from aimcflow.rtl.spg import SpgParams, StochasticPulseGenerator, slot_layout, update_layout
@@ -34,14 +35,12 @@ MODULE = "aimcflow.cosim.benches.spg"
 def rtl_params(rows: int, cols: int, gp: golden.SpgParams) -> SpgParams:
     """RTL parameters of an R x C generator with the golden widths ``gp`` (the mapping
     lives in ``cosim/rtlparams.py``, with every other block's)."""
-    from aimcflow.cosim.rtlparams import spg_rtl_params
 
     return spg_rtl_params(rows, cols, gp)
 
 
 def build_spg(params: SpgParams):
     """The cached Verilator build of one SPG configuration."""
-    from aimcflow.cosim.runner import build_component
 
     return build_component(
         StochasticPulseGenerator(params), TOPLEVEL, name=f"spg-r{params.rows}c{params.cols}"
@@ -49,8 +48,6 @@ def build_spg(params: SpgParams):
 
 
 def _unpack_slots(params: SpgParams, words: np.ndarray) -> dict[str, np.ndarray]:
-    from aimcflow.cosim.packing import PayloadCodec
-
     codec = PayloadCodec(slot_layout(params))
     f = codec.unpack([int(w) for w in words])
     return {k: f[k].astype(np.uint8) for k in ("row", "col", "row_neg", "col_neg", "last")}

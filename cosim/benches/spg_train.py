@@ -19,8 +19,10 @@ import cocotb
 import numpy as np
 from aimcflow.cosim.benches import spg as spg_bench
 from aimcflow.cosim.runner import load_params, save_result
+from aimcflow.models.nn.data import load_digits_dataset
 from aimcflow.models.periphery import spg as golden
-from aimcflow.models.training.mlp import TrainSettings, golden_steps
+from aimcflow.models.training.layers import layer_spg_seed
+from aimcflow.models.training.mlp import Mlp, TrainSettings, golden_steps, sample_at
 
 MODULE = "aimcflow.cosim.benches.spg_train"
 
@@ -86,10 +88,6 @@ def run_rtl_steps(
 
 @cocotb.test()
 async def train_last_layer(dut):
-    from aimcflow.models.nn.data import load_digits_dataset
-    from aimcflow.models.training.layers import layer_spg_seed
-    from aimcflow.models.training.mlp import Mlp, sample_at
-
     p = load_params()
     s = _settings_from_json(p["settings"])
     data = load_digits_dataset()

@@ -251,6 +251,7 @@ class AnalogTile(FloatPaths):
         self._q8 = q.astype(np.int8)
         self._q8_abs = np.abs(q).astype(np.int8)
         self._q8_maxabs = amax
+        # lazy: torch (~2 s)
         import torch
 
         self._q8_t = torch.from_numpy(self._q8)

@@ -62,6 +62,7 @@ class FloatPaths:
         times ``tile.ir_drop``; float32 evaluation of the formula adds a few ulp of the
         worst case (16 u32 of it, generous).  tests/test_analog_tileperf.py checks it.
         """
+        # lazy: torch (~2 s)
         import torch
 
         n, b, scale = self.rows, self.cfg.dac.bound, self.cfg.tile.ir_drop
@@ -154,6 +155,7 @@ class FloatPaths:
         pass too.  Only a pass whose result would be discarded (bound management retries
         every saturated row) may skip the full pass for these rows.
         """
+        # lazy: torch (~2 s)
         import torch
 
         n = self.cfg.noise
@@ -227,6 +229,7 @@ class FloatPaths:
         if self._ir_on and t.ir_drop_mode == "approx":
             ir_flag = True
             if self._ir_int8 is not None:
+                # lazy: torch (~2 s)
                 import torch
 
                 qa, qp, fa, fp = self._ir_int8

@@ -67,6 +67,7 @@ from aimcflow.models.nn.convert import (
     Reshape,
 )
 from aimcflow.models.nn.golden import quantize_input
+from aimcflow.models.periphery import mgmt as mgmt_model
 
 HIDDEN_PERCENTILE = 99.9
 CAL_VECTORS = 512  # calibration-data vectors per tile for the affine fit
@@ -285,7 +286,6 @@ def data_codes(
     """DAC codes the management controller produces for calibration-data vectors (the
     controller's golden model picks the exponent), a deterministic sample of ``vectors``
     nonzero ones: the tile is calibrated on inputs like the ones it will see."""
-    from aimcflow.models.periphery import mgmt as mgmt_model
 
     x = rows_int[:, rs]
     x = x[np.abs(x).max(axis=1) > 0]
