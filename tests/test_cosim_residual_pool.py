@@ -30,22 +30,19 @@ def _cfg(lanes: int, out_bits: int):
 def _run(block: str, lanes: int, out_bits: int, vectors: int, *, golden_change=None, **kw):
     import dataclasses
 
-    from aimcflow.cosim import runner
+    from aimcflow.cosim import postops
     from aimcflow.cosim.benches import pool, residual
-    from aimcflow.flows import postops
-    from aimcflow.flows.verilog import generate_block
     from aimcflow.models.periphery.pool import PoolParams
     from aimcflow.models.periphery.residual import ResidualParams
 
     cfg = _cfg(lanes, out_bits)
-    gen = generate_block(cfg, block)
-    b = runner.build(gen.verilog, gen.module, name=f"{block}-l{lanes}")
     if block == "residual":
         gp, bench = ResidualParams.from_config(cfg), residual
         rtl = postops.residual_rtl_params(gp)
     else:
         gp, bench = PoolParams.from_config(cfg), pool
         rtl = postops.pool_rtl_params(gp)
+    b = bench.build(rtl)
     if golden_change:
         gp = dataclasses.replace(gp, **golden_change)
     r = b.run(

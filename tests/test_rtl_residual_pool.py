@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from aimcflow.cosim.benches import pool as pool_bench
 from aimcflow.cosim.benches import residual as res_bench
-from aimcflow.flows.postops import pool_rtl_params, residual_rtl_params
+from aimcflow.cosim.postops import pool_rtl_params, residual_rtl_params
 from aimcflow.models.periphery import pool as pool_golden
 from aimcflow.models.periphery import residual as res_golden
 from aimcflow.rtl.pool import LATENCY as POOL_LATENCY
