@@ -166,3 +166,27 @@ def test_vectors_bad_input_exit_2(block, change, message, tmp_path, capsys):
     assert cli(*args, "--sim", "golden") == 2
     assert message in capsys.readouterr().err
     assert not out.exists()
+
+
+@pytest.mark.cosim
+def test_cosim_both_units_on_one_toplevel():
+    """The level-4 pattern: residual adds and poolings alternate on ``postops_top``, each
+    unit driven through its port prefix, every output checked against its golden model."""
+    from aimcflow.cosim import postops
+    from aimcflow.cosim.benches import postops as bench
+    from aimcflow.cosim.postops_top import PostOpsTopParams
+    from aimcflow.models.periphery.pool import PoolParams
+    from aimcflow.models.periphery.residual import ResidualParams
+
+    cfg = _cfg(4, 8)
+    res_gp, pool_gp = ResidualParams.from_config(cfg), PoolParams.from_config(cfg)
+    params = PostOpsTopParams(postops.residual_rtl_params(res_gp), postops.pool_rtl_params(pool_gp))
+    r = bench.build(params).run(
+        bench.MODULE,
+        bench.bench_params(params, res_gp, pool_gp, vectors=3000),
+        testcase="alternating_ops",
+    )
+    res = r.result
+    assert res["mismatches"] == 0, res["errors"]
+    assert res["vectors"] >= 3000
+    assert res["ops"]["residual"] >= 5 and res["ops"]["pool"] >= 5
