@@ -47,6 +47,12 @@ def main(argv):
         # each value alone is valid; the combination with the preset's gain_frac (14) is not
         (["nmpu.gain_bits=8,16"], "gain_frac (14) must be < gain_bits (8)"),
         ([], "give at least one --set"),
+        # 6 x 6 x 6 x 10 = 2160 points: over the bound before any work
+        (
+            ["adc.bits=3,4,5,6,7,8", "dac.bits=3,4,5,6,7,8", "nmpu.lanes=1,2,3,4,5,6",
+             "seed=0,1,2,3,4,5,6,7,8,9"],
+            "2160 points x --repeats 1 = 2160 evaluations; allowed: at most 2000",
+        ),  # fmt: skip
     ],
 )
 def test_bad_set_exits_2_before_any_work(sets, words, tmp_path, capsys, monkeypatch):
@@ -71,6 +77,14 @@ def test_bad_set_exits_2_before_any_work(sets, words, tmp_path, capsys, monkeypa
         (["--scheduler", "tcp://127.0.0.1:8786", "--workers", "2"], "give one of them"),
         (["--images", "361"], "the test split has only 360 images"),
         (["--model", "resnet"], "unknown model 'resnet'"),
+        (["--repeats", "0"], "argument --repeats: 0 is not allowed; give an integer >= 1"),
+        (["--repeats", "101"], "argument --repeats: 101 is too many; allowed: 1 to 100"),
+        (
+            ["--repeats", "100", "--set", "seed=" + ",".join(str(i) for i in range(21))],
+            "21 points x --repeats 100 = 2100 evaluations; allowed: at most 2000",
+        ),
+        (["--grid", "thesis-3.4"], "--grid thesis-3.4: no such grid; allowed: thesis-3.3"),
+        (["--grid", "thesis-3.3"], "--grid and --set: give one of them"),
     ],
 )
 def test_bad_options_exit_2(extra, words, tmp_path, capsys, monkeypatch):
@@ -176,7 +190,7 @@ def test_sweep_same_results_on_1_and_2_workers(tiny_model, tmp_path, capsys, mon
     r1 = _sweep(tmp_path, tiny_model, 1, "w1")
     r2 = _sweep(tmp_path, tiny_model, 2, "w2")
     printed = capsys.readouterr().out
-    assert "adc.bits" in printed and "analog-golden accuracy" in printed
+    assert "adc.bits" in printed and "analog-golden" in printed and "±" in printed
     for key in ("config", "model", "set", "points", "wall_s", "workers"):
         assert key in r1, key
     assert r1["workers"] == 1 and r2["workers"] == 2
@@ -185,7 +199,14 @@ def test_sweep_same_results_on_1_and_2_workers(tiny_model, tmp_path, capsys, mon
     for p in r1["points"]:
         assert set(p["levels"]) == {"analog_float", "analog_golden"}
         assert 0 <= p["levels"]["analog_golden"]["accuracy"] <= 1
-        assert len(p["levels"]["analog_float"]["accuracies"]) == 2  # --repeats 2
+        for lv in p["levels"].values():  # --repeats 2 at every level, analog-golden included
+            assert len(lv["accuracies"]) == 2 and len(lv["a_stars"]) == 2
+            assert lv["accuracy"] == np.mean(lv["accuracies"])
+            assert lv["std"] == np.std(lv["accuracies"], ddof=1)
+        gold = p["levels"]["analog_golden"]
+        assert len(gold["analog_float_same_tiles"]) == 2
+        # level 2 on the tiles level 3 compiled: the analog-float repeats, seed by seed
+        assert gold["analog_float_same_tiles"] == p["levels"]["analog_float"]["accuracies"]
     # bit-identical, down to the per-layer ADC saturation rates and gain widths: noise is
     # keyed by seed/layer/tile/image, never by process or completion order
     assert r1["points"] == r2["points"]
@@ -225,6 +246,7 @@ def test_sweep_point_equals_aimcflow_run(tiny_model, tmp_path, capsys, monkeypat
             "--repeats", "2", "--drift", "1d", "--no-rtl", "--out", "r"]  # fmt: skip
     assert main(argv) == 0
     run = json.loads((tmp_path / "r" / "results.json").read_text())["levels"]
-    assert point["levels"]["analog_golden"]["accuracy"] == run["analog_golden"]["accuracy"]
+    # ``aimcflow run`` compiles the seed-``cfg.seed`` programming only: the sweep's repeat 0
+    assert point["levels"]["analog_golden"]["accuracies"][0] == run["analog_golden"]["accuracy"]
     assert point["levels"]["analog_float"]["accuracy"] == run["analog_float"]["accuracy"]
     assert point["levels"]["analog_float"]["a_star"] == run["analog_float"]["a_star"]
