@@ -116,14 +116,16 @@ def factor_settings(
 
 def rank(name: str, cfg: AcceleratorConfig, points: Sequence[dict], level: str) -> list[dict]:
     """The factors of grid ``name`` ranked by the accuracy their worst setting costs at
-    ``level`` (largest mean drop first; module docstring)."""
+    ``level`` (largest mean drop first; module docstring).  Settings the level could not
+    run (e.g. a periphery the compiler refuses) are listed in ``not_run``, not ranked."""
     ranking = []
     base = next(p for p in points if p["factor"] == "baseline")["levels"][level]
     if base.get("accuracy") is None:
         return []
     for f, rows in factor_settings(name, cfg, points):
-        ran = [(v, p["levels"][level]) for v, p in rows if p["factor"] != "baseline"]
-        ran = [(v, r) for v, r in ran if r.get("accuracy") is not None]
+        settings = [(v, p["levels"][level]) for v, p in rows if p["factor"] != "baseline"]
+        ran = [(v, r) for v, r in settings if r.get("accuracy") is not None]
+        not_run = [v for v, r in settings if r.get("accuracy") is None]
         if not ran:
             continue
         worst_v, worst = min(ran, key=lambda vr: vr[1]["accuracy"])
@@ -141,6 +143,7 @@ def rank(name: str, cfg: AcceleratorConfig, points: Sequence[dict], level: str) 
                 "baseline_accuracy": base["accuracy"],
                 "worst_accuracy": worst["accuracy"],
                 "accuracy_drop": None if s is None else s.as_dict(),
+                "not_run": not_run,  # settings this level could not run (reason per point)
             }
         )
     ranking.sort(key=lambda r: -(r["accuracy_drop"] or {"mean": -1.0})["mean"])

@@ -250,3 +250,24 @@ def test_sweep_point_equals_aimcflow_run(tiny_model, tmp_path, capsys, monkeypat
     assert point["levels"]["analog_golden"]["accuracies"][0] == run["analog_golden"]["accuracy"]
     assert point["levels"]["analog_float"]["accuracy"] == run["analog_float"]["accuracy"]
     assert point["levels"]["analog_float"]["a_star"] == run["analog_float"]["a_star"]
+
+
+def test_thesis_grid_cli_ranks_and_writes_csv(tiny_model, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    argv = ["sweep", "--grid", "thesis-3.3", "--model", tiny_model, "--images", 20,
+            "--repeats", 2, "--levels", "analog-float", "--workers", 1, "--out", "g"]  # fmt: skip
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "ranked by the accuracy" in printed
+    r = json.loads((tmp_path / "g" / "results.json").read_text())
+    assert r["grid"] == "thesis-3.3" and len(r["points"]) == 26
+    ranking = r["ranking"]["analog_float"]
+    assert {e["factor"] for e in ranking} == {
+        "DAC precision", "ADC precision", "output noise", "weight noise", "IR drop", "drift"
+    }  # fmt: skip
+    drops = [e["accuracy_drop"]["mean"] for e in ranking]
+    assert drops == sorted(drops, reverse=True)
+    rows = (tmp_path / "g" / "sweep.csv").read_text().splitlines()
+    assert rows[0].startswith("point,factor,dac.bits,adc.bits,noise.out_noise,noise.w_noise,")
+    assert len(rows) == 1 + 26 * 1 * 5  # header + point x level x statistic
+    assert (tmp_path / "g" / "sweep.png").read_bytes()[:4] == b"\x89PNG"

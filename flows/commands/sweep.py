@@ -217,8 +217,8 @@ def _points_table(title, keys, results, level_keys, grid_name):
         t.add_column("A*", justify="right")
     for p in results:
         if grid_name:
-            setting = ", ".join(f"{k}={_fmt(v)}" for k, v in p["params"].items())
-            row = [p["factor"], setting or f"drift_s={_fmt(p['drift_s'])}"]
+            # the factor names the key (results.json and sweep.csv have it); "-": baseline
+            row = [p["factor"], ", ".join(_fmt(v) for v in p["params"].values()) or "-"]
         else:
             row = [_fmt(p["params"][k]) for k in keys]
         for lv in level_keys:
@@ -240,8 +240,10 @@ def _ranking_table(level: str, ranking: list[dict]):
     for i, r in enumerate(ranking, 1):
         d = r["accuracy_drop"]
         drop = "-" if d is None else _pm(d["mean"], d["ci95"], 100.0, 2) + " pp"
-        t.add_row(str(i), r["factor"], f"{r['key']}={_fmt(r['worst_setting'])}",
-                  f"{100 * r['worst_accuracy']:.2f} %", drop)  # fmt: skip
+        worst = f"{r['key']}={_fmt(r['worst_setting'])}"
+        if r["not_run"]:
+            worst += f" ({', '.join(_fmt(v) for v in r['not_run'])} not run)"
+        t.add_row(str(i), r["factor"], worst, f"{100 * r['worst_accuracy']:.2f} %", drop)
     return t
 
 
