@@ -45,6 +45,19 @@ def _finish(ax, lows: list[float]) -> None:
     ax.grid(True, alpha=0.3)
 
 
+_TIME_UNITS = ((365.0 * 86400.0, "y"), (86400.0, "d"), (3600.0, "h"), (60.0, "min"))
+
+
+def _label(key: str, v) -> str:
+    """A tick label: read times in the largest unit they are a whole number of."""
+    if key == "drift_s":
+        for unit_s, name in _TIME_UNITS:
+            if v >= unit_s and float(v / unit_s).is_integer():
+                return f"{v / unit_s:g} {name}"
+        return f"{v:g} s"
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
 def _save(fig, path: Path) -> None:
     write_atomic_with(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110), suffix=".png")
 
@@ -112,7 +125,7 @@ def plot_grid(path: Path, factors: Sequence, title: str):
         base = [i for i, p in enumerate(results) if p["factor"] == "baseline"]
         for i in base:
             ax.axvline(i, color="0.6", linestyle=":", linewidth=1)
-        ax.set_xticks(xs, [f"{v:g}" if isinstance(v, float) else str(v) for v, _ in settings])
+        ax.set_xticks(xs, [_label(f.key, v) for v, _ in settings])
         ax.set_xlabel(f"{f.key} (dotted: baseline)")
         ax.set_title(f.name)
         _finish(ax, lows)
