@@ -159,7 +159,7 @@ def _spg(p):
 
 
 MAC_LANES = 64
-"""Lanes of the plain and secure MACs (issue 6's N): not a config key."""
+"""Lanes of the plain and secure MACs (the dot-product length N of the TVLA experiment): not a config key."""
 
 
 def plain_mac_params(cfg: AcceleratorConfig | None = None, n: int = MAC_LANES):
@@ -243,7 +243,8 @@ BLOCKS: dict[str, RtlBlock] = {
     # one lane per row and column of the tile: 1024 lanes (~9 MB of Verilog, ~1 min to
     # elaborate) for a 512 x 512 tile, so it is generated when asked for by name
     "spg": RtlBlock("spg", "aimcflow_spg", spg_params, _spg, default=False),
-    # the secure-inference blocks of issue 6: separate macros, generated when named
+    # the secure-inference blocks (secure MAC, its plain twin, Ascon decryption):
+    # separate macros, generated when named
     "plain_mac": RtlBlock("plain_mac", "aimcflow_plain_mac", plain_mac_params, _plain_mac, False),
     "secure_mac": RtlBlock(
         "secure_mac", "aimcflow_secure_mac", secure_mac_params, _secure_mac, False

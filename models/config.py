@@ -1,6 +1,6 @@
 """The accelerator configuration: one TOML file validated into frozen pydantic models.
 
-Section and parameter names follow shared/SPEC.md where it names them.  Every field has
+Section and parameter names follow docs/SPEC.md where it names them.  Every field has
 a type, a range and a docstring-like description with its unit; ``load_config`` turns any
 problem into one :class:`UserInputError` naming the key, the value and what is allowed.
 """

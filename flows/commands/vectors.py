@@ -12,7 +12,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "vectors",
         help="run a block on the vectors of an .npz and write its outputs",
         description="Run BLOCK's RTL under Verilator (default) or its golden model on every "
-        "vector of IN (.npz, int64 arrays as shared/SPEC.md lists) and write OUT (.npz).",
+        "vector of IN (.npz, int64 arrays as docs/SPEC.md lists) and write OUT (.npz).",
     )
     p.add_argument("block", metavar="BLOCK", help="nmpu, mgmt (and spg where available)")
     add_config_arg(p)
