@@ -5,7 +5,13 @@ import os
 
 import numpy as np
 import pytest
-from aimcflow.flows.io import prepare_out_dir, save_npz_atomic, write_json_atomic
+from aimcflow.flows.io import (
+    discard_outputs,
+    prepare_out_dir,
+    save_npz_atomic,
+    shown,
+    write_json_atomic,
+)
 from aimcflow.models.errors import UserInputError
 
 
@@ -43,7 +49,10 @@ def test_named_out_dir_is_not_overwritten_without_force(tmp_path):
     (d / "results.json").write_text("{}")
     with pytest.raises(UserInputError, match="--force"):
         prepare_out_dir(d, "run")
-    assert prepare_out_dir(d, "run", force=True) == d
+    staging = prepare_out_dir(d, "run", force=True)
+    assert shown(staging / "results.json") == d / "results.json"
+    discard_outputs()
+    assert not staging.exists() and (d / "results.json").read_text() == "{}"
 
 
 def test_out_path_that_is_a_file_is_refused(tmp_path):

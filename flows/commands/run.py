@@ -108,7 +108,7 @@ def _fmt_time(t_s: float) -> str:
 
 def run(args: argparse.Namespace) -> int:
     import numpy as np
-    from aimcflow.flows.io import prepare_out_dir, write_json_atomic
+    from aimcflow.flows.io import prepare_out_dir, shown, write_json_atomic
     from aimcflow.models.config import load_config
     from aimcflow.models.nn.convert import check_input_width, convert
     from aimcflow.models.nn.data import load_dataset
@@ -253,7 +253,7 @@ def run(args: argparse.Namespace) -> int:
         )
     console.print(
         f"chance error (random weights, mean of 10 seeds): {100 * err_chance:.1f} %; "
-        f"wall {wall:.1f} s; results in {out / 'results.json'}"
+        f"wall {wall:.1f} s; results in {shown(out) / 'results.json'}"
     )
 
     results = {
@@ -297,7 +297,7 @@ def run(args: argparse.Namespace) -> int:
     net.drift(ref_t)
     write_report(out / "report.html", results, vmm_pairs(net, x[:64], images[:64]))
     write_json_atomic(out / "results.json", results)
-    console.print(f"report: {out / 'report.html'}")
+    console.print(f"report: {shown(out) / 'report.html'}")
     if rtl.get("mismatches"):
         from aimcflow.cosim.network import format_mismatch
 
@@ -319,6 +319,7 @@ def analog_golden_level(net, cfg, data, x, y, images, t_s: float, out=None, cons
     import contextlib
 
     import numpy as np
+    from aimcflow.flows.io import shown
     from aimcflow.models.errors import UserInputError
     from aimcflow.models.nn.compiler import compile_network
     from aimcflow.models.nn.golden import LayerTrace, forward_golden
@@ -373,7 +374,7 @@ def analog_golden_level(net, cfg, data, x, y, images, t_s: float, out=None, cons
             "drift_s": t_s,
             "seed": cfg.seed,
             "analog_float_same_tiles": acc2,
-            "chip_program": None if out is None else str(out / "chip_program.npz"),
+            "chip_program": None if out is None else str(shown(out) / "chip_program.npz"),
             "layers": layers,
         },
         prog,

@@ -145,7 +145,7 @@ def _connect(args, stack):
 def run(args: argparse.Namespace) -> int:
     import contextlib
 
-    from aimcflow.flows.io import prepare_out_dir, write_json_atomic
+    from aimcflow.flows.io import prepare_out_dir, shown, write_json_atomic
     from aimcflow.flows.sweep import build_axes, grid, plot_sweep, run_points
     from aimcflow.models.config import load_config
     from aimcflow.models.errors import UserInputError
@@ -253,7 +253,7 @@ def run(args: argparse.Namespace) -> int:
     write_json_atomic(out / "results.json", results_json)
     console.print(
         f"{len(points)} points on {workers} worker{'s' if workers > 1 else ''}; "
-        f"wall {wall:.1f} s; results in {out / 'results.json'}, plot "
-        f"{out / 'sweep.png'}"
+        f"wall {wall:.1f} s; results in {shown(out) / 'results.json'}, plot "
+        f"{shown(out) / 'sweep.png'}"
     )
     return 0

@@ -48,7 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import time
 
-    from aimcflow.flows.io import prepare_out_dir, write_json_atomic
+    from aimcflow.flows.io import prepare_out_dir, shown, write_json_atomic
     from aimcflow.flows.synth import as_dict, synthesize
     from aimcflow.flows.verilog import block_params, generate_block, parse_blocks
     from aimcflow.models.config import load_config
@@ -94,5 +94,5 @@ def run(args: argparse.Namespace) -> int:
             "(cells and bits listed, no transistors)",
         },
     )
-    print(f"results: {out / 'results.json'}")
+    print(f"results: {shown(out) / 'results.json'}")
     return 0

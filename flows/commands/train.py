@@ -85,7 +85,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from aimcflow.flows.io import prepare_out_dir, write_json_atomic
+    from aimcflow.flows.io import prepare_out_dir, shown, write_json_atomic
     from aimcflow.models.config import load_config
     from aimcflow.models.errors import UserInputError
     from aimcflow.models.nn.data import load_digits_dataset
@@ -159,5 +159,5 @@ def run(args: argparse.Namespace) -> int:
             "wall_s": time.perf_counter() - t0,
         },
     )
-    print(f"wrote {out / 'results.json'}")
+    print(f"wrote {shown(out) / 'results.json'}")
     return 1 if mismatches else 0

@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserInputError(f"--seed {args.seed}: give an integer in 0..2**63-1")
 
     from aimcflow.cosim.tvla.build import build_harness, run_harness
-    from aimcflow.flows.io import prepare_out_dir, write_json_atomic
+    from aimcflow.flows.io import prepare_out_dir, shown, write_json_atomic
     from tqdm import tqdm
 
     out = prepare_out_dir(args.out, "tvla", args.force)
@@ -144,6 +144,6 @@ def run(args: argparse.Namespace) -> int:
     )
     print(
         f"{args.design} secret={args.secret} order={args.order} power={h.power_model}: max|t| = {r.max_abs_t:.2f} "
-        f"after {r.traces} traces, {verdict}; {r.traces_per_s:,.0f} traces/s -> {out}"
+        f"after {r.traces} traces, {verdict}; {r.traces_per_s:,.0f} traces/s -> {shown(out)}"
     )
     return 0

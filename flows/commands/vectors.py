@@ -32,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from aimcflow.flows.io import save_npz_atomic
+    from aimcflow.flows.io import check_out_file, save_npz_atomic
     from aimcflow.flows.vector_blocks import VECTOR_BLOCKS, run_vectors
     from aimcflow.models.config import load_config
     from aimcflow.models.errors import UserInputError
@@ -42,10 +42,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix != ".npz":
         raise UserInputError(f"--out {out}: must end in .npz")
-    if out.exists() and not args.force:
-        raise UserInputError(f"--out {out}: exists; choose another name or pass --force")
-    if out.parent and not out.parent.exists():
-        raise UserInputError(f"--out {out}: directory {out.parent} does not exist")
+    check_out_file(out, args.force, inputs=(Path(args.inp),))
     cfg = load_config(args.config)
     result = run_vectors(args.block, cfg, Path(args.inp), args.sim)
     save_npz_atomic(out, **result)

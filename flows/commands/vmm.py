@@ -89,7 +89,7 @@ def _scatter_png(path, scatter: dict, errors_mean, title: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from aimcflow.flows.io import prepare_out_dir, write_json_atomic
+    from aimcflow.flows.io import prepare_out_dir, shown, write_json_atomic
     from aimcflow.models.analog import converters
     from aimcflow.models.analog.vmm_experiment import run_vmm
     from aimcflow.models.config import load_config
@@ -171,5 +171,5 @@ def run(args: argparse.Namespace) -> int:
         "wall_s": time.perf_counter() - t0,
     }
     write_json_atomic(out / "results.json", results)
-    console.print(f"wrote {out / 'results.json'} and {out / 'scatter.png'}")
+    console.print(f"wrote {shown(out) / 'results.json'} and {shown(out) / 'scatter.png'}")
     return 0
