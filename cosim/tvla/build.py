@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from .. import deathsig
 from ..runner import (
     _locked,
     _make_overrides,
@@ -151,7 +152,7 @@ def build_harness(
                     ],
                     ["make", "-j", "2", "-C", str(bdir), "-f", "Vtop.mk", *make],
                 ):
-                    r = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT)
+                    r = subprocess.run(deathsig.wrap(cmd), stdout=fh, stderr=subprocess.STDOUT)
                     if r.returncode:
                         raise RuntimeError(
                             f"TVLA harness build failed ({cmd[0]}); log {log}:\n"
@@ -216,7 +217,9 @@ def run_harness(
     if dump:
         cmd += ["--dump", str(dump)]
     run = TvlaRun(traces, float("nan"))
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+    with subprocess.Popen(
+        deathsig.wrap(cmd), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as proc:
         assert proc.stdout is not None
         for line in proc.stdout:
             f = line.split()
