@@ -157,13 +157,34 @@ def prepare_out_dir(
             fd, probe = tempfile.mkstemp(prefix=".aimcflow-probe-", dir=d)
             os.close(fd)
             os.unlink(probe)
-        staging = Path(tempfile.mkdtemp(prefix=f".{d.name or 'out'}.partial-", dir=d.parent))
+        prefix = f".{d.name or 'out'}.partial-"
+        _remove_orphaned_staging(d.parent, prefix)
+        staging = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=d.parent))
         os.chmod(staging, 0o777 & ~_umask())  # mkdtemp's 0700 would become the result's mode
     except OSError as exc:
         _remove_dirs(created)
         raise _oserror(what, exc) from None
     _pending.append(_Staged(d, staging, marker, OUTPUTS.get(command, (marker,)), created))
     return staging
+
+
+def _remove_orphaned_staging(parent: Path, prefix: str) -> None:
+    """Staging directories of killed runs (SIGKILL leaves no chance to clean up): their
+    name carries the pid of a process that no longer exists."""
+    for old in parent.glob(f"{prefix}*"):
+        pid = old.name[len(prefix) :].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
 
 
 def shown(path: str | Path) -> Path:

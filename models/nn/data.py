@@ -70,11 +70,9 @@ def load_npz_dataset(path: str | Path) -> Dataset:
     p = Path(path)
     if not p.is_file():
         raise UserInputError(f"data '{p}': no such file; give an .npz with {', '.join(_FIELDS)}")
-    try:
-        with np.load(p, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-    except Exception as exc:  # noqa: BLE001 -- any unreadable file is the user's input problem
-        raise UserInputError(f"data '{p}': not a readable .npz file ({exc})") from None
+    from aimcflow.models.npzfile import load_npz  # never pickles; names .npy / text files
+
+    arrays = load_npz(p, f"data '{p}'")
     missing = [f for f in _FIELDS if f not in arrays]
     if missing:
         raise UserInputError(
