@@ -86,7 +86,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--levels",
         type=level_list,
-        default=list(LEVELS),
+        default=None,
         metavar="L[,L...]",
         help=f"levels to run (default all: {','.join(LEVELS)}); float always runs",
     )
@@ -110,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
     from aimcflow.flows.io import prepare_out_dir, shown, write_json_atomic
     from aimcflow.models.config import load_config
+    from aimcflow.models.errors import UserInputError
     from aimcflow.models.nn.convert import check_input_width, convert
     from aimcflow.models.nn.data import load_dataset
     from aimcflow.models.nn.evaluate import chance_error, drift_sweep, normalized_accuracy
@@ -121,6 +122,10 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     console = Console()
     # --- validate every input before any output exists
+    if args.no_rtl and args.levels is not None and "analog-rtl" in args.levels:
+        raise UserInputError(
+            "--levels names analog-rtl and --no-rtl leaves it out; give one of them"
+        )
     cfg = load_config(args.config)
     data = load_dataset(args.data)
     n = data.test_images(args.images)
@@ -128,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
     check_input_width(model, data.n_features, data.n_classes)
     net = convert(model, cfg, program=False)
     drifts = list(args.drift)
-    levels = set(args.levels) - ({"analog-rtl"} if args.no_rtl else set())
+    levels = set(args.levels or LEVELS) - ({"analog-rtl"} if args.no_rtl else set())
     if "analog-rtl" in levels:
         levels.add("analog-golden")  # level 4 runs level 3's chip program and checks it
     out = prepare_out_dir(args.out, "run", args.force)
@@ -188,10 +193,12 @@ def run(args: argparse.Namespace) -> int:
         rtl = {"accuracy": None, "reason": why}
     wall = time.perf_counter() - t0
 
-    t = Table(
-        title=f"{name} on {data.name} ({n} test images), config {cfg.name}, "
-        f"{args.repeats} repeat{'s' if args.repeats > 1 else ''}"
+    repeats = (
+        f", {args.repeats} repeat{'s' if args.repeats > 1 else ''}"
+        if "analog-float" in levels
+        else ""
     )
+    t = Table(title=f"{name} on {data.name} ({n} test images), config {cfg.name}{repeats}")
     t.add_column("level")
     t.add_column("drift", justify="right")
     t.add_column("accuracy (mean ± std)", justify="right")

@@ -15,6 +15,8 @@ first swept key, one line per value of the others).
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import time
 
 from aimcflow.flows.args import (
@@ -22,14 +24,53 @@ from aimcflow.flows.args import (
     add_images_arg,
     add_out_arg,
     add_repeats_arg,
-    duration_s,
-    positive_int,
+    bounded_int,
+    duration_list,
 )
 
 DEFAULT_DRIFT = "1h"
 DEFAULT_REPEATS = 1
 DEFAULT_WORKERS = 2
 SCHEDULER_TIMEOUT_S = 10
+MAX_WORKERS = max(4, 4 * (os.cpu_count() or 1))  # processes; more only thrash the cores
+
+
+def scheduler_address(text: str) -> str:
+    """``--scheduler``: ``tcp://host:port`` (or ``tls://``, or plain ``host:port``)."""
+    m = re.fullmatch(r"(?:(tcp|tls)://)?(\[[0-9a-fA-F:.]+\]|[\w.-]+):(\d{1,5})", text.strip())
+    if not m or not 0 < int(m.group(3)) < 65536:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a scheduler address; give tcp://host:port, e.g. tcp://127.0.0.1:8786"
+        )
+    return text.strip()
+
+
+def _probe_scheduler(address: str) -> None:
+    """Fail fast (one line, no Dask traceback) when nothing listens at ``address``."""
+    import socket
+
+    from aimcflow.models.errors import UserInputError
+
+    hostport = address.split("://", 1)[-1]
+    host, port = hostport.rsplit(":", 1)
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=SCHEDULER_TIMEOUT_S).close()
+    except OSError as exc:
+        raise UserInputError(
+            f"--scheduler {address}: cannot connect ({exc.strerror or type(exc).__name__}); "
+            "give the address of a running Dask scheduler, e.g. tcp://host:8786"
+        ) from None
+
+
+def one_time(text: str) -> float:
+    """``--drift T``: a sweep compares periphery choices at one drift time (argparse type)."""
+    times = duration_list(text)
+    if len(times) != 1:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: a sweep runs at one drift time; give one "
+            "(aimcflow run --drift T,T,... gives a drift table)"
+        )
+    return times[0]
 
 
 def level_list(text: str) -> list[str]:
@@ -68,15 +109,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=[],
         metavar="KEY=V1,V2,...",
         help="a dotted config key and its values, e.g. adc.bits=4,6,8 or "
-        "mgmt.noise=off,absmax_pow2; repeat for more keys (the sweep is the cross product)",
+        "mgmt.noise=off,absmax_pow2; repeat for more keys (the sweep is the cross product, "
+        "at most 2000 points)",
     )
     add_images_arg(p)
     p.add_argument(
         "--drift",
-        type=duration_s,
-        default=duration_s(DEFAULT_DRIFT),
+        type=one_time,
+        default=one_time(DEFAULT_DRIFT),
         metavar="T",
-        help=f"time after programming: seconds or 1h, 1d, 1y (default {DEFAULT_DRIFT})",
+        help="one time after programming: seconds or 1h, 1d, 1y (default "
+        f"{DEFAULT_DRIFT}); unlike run and vmm, one time only: every point is run at it",
     )
     add_repeats_arg(p, DEFAULT_REPEATS, "point (analog-float)")
     p.add_argument(
@@ -88,6 +131,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--scheduler",
+        type=scheduler_address,
         default=None,
         metavar="ADDR",
         help="address of a running Dask scheduler, e.g. tcp://host:8786 "
@@ -95,11 +139,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--workers",
-        type=positive_int,
+        type=bounded_int(1, MAX_WORKERS),
         default=None,
         metavar="N",
-        help=f"LocalCluster worker processes, one thread each (default {DEFAULT_WORKERS}); "
-        "not with --scheduler",
+        help=f"LocalCluster worker processes, one thread each: 1..{MAX_WORKERS} (4 per "
+        f"core; default {DEFAULT_WORKERS}); not with --scheduler",
     )
     add_out_arg(p, "sweep")
     p.set_defaults(func=run)
@@ -165,6 +209,8 @@ def run(args: argparse.Namespace) -> int:
             "--workers sizes the LocalCluster; with --scheduler the "
             "remote cluster's workers are used: give one of them"
         )
+    if args.scheduler is not None:
+        _probe_scheduler(args.scheduler)
     cfg = load_config(args.config)
     axes = build_axes(cfg, args.sets)
     points = grid(cfg, axes)

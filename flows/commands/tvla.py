@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import argparse
 
-from aimcflow.flows.args import add_out_arg, positive_int
+from aimcflow.flows.args import add_out_arg, bounded_int
 
 THRESHOLD = 4.5
+MAX_TRACES = 10_000_000  # about an hour at the harness's ~3000 traces/s
+MAX_LANES = 256  # the MAC's adder trees (and the Verilator build) grow with the lanes
 MIN_TRACES = 4  # pairs of {fixed, random}: 4 traces give each class the 2 a variance needs
 
 
@@ -34,10 +36,10 @@ def register(subparsers) -> None:
     )
     p.add_argument(
         "--traces",
-        type=positive_int,
+        type=bounded_int(1, MAX_TRACES),
         default=100_000,
         metavar="N",
-        help="number of dot products simulated (>= 4; default 100000)",
+        help=f"number of dot products simulated: {MIN_TRACES}..{MAX_TRACES} (default 100000)",
     )
     p.add_argument(
         "--order",
@@ -48,10 +50,10 @@ def register(subparsers) -> None:
     )
     p.add_argument(
         "--lanes",
-        type=positive_int,
+        type=bounded_int(1, MAX_LANES),
         default=64,
         metavar="N",
-        help="dot-product length of the MAC (default 64)",
+        help=f"dot-product length of the MAC: 1..{MAX_LANES} (default 64)",
     )
     p.add_argument(
         "--power-model",

@@ -29,7 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "vmm",
         help="VMM error of an analog tile over drift time (FTJ thesis §4.2.1)",
-        description=__doc__.splitlines()[0].strip("`. "),
+        description="The VMM-error experiment of the FTJ thesis §4.2.1: relative error of an "
+        "analog tile's matrix-vector products over drift time; prints a table, writes "
+        "results.json and scatter.png.",
     )
     add_config_arg(p)
     p.add_argument(
@@ -37,21 +39,24 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=positive_int,
         default=512,
         metavar="N",
-        help=f"matrix rows = inputs (default 512, at most {MAX_DIM})",
+        help=f"matrix rows = inputs, tiled over tile.rows-row tiles (default 512, at most "
+        f"{MAX_DIM})",
     )
     p.add_argument(
         "--cols",
         type=positive_int,
         default=512,
         metavar="N",
-        help=f"matrix columns = outputs (default 512, at most {MAX_DIM})",
+        help=f"matrix columns = outputs, tiled over tile.cols-column tiles (default 512, "
+        f"at most {MAX_DIM})",
     )
     p.add_argument(
         "--vectors",
         type=positive_int,
         default=1000,
         metavar="N",
-        help="input vectors per measurement (default 1000)",
+        help="input vectors per measurement (default 1000; vectors x max(rows, cols) "
+        f"at most {MAX_ELEMENTS})",
     )
     add_drift_list_arg(p, DEFAULT_DRIFT)
     add_repeats_arg(p, 5, "drift time")
