@@ -323,6 +323,14 @@ def build(
             return Build(toplevel, key, bdir, time.perf_counter() - t0, True, versions)
         shutil.rmtree(bdir, ignore_errors=True)
         bdir.mkdir(parents=True)
+        # a cold build is silent for tens of seconds: say what is happening (stderr, so
+        # command output stays parseable); the cache makes the next run instant
+        print(
+            f"Verilating {toplevel} ({name or toplevel}, not in the cache yet: up to a few "
+            "minutes) ...",
+            file=sys.stderr,
+            flush=True,
+        )
         src = bdir / f"{toplevel}.v"
         src.write_text(verilog)
         vlt = bdir / WAIVER_FILE

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -131,6 +132,12 @@ def build_harness(
     with _locked(cache_dir() / "tvla" / f"{tag}.lock"):
         cached = ok.exists()
         if not cached:
+            print(
+                f"building the TVLA harness of {design} ({lanes} lanes, {power_model}) with "
+                "Verilator: not in the cache yet, up to a few minutes ...",
+                file=sys.stderr,
+                flush=True,
+            )
             import shutil
 
             shutil.rmtree(bdir, ignore_errors=True)

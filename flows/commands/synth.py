@@ -61,6 +61,10 @@ def run(args: argparse.Namespace) -> int:
         for b in blocks:
             block_params(c, b)
     # one snapshot of every Verilog text before the (long) synthesis runs start
+    print(
+        f"generating Verilog of {', '.join(blocks)} for lanes {', '.join(map(str, lanes))} ...",
+        flush=True,
+    )
     verilog = {(b, n): generate_block(c, b) for b in blocks for n, c in configs.items()}
     out = prepare_out_dir(args.out, "synth", args.force)
     table: dict[str, dict] = {}

@@ -11,6 +11,7 @@ Python only reads its progress.  Writes ``results.json`` (SPEC.md keys plus deta
 from __future__ import annotations
 
 import argparse
+import sys
 
 from aimcflow.flows.args import add_out_arg, bounded_int
 
@@ -104,6 +105,12 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     out = prepare_out_dir(args.out, "tvla", args.force)
+    print(
+        f"tvla: elaborating {args.design} ({args.lanes} lanes) and its Verilator harness "
+        "(built once per design, then cached) ...",
+        file=sys.stderr,
+        flush=True,
+    )
     h = build_harness(args.design, args.lanes, args.power_model)
     with tqdm(
         total=args.traces, unit="trace", unit_scale=True, desc=f"tvla {args.design}/{args.secret}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from aimcflow.flows.args import add_config_arg
 
@@ -44,6 +45,13 @@ def run(args: argparse.Namespace) -> int:
         raise UserInputError(f"--out {out}: must end in .npz")
     check_out_file(out, args.force, inputs=(Path(args.inp),))
     cfg = load_config(args.config)
+    if args.sim == "verilator":
+        print(
+            f"{args.block}: {args.sim} simulation of the RTL (the first run of a config "
+            "builds it: up to a few minutes) ...",
+            file=sys.stderr,
+            flush=True,
+        )
     result = run_vectors(args.block, cfg, Path(args.inp), args.sim)
     save_npz_atomic(out, **result)
     first = next(iter(result.values()))
