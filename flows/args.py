@@ -69,6 +69,18 @@ MAX_DRIFT_TIMES = 64
 MAX_REPEATS = 1000
 
 
+def fmt_duration(t_s: float) -> str:
+    """A time for people: ``3600`` -> ``1 h``, ``86400`` -> ``1 d``, ``90`` -> ``1.5 m``,
+    ``0.25`` -> ``0.25 s`` (the inverse of :func:`duration_s` for whole units)."""
+    for unit, sec in (("y", _UNITS["y"]), ("d", 86400.0), ("h", 3600.0), ("m", 60.0)):
+        if t_s >= sec and (t_s / sec).is_integer():
+            return f"{int(t_s / sec)} {unit}"
+    for unit, sec in (("y", _UNITS["y"]), ("d", 86400.0), ("h", 3600.0), ("m", 60.0)):
+        if t_s >= sec:
+            return f"{t_s / sec:.3g} {unit}"
+    return f"{t_s:g} s"
+
+
 def duration_list(text: str) -> list[float]:
     """Comma-separated times, e.g. ``1,3600,1d,1y`` (at most MAX_DRIFT_TIMES of them)."""
     times = [duration_s(p) for p in text.split(",") if p.strip()] or [duration_s("")]

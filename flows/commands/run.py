@@ -100,10 +100,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _fmt_time(t_s: float) -> str:
-    for unit, sec in (("y", 365.0 * 86400), ("d", 86400.0), ("h", 3600.0), ("m", 60.0)):
-        if t_s >= sec and (t_s / sec).is_integer():
-            return f"{int(t_s / sec)} {unit}"
-    return f"{t_s:g} s"
+    from aimcflow.flows.args import fmt_duration
+
+    return fmt_duration(t_s)
 
 
 def run(args: argparse.Namespace) -> int:

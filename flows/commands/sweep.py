@@ -26,6 +26,7 @@ from aimcflow.flows.args import (
     add_repeats_arg,
     bounded_int,
     duration_list,
+    fmt_duration,
 )
 
 DEFAULT_DRIFT = "1h"
@@ -248,7 +249,7 @@ def run(args: argparse.Namespace) -> int:
     level_keys = [lv.replace("-", "_") for lv in args.levels]
     t = Table(
         title=f"{name} on {data.name} ({n} test images), config {cfg.name}, drift "
-        f"{args.drift:g} s, float accuracy {100 * acc_float:.2f} %"
+        f"{fmt_duration(args.drift)}, float accuracy {100 * acc_float:.2f} %"
     )
     for a in axes:
         t.add_column(a.key)
@@ -294,7 +295,7 @@ def run(args: argparse.Namespace) -> int:
         out / "sweep.png",
         axes,
         results,
-        f"{name}, config {cfg.name}, {n} images, drift {args.drift:g} s",
+        f"{name}, config {cfg.name}, {n} images, drift {fmt_duration(args.drift)}",
     )
     write_json_atomic(out / "results.json", results_json)
     console.print(

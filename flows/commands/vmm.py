@@ -17,6 +17,7 @@ from aimcflow.flows.args import (
     add_drift_list_arg,
     add_out_arg,
     add_repeats_arg,
+    fmt_duration,
     positive_int,
 )
 
@@ -82,10 +83,12 @@ def _scatter_png(path, scatter: dict, errors_mean, title: str) -> None:
         ax.scatter(ideal, analog, s=1, alpha=0.3, rasterized=True)
         lim = float(max(abs(ideal).max(), abs(analog).max()))
         ax.plot([-lim, lim], [-lim, lim], "k--", lw=0.8)
-        ax.set_title(f"t = {drift_key(t)} s, error {err:.3f}", fontsize=9)
+        ax.set_title(f"t = {fmt_duration(t)}, VMM error {err:.3f}", fontsize=9)
         ax.set_xlabel("ideal output")
         ax.set_ylabel("analog output")
-    fig.suptitle(title, fontsize=10)
+    fig.suptitle(
+        title + "\nVMM error = ||y - y_ideal||₂ / ||y_ideal||₂ over the batch", fontsize=10
+    )
     fig.tight_layout()
     from aimcflow.flows.io import write_atomic_with
 
@@ -140,11 +143,11 @@ def run(args: argparse.Namespace) -> int:
         title=f"VMM error: {cfg.name}",
         caption=f"{args.rows}x{args.cols}, {args.vectors} vectors, {args.repeats} repeats",
     )
-    table.add_column("drift (s)", justify="right")
+    table.add_column("drift", justify="right")
     table.add_column("mean", justify="right")
     table.add_column("std", justify="right")
     for t, m, s in zip(drift_s, res.mean, res.std, strict=True):
-        table.add_row(drift_key(t), f"{m:.4f}", f"{s:.4f}")
+        table.add_row(fmt_duration(t), f"{m:.4f}", f"{s:.4f}")
     console.print(table)
 
     _scatter_png(
