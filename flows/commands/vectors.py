@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--sim",
         default="verilator",
         choices=("verilator", "icarus", "golden"),
-        help="verilator (RTL, default), icarus (RTL, not available yet) or "
+        help="verilator (RTL, default), icarus (not implemented yet: refused with exit 2) or "
         "golden (the bit-exact model)",
     )
     p.add_argument("--force", action="store_true", help="overwrite an existing OUT file")
