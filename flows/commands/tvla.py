@@ -37,7 +37,7 @@ def register(subparsers) -> None:
     )
     p.add_argument(
         "--traces",
-        type=bounded_int(1, MAX_TRACES),
+        type=bounded_int(MIN_TRACES, MAX_TRACES),
         default=100_000,
         metavar="N",
         help=f"number of dot products simulated: {MIN_TRACES}..{MAX_TRACES} (default 100000)",
@@ -92,11 +92,6 @@ def _plot(path, design: str, secret: str, order: int, curve) -> None:
 def run(args: argparse.Namespace) -> int:
     from aimcflow.models.errors import UserInputError
 
-    if args.traces < MIN_TRACES:
-        raise UserInputError(
-            f"--traces {args.traces}: the t-test needs at least 2 traces in each class "
-            f"(fixed and random), so at least {MIN_TRACES} traces"
-        )
     if not 0 <= args.seed < 2**63:
         raise UserInputError(f"--seed {args.seed}: give an integer in 0..2**63-1")
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from aimcflow.flows.args import add_config_arg
 
@@ -40,18 +39,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.block not in VECTOR_BLOCKS:
         raise UserInputError(f"unknown block {args.block!r}; allowed: {', '.join(VECTOR_BLOCKS)}")
-    out = Path(args.out)
+    out = check_out_file(args.out, args.force, inputs=(Path(args.inp),))
     if out.suffix != ".npz":
         raise UserInputError(f"--out {out}: must end in .npz")
-    check_out_file(out, args.force, inputs=(Path(args.inp),))
     cfg = load_config(args.config)
-    if args.sim == "verilator":
-        print(
-            f"{args.block}: {args.sim} simulation of the RTL (the first run of a config "
-            "builds it: up to a few minutes) ...",
-            file=sys.stderr,
-            flush=True,
-        )
     result = run_vectors(args.block, cfg, Path(args.inp), args.sim)
     save_npz_atomic(out, **result)
     first = next(iter(result.values()))
