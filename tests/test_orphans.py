@@ -1,4 +1,5 @@
-"""Every simulator dies with aimcflow, and an interrupted run leaves no partial results.
+"""Every simulator dies with aimcflow, and an interrupted or failed run leaves no partial
+results.
 
 The kill test runs ``aimcflow run`` up to level 4, waits until the Verilated
 ``periphery_top`` simulator is running under it, kills aimcflow with SIGKILL (no chance to
@@ -102,3 +103,23 @@ def test_force_replaces_outputs_of_an_older_run(tmp_path, monkeypatch, capsys):
     assert sorted(p.name for p in old.iterdir()) == ["notes.txt", "report.html", "results.json"]
     assert json.loads((old / "results.json").read_text())["images"] == 5
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_failed_sweep_leaves_no_directory(tmp_path, monkeypatch):
+    """A sweep whose points fail (here: the cluster breaks) leaves no --out directory."""
+    from aimcflow.flows import sweep as sweep_lib
+    from aimcflow.flows.commands import sweep as sweep_cmd
+
+    class _Client:
+        def scheduler_info(self):
+            return {"workers": {"w0": {}}}
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("worker lost")
+
+    monkeypatch.setattr(sweep_cmd, "_connect", lambda args, stack: _Client())
+    monkeypatch.setattr(sweep_lib, "run_points", broken)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(RuntimeError, match="worker lost"):  # a bug, not bad input: re-raised
+        main(["sweep", "--set", "adc.bits=4,6", "--images", "5", "--out", "o"])
+    assert not [p.name for p in tmp_path.iterdir()]
