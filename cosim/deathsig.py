@@ -12,7 +12,9 @@ Elsewhere than Linux the command runs unchanged.
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -27,9 +29,6 @@ def wrap(cmd: Sequence[str]) -> list[str]:
 
 
 def main(argv: Sequence[str]) -> None:
-    import ctypes
-    import signal
-
     ppid, cmd = int(argv[0]), list(argv[1:])
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) != 0:

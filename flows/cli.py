@@ -14,6 +14,7 @@ import signal
 import sys
 import threading
 
+from aimcflow.cosim.toolchain import ToolMissing
 from aimcflow.models.errors import UserInputError
 
 # Order is the order of `aimcflow --help`.  A module missing here is simply not offered.
@@ -65,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    # lazy: numpy (through the atomic writers), kept out of ``aimcflow --help``
     from aimcflow.flows import io
 
     previous = None
@@ -85,8 +87,6 @@ def main(argv: list[str] | None = None) -> int:
 def _report(command: str, exc: BaseException) -> int:
     """Exit status for an exception a command raised: 2 with one line for bad input and
     missing tools, 130 for an interrupt; anything else is a bug and keeps its traceback."""
-    from aimcflow.cosim.toolchain import ToolMissing
-
     if isinstance(exc, UserInputError | ToolMissing):
         print(f"aimcflow {command}: error: {exc}", file=sys.stderr)
         return 2

@@ -75,12 +75,12 @@ def test_killed_run_leaves_no_simulator(tmp_path):
 def test_interrupted_level4_leaves_nothing(tmp_path, monkeypatch, capsys):
     """Ctrl-C (or SIGTERM, which aimcflow turns into the same unwinding) during level 4:
     the chip program level 3 already wrote is not left without results.json."""
-    from aimcflow.flows.commands import run as run_cmd
+    from aimcflow.flows import levels
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(run_cmd, "_level4", interrupted)
+    monkeypatch.setattr(levels, "level4", interrupted)
     monkeypatch.chdir(tmp_path)
     argv = ["run", "--images", "20", "--repeats", "1", "--drift", "1h", "--out", "o"]
     assert main(argv) == 130

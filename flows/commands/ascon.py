@@ -13,6 +13,9 @@ import argparse
 import os
 from pathlib import Path
 
+from aimcflow.flows.io import check_out_file, write_atomic_with
+from aimcflow.models.errors import UserInputError
+
 MAX_IN_BYTES = 1 << 28
 """Largest --in file (256 MiB): the whole file is held in memory and encrypted at once."""
 
@@ -51,8 +54,6 @@ def register(subparsers) -> None:
 
 
 def _hex(name: str, text: str) -> bytes:
-    from aimcflow.models.errors import UserInputError
-
     try:
         return bytes.fromhex(text)
     except ValueError:
@@ -69,8 +70,6 @@ def _key(text: str) -> bytes:
 def _read_bounded(what: str, path: Path, limit: int, exact: bool = False) -> bytes:
     """At most ``limit`` bytes of ``path``; a longer file (or an endless one such as
     /dev/zero) is refused after reading ``limit + 1`` bytes, never read to the end."""
-    from aimcflow.models.errors import UserInputError
-
     try:
         with path.open("rb") as f:
             size = os.fstat(f.fileno()).st_size  # a regular file too long: refused unread
@@ -86,8 +85,7 @@ def _read_bounded(what: str, path: Path, limit: int, exact: bool = False) -> byt
 
 
 def run(args: argparse.Namespace) -> int:
-    from aimcflow.flows.io import check_out_file, write_atomic_with
-    from aimcflow.models.errors import UserInputError
+    # lazy: numpy (kept out of ``aimcflow --help``)
     from aimcflow.models.periphery import ascon
 
     key, nonce, ad = _key(args.key), _hex("nonce", args.nonce), _hex("ad", args.ad)

@@ -7,6 +7,7 @@ import platform
 import re
 import subprocess
 import sys
+from importlib.metadata import PackageNotFoundError, requires, version
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,8 +20,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _pkg_version(name: str) -> str | None:
-    from importlib.metadata import PackageNotFoundError, version
-
     try:
         return version(name)
     except PackageNotFoundError:
@@ -71,8 +70,6 @@ def satisfies(version: str, spec: str) -> bool:
 
 def requirements() -> list[tuple[str, str]]:
     """(distribution, specifier) of every runtime requirement of the installed aimcflow."""
-    from importlib.metadata import PackageNotFoundError, requires
-
     try:
         reqs = requires("aimcflow") or []
     except PackageNotFoundError:
@@ -88,6 +85,7 @@ def requirements() -> list[tuple[str, str]]:
 
 
 def run(args: argparse.Namespace) -> int:
+    # lazy: amaranth (kept out of ``aimcflow --help``)
     from aimcflow.cosim.toolchain import ToolMissing, find_verilator
 
     rows: list[tuple[str, str | None]] = [("python", platform.python_version())]

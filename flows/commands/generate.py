@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from aimcflow.flows.args import add_config_arg
+from aimcflow.flows.io import prepare_out_dir, shown, write_json_atomic, write_text_atomic
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,9 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # lazy: amaranth, pydantic (kept out of ``aimcflow --help``)
+    from aimcflow.cosim.blocks import generate_all, parse_blocks
     from aimcflow.cosim.runner import tool_versions, waiver_path
-    from aimcflow.flows.io import prepare_out_dir, shown, write_json_atomic, write_text_atomic
-    from aimcflow.flows.verilog import generate_all, parse_blocks
     from aimcflow.models.config import load_config
 
     cfg = load_config(args.config)

@@ -15,6 +15,8 @@ import argparse
 import time
 
 from aimcflow.flows.args import add_config_arg, add_out_arg, bounded_int
+from aimcflow.flows.io import prepare_out_dir, shown, write_json_atomic
+from aimcflow.models.errors import UserInputError
 
 MAX_EPOCHS = 1000
 MAX_HIDDEN = 2036  # the pulse generator's lanes: hidden units + bias row + 10 outputs <= 2047
@@ -98,9 +100,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from aimcflow.flows.io import prepare_out_dir, shown, write_json_atomic
+    # lazy: pydantic, torch, numpy (kept out of ``aimcflow --help``)
     from aimcflow.models.config import load_config
-    from aimcflow.models.errors import UserInputError
     from aimcflow.models.nn.data import load_digits_dataset
     from aimcflow.models.periphery.spg import SpgParams
     from aimcflow.models.training.mlp import TrainSettings, train
@@ -137,6 +138,7 @@ def run(args: argparse.Namespace) -> int:
 
     rtl = None
     if args.rtl_steps:
+        # lazy: amaranth (kept out of ``aimcflow --help``)
         from aimcflow.cosim.benches.spg_train import run_rtl_steps
 
         print(

@@ -14,6 +14,8 @@ import argparse
 import sys
 
 from aimcflow.flows.args import add_out_arg, bounded_int
+from aimcflow.flows.io import prepare_out_dir, shown, write_atomic_with, write_json_atomic
+from aimcflow.models.errors import UserInputError
 
 THRESHOLD = 4.5
 MAX_TRACES = 10_000_000  # about an hour at the harness's ~3000 traces/s
@@ -69,11 +71,12 @@ def register(subparsers) -> None:
 
 
 def _plot(path, design: str, secret: str, order: int, curve) -> None:
+    # lazy: matplotlib (kept out of ``aimcflow --help``)
     import matplotlib
 
     matplotlib.use("Agg")
+    # lazy: matplotlib (kept out of ``aimcflow --help``)
     import matplotlib.pyplot as plt
-    from aimcflow.flows.io import write_atomic_with
 
     fig, ax = plt.subplots(figsize=(6, 3.6))
     xs = [c[0] for c in curve]
@@ -90,13 +93,11 @@ def _plot(path, design: str, secret: str, order: int, curve) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from aimcflow.models.errors import UserInputError
-
     if not 0 <= args.seed < 2**63:
         raise UserInputError(f"--seed {args.seed}: give an integer in 0..2**63-1")
 
+    # lazy: amaranth, tqdm (kept out of ``aimcflow --help``)
     from aimcflow.cosim.tvla.build import build_harness, run_harness
-    from aimcflow.flows.io import prepare_out_dir, shown, write_json_atomic
     from tqdm import tqdm
 
     out = prepare_out_dir(args.out, "tvla", args.force)

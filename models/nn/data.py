@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 from aimcflow.models.errors import UserInputError
+from aimcflow.models.npzfile import load_npz
 
 DIGITS_SPLIT_SEED = 0
 DIGITS_TEST_FRACTION = 0.2
@@ -48,6 +49,7 @@ class Dataset:
 
 def load_digits_dataset() -> Dataset:
     """scikit-learn digits, stratified 80/20 split (seed 0), pixels scaled to [0, 1]."""
+    # lazy: scikit-learn (~1 s)
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
@@ -70,8 +72,6 @@ def load_npz_dataset(path: str | Path) -> Dataset:
     p = Path(path)
     if not p.is_file():
         raise UserInputError(f"data '{p}': no such file; give an .npz with {', '.join(_FIELDS)}")
-    from aimcflow.models.npzfile import load_npz  # never pickles; names .npy / text files
-
     arrays = load_npz(p, f"data '{p}'")
     missing = [f for f in _FIELDS if f not in arrays]
     if missing:

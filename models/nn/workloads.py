@@ -25,11 +25,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 from aimcflow.models.errors import UserInputError
+from aimcflow.models.io import atomic_path
 from aimcflow.models.nn.data import Dataset
 
 WORKLOADS = ("digits-mlp", "digits-cnn")
@@ -55,6 +58,7 @@ RECIPES = {
 
 def build(arch: str, n_features: int = 64, n_classes: int = 10):
     """An untrained model of architecture ``arch`` (a name of :data:`WORKLOADS`)."""
+    # lazy: torch (~2 s)
     from torch import nn
 
     if arch == "digits-mlp":
@@ -121,6 +125,7 @@ def recipe_hash(recipe: Recipe, data: Dataset) -> str:
 
 def train(recipe: Recipe, data: Dataset):
     """Train ``recipe.arch`` on ``data`` deterministically (Adam, cross-entropy); eval mode."""
+    # lazy: torch (~2 s)
     import torch
     from torch import nn
 
@@ -150,6 +155,7 @@ def train(recipe: Recipe, data: Dataset):
 def pretrained(arch: str, data: Dataset, *, retrain: bool = False):
     """The trained workload ``arch``: from the cache if its recipe hash is there, else trained
     now and cached (written atomically)."""
+    # lazy: torch (~2 s)
     import torch
 
     if arch not in RECIPES:
@@ -161,7 +167,6 @@ def pretrained(arch: str, data: Dataset, *, retrain: bool = False):
         model.load_state_dict(torch.load(path, weights_only=True))
         return model.eval()
     model = train(recipe, data)
-    from aimcflow.flows.io import atomic_path  # noqa: PLC0415 -- small helper, no heavy import
 
     with atomic_path(path, suffix=".pt") as tmp:
         torch.save(model.state_dict(), tmp)
@@ -184,6 +189,7 @@ _SAVE_HINT = (
 
 def _safe_layer_classes() -> list[type]:
     """The classes a whole-``nn.Sequential`` file may name: the layers the converter maps."""
+    # lazy: torch, and the converter's numba tile kernels (only when a model file is read)
     from aimcflow.models.nn.convert import SUPPORTED
     from torch import nn
 
@@ -193,15 +199,13 @@ def _safe_layer_classes() -> list[type]:
 def _refusal(p: Path, torch_message: str) -> str:
     """One line for a file the safe unpickler refused (torch's own text advises
     ``weights_only=False``, which we never suggest)."""
-    import re
-
     m = re.search(r"GLOBAL ([\w.]+)", torch_message)
     if m is None:
         return (
             f"model '{p}': not a torch model file (not a readable torch.save archive); {_SAVE_HINT}"
         )
     what = m.group(1)
-    from aimcflow.models.nn.convert import SUPPORTED
+    from aimcflow.models.nn.convert import SUPPORTED  # lazy: numba tile kernels (see above)
 
     return (
         f"model '{p}': holds {what}, which cannot be loaded without running code from the "
@@ -211,8 +215,8 @@ def _refusal(p: Path, torch_message: str) -> str:
 
 def load_user_model(path: str | Path, data: Dataset):
     """A user's model file (see the module docstring for the two accepted forms)."""
-    import pickle
 
+    # lazy: torch (~2 s)
     import torch
     from torch import nn
 
@@ -279,6 +283,7 @@ def get_model(spec: str | None, data: Dataset):
 
 def accuracy_float(model, x: np.ndarray, y: np.ndarray) -> float:
     """Test accuracy of the float torch model (level 1), in [0, 1]."""
+    # lazy: torch (~2 s)
     import torch
 
     with torch.no_grad():
