@@ -87,7 +87,7 @@ def _scatter_png(path, scatter: dict, errors_mean, title: str) -> None:
         ax.scatter(ideal, analog, s=1, alpha=0.3, rasterized=True)
         lim = float(max(abs(ideal).max(), abs(analog).max()))
         ax.plot([-lim, lim], [-lim, lim], "k--", lw=0.8)
-        ax.set_title(f"t = {fmt_duration(t)}, VMM error {err:.3f}", fontsize=9)
+        ax.set_title(f"t = {fmt_duration(t)}, mean VMM error {err:.3f}", fontsize=9)
         ax.set_xlabel("ideal output")
         ax.set_ylabel("analog output")
     fig.suptitle(
