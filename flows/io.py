@@ -13,7 +13,6 @@ import shutil
 import tempfile
 from contextlib import suppress
 from dataclasses import dataclass
-from fnmatch import fnmatch
 from pathlib import Path
 
 from aimcflow.models.errors import UserInputError
@@ -45,9 +44,10 @@ def _umask() -> int:
     return mask
 
 
-# What each command may write into its output directory (fnmatch patterns).  A run that
-# succeeds removes the matching files an earlier run left and it did not write itself, so
-# ``--force`` never leaves, say, an old chip_program.npz beside new results.
+# What each command may write into its output directory.  A run that succeeds removes the
+# files of this list an earlier run left and it did not write itself, so ``--force`` never
+# leaves, say, an old chip_program.npz beside new results.  Files the user put there stay:
+# generate's Verilog files count as its own only when its earlier files.f names them.
 OUTPUTS: dict[str, tuple[str, ...]] = {
     "run": ("results.json", "report.html", "chip_program.npz", "chip_program.json"),
     "vmm": ("results.json", "scatter.png"),
@@ -55,7 +55,7 @@ OUTPUTS: dict[str, tuple[str, ...]] = {
     "tvla": ("results.json", "tvla.png"),
     "train": ("results.json",),
     "synth": ("results.json",),
-    "generate": ("manifest.json", "files.f", "verilator_waivers.vlt", "*.v"),
+    "generate": ("manifest.json", "files.f", "verilator_waivers.vlt"),
 }
 
 
@@ -181,8 +181,12 @@ def commit_outputs() -> None:
         if not s.final.exists():
             os.rename(s.staging, s.final)  # the whole directory appears at once
             continue
+        owned = set(s.owned)
+        filelist = s.final / "files.f"
+        if "files.f" in owned and filelist.is_file():
+            owned |= {line.strip() for line in filelist.read_text().splitlines() if line.strip()}
         for old in s.final.iterdir():
-            stale = any(fnmatch(old.name, pat) for pat in s.owned) and old.name not in names
+            stale = old.name in owned and old.name not in names
             if stale and old.is_file():
                 old.unlink()
         for name in sorted(names, key=lambda n: n == s.marker):

@@ -60,3 +60,24 @@ def test_out_path_that_is_a_file_is_refused(tmp_path):
     f.write_text("x")
     with pytest.raises(UserInputError, match="not a directory"):
         prepare_out_dir(f, "run")
+
+
+def test_force_removes_only_the_commands_own_stale_files(tmp_path, monkeypatch):
+    """generate --force into an old output: the old run's Verilog (named by its files.f)
+    goes, a .v file the user keeps there stays."""
+    from aimcflow.flows.io import commit_outputs
+
+    monkeypatch.chdir(tmp_path)
+    old = tmp_path / "g"
+    old.mkdir()
+    (old / "files.f").write_text("old_block.v\n")
+    (old / "old_block.v").write_text("module old; endmodule\n")
+    (old / "mine.v").write_text("module mine; endmodule\n")
+    (old / "manifest.json").write_text("{}")
+    staging = prepare_out_dir("g", "generate", force=True, marker="manifest.json")
+    (staging / "new.v").write_text("module new; endmodule\n")
+    (staging / "files.f").write_text("new.v\n")
+    (staging / "manifest.json").write_text("{}")
+    commit_outputs()
+    assert sorted(p.name for p in old.iterdir()) == ["files.f", "manifest.json", "mine.v", "new.v"]
+    assert not staging.exists()
