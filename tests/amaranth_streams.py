@@ -138,6 +138,7 @@ async def transfer(
     idle: float = 0.0,
     stall: float = 0.0,
     timeout: int = DEFAULT_TIMEOUT,
+    trace: list[tuple[int, int, int, int]] | None = None,
 ) -> tuple[list, list[int], list[int]]:
     """Put ``payloads`` on the DUT's input ``sink`` while collecting ``count`` payloads from
     its output ``source``, both in one cycle loop.
@@ -146,6 +147,8 @@ async def transfer(
     valid and stable until accepted (stream rule); ``ready`` on ``source`` is low with
     probability ``stall`` per cycle.  Returns ``(received, in_cycles, out_cycles)``: the
     payloads and the cycle index (from this call's start) of each input and output transfer.
+    With ``trace``, every cycle appends ``(sink.valid, sink.ready, source.valid,
+    source.ready)`` as seen at that clock edge, for per-cycle handshake invariants.
     """
     received: list = []
     in_cycles: list[int] = []
@@ -167,6 +170,8 @@ async def transfer(
         _, _, in_ready, out_valid, out_payload = await ctx.tick().sample(
             sink.ready, source.valid, source.payload
         )
+        if trace is not None:
+            trace.append((int(offering), int(in_ready), int(out_valid), int(ready)))
         if offering and in_ready:
             in_cycles.append(n)
             k += 1
