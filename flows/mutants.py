@@ -61,7 +61,14 @@ TIERS: dict[str, Tier] = {
         ("tests/test_spg_golden.py", "tests/test_spg_prng.py", "tests/test_spg_rtl.py"),
         ("tests/test_spg_cosim.py",),
     ),
-    "mac": Tier(("tests/test_secure_mac.py",), ("tests/test_secure_mac.py", "tests/test_tvla.py")),
+    "mac": Tier(
+        ("tests/test_secure_mac.py",),
+        # the nets-model TVLA of an 8-lane MAC first: it alone sees mask flaws between registers
+        (
+            "tests/test_tvla.py::test_nets_model_catches_a_naive_conversion",
+            "tests/test_secure_mac.py",
+        ),
+    ),
     "fixedpoint": Tier(
         (
             "tests/test_fixedpoint.py",
