@@ -217,6 +217,9 @@ def run_tier(scratch: Scratch, env: dict[str, str], files: tuple[str, ...], cosi
     tests = _failing_tests(junit)
     if rc == 0 or rc == 5:  # 5: no test selected (a block without cosim tests)
         return TierResult(False, [], dt, rc)
+    if rc in (3, 4):  # pytest's internal / usage error: the harness is wrong, not the tests
+        tail = "\n".join(out.strip().splitlines()[-5:])
+        raise RuntimeError(f"pytest exit {rc} on {' '.join(files)}:\n{tail}")
     if not tests:
         tail = out.strip().splitlines()[-1:] or ["?"]
         tests = [f"pytest exit {rc}: {tail[0][:200]}"]

@@ -233,7 +233,7 @@ class AcceleratorConfig(_Section):
         return validate_config(data, source="<replace>")
 
 
-PRESETS = ("baseline-ftj", "pcm", "ideal")
+PRESETS = ("baseline-ftj", "pcm", "ideal", "stress")
 
 
 def _format_error(err: dict, source: str) -> str:

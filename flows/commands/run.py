@@ -246,7 +246,9 @@ def run(args: argparse.Namespace) -> int:
             "analog-golden per layer: "
             + "; ".join(
                 f"{lay['name']}: ADC saturation {100 * lay['adc_sat_rate']:.2f} %, bound-management "
-                f"iterations {lay['bm_iterations_hist']}, gain/mult bits {lay['gain_bits_used']:.1f}/"
+                f"iterations {lay['bm_iterations_hist']}, codes at the ADC rails -/+ "
+                f"{lay['adc_rail_codes'][0]}/{lay['adc_rail_codes'][1]}, accumulators at the rails "
+                f"-/+ {lay['acc_rail_sums'][0]}/{lay['acc_rail_sums'][1]}, gain/mult bits {lay['gain_bits_used']:.1f}/"
                 f"{lay['mult_bits_used']:.1f}"
                 for lay in golden["layers"]
             )
@@ -321,7 +323,7 @@ def analog_golden_level(net, cfg, data, x, y, images, t_s: float, out=None, cons
     import numpy as np
     from aimcflow.models.errors import UserInputError
     from aimcflow.models.nn.compiler import compile_network
-    from aimcflow.models.nn.golden import LayerTrace, forward_golden
+    from aimcflow.models.nn.golden import LayerTrace, forward_golden, periphery_corners
     from aimcflow.models.periphery.mgmt import MgmtParams
     from aimcflow.models.periphery.nmpu import NmpuParams
 
@@ -350,13 +352,18 @@ def analog_golden_level(net, cfg, data, x, y, images, t_s: float, out=None, cons
         logits3 = forward_golden(prog, x, images, traces=traces)
     acc3 = float(np.mean(logits3.argmax(1) == y))
     layers = []
-    for lp, tr in zip(prog.layers, traces, strict=True):
+    corners = periphery_corners(prog, traces)
+    for lp, tr, corner in zip(prog.layers, traces, corners, strict=True):
         its = np.concatenate(tr.iters)
         sat = np.concatenate(tr.sat)
         layers.append(
             {
                 "name": lp.name,
                 "adc_sat_rate": float(np.mean(sat)),
+                # final ADC codes at the [negative, positive] rail; accumulators at the
+                # [negative, positive] rail of nmpu.acc_bits (models.nn.golden.periphery_corners)
+                "adc_rail_codes": corner["adc_rails"],
+                "acc_rail_sums": corner["acc_rails"],
                 "bm_iterations_hist": np.bincount(
                     its, minlength=cfg.mgmt.bound_max_iter + 1
                 ).tolist(),
