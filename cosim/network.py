@@ -150,6 +150,7 @@ def run_level4(
     waves_on_failure: bool = True,
     bare_cycles: int = 0,
     per_beat: bool = False,
+    stalls: float = 0.0,
 ) -> Level4Result:
     """Run ``x`` (float inputs) through ``prog`` at level 4.
 
@@ -160,6 +161,10 @@ def run_level4(
     loops of that many cycles on the same Verilated top in the same simulator run
     (``extra["bare_s_per_cycle"]``: one ``RisingEdge`` per cycle; ``extra["two_trigger_s_per_cycle"]``:
     the test bench's ``FallingEdge`` + ``ReadOnly`` per cycle without agents).
+
+    ``stalls`` (0 .. 255/256) > 0: in ring mode the wrapper holds ``o``, ``dac`` and ``adc``
+    off at random in that fraction of cycles (seeded by ``seed``,
+    :mod:`aimcflow.cosim.network_top`): backpressure on the output and on the analog side.
 
     With no gaps, no backpressure and recorded tile answers the bench feeds
     ``network_top``'s rings (:mod:`aimcflow.cosim.network_top`, Python wakes once per
@@ -198,6 +203,7 @@ def run_level4(
             "bare_cycles": bare_cycles,
             "ring": RING,
             "per_beat": per_beat,
+            "stalls": stalls,
         }
         waves = log = None
         t_launch = time.time()
@@ -250,6 +256,8 @@ def run_level4(
                 "two_trigger_4_reads_s_per_cycle",
                 "startup_s",
                 "loop_s",
+                "protocol_errors",
+                "sat_flag_errors",
             )
             if k in res
         },
@@ -553,6 +561,7 @@ if cocotb is not None:
             # only agents with work in a phase are called (status drives nothing, the
             # responder samples nothing)
             self.loop_s = 0.0  # wall time inside the per-cycle loop
+            self.protocol_errors: list[str] = []  # per job: broken stream promises
             self.drivers = [a.drive for a in self.agents if a is not self.status]
             self.samplers = [a.sample for a in self.agents if a is not self.tile]
 
@@ -637,6 +646,9 @@ if cocotb is not None:
             )
             self.tile.job = None
             f = self.codec["o"].unpack(osnk[: V * G])
+            last = np.asarray(f["last"]).reshape(V, G)
+            if not np.array_equal(last, np.tile(np.arange(G) == G - 1, (V, 1))):
+                self.protocol_errors.append("o.last is not set on exactly each vector's final beat")
             y = f["y"].reshape(V, G * self.nrtl.lanes)[:, :C]
             s = self.codec["status"].unpack(status[: V * T])
             e, it, sat = (s[k].reshape(V, T) for k in ("e", "iter", "sat_any"))
@@ -672,6 +684,19 @@ if cocotb is not None:
             self.wake_count = 0
             dut.bypass.value = 0
             dut.go.value = 0
+            self.stall_level = 0
+
+        async def set_stalls(self, fraction: float, seed: int) -> None:
+            """Random stalls on ``o``, ``dac`` and ``adc`` in ``fraction`` of the cycles
+            (network_top's seeded xorshift; call after reset)."""
+            self.stall_level = min(255, max(0, round(fraction * 256)))
+            await self.falling
+            self._set("stall_seed", seed & 0xFFFFFFFF)
+            self._set("stall_seed_wen", 1)
+            self._set("stall_o", self.stall_level)
+            self._set("stall_tile", self.stall_level)
+            await self.falling
+            self._set("stall_seed_wen", 0)
 
         def _u(self, name: str) -> int:
             return getattr(self.dut, name).value.to_unsigned()
@@ -825,6 +850,9 @@ if cocotb is not None:
                     tile.dac_mismatches.append((V, T - 1, -1))
             osnk, status = self.out["o"], self.out["status"]
             f = self.codec["o"].unpack(osnk[: V * G])
+            last = np.asarray(f["last"]).reshape(V, G)
+            if not np.array_equal(last, np.tile(np.arange(G) == G - 1, (V, 1))):
+                self.protocol_errors.append("o.last is not set on exactly each vector's final beat")
             y = f["y"].reshape(V, G * self.nrtl.lanes)[:, :C]
             s = self.codec["status"].unpack(status[: V * T])
             e, it, sat = (s[k].reshape(V, T) for k in ("e", "iter", "sat_any"))
@@ -926,6 +954,12 @@ if cocotb is not None:
         t_tb = time.time()
         tb.start_clock()
         await tb.reset()
+        stalls = float(p.get("stalls", 0.0))
+        if stalls > 0:
+            if not isinstance(tb, RingNetworkTB):
+                raise ValueError("stalls need ring mode (no gaps, no backpressure, recorded tiles)")
+            await tb.set_stalls(stalls, int(p["seed"]))
+        hs_seen = 0  # network_top's count of NMPU handshake-promise violations so far
         t_loaded = time.time()
         t0 = time.perf_counter()
         traces = [LayerTrace(lp.name) for lp in prog.layers]
@@ -943,6 +977,8 @@ if cocotb is not None:
         ]
         errors: list[dict] = []
         compared = status_compared = mismatches = dac_mismatches = 0
+        protocol_errors = sat_flag_errors = 0
+        adc_bits = int(prog.cfg.adc.bits)
         outs = []
         failed = False
         for b0 in range(0, len(x), bs):
@@ -970,6 +1006,36 @@ if cocotb is not None:
                         mismatches += 1
                         break
                     by, bsx = _compare(cj, lp, rtl, gold, lj, ids, errors)
+                    # stream promises: NMPU handshake (network_top's monitor), o.last
+                    hs = dut.nmpu_handshake_errors.value.to_unsigned()
+                    if hs != hs_seen:
+                        tb.protocol_errors.append(
+                            f"NMPU i.ready != ~o.valid | o.ready in {hs - hs_seen} cycles"
+                        )
+                        hs_seen = hs
+                    # the tile contract: sat_any = some code at an ADC rail (mgmt golden rule)
+                    bad_sat = sum(
+                        int(np.sum(s != mgolden.adc_sat_any(a, adc_bits)))
+                        for rt in rec
+                        for _, _, a, s in rt.calls.values()
+                    )
+                    if bad_sat:
+                        tb.protocol_errors.append(
+                            f"{bad_sat} tile answers whose sat_any disagrees with their codes"
+                        )
+                        sat_flag_errors += bad_sat
+                    for msg in tb.protocol_errors[: max(0, MAX_REPORT - len(errors))]:
+                        errors.append(
+                            {
+                                "layer": int(lp.index),
+                                "layer_name": lp.name,
+                                "tile": int(cj.column_tile),
+                                "protocol": msg,
+                            }
+                        )
+                    protocol_errors += len(tb.protocol_errors)
+                    mismatches += len(tb.protocol_errors)
+                    tb.protocol_errors = []
                     compared += rtl.y.size
                     status_compared += rtl.e.size
                     mismatches += by + bsx
@@ -1020,6 +1086,9 @@ if cocotb is not None:
             "status_compared": status_compared,
             "mismatches": mismatches,
             "dac_mismatches": dac_mismatches,
+            "protocol_errors": protocol_errors,
+            "sat_flag_errors": sat_flag_errors,
+            "stalls": stalls,
             "errors": errors,
             "rtl_cycles": sum(s["rtl_cycles"] for s in stats),
             "ideal_cycles": sum(s["ideal_cycles"] for s in stats),

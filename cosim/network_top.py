@@ -30,6 +30,9 @@ probabilities ``stall_o / 256`` and ``stall_tile / 256``, reproducible from the 
 independent of when Python wakes.  Both at 0 (reset): no stalls.  Stalled cycles are
 counted cycles (``periphery_top`` runs and waits), so they show in ``cycles``.
 
+``nmpu_handshake_errors`` counts the counted cycles in which the NMPU's documented
+handshake ``i.ready = ~o.valid | o.ready`` does not hold (a protocol monitor, both modes).
+
 ``en`` = ``go`` and not ``done`` and ``cycles < limit`` and every input ring is non-empty
 or marked ``final`` (Python has nothing more for it) and no output ring is full.  ``stop``
 (= ``go`` and not ``en``) is the one signal Python waits on.  ``done`` = every counted
@@ -94,6 +97,7 @@ class NetworkTop(wiring.Component):
         ports |= {"cycles": Out(COUNT_BITS), "limit": In(COUNT_BITS)}
         ports |= {"stall_o": In(8), "stall_tile": In(8)}
         ports |= {"stall_seed": In(32), "stall_seed_wen": In(1)}
+        ports |= {"nmpu_handshake_errors": Out(COUNT_BITS)}
         for n in IN_RINGS:
             ports[f"{n}_wdata"] = In(p.k * self.widths[n] + self.count_bits)
             ports[f"{n}_wen"] = In(1)
@@ -243,6 +247,12 @@ class NetworkTop(wiring.Component):
                     m.d.sync += cnt.eq(cnt + 1)
             done_terms.append(cnt >= getattr(self, f"{n}_target"))
         m.d.comb += self.done.eq(Cat(*done_terms).all())
+
+        # protocol monitor: the NMPU promises i.ready = ~o.valid | o.ready (rtl/nmpu.py); a
+        # counted cycle where that fails is counted (stalls on o make the promise testable)
+        nm = top.nmpu
+        with m.If(en & (nm.i.ready != (~nm.o.valid | nm.o.ready))):
+            m.d.sync += self.nmpu_handshake_errors.eq(self.nmpu_handshake_errors + 1)
 
         run_ok = Signal()
         m.d.comb += [

@@ -21,8 +21,10 @@ on the mutated copy (level 4 compares the Verilated periphery with the golden mo
 every activation) and counts the mutant killed when the run exits non-zero; results go to
 ``out/mutate/network-<CONFIG>.json``.
 
-Verilator builds go to ``out/mutate/cache`` (keyed by the generated Verilog, so unmutated
-designs are built once); the trained-model cache of the checkout is reused read-mostly.
+Verilator builds go to ``$AIMCFLOW_CACHE`` or ``out/mutate/cache`` (keyed by the generated
+Verilog, so unmutated designs are built once); the trained-model cache of the checkout is
+reused.  ``--tree DIR`` mutates another checkout (e.g. an older commit, for a before/after
+comparison) with this catalogue.
 Bounds: ``--jobs`` 1..8, ``--images`` 1..360 (the digits test split).
 """
 
@@ -60,13 +62,14 @@ class StaleMutant(UserInputError):
     """A catalogue entry whose original snippet is not (exactly once) in its file."""
 
 
-def source_root() -> Path:
-    """The source checkout this package runs from (mutation needs its tests)."""
-    root = Path(__file__).resolve().parent.parent
+def source_root(tree: str | Path | None = None) -> Path:
+    """The source checkout to mutate: ``tree``, by default the one this package runs from
+    (mutation needs its tests)."""
+    root = Path(tree).resolve() if tree else Path(__file__).resolve().parent.parent
     if not ((root / "pyproject.toml").is_file() and (root / "tests").is_dir()):
         raise UserInputError(
-            f"mutation testing needs the source checkout with its tests/; {root} has none "
-            "(run it from a clone: make mutate)"
+            f"mutation testing needs a source checkout with pyproject.toml and tests/; {root} "
+            "has none (run it from a clone: make mutate, or name one with --tree)"
         )
     return root
 
@@ -336,6 +339,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "mutants?")  # fmt: skip
     p.add_argument("--images", type=_bounded("--images", 1, MAX_IMAGES), default=20,
                    help=f"images per network run, 1..{MAX_IMAGES} (default 20)")  # fmt: skip
+    p.add_argument("--tree", metavar="DIR",
+                   help="source checkout to mutate (default: this package's own), e.g. an "
+                   "older commit's worktree for a before/after comparison")  # fmt: skip
     p.add_argument("--out", default="out/mutate", metavar="DIR",
                    help="results directory (default out/mutate)")  # fmt: skip
     return p
@@ -365,7 +371,7 @@ def _main(args: argparse.Namespace) -> int:
             files = ",".join(sorted({e.file for e in m.edits}))
             print(f"{m.id:32s} {m.kind:6s} {files:40s} {m.what}{eq}")
         return 0
-    root = source_root()
+    root = source_root(args.tree)
     problems = stale_entries(root)
     if problems:
         raise StaleMutant("stale mutation catalogue:\n  " + "\n  ".join(problems))
@@ -380,8 +386,9 @@ def _main(args: argparse.Namespace) -> int:
     scratches = [Scratch(root, work / f"tree{j}") for j in range(jobs)]
     free = list(scratches)
     lock = threading.Lock()
-    model_cache = root / ".cache"
-    cache = (out / "cache").resolve()
+    model_cache = Path(__file__).resolve().parent.parent / ".cache"  # trained models
+    # Verilator builds are keyed by the Verilog they build, so a shared cache is safe
+    cache = Path(os.environ.get("AIMCFLOW_CACHE") or (out / "cache")).resolve()
 
     def task(m: Mutant) -> dict:
         with lock:

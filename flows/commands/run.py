@@ -21,6 +21,12 @@ Verilated ``periphery_top`` in the loop and compares every activation of every l
 level 3; ``levels.analog_rtl`` then holds its accuracy and cycle counts, and the top-level
 ``activations_compared``, ``mismatches``, ``rtl_cycles``, ``ideal_cycles`` and
 ``verilator_build_s`` (this run's build step: a cold build or the cache lookup) are filled.
+Level 4 runs twice on the same images: once with every stream always ready (the cycle
+counts above, ``cycle_efficiency``) and once with seeded random stalls (``STALLS`` of the
+cycles hold off the NMPU's output and both directions of the tile interface:
+``levels.analog_rtl.stalled`` with its own cycle counts and ``cycle_efficiency``), so the
+network also exercises backpressure.  Both runs compare every activation with level 3 and
+check stream promises (the NMPU's handshake, ``last`` flags, the tile answers' ``sat_any``).
 A mismatch prints layer, tile, image, column, expected and actual values and the wave
 file, and the command exits with status 1 (results.json is still written).
 ``--levels`` picks levels; ``--no-rtl`` drops analog-rtl.  analog-rtl needs the chip
@@ -43,6 +49,7 @@ from aimcflow.flows.args import (
 DEFAULT_DRIFT = "1s,1h,1d,1y"
 DEFAULT_REPEATS = 10
 LEVELS = ("float", "analog-float", "analog-golden", "analog-rtl")
+STALLS = 0.25  # fraction of cycles the stalled level-4 run holds o, dac and adc off
 
 
 def level_list(text: str) -> list[str]:
@@ -237,6 +244,14 @@ def run(args: argparse.Namespace) -> int:
             f"Verilator build {rtl['verilator_build_s']:.1f} s"
             f"{' (cached)' if rtl['verilator_build_cached'] else ' (cold)'}"
         )
+        st = rtl.get("stalled")
+        if st is not None:
+            console.print(
+                f"with {st['stall_fraction']:.0%} random stalls on o, dac and adc: "
+                f"{st['mismatches']} mismatches; RTL cycles {st['rtl_cycles']}, ideal "
+                f"{st['ideal_cycles']}, cycle efficiency {st['cycle_efficiency']:.3f} "
+                f"(without stalls {'-' if eff is None else f'{eff:.3f}'})"
+            )
     elif "analog-rtl" in levels:
         console.print(f"[yellow]analog-rtl not run: {rtl['reason']}[/yellow]")
     if golden["accuracy"] is None:
@@ -409,6 +424,25 @@ def _level4(prog, x, y, images, logits3, console) -> dict:
     if r.logits is not None and not np.array_equal(r.logits, logits3):
         mismatches += int(np.sum(r.logits != logits3))  # cannot happen if every job matched
     acc = float(np.mean(r.logits.argmax(1) == y)) if r.logits is not None else None
+    stalled = None
+    if not mismatches:  # the same images again, with random stalls on o, dac and adc
+        with console.status(f"analog-rtl with {STALLS:.0%} random stalls, {len(x)} images"):
+            rs = run_level4(prog, x, images, build=build, stalls=STALLS)
+        bad = rs.mismatches
+        if rs.logits is not None and not np.array_equal(rs.logits, logits3):
+            bad += int(np.sum(rs.logits != logits3))
+        mismatches += bad
+        stalled = {
+            "stall_fraction": STALLS,
+            "mismatches": bad,
+            "rtl_cycles": rs.rtl_cycles,
+            "ideal_cycles": rs.ideal_cycles,
+            "cycle_efficiency": rs.efficiency,
+            "sim_wall_s": rs.sim_wall_s,
+        }
+        if bad:
+            r = rs  # report the stalled run's errors, waves and log
+            acc = None
     return {
         "accuracy": acc,
         "activations_compared": r.activations_compared,
@@ -423,4 +457,5 @@ def _level4(prog, x, y, images, logits3, console) -> dict:
         "waves": r.waves,
         "log": r.log,
         "layers": r.layers,
+        "stalled": stalled,
     }
