@@ -351,7 +351,7 @@ if cocotb is not None:
         NetworkTopParams,
     )
     from aimcflow.cosim.runner import load_params, save_result
-    from aimcflow.cosim.streams import TB, StreamSink, StreamSource
+    from aimcflow.cosim.streams import PROGRESS_BOUND, TB, StreamSink, StreamSource, transfers
     from aimcflow.models.periphery import mgmt as mgolden
     from aimcflow.rtl.params import MgmtRtlParams, NmpuRtlParams
     from aimcflow.rtl.periphery_top import PeripheryTop
@@ -574,10 +574,19 @@ if cocotb is not None:
             t0 = time.perf_counter()
             start = cycle = self.cycle
             end = start + max_cycles
+            moved, last_move = transfers(self.agents), start
             try:
                 while not until():
                     if cycle >= end:
                         raise AssertionError(f"timeout after {max_cycles} cycles")
+                    if (cycle - start) % 256 == 0:  # no-progress bound (streams.TB.run)
+                        now = transfers(self.agents)
+                        if now != moved:
+                            moved, last_move = now, cycle
+                        elif cycle - last_move > PROGRESS_BOUND:
+                            raise AssertionError(
+                                f"no beat transferred for {cycle - last_move} cycles"
+                            )
                     await falling
                     for d in drivers:
                         d()

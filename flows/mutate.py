@@ -203,7 +203,9 @@ def _failing_tests(junit: Path) -> list[str]:
     return out
 
 
-def run_tier(scratch: Scratch, env: dict[str, str], files: tuple[str, ...], cosim: bool) -> TierResult:
+def run_tier(
+    scratch: Scratch, env: dict[str, str], files: tuple[str, ...], cosim: bool
+) -> TierResult:
     """Run ``files`` of the scratch tree (fast: ``not cosim``; cosim: ``cosim``; never
     ``slow``), stopping at the first failure."""
     junit = scratch.dir / "junit.xml"
@@ -399,7 +401,10 @@ def _main(args: argparse.Namespace) -> int:
             env = s.env(cache, model_cache)
             if args.network:
                 r = network_one(m, s, env, args.network, args.images)
-                print(f"{m.id:32s} {'killed' if r['killed'] else 'missed':9s} {r['seconds']:7.1f} s", flush=True)
+                print(
+                    f"{m.id:32s} {'killed' if r['killed'] else 'missed':9s} {r['seconds']:7.1f} s",
+                    flush=True,
+                )
             else:
                 r = mutate_one(m, s, env, cosim=not args.no_cosim)
                 by = r["killed_by"][0] if r["killed_by"] else "-"
