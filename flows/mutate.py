@@ -114,7 +114,7 @@ class Scratch:
     namespace: ``<dir>/aimcflow/{rtl,models,...}``, ``<dir>/tests``, ``<dir>/pyproject.toml``."""
 
     def __init__(self, root: Path, dest: Path) -> None:
-        self.dir = dest
+        dest = self.dir = Path(dest).resolve()  # subprocesses run with cwd = dest
         if dest.exists():
             shutil.rmtree(dest)
         ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache")
