@@ -34,6 +34,14 @@ async def until_high(ctx, signal, what: str, bound: int = PROGRESS_BOUND) -> Non
     raise AssertionError(f"{what}: no handshake within {bound} cycles")
 
 
+async def load_seed(ctx, dut, seed: int) -> None:
+    """Offer ``seed`` on the seed stream until it is taken."""
+    ctx.set(dut.seed.payload, seed)
+    ctx.set(dut.seed.valid, 1)
+    await until_high(ctx, dut.seed.ready, "seed")
+    ctx.set(dut.seed.valid, 0)
+
+
 def _bits(view, n: int) -> list[int]:
     word = view.as_value().value
     return [(word >> k) & 1 for k in range(n)]
@@ -61,10 +69,7 @@ def run_rtl(
     gaps_out = rng.random(V * bl * 4 + 16) > p_ready
 
     async def driver(ctx):
-        ctx.set(dut.seed.payload, seed)
-        ctx.set(dut.seed.valid, 1)
-        await until_high(ctx, dut.seed.ready, "seed")
-        ctx.set(dut.seed.valid, 0)
+        await load_seed(ctx, dut, seed)
         for v in range(V):
             if gaps_in[v]:
                 await ctx.tick()
@@ -179,10 +184,7 @@ def test_no_bubble_between_updates():
     cycles = []
 
     async def driver(ctx):
-        ctx.set(dut.seed.payload, 7)
-        ctx.set(dut.seed.valid, 1)
-        await until_high(ctx, dut.seed.ready, "seed")
-        ctx.set(dut.seed.valid, 0)
+        await load_seed(ctx, dut, 7)
         ctx.set(
             dut.i.payload,
             {"x": [1, 2], "d": [3, 4], "gain_x": 256, "gain_d": 256, "bl": bl, "deterministic": 0},
@@ -267,10 +269,7 @@ def test_prng_known_answer_and_comparator_at_r_equal_q():
     seen = []
 
     async def driver(ctx):
-        ctx.set(dut.seed.payload, 1)
-        ctx.set(dut.seed.valid, 1)
-        await until_high(ctx, dut.seed.ready, "seed")
-        ctx.set(dut.seed.valid, 0)
+        await load_seed(ctx, dut, 1)
         for kat in KAT_FROM_1:
             upd = {"x": [1], "d": [1], "gain_x": kat, "gain_d": kat + 1, "bl": 1}
             ctx.set(dut.i.payload, {**upd, "deterministic": 0})
