@@ -30,8 +30,10 @@ import numpy as np
 from amaranth.lib import data
 from amaranth.sim import Simulator
 
-DEFAULT_TIMEOUT = 100_000
-"""Cycles a helper waits for a handshake before failing (guards against hangs)."""
+DEFAULT_TIMEOUT = 10_000
+"""Cycles a helper waits without any transfer before failing: a lost beat or a hung
+handshake fails within seconds of simulation, not at the pytest timeout.  Far above any
+legitimate pause of the blocks tested here (pipeline latency plus a run of random stalls)."""
 
 
 def to_py(value: Any) -> Any:
@@ -57,6 +59,16 @@ async def put(ctx, stream, payload, *, timeout: int = DEFAULT_TIMEOUT) -> None:
             ctx.set(stream.valid, 0)
             return
     raise AssertionError(f"put: stream not ready within {timeout} cycles")
+
+
+async def until_high(ctx, signal, what: str, bound: int = DEFAULT_TIMEOUT) -> None:
+    """Tick until ``signal`` is high at a clock edge (a handshake completes there); fail
+    after ``bound`` cycles instead of waiting forever (``ctx.tick().until`` has no bound)."""
+    for _ in range(bound):
+        _, _, value = await ctx.tick().sample(signal)
+        if value:
+            return
+    raise AssertionError(f"{what}: no handshake within {bound} cycles")
 
 
 async def get(ctx, stream, *, timeout: int = DEFAULT_TIMEOUT):

@@ -9,6 +9,7 @@ from aimcflow.models.periphery import secure_mac as golden
 from aimcflow.rtl.plain_mac import MacParams, PlainMac
 from aimcflow.rtl.secure_mac import SecureMac, SecureMacParams
 from amaranth.sim import Simulator
+from amaranth_streams import until_high
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -153,7 +154,7 @@ def _amaranth_run(dut, w, x):
             await ctx.tick()
             ctx.set(dut.w.valid, 0)
             ctx.set(dut.x.valid, 0)
-            await ctx.tick().until(dut.y.valid)
+            await until_high(ctx, dut.y.valid, f"dot product {v}", 1000)
             p = ctx.get(dut.y.payload)
             outs.append([int(p[j]) for j in range(4)] if isinstance(dut, SecureMac) else int(p))
 

@@ -12,6 +12,7 @@ from aimcflow.cosim.benches.spg import rtl_params
 from aimcflow.models.periphery import spg as golden
 from aimcflow.rtl.spg import SpgParams, StochasticPulseGenerator
 from amaranth.sim import Simulator
+from amaranth_streams import until_high
 
 
 def _params(rows: int, cols: int, **widths) -> SpgParams:
@@ -25,20 +26,11 @@ second instead of hanging until the pytest timeout (the longest legitimate wait 
 update of ``max_bl`` slots under random stalls)."""
 
 
-async def until_high(ctx, signal, what: str, bound: int = PROGRESS_BOUND) -> None:
-    """Tick until ``signal`` is high at a clock edge (the beat transfers there)."""
-    for _ in range(bound):
-        _, _, value = await ctx.tick().sample(signal)
-        if value:
-            return
-    raise AssertionError(f"{what}: no handshake within {bound} cycles")
-
-
 async def load_seed(ctx, dut, seed: int) -> None:
     """Offer ``seed`` on the seed stream until it is taken."""
     ctx.set(dut.seed.payload, seed)
     ctx.set(dut.seed.valid, 1)
-    await until_high(ctx, dut.seed.ready, "seed")
+    await until_high(ctx, dut.seed.ready, "seed", PROGRESS_BOUND)
     ctx.set(dut.seed.valid, 0)
 
 
@@ -85,7 +77,7 @@ def run_rtl(
                 },
             )
             ctx.set(dut.i.valid, 1)
-            await until_high(ctx, dut.i.ready, f"update {v}")
+            await until_high(ctx, dut.i.ready, f"update {v}", PROGRESS_BOUND)
             ctx.set(dut.i.valid, 0)
 
     async def monitor(ctx):
@@ -191,7 +183,7 @@ def test_no_bubble_between_updates():
         )
         ctx.set(dut.i.valid, 1)
         for v in range(V):
-            await until_high(ctx, dut.i.ready, f"update {v}")
+            await until_high(ctx, dut.i.ready, f"update {v}", PROGRESS_BOUND)
         ctx.set(dut.i.valid, 0)
 
     async def monitor(ctx):
@@ -232,7 +224,7 @@ def test_bl_zero_emits_nothing():
                 },
             )
             ctx.set(dut.i.valid, 1)
-            await until_high(ctx, dut.i.ready, f"update bl={bl}")
+            await until_high(ctx, dut.i.ready, f"update bl={bl}", PROGRESS_BOUND)
         ctx.set(dut.i.valid, 0)
 
     async def monitor(ctx):
@@ -274,7 +266,7 @@ def test_prng_known_answer_and_comparator_at_r_equal_q():
             upd = {"x": [1], "d": [1], "gain_x": kat, "gain_d": kat + 1, "bl": 1}
             ctx.set(dut.i.payload, {**upd, "deterministic": 0})
             ctx.set(dut.i.valid, 1)
-            await until_high(ctx, dut.i.ready, f"update q={kat}")
+            await until_high(ctx, dut.i.ready, f"update q={kat}", PROGRESS_BOUND)
         ctx.set(dut.i.valid, 0)
 
     async def monitor(ctx):
