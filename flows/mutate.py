@@ -47,6 +47,7 @@ from pathlib import Path
 
 from aimcflow.flows.io import write_json_atomic
 from aimcflow.flows.mutants import CATALOGUE, TIERS, Mutant
+from aimcflow.models.config import load_config
 from aimcflow.models.errors import UserInputError
 
 SRC_DIRS = ("rtl", "models", "cosim", "flows", "configs")
@@ -380,8 +381,6 @@ def _main(args: argparse.Namespace) -> int:
     if problems:
         raise StaleMutant("stale mutation catalogue:\n  " + "\n  ".join(problems))
     if args.network:
-        from aimcflow.models.config import load_config
-
         load_config(args.network)  # a bad config name fails here, before any work
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
