@@ -230,6 +230,30 @@ class Scoreboard:
         return int(bad.sum())
 
 
+class ReadyPromise:
+    """Per-cycle monitor of a block's documented handshake ``<sink>.ready = ~<source>.valid
+    | <source>.ready`` (its input stalls only while its output is stalled, e.g. the NMPU):
+    counts the cycles where it fails, sampled when every signal has settled."""
+
+    def __init__(self, dut: Any, sink: str, source: str) -> None:
+        self.in_ready = getattr(dut, f"{sink}__ready")
+        self.out_valid = getattr(dut, f"{source}__valid")
+        self.out_ready = getattr(dut, f"{source}__ready")
+        self.violations = 0
+        self.checked = 0
+
+    def drive(self) -> None:
+        pass
+
+    def sample(self) -> None:
+        promise = not self.out_valid.value or bool(self.out_ready.value)
+        self.violations += bool(self.in_ready.value) != promise
+        self.checked += 1
+
+    def flush(self) -> None:
+        pass
+
+
 PROGRESS_BOUND = 10_000
 """Cycles :meth:`TB.run` waits without any beat transferred on any agent before it fails:
 a lost beat fails within milliseconds of simulated time instead of running to the

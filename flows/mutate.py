@@ -194,13 +194,21 @@ def _run(cmd: list[str], cwd: Path, env: dict[str, str], timeout: float) -> tupl
         raise
 
 
-def _failing_tests(junit: Path) -> list[str]:
+def _failing_tests(junit: Path, root: Path) -> list[str]:
+    """Node ids (``tests/test_x.py::[Class::]name``) of the failed or erroring test cases
+    of a JUnit report (whose class names are dotted module paths)."""
     if not junit.is_file():
         return []
     out = []
     for case in ET.parse(junit).getroot().iter("testcase"):
-        if case.find("failure") is not None or case.find("error") is not None:
-            out.append(f"{case.get('classname', '')}::{case.get('name', '')}")
+        if case.find("failure") is None and case.find("error") is None:
+            continue
+        parts = case.get("classname", "").split(".")
+        for k in range(len(parts), 0, -1):  # the longest dotted prefix that is a file
+            if (root / Path(*parts[:k])).with_suffix(".py").is_file():
+                parts = ["/".join(parts[:k]) + ".py", *parts[k:]]
+                break
+        out.append("::".join([*parts, case.get("name", "")]))
     return out
 
 
@@ -220,7 +228,7 @@ def run_tier(
     t0 = time.perf_counter()
     rc, out = _run(cmd, scratch.dir, env, timeout * 3)
     dt = time.perf_counter() - t0
-    tests = _failing_tests(junit)
+    tests = _failing_tests(junit, scratch.dir)
     if rc == 0 or rc == 5:  # 5: no test selected (a block without cosim tests)
         return TierResult(False, [], dt, rc)
     if rc in (3, 4):  # pytest's internal / usage error: the harness is wrong, not the tests
