@@ -234,7 +234,7 @@ class AcceleratorConfig(_Section):
         return validate_config(data, source="<replace>")
 
 
-PRESETS = ("baseline-ftj", "pcm", "ideal")
+PRESETS = ("baseline-ftj", "pcm", "ideal", "stress")
 
 
 _TYPE_NAMES = {
