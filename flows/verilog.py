@@ -187,6 +187,34 @@ def ascon_params(cfg: AcceleratorConfig | None = None, max_blocks: int = 64):
     return _checked("ascon_decrypt", AsconParams, {"max_blocks": max_blocks})
 
 
+def sfu_rtl_params(gp):
+    """``rtl.sfu.SfuRtlParams`` of golden ``SfuParams`` ``gp``: its widths and the constants
+    it derives (exp polynomial, LOG2E, GELU clip and KA, reciprocal and root widths), so the
+    RTL holds exactly the golden model's numbers."""
+    from aimcflow.rtl.sfu import SfuRtlParams
+
+    c0, c1, c2 = gp.exp_coefs
+    fields = {
+        f.name: getattr(gp, f.name) for f in dataclasses.fields(SfuRtlParams) if hasattr(gp, f.name)
+    }
+    fields.update(exp_c0=c0, exp_c1=c1, exp_c2=c2)
+    return _checked("sfu", SfuRtlParams, fields)
+
+
+def sfu_params(cfg: AcceleratorConfig, **overrides):
+    """The SFU of a config's ``[sfu]`` section (after the golden model's own check);
+    ``overrides`` replace golden fields (e.g. ``seq_max`` for a vector file)."""
+    from aimcflow.models.periphery.sfu import SfuParams
+
+    return sfu_rtl_params(SfuParams.from_config(cfg, **overrides))
+
+
+def _sfu(p):
+    from aimcflow.rtl.sfu import Sfu
+
+    return Sfu(p)
+
+
 def _plain_mac(p):
     from aimcflow.rtl.plain_mac import PlainMac
 
@@ -251,6 +279,8 @@ BLOCKS: dict[str, RtlBlock] = {
     "ascon_decrypt": RtlBlock(
         "ascon_decrypt", "aimcflow_ascon_decrypt", ascon_params, _ascon, False
     ),
+    # the transformer special-function unit: generated when named
+    "sfu": RtlBlock("sfu", "aimcflow_sfu", sfu_params, _sfu, False),
 }
 
 

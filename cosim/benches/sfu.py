@@ -1,0 +1,198 @@
+"""cocotb bench of the SFU (``rtl/sfu.py``, ``rtl/sfu_rows.py``) against its golden model
+``models/periphery/sfu.py``, and its Python door.
+
+Python side (pytest, ``aimcflow vectors sfu``, the Amaranth unit tests):
+
+* :class:`Job`: one op with its registers and operands; :meth:`Job.expected` calls the
+  golden model.
+* :func:`input_beats`, :func:`load_beats`, :func:`decode_outputs`: the stream protocol of
+  the ``rtl/sfu.py`` module docstring.  matmul ``a`` (M,K) x ``b`` (K,N) is streamed as
+  lane-wise MACs: for each row m and column group, K beats with ``a[m,k]`` broadcast to
+  every lane and ``b[k, group]`` in the lanes.
+* :func:`random_job`: constrained-random jobs with corners (rails, zero rows, L not a
+  multiple of lanes, L = 1, saturating multipliers).
+
+cocotb side:
+
+* ``random_jobs``: jobs of random ops until ``vectors`` vectors (one output row each)
+  matched; random valid gaps on ``i``/``load``, random backpressure on ``o``, a bound on
+  cycles without progress, one job cut by a reset mid-stream (its delivered prefix
+  checked, then rerun).
+* ``file_vectors``: one job from an ``.npz`` (``aimcflow vectors sfu``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from aimcflow.models.periphery import sfu as golden
+from aimcflow.models.periphery.fixedpoint import signed_range
+from aimcflow.rtl.sfu import REG_LEN, REG_MULT, REG_OP, REG_SHIFT, REG_WIDE, Sfu, SfuRtlParams
+
+MODULE = "aimcflow.cosim.benches.sfu"
+TOPLEVEL = "aimcflow_sfu"
+NO_PROGRESS_CYCLES = 2000
+"""Cycles the bench waits without any beat transferred before failing (a hang)."""
+
+
+def bench_params(rtl: SfuRtlParams, gp: golden.SfuParams, **kw: Any) -> dict[str, Any]:
+    return {"rtl": dataclasses.asdict(rtl), "golden": dataclasses.asdict(gp), **kw}
+
+
+def _params(p: dict[str, Any]) -> tuple[SfuRtlParams, golden.SfuParams]:
+    return SfuRtlParams(**p["rtl"]), golden.SfuParams(**p["golden"])
+
+
+@dataclass
+class Job:
+    """One op: ``x`` (V,L) rows (matmul: ``a`` (M,K)), ``b`` (K,N) for matmul only."""
+
+    op: str
+    x: np.ndarray
+    gp: golden.SfuParams
+    b: np.ndarray | None = None
+    mult: int = 1
+    shift: int = 0
+    wide: bool = False
+
+    @property
+    def rows(self) -> int:
+        """Output rows (vectors) of the job."""
+        return self.x.shape[0]
+
+    @property
+    def length(self) -> int:
+        """The LEN register: K (matmul) or the row length."""
+        return self.x.shape[1]
+
+    @property
+    def cols(self) -> int:
+        """Output columns: N (matmul) or the row length."""
+        return self.b.shape[1] if self.op == "matmul" else self.x.shape[1]
+
+    def expected(self) -> np.ndarray:
+        g, x = self.gp, self.x
+        if self.op == "matmul":
+            return golden.matmul(x, self.b, self.mult, self.shift, g, self.wide)
+        if self.op == "softmax":
+            return golden.softmax(x, g)
+        if self.op == "layernorm":
+            return golden.layernorm(x, self.mult, self.shift, g)
+        return golden.gelu(x, g)
+
+
+def groups(n: int, lanes: int) -> int:
+    return -(-n // lanes)
+
+
+def _pad(x: np.ndarray, lanes: int) -> np.ndarray:
+    """(..., n) -> (..., G, lanes), zero-padded."""
+    n = x.shape[-1]
+    G = groups(n, lanes)
+    pad = [(0, 0)] * (x.ndim - 1) + [(0, G * lanes - n)]
+    return np.pad(x, pad).reshape(*x.shape[:-1], G, lanes)
+
+
+def input_beats(job: Job, lanes: int) -> dict[str, np.ndarray]:
+    """Beat fields ``a``, ``b`` (beats, lanes) in stream order."""
+    if job.op == "matmul":
+        M, K = job.x.shape
+        bgk = np.transpose(_pad(job.b, lanes), (1, 0, 2))  # (K, NG, lanes) -> (NG, K, lanes)
+        NG = bgk.shape[0]
+        b = np.broadcast_to(bgk[None], (M, NG, K, lanes)).reshape(-1, lanes)
+        a = np.broadcast_to(job.x[:, None, :, None], (M, NG, K, lanes)).reshape(-1, lanes)
+        return {"a": np.ascontiguousarray(a), "b": np.ascontiguousarray(b)}
+    a = _pad(job.x, lanes).reshape(-1, lanes)
+    return {"a": a, "b": np.zeros_like(a)}
+
+
+def output_beats(job: Job, lanes: int) -> int:
+    return job.rows * groups(job.cols, lanes)
+
+
+def load_beats(job: Job) -> list[dict[str, int]]:
+    """Register writes for a job (OP, LEN, MULT, SHIFT, WIDE)."""
+    regs = [
+        (REG_OP, golden.OPS.index(job.op)),
+        (REG_LEN, job.length),
+        (REG_MULT, job.mult),
+        (REG_SHIFT, job.shift),
+        (REG_WIDE, int(job.wide)),
+    ]
+    return [{"reg": r, "value": int(v)} for r, v in regs]
+
+
+def decode_outputs(fields: dict[str, np.ndarray], job: Job, lanes: int, rows: int | None = None):
+    """Output beats -> ``y`` (rows, cols) and ``last`` (rows, G)."""
+    rows = job.rows if rows is None else rows
+    G = groups(job.cols, lanes)
+    y = np.asarray(fields["y"]).reshape(rows, G * lanes)[:, : job.cols]
+    return y, np.asarray(fields["last"]).reshape(rows, G)
+
+
+def expected_last(job: Job, lanes: int, rows: int) -> np.ndarray:
+    G = groups(job.cols, lanes)
+    last = np.zeros((rows, G), np.int64)
+    last[:, -1] = 1
+    if job.op == "matmul":
+        last[:] = 1
+    return last
+
+
+def _corner_ints(rng: np.random.Generator, bits: int, size, p_corner: float = 0.15) -> np.ndarray:
+    """Signed ``bits`` values: log-uniform magnitudes with ``p_corner`` min/max/0/+-1."""
+    lo, hi = signed_range(bits)
+    k = rng.integers(0, bits, size=size)
+    mag = (rng.random(size) * np.left_shift(np.int64(1), k)).astype(np.int64)
+    v = np.where(rng.random(size) < 0.5, -mag, mag)
+    corners = np.array([lo, hi, 0, 1, -1], np.int64)
+    v = np.where(rng.random(size) < p_corner, corners[rng.integers(0, 5, size=size)], v)
+    return np.clip(v, lo, hi)
+
+
+def ln_requant(D: int, out_frac: int, gp: golden.SfuParams) -> tuple[int, int]:
+    """``(mult, shift)`` with ``mult / 2**shift ~= sqrt(D) 2**(out_frac - ln_frac)`` (the
+    layernorm output in LSB ``2**-out_frac``), ``mult`` using ``mult_bits - 1`` bits."""
+    target = np.sqrt(D) * 2.0 ** (out_frac - gp.ln_frac)
+    shift = int(np.floor(gp.mult_bits - 2 - np.log2(target)))
+    shift = int(np.clip(shift, 0, gp.shift_max))
+    return int(min(round(target * 2**shift), (1 << (gp.mult_bits - 1)) - 1)), shift
+
+
+def random_job(
+    rng: np.random.Generator, gp: golden.SfuParams, V: int, op: str | None = None, L: int | None = None
+) -> Job:
+    """A constrained-random job of ``V`` output rows."""
+    op = op or str(rng.choice(golden.OPS))
+    if op == "matmul":
+        K = L or int(rng.integers(1, gp.k_max, endpoint=True))
+        N = int(rng.integers(1, 3 * gp.lanes, endpoint=True))
+        a = _corner_ints(rng, gp.in_bits, (V, K))
+        b = _corner_ints(rng, gp.in_bits, (K, N))
+        wide = bool(rng.integers(0, 2))
+        n = gp.wide_bits if wide else gp.out_bits
+        # shift puts the typical |acc| near the output range; sometimes far off (saturation)
+        typ = 2 * gp.in_bits - 3 + int(np.log2(K)) // 2
+        shift = int(np.clip(typ - n + 2 + gp.mult_bits - 2 + rng.integers(-3, 4), 0, gp.shift_max))
+        mult = int(_corner_ints(rng, gp.mult_bits, (), 0.1))
+        return Job(op, a, gp, b=b, mult=mult, shift=shift, wide=wide)
+    lmax = gp.seq_max if op == "softmax" else (gp.width_max if op == "layernorm" else gp.k_max)
+    L = L or int(rng.integers(1, lmax, endpoint=True))
+    if op == "gelu":
+        return Job(op, _corner_ints(rng, gp.in_bits, (V, L), 0.1), gp)
+    # rows with a random per-row spread so small and large variances both occur
+    spread = rng.integers(0, gp.wide_bits, size=(V, 1))
+    base = rng.integers(*signed_range(gp.wide_bits), size=(V, 1), endpoint=True)
+    noise = (rng.standard_normal((V, L)) * np.left_shift(1, spread)).astype(np.int64)
+    x = np.clip(base + noise, *signed_range(gp.wide_bits))
+    x[rng.random(V) < 0.03] = 0  # all-equal rows
+    if op == "softmax":
+        return Job(op, x, gp)
+    mult, shift = ln_requant(L, int(rng.integers(2, gp.out_bits - 2, endpoint=True)), gp)
+    if rng.random() < 0.1:
+        mult = int(_corner_ints(rng, gp.mult_bits, (), 0.5))
+    return Job(op, x, gp, mult=mult, shift=shift)
