@@ -232,9 +232,7 @@ class GeluUnit(wiring.Component):
     def __init__(self, p: SfuRtlParams):
         self.p = p
         g = unsigned(_bits(p.max_groups))
-        super().__init__(
-            unit_signature(p, {"groups": g, "last_lanes": unsigned(_bits(p.lanes))})
-        )
+        super().__init__(unit_signature(p, {"groups": g, "last_lanes": unsigned(_bits(p.lanes))}))
 
     def elaborate(self, platform):
         p, m = self.p, Module()

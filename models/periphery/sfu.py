@@ -230,7 +230,9 @@ def _in_range(name: str, v: IntArray, bits: int) -> None:
     lo, hi = signed_range(bits)
     if v.size and (v.min() < lo or v.max() > hi):
         bad = v[(v < lo) | (v > hi)].flat[0]
-        raise UserInputError(f"{name}: value {int(bad)} outside signed {bits}-bit range {lo} .. {hi}")
+        raise UserInputError(
+            f"{name}: value {int(bad)} outside signed {bits}-bit range {lo} .. {hi}"
+        )
 
 
 def _length(name: str, n: int, lo: int, hi: int, what: str) -> None:

@@ -149,15 +149,16 @@ def gelu_error_bound(x: IntArray, p: sfu.SfuParams) -> np.ndarray:
     ``+ |x| |Phi_model - Phi|`` (the polynomial erf with integer constants)."""
     x = np.asarray(x, np.int64)
     xf = x.astype(float)
-    phi_true = 0.5 * (1.0 + np.vectorize(math.erf, otypes=[float])(
-        xf / (1 << p.gelu_frac) / math.sqrt(2.0)
-    ))
+    phi_true = 0.5 * (
+        1.0 + np.vectorize(math.erf, otypes=[float])(xf / (1 << p.gelu_frac) / math.sqrt(2.0))
+    )
     approx = np.abs(xf) * np.abs(gelu_phi_real(x, p) - phi_true)
     return 0.5 + np.abs(xf) * 2.0 ** -(p.phi_frac + 1) + approx
 
 
-def matmul_ref(a: IntArray, b: IntArray, mult: int, shift: int, p: sfu.SfuParams,
-               wide: bool = False) -> np.ndarray:
+def matmul_ref(
+    a: IntArray, b: IntArray, mult: int, shift: int, p: sfu.SfuParams, wide: bool = False
+) -> np.ndarray:
     """Exact ``a @ b * mult / 2**shift``, clipped; the integer result is within 1/2."""
     lo, hi = signed_range(p.wide_bits if wide else p.out_bits)
     acc = np.asarray(a, np.int64) @ np.asarray(b, np.int64)
