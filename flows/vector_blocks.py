@@ -340,3 +340,78 @@ register(
         rtl=_spg_rtl,
     )
 )
+
+
+# -------------------------------------------------------------------------- sfu
+def _sfu_golden_params(cfg):
+    from aimcflow.models.periphery.sfu import SfuParams
+
+    return SfuParams.from_config(cfg)
+
+
+def _sfu_golden(cfg, x: Arrays) -> Arrays:
+    """``op`` 0 matmul (``x`` @ ``b``), 1 softmax, 2 layernorm, 3 gelu of the rows of ``x``;
+    ``b`` is ignored by the row ops, ``mult``/``shift`` by softmax and gelu, ``wide`` by all
+    but matmul.  The golden model's own checks name any value outside its width."""
+    from aimcflow.models.periphery import sfu
+
+    gp = _sfu_golden_params(cfg)
+    op = int(x["op"])
+    if not 0 <= op < len(sfu.OPS):
+        raise UserInputError(
+            f"--in: op {op}; allowed: " + ", ".join(f"{i} ({n})" for i, n in enumerate(sfu.OPS))
+        )
+    wide = int(x["wide"])
+    if wide not in (0, 1):
+        raise UserInputError(f"--in: wide {wide}; allowed: 0 or 1")
+    mult, shift = int(x["mult"]), int(x["shift"])
+    name = sfu.OPS[op]
+    if name == "matmul":
+        y = sfu.matmul(x["x"], x["b"], mult, shift, gp, bool(wide))
+    elif name == "softmax":
+        y = sfu.softmax(x["x"], gp)
+    elif name == "layernorm":
+        y = sfu.layernorm(x["x"], mult, shift, gp)
+    else:
+        if x["x"].shape[1] > gp.k_max:
+            raise UserInputError(
+                f"--in: gelu row length {x['x'].shape[1]}; allowed: 1 .. {gp.k_max} (sfu parameters)"
+            )
+        y = sfu.gelu(x["x"], gp)
+    return {"y": y}
+
+
+def _sfu_check(cfg, x: Arrays) -> None:
+    _sfu_golden(cfg, x)  # every check lives in the golden model; it is cheap
+
+
+def _sfu_rtl(cfg, x: Arrays) -> Arrays:
+    from aimcflow.cosim import runner
+    from aimcflow.cosim.benches import sfu as bench
+    from aimcflow.flows.verilog import generate_block, sfu_params
+
+    rtl = sfu_params(cfg)
+    gen = generate_block(cfg, "sfu")
+    b = runner.build(gen.verilog, gen.module, name=f"sfu-l{rtl.lanes}")
+    return _run_file_bench(
+        b, bench.MODULE, bench.bench_params(rtl, _sfu_golden_params(cfg)), x, ("y",)
+    )
+
+
+register(
+    VectorBlock(
+        name="sfu",
+        fields={
+            "op": (),
+            "x": ("V", "K"),
+            "b": ("K", "N"),
+            "mult": (),
+            "shift": (),
+            "wide": (),
+        },
+        outputs=("y",),
+        check=_sfu_check,
+        golden=_sfu_golden,
+        rtl=_sfu_rtl,
+    )
+)
