@@ -84,6 +84,7 @@ class SfuRtlParams:
     ln_root_bits: int
     ln_recip_bits: int
     ln_w_shift: int
+    ln_w_bits: int
     acc_bits: int
     shift_max: int
 

@@ -281,7 +281,7 @@ class LayerNormUnit(wiring.Component):
                     for j in range(lanes):
                         num = Signal(signed(p.wide_bits + wb + 2), name=f"ln_num{j}")
                         m.d.comb += num.eq(D * xr.data[j] - s1)
-                        w = Signal(signed(p.ln_frac + 3), name=f"ln_w{j}")
+                        w = Signal(signed(p.ln_w_bits), name=f"ln_w{j}")
                         m.d.comb += w.eq(rshr_const(num * factor, p.ln_w_shift))
                         z = rshr_var(m, w * self.mult, self.shift, f"ln_z{j}")
                         m.d.sync += self.o.payload.y[j].eq(saturate(m, z, lo, hi, f"ln_y{j}"))

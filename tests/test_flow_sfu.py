@@ -23,7 +23,7 @@ def _inputs(op: str, rng) -> dict:
     elif op in ("softmax", "layernorm"):
         x = rng.integers(-(1 << 15), 1 << 15, size=(V, K)) >> rng.integers(0, 15, size=(V, 1))
         if op == "layernorm":
-            mult, shift = ln_requant(K, 4, gp)
+            mult, shift = ln_requant(4, gp)
     scalars = {"op": OPS.index(op), "mult": mult, "shift": shift, "wide": wide}
     return {"x": x, "b": b, **{k: np.int64(v) for k, v in scalars.items()}}
 

@@ -94,7 +94,13 @@ def test_sfu_gelu_every_code_and_rails():
         mult=-(1 << 15),
         shift=3,
     )
-    run_jobs(GP, [gelu, *mm, sm, ln], stall=0.2, seed=3)
+    # the largest normalized value, sqrt(D - 1) at D = width_max: one outlier in a flat row
+    D = GP.width_max
+    outlier = np.array([[32767] + [-32768] * (D - 1), [1] + [0] * (D - 1), [0] * (D - 1) + [-1]])
+    mult, shift = bench.ln_requant(3, GP)
+    ln_max = bench.Job("layernorm", outlier, GP, mult=mult, shift=shift)
+    assert np.abs(ln_max.expected()).max() == round(np.sqrt(D - 1) * 8)  # not saturated
+    run_jobs(GP, [gelu, *mm, sm, ln, ln_max], stall=0.2, seed=3)
 
 
 def test_sfu_latency_and_throughput():

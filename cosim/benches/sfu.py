@@ -154,10 +154,10 @@ def _corner_ints(rng: np.random.Generator, bits: int, size, p_corner: float = 0.
     return np.clip(v, lo, hi)
 
 
-def ln_requant(D: int, out_frac: int, gp: golden.SfuParams) -> tuple[int, int]:
-    """``(mult, shift)`` with ``mult / 2**shift ~= sqrt(D) 2**(out_frac - ln_frac)`` (the
+def ln_requant(out_frac: int, gp: golden.SfuParams, gain: float = 1.0) -> tuple[int, int]:
+    """``(mult, shift)`` with ``mult / 2**shift ~= gain 2**(out_frac - ln_frac)`` (the
     layernorm output in LSB ``2**-out_frac``), ``mult`` using ``mult_bits - 1`` bits."""
-    target = np.sqrt(D) * 2.0 ** (out_frac - gp.ln_frac)
+    target = gain * 2.0 ** (out_frac - gp.ln_frac)
     shift = int(np.floor(gp.mult_bits - 2 - np.log2(target)))
     shift = int(np.clip(shift, 0, gp.shift_max))
     return int(min(round(target * 2**shift), (1 << (gp.mult_bits - 1)) - 1)), shift
@@ -198,7 +198,7 @@ def random_job(
     x[rng.random(V) < 0.03] = 0  # all-equal rows
     if op == "softmax":
         return Job(op, x, gp)
-    mult, shift = ln_requant(L, int(rng.integers(2, gp.out_bits - 2, endpoint=True)), gp)
+    mult, shift = ln_requant(int(rng.integers(2, gp.out_bits - 2, endpoint=True)), gp)
     if rng.random() < 0.1:
         mult = int(_corner_ints(rng, gp.mult_bits, (), 0.5))
     return Job(op, x, gp, mult=mult, shift=shift)

@@ -170,6 +170,12 @@ class SfuParams:
         return self.ln_root_bits + self.recip_prec
 
     @property
+    def ln_w_bits(self) -> int:
+        """Signed width of ``w``: ``|x - mean| / std <= sqrt(D - 1)``, and the reciprocal's
+        floor and the rounding add < 0.5 %, so ``|w| < (isqrt(width_max - 1) + 1) 2**ln_frac``."""
+        return _bitlen(math.isqrt(self.width_max - 1) + 1) + self.ln_frac + 1
+
+    @property
     def ln_w_shift(self) -> int:
         return self.ln_recip_bits - self.ln_guard - self.ln_frac
 
@@ -344,15 +350,15 @@ def layernorm_rows(x: ArrayLike, p: SfuParams) -> dict[str, IntArray]:
     r = isqrt_newton(np.left_shift(q, 2 * p.ln_guard))
     factor = np.where(r > 0, (np.int64(1) << p.ln_recip_bits) // np.maximum(r, 1), 0)
     num = D * x - s1[:, None]
-    w = rshr(num * factor[:, None], p.ln_w_shift)
+    w = rshr(num * factor[:, None], p.ln_w_shift)  # (x - mean) / std * 2**ln_frac
     return {"s1": s1, "s2": s2, "q": q, "r": r, "factor": factor, "num": num, "w": w}
 
 
 def layernorm(x: ArrayLike, mult: int, shift: int, p: SfuParams) -> IntArray:
     """Rows ``x`` (V,D), signed ``wide_bits`` -> ``sat(rshr(w * mult, shift), out_bits)``
-    with ``w ~= (x - mean) / (std * sqrt(D)) * 2**ln_frac`` (population std, no eps; an
-    all-equal row gives 0).  Choose ``mult / 2**shift ~= sqrt(D) * 2**(f_out - ln_frac)``
-    for an output LSB of ``2**-f_out``; gamma and beta fold into the next linear layer."""
+    with ``w ~= (x - mean) / std * 2**ln_frac`` (population std, no eps; an all-equal row
+    gives 0).  Choose ``mult / 2**shift ~= 2**(f_out - ln_frac)`` for an output LSB of
+    ``2**-f_out``; gamma and beta fold into the next linear layer."""
     check_requant(mult, shift, p)
     w = layernorm_rows(x, p)["w"]
     return sat(rshr(w * int(mult), int(shift)), p.out_bits)

@@ -96,7 +96,7 @@ def softmax_error_bound(x: IntArray, p: sfu.SfuParams) -> np.ndarray:
 
 
 def layernorm_ref(x: IntArray, mult: int, shift: int, p: sfu.SfuParams) -> np.ndarray:
-    """Float ``(x - mean) / (std sqrt(D))`` (population std, eps = 0) times
+    """Float ``(x - mean) / std`` (population std, eps = 0) times
     ``2**ln_frac * mult / 2**shift``, clipped to ``out_bits``; all-equal rows give 0."""
     xf = np.asarray(x, float)
     D = xf.shape[1]
