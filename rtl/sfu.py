@@ -144,6 +144,18 @@ def rshr_const(v, s: int):
     return (v + (1 << (s - 1))) >> s if s > 0 else v
 
 
+def pipeline_handshake(m: Module, unit) -> tuple[Signal, Signal]:
+    """``(advance, accept)`` of a unit whose pipeline moves as one: it advances unless its
+    output register holds a beat that is not taken, and takes an input beat when it does."""
+    advance, accept = Signal(), Signal()
+    m.d.comb += [
+        advance.eq(~unit.o.valid | unit.o.ready),
+        unit.i.ready.eq(advance),
+        accept.eq(unit.i.valid & advance),
+    ]
+    return advance, accept
+
+
 class RowCounter:
     """Beat counter over a row of L elements: ``g`` in ``0..G-1``, ``last`` on ``G-1``,
     ``lane_ok(j)``: element ``g*lanes + j < L``."""
@@ -181,10 +193,7 @@ class MatmulUnit(wiring.Component):
 
     def elaborate(self, platform):
         p, m = self.p, Module()
-        advance = Signal()
-        m.d.comb += advance.eq(~self.o.valid | self.o.ready)
-        accept = Signal()
-        m.d.comb += [self.i.ready.eq(advance), accept.eq(self.i.valid & advance)]
+        advance, accept = pipeline_handshake(m, self)
         k = Signal(range(p.len_max))
         k_last = Signal()
         m.d.comb += k_last.eq(k == self.k_len - 1)
@@ -237,10 +246,7 @@ class GeluUnit(wiring.Component):
 
     def elaborate(self, platform):
         p, m = self.p, Module()
-        advance = Signal()
-        m.d.comb += advance.eq(~self.o.valid | self.o.ready)
-        accept = Signal()
-        m.d.comb += [self.i.ready.eq(advance), accept.eq(self.i.valid & advance)]
+        advance, accept = pipeline_handshake(m, self)
         row = RowCounter(m, p, self.groups, self.last_lanes, "gelu")
         row.step(m, accept)
         B = p.gelu_clip

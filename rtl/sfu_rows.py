@@ -51,13 +51,34 @@ def layernorm_row_cycles(p: SfuRtlParams, groups: int) -> int:
     return 2 * groups + p.ln_root_bits + p.ln_recip_bits + 2
 
 
-def _recip_step(m: Module, rem, quot, den, top_bit, name: str):
-    """One restoring-division step of ``2**F / den`` (numerator bit 1 only at step F):
-    returns the next ``(rem, quot)`` values."""
-    rem2 = Signal(unsigned(len(rem) + 1), name=f"{name}_rem2")
-    m.d.comb += rem2.eq((rem << 1) | top_bit)
-    ge = rem2 >= den
-    return Mux(ge, rem2 - den, rem2), (quot << 1) | ge
+class Reciprocal:
+    """``floor(2**F / den)`` by restoring division, one quotient bit per clock (F + 1
+    clocks; the numerator's only 1 bit enters at the first step).  ``q_bits`` must hold
+    the quotient; a zero ``den`` gives all ones."""
+
+    def __init__(self, F: int, den_bits: int, q_bits: int, name: str):
+        self.F, self.name = F, name
+        self.rem = Signal(unsigned(den_bits + 1), name=f"{name}_rem")
+        self.quot = Signal(unsigned(q_bits), name=f"{name}_quot")
+        self.cnt = Signal(range(F + 1), name=f"{name}_cnt")
+        self.factor = Signal(unsigned(q_bits), name=f"{name}_factor")
+
+    def start(self, m: Module) -> None:
+        m.d.sync += [self.rem.eq(0), self.quot.eq(0), self.cnt.eq(self.F)]
+
+    def step(self, m: Module, den):
+        """One step (inside the divide state); returns the "last step" condition, on
+        which ``factor`` takes the quotient."""
+        rem2 = Signal(unsigned(len(self.rem) + 1), name=f"{self.name}_rem2")
+        m.d.comb += rem2.eq((self.rem << 1) | (self.cnt == self.F))
+        ge = rem2 >= den
+        quot = (self.quot << 1) | ge
+        m.d.sync += [self.rem.eq(Mux(ge, rem2 - den, rem2)), self.quot.eq(quot)]
+        m.d.sync += self.cnt.eq(self.cnt - 1)
+        done = self.cnt == 0
+        with m.If(done):
+            m.d.sync += self.factor.eq(quot)
+        return done
 
 
 class SoftmaxUnit(wiring.Component):
@@ -114,10 +135,8 @@ class SoftmaxUnit(wiring.Component):
         ssum = Signal(unsigned(s_bits))
         F = p.sm_recip_bits
         q_bits = _bits((1 << F) // p.exp_c0)
-        rem = Signal(unsigned(s_bits + 1))
-        quot = Signal(unsigned(q_bits))
-        cnt = Signal(range(F + 1))
-        factor = Signal(unsigned(q_bits))
+        div = Reciprocal(F, s_bits, q_bits, "sm_div")
+        factor = div.factor
 
         # beat max over valid lanes
         lo = -(1 << (p.wide_bits - 1))
@@ -158,13 +177,10 @@ class SoftmaxUnit(wiring.Component):
                 m.d.sync += ssum.eq(Mux(g == 0, 0, ssum) + bsum)
                 row.step(m, 1)
                 with m.If(row.last):
-                    m.d.sync += [rem.eq(0), quot.eq(0), cnt.eq(F)]
+                    div.start(m)
                     m.next = "DIV"
             with m.State("DIV"):
-                nrem, nquot = _recip_step(m, rem, quot, ssum, cnt == F, "sm_div")
-                m.d.sync += [rem.eq(nrem), quot.eq(nquot), cnt.eq(cnt - 1)]
-                with m.If(cnt == 0):
-                    m.d.sync += factor.eq(nquot)
+                with m.If(div.step(m, ssum)):
                     m.next = "OUT"
             with m.State("OUT"):
                 with m.If(out_free):
@@ -214,12 +230,11 @@ class LayerNormUnit(wiring.Component):
         qs = Signal(unsigned(2 * nb))
         root = Signal(unsigned(nb))
         srem = Signal(unsigned(nb + 2))
-        cnt = Signal(range(max(nb, p.ln_recip_bits) + 1))
+        cnt = Signal(range(nb))
         R = p.ln_recip_bits
         q_bits = R - p.ln_guard + 1
-        drem = Signal(unsigned(nb + 1))
-        quot = Signal(unsigned(q_bits))
-        factor = Signal(unsigned(q_bits))
+        div = Reciprocal(R, nb, q_bits, "ln_div")
+        factor = div.factor
 
         bs1 = Signal.like(s1, name="ln_bs1")
         bs2 = Signal.like(s2, name="ln_bs2")
@@ -267,13 +282,10 @@ class LayerNormUnit(wiring.Component):
                     cnt.eq(cnt - 1),
                 ]
                 with m.If(cnt == 0):
-                    m.d.sync += [drem.eq(0), quot.eq(0), cnt.eq(R)]
+                    div.start(m)
                     m.next = "DIV"
             with m.State("DIV"):
-                nrem, nquot = _recip_step(m, drem, quot, root, cnt == R, "ln_div")
-                m.d.sync += [drem.eq(nrem), quot.eq(nquot), cnt.eq(cnt - 1)]
-                with m.If(cnt == 0):
-                    m.d.sync += factor.eq(nquot)
+                with m.If(div.step(m, root)):
                     m.next = "OUT"
             with m.State("OUT"):
                 with m.If(out_free):
