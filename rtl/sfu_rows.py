@@ -30,7 +30,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 
 from .nmpu import saturate
-from .sfu import RowCounter, SfuRtlParams, _bits, rshr_const, rshr_var, unit_signature
+from .sfu_units import RowCounter, SfuRtlParams, _bits, rshr_const, rshr_var, unit_signature
 
 
 def softmax_latency(p: SfuRtlParams, groups: int) -> int:

@@ -23,7 +23,8 @@ SOAK_VECTORS = 500_000  # x 2 = 1 000 000 in `make soak`
 
 def _build(changes: dict):
     from aimcflow.cosim import runner
-    from aimcflow.flows.verilog import generate_block, sfu_params
+    from aimcflow.cosim.blocks import generate_block
+    from aimcflow.cosim.rtlparams import sfu_params
     from aimcflow.models.periphery.sfu import SfuParams
 
     cfg = load_config("baseline-ftj").replace(**changes)

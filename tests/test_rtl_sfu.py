@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from aimcflow.cosim.benches import sfu as bench
-from aimcflow.flows.verilog import sfu_rtl_params
+from aimcflow.cosim.rtlparams import sfu_rtl_params
 from aimcflow.models.periphery.sfu import SfuParams
 from aimcflow.rtl.sfu import GELU_LATENCY, MATMUL_LATENCY, Sfu
 from aimcflow.rtl.sfu_rows import (

@@ -28,7 +28,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import cocotb
 import numpy as np
+from aimcflow.cosim.packing import PayloadCodec
+from aimcflow.cosim.runner import build_component, load_params, save_result
+from aimcflow.cosim.streams import TB, Scoreboard, StreamSink, StreamSource
 from aimcflow.models.periphery import sfu as golden
 from aimcflow.models.periphery.fixedpoint import signed_range
 from aimcflow.rtl.sfu import REG_LEN, REG_MULT, REG_OP, REG_SHIFT, REG_WIDE, Sfu, SfuRtlParams
@@ -206,8 +210,6 @@ def random_job(
 
 def build(rtl: SfuRtlParams, toplevel: str = TOPLEVEL):
     """The cached Verilator build of the SFU with these parameters."""
-    from aimcflow.cosim.runner import build_component
-
     return build_component(Sfu(rtl), toplevel, name=f"sfu-l{rtl.lanes}")
 
 
@@ -226,158 +228,151 @@ def _coverage(job: Job, exp: np.ndarray) -> dict[str, int]:
 
 
 # ---------------------------------------------------------------- cocotb side
-try:
-    import cocotb
-except ImportError:  # pragma: no cover - cocotb is a dependency
-    cocotb = None
+class SfuTB(TB):
+    """Clock, reset, the ``i``/``load`` sources, the ``o`` sink, and a progress
+    monitor: any ``NO_PROGRESS_CYCLES`` cycles without a beat on ``i`` or ``o`` while
+    work is pending fail the run (a hang, not a slow design)."""
 
-if cocotb is not None:
-    from aimcflow.cosim.packing import PayloadCodec
-    from aimcflow.cosim.runner import load_params, save_result
-    from aimcflow.cosim.streams import TB, Scoreboard, StreamSink, StreamSource
+    def __init__(self, dut, rtl: SfuRtlParams, seed: int, p_valid: float, p_ready: float):
+        super().__init__(dut, seed)
+        self.rtl = rtl
+        comp = Sfu(rtl)
+        self.in_codec = PayloadCodec(comp.i.payload.shape())
+        self.out_codec = PayloadCodec(comp.o.payload.shape())
+        self.load_codec = PayloadCodec(comp.load.payload.shape())
+        self.src = self.add(StreamSource(dut, "i", self.rng, p_valid))
+        self.load = self.add(StreamSource(dut, "load", self.rng, p_valid))
+        self.snk = self.add(StreamSink(dut, "o", self.rng, p_ready))
+        self._mark = (0, 0, 0)
 
-    class SfuTB(TB):
-        """Clock, reset, the ``i``/``load`` sources, the ``o`` sink, and a progress
-        monitor: any ``NO_PROGRESS_CYCLES`` cycles without a beat on ``i`` or ``o`` while
-        work is pending fail the run (a hang, not a slow design)."""
-
-        def __init__(self, dut, rtl: SfuRtlParams, seed: int, p_valid: float, p_ready: float):
-            super().__init__(dut, seed)
-            self.rtl = rtl
-            comp = Sfu(rtl)
-            self.in_codec = PayloadCodec(comp.i.payload.shape())
-            self.out_codec = PayloadCodec(comp.o.payload.shape())
-            self.load_codec = PayloadCodec(comp.load.payload.shape())
-            self.src = self.add(StreamSource(dut, "i", self.rng, p_valid))
-            self.load = self.add(StreamSource(dut, "load", self.rng, p_valid))
-            self.snk = self.add(StreamSink(dut, "o", self.rng, p_ready))
-            self._mark = (0, 0, 0)
-
-        def _watch(self) -> None:
-            mark = (self.src.sent, len(self.snk.words), self.cycle)
-            if mark[:2] != self._mark[:2]:
-                self._mark = mark
-            elif self.cycle - self._mark[2] > NO_PROGRESS_CYCLES:
-                raise AssertionError(
-                    f"no progress for {NO_PROGRESS_CYCLES} cycles: {self.src.sent} beats in, "
-                    f"{len(self.snk.words)} out"
-                )
-
-        async def program(self, job: Job) -> None:
-            beats = load_beats(job)
-            fields = {k: np.array([b[k] for b in beats], np.int64) for k in beats[0]}
-            self.load.send(self.load_codec.pack(fields))
-            await self.run(lambda: self.load.idle, max_cycles=1000 * len(beats))
-
-        async def stream(self, job: Job, stop_after: int | None = None) -> int:
-            """Send the job's beats; return cycles until all (or ``stop_after``) output
-            beats arrived.  The sink's word list is cleared first."""
-            self.snk.words.clear()
-            self.src.send(self.in_codec.pack(input_beats(job, self.rtl.lanes)))
-            want = output_beats(job, self.rtl.lanes) if stop_after is None else stop_after
-            self._mark = (self.src.sent, 0, self.cycle)
-            return await self.run(
-                lambda: len(self.snk.words) >= want, max_cycles=1 << 40, hooks=(self._watch,)
+    def _watch(self) -> None:
+        mark = (self.src.sent, len(self.snk.words), self.cycle)
+        if mark[:2] != self._mark[:2]:
+            self._mark = mark
+        elif self.cycle - self._mark[2] > NO_PROGRESS_CYCLES:
+            raise AssertionError(
+                f"no progress for {NO_PROGRESS_CYCLES} cycles: {self.src.sent} beats in, "
+                f"{len(self.snk.words)} out"
             )
 
-        def received(self, job: Job) -> tuple[np.ndarray, np.ndarray, int]:
-            G = groups(job.cols, self.rtl.lanes)
-            n = len(self.snk.words) // G * G
-            if not n:
-                return np.zeros((0, job.cols), np.int64), np.zeros((0, G), np.int64), 0
-            f = self.out_codec.unpack(self.snk.words[:n])
-            y, last = decode_outputs(f, job, self.rtl.lanes, rows=n // G)
-            return y, last, n // G
+    async def program(self, job: Job) -> None:
+        beats = load_beats(job)
+        fields = {k: np.array([b[k] for b in beats], np.int64) for k in beats[0]}
+        self.load.send(self.load_codec.pack(fields))
+        await self.run(lambda: self.load.idle, max_cycles=1000 * len(beats))
 
-    def _check(sb: Scoreboard, tb: SfuTB, job: Job, exp: np.ndarray) -> int:
-        y, last, v = tb.received(job)
-        return sb.check(
-            {"y": y, "last": last},
-            {"y": exp[:v], "last": expected_last(job, tb.rtl.lanes, v)},
-            v,
-            context=lambda i: f"op={job.op} len={job.length} cols={job.cols}",
+    async def stream(self, job: Job, stop_after: int | None = None) -> int:
+        """Send the job's beats; return cycles until all (or ``stop_after``) output
+        beats arrived.  The sink's word list is cleared first."""
+        self.snk.words.clear()
+        self.src.send(self.in_codec.pack(input_beats(job, self.rtl.lanes)))
+        want = output_beats(job, self.rtl.lanes) if stop_after is None else stop_after
+        self._mark = (self.src.sent, 0, self.cycle)
+        return await self.run(
+            lambda: len(self.snk.words) >= want, max_cycles=1 << 40, hooks=(self._watch,)
         )
 
-    @cocotb.test()
-    async def random_jobs(dut):
-        """Random jobs of every op until ``vectors`` output rows matched the golden model."""
-        p = load_params()
-        rtl, gp = _params(p)
-        total = int(p.get("vectors", 1000))
-        tb = SfuTB(
-            dut,
-            rtl,
-            int(p.get("seed", 1)),
-            float(p.get("p_valid", 0.8)),
-            float(p.get("p_ready", 0.7)),
-        )
-        rng = tb.rng
-        sb = Scoreboard(f"sfu lanes={rtl.lanes}")
-        tb.start_clock()
-        await tb.reset()
-        t0 = time.perf_counter()
-        result: dict[str, Any] = {}
-        coverage: dict[str, int] = {}
-        reset_done = not p.get("reset_mid", True)
-        job_i = 0
-        while sb.compared < total:
-            V = int(min(total - sb.compared, rng.integers(4, 40)))
-            op = golden.OPS[job_i % len(golden.OPS)]
-            # the first jobs of each op: L = 1 and L one past a multiple of lanes
-            L = (1, rtl.lanes + 1)[job_i // 4] if job_i < 8 else None
-            job = random_job(rng, gp, V, op=op, L=L)
-            job_i += 1
-            exp = job.expected()
-            for k, v in _coverage(job, exp).items():
-                coverage[k] = coverage.get(k, 0) + v
-            await tb.program(job)
-            if not reset_done and V >= 8:
-                cut = (V // 2) * groups(job.cols, rtl.lanes) + 1
-                await tb.stream(job, stop_after=cut)
-                _check(sb, tb, job, exp)  # the prefix delivered before the reset
-                await tb.reset()
-                await tb.program(job)
-                reset_done = True
-                result["reset_after_beats"] = cut
-                result["reset_op"] = job.op
-            await tb.stream(job)
-            _check(sb, tb, job, exp)
-            if sb.mismatches:
-                break
-        result.update(
-            vectors=sb.compared,
-            mismatches=sb.mismatches,
-            errors=sb.errors,
-            jobs=job_i,
-            rtl_cycles=tb.cycle,
-            wall_s=time.perf_counter() - t0,
-            coverage=coverage,
-        )
-        save_result(result)
-        assert sb.mismatches == 0, "\n".join(sb.errors)
+    def received(self, job: Job) -> tuple[np.ndarray, np.ndarray, int]:
+        G = groups(job.cols, self.rtl.lanes)
+        n = len(self.snk.words) // G * G
+        if not n:
+            return np.zeros((0, job.cols), np.int64), np.zeros((0, G), np.int64), 0
+        f = self.out_codec.unpack(self.snk.words[:n])
+        y, last = decode_outputs(f, job, self.rtl.lanes, rows=n // G)
+        return y, last, n // G
 
-    @cocotb.test()
-    async def file_vectors(dut):
-        """One job from ``params['in']`` (.npz: op, x, b, mult, shift, wide); ``y`` to
-        ``params['out']``.  No scoreboard: the caller compares."""
-        p = load_params()
-        rtl, gp = _params(p)
-        with np.load(p["in"]) as f:
-            op = golden.OPS[int(f["op"])]
-            job = Job(
-                op,
-                np.asarray(f["x"], np.int64),
-                gp,
-                b=np.asarray(f["b"], np.int64) if op == "matmul" else None,
-                mult=int(f["mult"]),
-                shift=int(f["shift"]),
-                wide=bool(f["wide"]),
-            )
-        tb = SfuTB(dut, rtl, 1, 1.0, 1.0)
-        tb.start_clock()
-        await tb.reset()
+
+def _check(sb: Scoreboard, tb: SfuTB, job: Job, exp: np.ndarray) -> int:
+    y, last, v = tb.received(job)
+    return sb.check(
+        {"y": y, "last": last},
+        {"y": exp[:v], "last": expected_last(job, tb.rtl.lanes, v)},
+        v,
+        context=lambda i: f"op={job.op} len={job.length} cols={job.cols}",
+    )
+
+
+@cocotb.test()
+async def random_jobs(dut):
+    """Random jobs of every op until ``vectors`` output rows matched the golden model."""
+    p = load_params()
+    rtl, gp = _params(p)
+    total = int(p.get("vectors", 1000))
+    tb = SfuTB(
+        dut,
+        rtl,
+        int(p.get("seed", 1)),
+        float(p.get("p_valid", 0.8)),
+        float(p.get("p_ready", 0.7)),
+    )
+    rng = tb.rng
+    sb = Scoreboard(f"sfu lanes={rtl.lanes}")
+    tb.start_clock()
+    await tb.reset()
+    t0 = time.perf_counter()
+    result: dict[str, Any] = {}
+    coverage: dict[str, int] = {}
+    reset_done = not p.get("reset_mid", True)
+    job_i = 0
+    while sb.compared < total:
+        V = int(min(total - sb.compared, rng.integers(4, 40)))
+        op = golden.OPS[job_i % len(golden.OPS)]
+        # the first jobs of each op: L = 1 and L one past a multiple of lanes
+        L = (1, rtl.lanes + 1)[job_i // 4] if job_i < 8 else None
+        job = random_job(rng, gp, V, op=op, L=L)
+        job_i += 1
+        exp = job.expected()
+        for k, v in _coverage(job, exp).items():
+            coverage[k] = coverage.get(k, 0) + v
         await tb.program(job)
-        cycles = await tb.stream(job)
-        y, _, v = tb.received(job)
-        np.savez(p["out"], y=y, cycles=np.int64(cycles))
-        save_result({"vectors": v, "cycles": cycles})
+        if not reset_done and V >= 8:
+            cut = (V // 2) * groups(job.cols, rtl.lanes) + 1
+            await tb.stream(job, stop_after=cut)
+            _check(sb, tb, job, exp)  # the prefix delivered before the reset
+            await tb.reset()
+            await tb.program(job)
+            reset_done = True
+            result["reset_after_beats"] = cut
+            result["reset_op"] = job.op
+        await tb.stream(job)
+        _check(sb, tb, job, exp)
+        if sb.mismatches:
+            break
+    result.update(
+        vectors=sb.compared,
+        mismatches=sb.mismatches,
+        errors=sb.errors,
+        jobs=job_i,
+        rtl_cycles=tb.cycle,
+        wall_s=time.perf_counter() - t0,
+        coverage=coverage,
+    )
+    save_result(result)
+    assert sb.mismatches == 0, "\n".join(sb.errors)
+
+
+@cocotb.test()
+async def file_vectors(dut):
+    """One job from ``params['in']`` (.npz: op, x, b, mult, shift, wide); ``y`` to
+    ``params['out']``.  No scoreboard: the caller compares."""
+    p = load_params()
+    rtl, gp = _params(p)
+    with np.load(p["in"]) as f:
+        op = golden.OPS[int(f["op"])]
+        job = Job(
+            op,
+            np.asarray(f["x"], np.int64),
+            gp,
+            b=np.asarray(f["b"], np.int64) if op == "matmul" else None,
+            mult=int(f["mult"]),
+            shift=int(f["shift"]),
+            wide=bool(f["wide"]),
+        )
+    tb = SfuTB(dut, rtl, 1, 1.0, 1.0)
+    tb.start_clock()
+    await tb.reset()
+    await tb.program(job)
+    cycles = await tb.stream(job)
+    y, _, v = tb.received(job)
+    np.savez(p["out"], y=y, cycles=np.int64(cycles))
+    save_result({"vectors": v, "cycles": cycles})

@@ -16,7 +16,7 @@ integers (I-BERT style, Kim et al., ICML 2021):
 Every function takes and returns int64 numpy arrays; rows are vectorized (loops only over
 Newton iterations, never over elements).  Widths and fixed-point formats are in
 :class:`SfuParams`; the constants derived from them (coefficients, shifts) are properties
-so that the RTL receives exactly these numbers (``flows/verilog.py``).
+so that the RTL receives exactly these numbers (``cosim/rtlparams.py``).
 """
 
 from __future__ import annotations
