@@ -30,7 +30,15 @@ from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 
 from .nmpu import saturate
-from .sfu_units import RowCounter, SfuRtlParams, _bits, rshr_const, rshr_var, unit_signature
+from .sfu_units import (
+    RowCounter,
+    SfuRtlParams,
+    _bits,
+    row_regs,
+    rshr_const,
+    rshr_var,
+    unit_signature,
+)
 
 
 def softmax_latency(p: SfuRtlParams, groups: int) -> int:
@@ -86,15 +94,7 @@ class SoftmaxUnit(wiring.Component):
 
     def __init__(self, p: SfuRtlParams):
         self.p = p
-        super().__init__(
-            unit_signature(
-                p,
-                {
-                    "groups": unsigned(_bits(p.max_groups)),
-                    "last_lanes": unsigned(_bits(p.lanes)),
-                },
-            )
-        )
+        super().__init__(unit_signature(p, row_regs(p)))
 
     def _exp(self, m: Module, x, mx, j: int):
         """E = rshr(P(r), min(q, 31)) of ``d = x - mx <= 0`` (golden ``int_exp``)."""
@@ -202,9 +202,8 @@ class LayerNormUnit(wiring.Component):
         super().__init__(
             unit_signature(
                 p,
-                {
-                    "groups": unsigned(_bits(p.max_groups)),
-                    "last_lanes": unsigned(_bits(p.lanes)),
+                row_regs(p)
+                | {
                     "d_len": unsigned(_bits(p.len_max)),
                     "mult": signed(p.mult_bits),
                     "shift": unsigned(_bits(p.shift_max)),

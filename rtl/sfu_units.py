@@ -101,6 +101,12 @@ def unit_signature(p: SfuRtlParams, regs: dict) -> wiring.Signature:
     return wiring.Signature(members)
 
 
+def row_regs(p: SfuRtlParams) -> dict:
+    """Register inputs of a unit that walks rows: beats per row and valid lanes of the
+    last beat (the top derives both from LEN)."""
+    return {"groups": unsigned(_bits(p.max_groups)), "last_lanes": unsigned(_bits(p.lanes))}
+
+
 def rshr_var(m: Module, v, shift, name: str):
     """``rshr(v, shift)`` for a run-time ``shift >= 0``: ``(v + (2**shift >> 1)) >> shift``."""
     half = (Const(1, 1) << shift) >> 1
@@ -211,8 +217,7 @@ class GeluUnit(wiring.Component):
 
     def __init__(self, p: SfuRtlParams):
         self.p = p
-        g = unsigned(_bits(p.max_groups))
-        super().__init__(unit_signature(p, {"groups": g, "last_lanes": unsigned(_bits(p.lanes))}))
+        super().__init__(unit_signature(p, row_regs(p)))
 
     def elaborate(self, platform):
         p, m = self.p, Module()
