@@ -1,4 +1,4 @@
-"""cocotb bench of the SFU (``rtl/sfu.py``, ``rtl/sfu_rows.py``) against its golden model
+"""cocotb bench of the SFU (``rtl/sfu.py`` and its units) against its golden model
 ``models/periphery/sfu.py``, and its Python door.
 
 Python side (pytest, ``aimcflow vectors sfu``, the Amaranth unit tests):
