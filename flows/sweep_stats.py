@@ -111,8 +111,13 @@ def csv_text(points: Sequence[dict], keys: Sequence[str]) -> str:
                 continue  # level not run at this point (reason in results.json)
             for stat in STATISTICS:
                 w.writerow(
-                    [*head, level, stat, _stat(r["accuracy_stats"], stat),
-                     _stat(r.get("a_star_stats"), stat)]  # fmt: skip
+                    [
+                        *head,
+                        level,
+                        stat,
+                        _stat(r["accuracy_stats"], stat),
+                        _stat(r.get("a_star_stats"), stat),
+                    ]  # fmt: skip
                 )
     return buf.getvalue()
 

@@ -101,7 +101,7 @@ def test_thesis_grid_is_one_factor_at_a_time():
     # the grid) + 4 IR drop (baseline 1) + 3 drift (baseline 1 h)
     assert len(points) == 1 + 4 + 4 + 5 + 5 + 4 + 3
     base = cfg.model_dump()
-    for factor, params, pcfg, t_s in points[1:]:
+    for _factor, params, pcfg, t_s in points[1:]:
         (key,) = params  # exactly one non-ideality changed
         diff = {
             f"{sec}.{k}"
@@ -126,8 +126,7 @@ def test_ranking_pairs_repeats_and_orders_by_drop(tmp_path):
     # weight noise costs most at 0.4, ADC at 4 bits; everything else costs nothing
     cost = {("weight noise", 0.4): [0.5, 0.6, 0.4], ("ADC precision", 4): [0.80, 0.85, 0.80]}
     results = [
-        _point(p, cost.get((f, next(iter(p.values()), None)), base), f, t)
-        for f, p, _, t in pts
+        _point(p, cost.get((f, next(iter(p.values()), None)), base), f, t) for f, p, _, t in pts
     ]
     ranking = rank("thesis-3.3", cfg, results, "analog_float")
     assert [r["factor"] for r in ranking[:2]] == ["weight noise", "ADC precision"]

@@ -11,8 +11,8 @@ scheduler given by ``--scheduler``.  Every point reports the mean, the sample st
 95 % Student-t confidence interval over its repeats of the accuracy and of A* (FTJ thesis
 eq. 3.8; :mod:`aimcflow.flows.sweep_stats`).
 
-Size bounds, checked before any work: ``1 <= --repeats <= 100`` and points x repeats
-<= 2000.
+Size bounds, checked before any work: ``1 <= --repeats <= 100``, at most 2000 points and
+points x repeats <= 2000.
 
 Outputs in ``--out`` (default ``out/sweep/``): ``results.json`` (``config``, ``model``,
 ``grid``, ``set`` {key: [values]}, ``points`` [{factor, params, drift_s, levels
@@ -31,24 +31,63 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
+import re
+import socket
 import time
 
 from aimcflow.flows.args import (
     add_config_arg,
     add_images_arg,
     add_out_arg,
-    duration_s,
-    positive_int,
+    bounded_int,
+    duration_list,
+    fmt_duration,
 )
-from aimcflow.flows.io import prepare_out_dir, write_json_atomic
+from aimcflow.flows.io import prepare_out_dir, shown, write_json_atomic
 from aimcflow.models.errors import UserInputError
 
 DEFAULT_DRIFT = "1h"
 DEFAULT_REPEATS = 1
 DEFAULT_WORKERS = 2
 SCHEDULER_TIMEOUT_S = 10
-MAX_REPEATS = 100  # --repeats upper bound
+MAX_REPEATS = 100  # --repeats upper bound (a sweep runs every point N times)
 MAX_EVALUATIONS = 2000  # points x repeats upper bound, checked before any work starts
+MAX_WORKERS = max(4, 4 * (os.cpu_count() or 1))  # processes; more only thrash the cores
+
+
+def scheduler_address(text: str) -> str:
+    """``--scheduler``: ``tcp://host:port`` (or ``tls://``, or plain ``host:port``)."""
+    m = re.fullmatch(r"(?:(tcp|tls)://)?(\[[0-9a-fA-F:.]+\]|[\w.-]+):(\d{1,5})", text.strip())
+    if not m or not 0 < int(m.group(3)) < 65536:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a scheduler address; give tcp://host:port, e.g. tcp://127.0.0.1:8786"
+        )
+    return text.strip()
+
+
+def _probe_scheduler(address: str) -> None:
+    """Fail fast (one line, no Dask traceback) when nothing listens at ``address``."""
+    hostport = address.split("://", 1)[-1]
+    host, port = hostport.rsplit(":", 1)
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=SCHEDULER_TIMEOUT_S).close()
+    except OSError as exc:
+        raise UserInputError(
+            f"--scheduler {address}: cannot connect ({exc.strerror or type(exc).__name__}); "
+            "give the address of a running Dask scheduler, e.g. tcp://host:8786"
+        ) from None
+
+
+def one_time(text: str) -> float:
+    """``--drift T``: a sweep compares periphery choices at one drift time (argparse type)."""
+    times = duration_list(text)
+    if len(times) != 1:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: a sweep runs at one drift time; give one "
+            "(aimcflow run --drift T,T,... gives a drift table)"
+        )
+    return times[0]
 
 
 def level_list(text: str) -> list[str]:
@@ -63,14 +102,6 @@ def level_list(text: str) -> list[str]:
             f"unknown level {bad[0] if bad else text!r}; allowed: {', '.join(SWEEP_LEVELS)}"
         )
     return list(dict.fromkeys(names))
-
-
-def repeats_int(text: str) -> int:
-    """``--repeats``: an integer in 1..MAX_REPEATS (argparse type)."""
-    v = positive_int(text)
-    if v > MAX_REPEATS:
-        raise argparse.ArgumentTypeError(f"{v} is too many; allowed: 1 to {MAX_REPEATS}")
-    return v
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -96,19 +127,21 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=[],
         metavar="KEY=V1,V2,...",
         help="a dotted config key and its values, e.g. adc.bits=4,6,8 or "
-        "mgmt.noise=off,absmax_pow2; repeat for more keys (the sweep is the cross product)",
+        "mgmt.noise=off,absmax_pow2; repeat for more keys (the sweep is the cross product, "
+        "at most 2000 points)",
     )
     add_images_arg(p)
     p.add_argument(
         "--drift",
-        type=duration_s,
-        default=duration_s(DEFAULT_DRIFT),
+        type=one_time,
+        default=one_time(DEFAULT_DRIFT),
         metavar="T",
-        help=f"time after programming: seconds or 1h, 1d, 1y (default {DEFAULT_DRIFT})",
+        help="one time after programming: seconds or 1h, 1d, 1y (default "
+        f"{DEFAULT_DRIFT}); unlike run and vmm, one time only: every point is run at it",
     )
     p.add_argument(
         "--repeats",
-        type=repeats_int,
+        type=bounded_int(1, MAX_REPEATS),
         default=DEFAULT_REPEATS,
         metavar="N",
         help=f"programmings per point at every level, seeds seed..seed+N-1 (fresh "
@@ -134,6 +167,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--scheduler",
+        type=scheduler_address,
         default=None,
         metavar="ADDR",
         help="address of a running Dask scheduler, e.g. tcp://host:8786 "
@@ -141,11 +175,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--workers",
-        type=positive_int,
+        type=bounded_int(1, MAX_WORKERS),
         default=None,
         metavar="N",
-        help=f"LocalCluster worker processes, one thread each (default {DEFAULT_WORKERS}); "
-        "not with --scheduler",
+        help=f"LocalCluster worker processes, one thread each: 1..{MAX_WORKERS} (4 per "
+        f"core; default {DEFAULT_WORKERS}); not with --scheduler",
     )
     add_out_arg(p, "sweep")
     p.set_defaults(func=run)
@@ -269,6 +303,8 @@ def run(args: argparse.Namespace) -> int:
             "--workers sizes the LocalCluster; with --scheduler the "
             "remote cluster's workers are used: give one of them"
         )
+    if args.scheduler is not None:
+        _probe_scheduler(args.scheduler)
     gname = None if args.grid is None else grid_name(args.grid)
     if gname is not None and args.sets:
         raise UserInputError("--grid and --set: give one of them (a named grid or --set lists)")
@@ -312,8 +348,8 @@ def run(args: argparse.Namespace) -> int:
     level_keys = [lv.replace("-", "_") for lv in args.levels]
     title = (
         f"{name} on {data.name} ({n} test images), config {cfg.name}, drift "
-        f"{args.drift:g} s, {args.repeats} repeat{'s' if args.repeats > 1 else ''}, "
-        f"float accuracy {100 * acc_float:.2f} %"
+        f"{fmt_duration(args.drift)}, {args.repeats} repeat{'s' if args.repeats > 1 else ''},"
+        f" float accuracy {100 * acc_float:.2f} %"
     )
     console.print(_points_table(title, keys, results, level_keys, gname))
     for p in results:
@@ -350,7 +386,9 @@ def run(args: argparse.Namespace) -> int:
     }
     plot_title = f"{name}, config {cfg.name}, {n} images, {args.repeats} repeats"
     if gname is None:
-        plot_sweep(out / "sweep.png", axes, results, f"{plot_title}, drift {args.drift:g} s")
+        plot_sweep(
+            out / "sweep.png", axes, results, f"{plot_title}, drift {fmt_duration(args.drift)}"
+        )
     else:
         factors = factor_settings(gname, cfg, results)
         plot_grid(out / "sweep.png", factors, f"{gname}: {plot_title}")
@@ -358,7 +396,7 @@ def run(args: argparse.Namespace) -> int:
     write_json_atomic(out / "results.json", results_json)
     console.print(
         f"{len(points)} points x {args.repeats} repeats on {workers} worker"
-        f"{'s' if workers > 1 else ''}; wall {wall:.1f} s; results in {out / 'results.json'}, "
-        f"{out / 'sweep.csv'}, plot {out / 'sweep.png'}"
+        f"{'s' if workers > 1 else ''}; wall {wall:.1f} s; results in "
+        f"{shown(out) / 'results.json'}, {shown(out) / 'sweep.csv'}, plot {shown(out) / 'sweep.png'}"
     )
     return 0
