@@ -31,6 +31,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from aimcflow.flows.sweep import _get
 from aimcflow.flows.sweep_stats import summarize
 from aimcflow.models.config import AcceleratorConfig
 from aimcflow.models.errors import UserInputError
@@ -66,13 +67,6 @@ def grid_name(text: str) -> str:
     if text not in GRIDS:
         raise UserInputError(f"--grid {text}: no such grid; allowed: {', '.join(GRIDS)}")
     return text
-
-
-def _get(cfg: AcceleratorConfig, key: str):
-    node = cfg
-    for part in key.split("."):
-        node = getattr(node, part)
-    return node
 
 
 def grid_points(

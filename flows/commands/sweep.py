@@ -109,9 +109,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "sweep",
         help="network accuracy over a grid of periphery choices (Dask)",
         description="Run a network at the analog-float and analog-golden levels for every "
-        "point of a grid of config values (--set KEY=V1,V2,..., cross product) on a Dask "
-        "LocalCluster or a remote scheduler; print the table, write results.json and "
-        "sweep.png.",
+        "point of a grid of config values (--set KEY=V1,V2,..., cross product, or a named "
+        "--grid) --repeats times on a Dask LocalCluster or a remote scheduler; print mean, std "
+        "and 95 % confidence interval (Student t) of accuracy and A*, write results.json, "
+        "sweep.csv and sweep.png.",
     )
     add_config_arg(p)
     p.add_argument(
