@@ -222,6 +222,11 @@ def _connect(args, stack):
     return stack.enter_context(Client(cluster, set_as_default=False))
 
 
+def _setting(key: str, v) -> str:
+    """A grid setting for people: read times (``drift_s``) as 1 s, 1 h, 1 d, 1 y."""
+    return fmt_duration(v) if key == "drift_s" else _fmt(v)
+
+
 def _pm(mean: float, ci, scale: float, digits: int) -> str:
     """``mean ± half`` (the Student-t interval is symmetric about the mean)."""
     if ci is None:
@@ -253,7 +258,7 @@ def _points_table(title, keys, results, level_keys, grid_name):
     for p in results:
         if grid_name:
             # the factor names the key (results.json and sweep.csv have it); "-": baseline
-            row = [p["factor"], ", ".join(_fmt(v) for v in p["params"].values()) or "-"]
+            row = [p["factor"], ", ".join(_setting(k, v) for k, v in p["params"].items()) or "-"]
         else:
             row = [_fmt(p["params"][k]) for k in keys]
         for lv in level_keys:
@@ -275,9 +280,9 @@ def _ranking_table(level: str, ranking: list[dict]):
     for i, r in enumerate(ranking, 1):
         d = r["accuracy_drop"]
         drop = "-" if d is None else _pm(d["mean"], d["ci95"], 100.0, 2) + " pp"
-        worst = f"{r['key']}={_fmt(r['worst_setting'])}"
+        worst = f"{r['key']}={_setting(r['key'], r['worst_setting'])}"
         if r["not_run"]:
-            worst += f" ({', '.join(_fmt(v) for v in r['not_run'])} not run)"
+            worst += f" ({', '.join(_setting(r['key'], v) for v in r['not_run'])} not run)"
         t.add_row(str(i), r["factor"], worst, f"{100 * r['worst_accuracy']:.2f} %", drop)
     return t
 
