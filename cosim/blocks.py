@@ -23,20 +23,33 @@ from aimcflow.rtl.mgmt import MgmtController
 from aimcflow.rtl.nmpu import Nmpu
 from aimcflow.rtl.periphery_top import PeripheryTop
 from aimcflow.rtl.plain_mac import PlainMac
+from aimcflow.rtl.pool import Pool
+from aimcflow.rtl.residual import ResidualAdd
 from aimcflow.rtl.secure_mac import SecureMac
+from aimcflow.rtl.sfu import Sfu
 from aimcflow.rtl.spg import StochasticPulseGenerator
 
+from .postops import POOL_VECTORS, RESIDUAL_VECTORS, pool_params, residual_params
 from .rtlparams import (
     ascon_params,
     mgmt_params,
     nmpu_params,
     plain_mac_params,
     secure_mac_params,
+    sfu_params,
     spg_params,
     top_params,
 )
 from .runner import amaranth_verilog
-from .vectors import MGMT_VECTORS, NMPU_VECTORS, SPG_VECTORS, Arrays, VectorBlock, compute
+from .vectors import (
+    MGMT_VECTORS,
+    NMPU_VECTORS,
+    SFU_VECTORS,
+    SPG_VECTORS,
+    Arrays,
+    VectorBlock,
+    compute,
+)
 
 
 def _top(p):
@@ -62,6 +75,11 @@ BLOCKS: dict[str, RtlBlock] = {
     "nmpu": RtlBlock("nmpu", "aimcflow_nmpu", nmpu_params, Nmpu, vectors=NMPU_VECTORS),
     "mgmt": RtlBlock("mgmt", "aimcflow_mgmt", mgmt_params, MgmtController, vectors=MGMT_VECTORS),
     "periphery_top": RtlBlock("periphery_top", "aimcflow_periphery_top", top_params, _top),
+    # the integer ops between layers: residual add and max / average pooling
+    "residual": RtlBlock(
+        "residual", "aimcflow_residual", residual_params, ResidualAdd, vectors=RESIDUAL_VECTORS
+    ),
+    "pool": RtlBlock("pool", "aimcflow_pool", pool_params, Pool, vectors=POOL_VECTORS),
     # one lane per row and column of the tile: 1024 lanes (~9 MB of Verilog, ~1 min to
     # elaborate) for a 512 x 512 tile, so it is generated when asked for by name
     "spg": RtlBlock(
@@ -80,6 +98,8 @@ BLOCKS: dict[str, RtlBlock] = {
     "ascon_decrypt": RtlBlock(
         "ascon_decrypt", "aimcflow_ascon_decrypt", ascon_params, AsconDecrypt, False
     ),
+    # the transformer special-function unit: generated when named
+    "sfu": RtlBlock("sfu", "aimcflow_sfu", sfu_params, Sfu, False, vectors=SFU_VECTORS),
 }
 
 
