@@ -284,7 +284,7 @@ def _spg_golden(cfg, x: Arrays) -> Arrays:
             int(x["bl"]),
             int(x["seed"]),
             spg_golden.SpgParams.from_config(cfg),
-            deterministic=cfg.spg_golden.deterministic,
+            deterministic=cfg.spg.deterministic,
         )
     )
 
@@ -303,7 +303,7 @@ def _spg_rtl(cfg, x: Arrays) -> Arrays:
         "gain_x": x["gain_x"],
         "gain_d": x["gain_d"],
         "bl": int(x["bl"]),
-        "deterministic": np.full(V, cfg.spg_golden.deterministic),
+        "deterministic": np.full(V, cfg.spg.deterministic),
     }
     (out,), _ = bench.simulate(params, [seg])
     return _spg_arrays(out)
