@@ -61,6 +61,7 @@ from aimcflow.models.nn.golden import (
     layer_jobs,
     logits_of,
 )
+from aimcflow.models.nn.schedule import walk
 
 MODULE = "aimcflow.cosim.network"
 TOPLEVEL = "aimcflow_network_top"
@@ -947,8 +948,13 @@ if cocotb is not None:
         failed = False
         for b0 in range(0, len(x), bs):
             ids = images[b0 : b0 + bs]
-            h = input_codes(prog, x[b0 : b0 + bs])
-            for i, lp in enumerate(prog.layers):
+            # the schedule: stages come back here for the RTL; residual adds and pooling
+            # run on their golden models inside walk() (reported as such by the host)
+            walker = walk(prog, input_codes(prog, x[b0 : b0 + bs]))
+            step = next(walker)
+            while True:
+                i, h = step
+                lp = prog.layers[i]
                 lj = layer_jobs(prog, i, h, ids)
                 results = []
                 for cj in lj.jobs:
@@ -1005,6 +1011,11 @@ if cocotb is not None:
                     failed = True
                     break
                 h = lj.finish(results, traces[i])
+                try:
+                    step = walker.send(h)
+                except StopIteration as stop:
+                    h = stop.value
+                    break
             if failed:
                 break
             outs.append(h)

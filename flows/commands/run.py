@@ -34,6 +34,8 @@ import time
 
 from aimcflow.flows.args import (
     add_config_arg,
+    add_data_args,
+    add_model_args,
     add_drift_list_arg,
     add_images_arg,
     add_out_arg,
@@ -66,20 +68,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "program and report.html.",
     )
     add_config_arg(p)
-    p.add_argument(
-        "--model",
-        default="digits-mlp",
-        metavar="MODEL",
-        help="digits-mlp, digits-cnn, or a torch.save'd state dict of one of them / "
-        "nn.Sequential (default digits-mlp)",
-    )
-    p.add_argument(
-        "--data",
-        default=None,
-        metavar="NPZ",
-        help="your own data: .npz with x_train, y_train, x_test, y_test "
-        "(default: scikit-learn digits, stratified 80/20, seed 0)",
-    )
+    add_model_args(p)
+    add_data_args(p)
     add_images_arg(p)
     add_drift_list_arg(p, DEFAULT_DRIFT)
     add_repeats_arg(p, DEFAULT_REPEATS, "drift time")
@@ -110,10 +100,10 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
     from aimcflow.flows.io import prepare_out_dir, write_json_atomic
     from aimcflow.models.config import load_config
-    from aimcflow.models.nn.convert import check_input_width, convert
-    from aimcflow.models.nn.data import load_dataset
+    from aimcflow.flows.args import load_data
+    from aimcflow.models.nn.convert import convert
     from aimcflow.models.nn.evaluate import chance_error, drift_sweep, normalized_accuracy
-    from aimcflow.models.nn.workloads import accuracy_float, get_model
+    from aimcflow.models.nn.workloads import accuracy_float, get_model, imported
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
@@ -122,11 +112,10 @@ def run(args: argparse.Namespace) -> int:
     console = Console()
     # --- validate every input before any output exists
     cfg = load_config(args.config)
-    data = load_dataset(args.data)
+    data = load_data(args)
     n = data.test_images(args.images)
-    name, model = get_model(args.model, data)
-    check_input_width(model, data.n_features, data.n_classes)
-    net = convert(model, cfg, program=False)
+    name, model = get_model(args.model, data, args.arch)
+    net = convert(imported(model, data), cfg, program=False)
     drifts = list(args.drift)
     levels = set(args.levels) - ({"analog-rtl"} if args.no_rtl else set())
     if "analog-rtl" in levels:
@@ -239,6 +228,17 @@ def run(args: argparse.Namespace) -> int:
         )
     elif "analog-rtl" in levels:
         console.print(f"[yellow]analog-rtl not run: {rtl['reason']}[/yellow]")
+    if rtl.get("ops_not_in_rtl"):
+        console.print(
+            "[yellow]analog-rtl: not every op ran in RTL: "
+            + ", ".join(
+                f"{o['op']} ({o['kind']}) on its {o['ran']}"
+                for o in rtl["ops"]
+                if o["op"] in rtl["ops_not_in_rtl"]
+            )
+            + "; the analog layers ran on the Verilated periphery_top[/yellow]",
+            highlight=False,
+        )
     if golden["accuracy"] is None:
         console.print(f"[yellow]analog-golden not run: {golden['reason']}[/yellow]")
     else:
@@ -396,6 +396,10 @@ def _level4(prog, x, y, images, logits3, console) -> dict:
             build_s = time.perf_counter() - tb  # Verilog generation + cache lookup or build
     except UserInputError as exc:
         return {"accuracy": None, "reason": str(exc)}
+    from aimcflow.models.nn.schedule import placement
+
+    ops = placement(prog, "RTL (Verilated periphery_top, compared with level 3)")
+    python_ops = [o for o in ops if o["ran"].startswith("golden")]
     with console.status(f"analog-rtl: Verilated periphery in the loop, {len(x)} images"):
         r = run_level4(prog, x, images, build=build)
     mismatches = r.mismatches
@@ -416,4 +420,6 @@ def _level4(prog, x, y, images, logits3, console) -> dict:
         "waves": r.waves,
         "log": r.log,
         "layers": r.layers,
+        "ops": ops,
+        "ops_not_in_rtl": [o["op"] for o in python_ops],
     }

@@ -19,6 +19,8 @@ import time
 
 from aimcflow.flows.args import (
     add_config_arg,
+    add_data_args,
+    add_model_args,
     add_images_arg,
     add_out_arg,
     add_repeats_arg,
@@ -55,12 +57,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "sweep.png.",
     )
     add_config_arg(p)
-    p.add_argument(
-        "--model",
-        default="digits-mlp",
-        metavar="MODEL",
-        help="digits-mlp, digits-cnn, or a torch.save'd model file (default digits-mlp)",
-    )
+    add_model_args(p)
+    add_data_args(p)
     p.add_argument(
         "--set",
         dest="sets",
@@ -149,10 +147,10 @@ def run(args: argparse.Namespace) -> int:
     from aimcflow.flows.sweep import build_axes, grid, plot_sweep, run_points
     from aimcflow.models.config import load_config
     from aimcflow.models.errors import UserInputError
-    from aimcflow.models.nn.convert import check_input_width, convert
-    from aimcflow.models.nn.data import load_dataset
+    from aimcflow.flows.args import load_data
+    from aimcflow.models.nn.convert import convert
     from aimcflow.models.nn.evaluate import chance_error
-    from aimcflow.models.nn.workloads import accuracy_float, get_model
+    from aimcflow.models.nn.workloads import accuracy_float, get_model, imported
     from rich.console import Console
     from rich.table import Table
     from tqdm import tqdm
@@ -168,12 +166,12 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     axes = build_axes(cfg, args.sets)
     points = grid(cfg, axes)
-    data = load_dataset(None)
+    data = load_data(args)
     n = data.test_images(args.images)
-    name, model = get_model(args.model, data)
-    check_input_width(model, data.n_features, data.n_classes)
+    name, model = get_model(args.model, data, args.arch)
+    imp = imported(model, data)  # imported once; workers receive the graph, not torch code
     for _, point_cfg in points:  # unsupported layers fail here, not on a worker
-        convert(model, point_cfg, program=False)
+        convert(imp, point_cfg, program=False)
     out = prepare_out_dir(args.out, "sweep", args.force)
 
     x, y = data.x_test[:n], data.y_test[:n]
@@ -187,7 +185,7 @@ def run(args: argparse.Namespace) -> int:
             results = run_points(
                 client,
                 points,
-                model,
+                imp,
                 data,
                 n,
                 args.drift,
