@@ -27,6 +27,7 @@ COMMANDS = (
     "tvla",
     "ascon",
     "sweep",
+    "fit",
 )
 
 

@@ -53,6 +53,7 @@ SUPPORTED_OPS = (
     "flatten / view / reshape / unflatten",
     "dropout / identity (no-ops)",
 )
+MAX_BATCH = 1 << 20  # largest batch an exported program accepts
 MAX_GRAPH_NODES = 100_000  # a bound on the graph walked (ResNet-20: ~80 nodes)
 
 _NOOPS = {"dropout", "alias", "clone", "detach", "contiguous", "lift_fresh_copy", "_assert_tensor_metadata"}
@@ -125,13 +126,17 @@ def load_pt2(path: str | Path):
 
 
 def export_module(model, input_shape: tuple[int, ...]):
-    """``torch.export.export`` of ``model`` (eval mode) on a (2, *input_shape) zero input."""
+    """``torch.export.export`` of ``model`` (eval mode) on a (2, *input_shape) zero input,
+    the batch dimension dynamic (the saved program runs any batch size)."""
     import torch
 
     model = model.eval()
+    batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
     try:
         with torch.no_grad():
-            return torch.export.export(model, (torch.zeros((2, *input_shape)),))
+            return torch.export.export(
+                model, (torch.zeros((2, *input_shape)),), dynamic_shapes=({0: batch},)
+            )
     except Exception as exc:  # noqa: BLE001 -- a model that cannot run the data is user input
         raise UserInputError(
             f"model cannot be exported for inputs of shape (batch, "
@@ -409,6 +414,35 @@ class _Walker:
             self.emit(node, Reshape(self.unique(node.name), None if flat else tuple(outs[1:])), src)
         else:
             raise self.unsupported(node)
+
+
+def fixed_batch_module(ep):
+    """``ep.module()``, made to take any batch size when the program was exported for one
+    fixed batch ``B``: inputs go through in chunks of ``B`` (the last one zero-padded)."""
+    import torch
+
+    gm = ep.module()
+    inp = [n for n in ep.graph.nodes if n.op == "placeholder" and n.name in ep.graph_signature.user_inputs]
+    b0 = inp[0].meta["val"].shape[0] if len(inp) == 1 else None
+    if not isinstance(b0, int):
+        return gm
+
+    class FixedBatch(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.gm = gm
+
+        def forward(self, x):
+            outs = []
+            for i in range(0, len(x), b0):
+                xb = x[i : i + b0]
+                pad = b0 - len(xb)
+                if pad:
+                    xb = torch.cat([xb, xb.new_zeros((pad, *xb.shape[1:]))])
+                outs.append(self.gm(xb)[: b0 - pad])
+            return torch.cat(outs)
+
+    return FixedBatch()
 
 
 def import_program(ep) -> Imported:

@@ -195,13 +195,13 @@ def load_user_model(path: str | Path, data: Dataset, arch: str | None = None):
     if _is_pt2(p):
         if arch is not None:
             raise UserInputError(f"--arch {arch}: a .pt2 holds its own graph; give --arch only with a state dict")
-        from aimcflow.models.nn.importer import load_pt2
+        from aimcflow.models.nn.importer import fixed_batch_module, load_pt2
 
         ep = load_pt2(p)
         inp = [n for n in ep.graph.nodes if n.op == "placeholder" and n.name in ep.graph_signature.user_inputs]
         shape = tuple(int(s) for s in inp[0].meta["val"].shape[1:]) if len(inp) == 1 else ()
         _check_shape(p, shape, data)
-        model = ep.module()
+        model = fixed_batch_module(ep)
         model.aimcflow_program = ep  # the importer reads the graph, not a re-export
         return model
     try:  # never weights_only=False: unpickling arbitrary objects runs code from the file
