@@ -132,10 +132,11 @@ def export_module(model, input_shape: tuple[int, ...]):
 
     model = model.eval()
     batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
+    dtype = next((p.dtype for p in model.parameters()), torch.float32)
     try:
         with torch.no_grad():
             return torch.export.export(
-                model, (torch.zeros((2, *input_shape)),), dynamic_shapes=({0: batch},)
+                model, (torch.zeros((2, *input_shape), dtype=dtype),), dynamic_shapes=({0: batch},)
             )
     except Exception as exc:  # noqa: BLE001 -- a model that cannot run the data is user input
         raise UserInputError(

@@ -115,7 +115,7 @@ def train(recipe: Recipe, data: Dataset, on_epoch=None):
                 loss = loss_fn(model(x[idx]), y[idx])
                 loss.backward()
                 opt.step()
-                total += float(loss) * len(idx)
+                total += float(loss.detach()) * len(idx)
             if on_epoch is not None:
                 on_epoch(epoch + 1, total / len(x))
     finally:
@@ -206,7 +206,11 @@ def load_user_model(path: str | Path, data: Dataset, arch: str | None = None):
         return model
     try:  # never weights_only=False: unpickling arbitrary objects runs code from the file
         obj = torch.load(p, weights_only=True, map_location="cpu")
-    except pickle.UnpicklingError:
+    except pickle.UnpicklingError as exc:
+        if "GLOBAL" not in str(exc):  # not a pickle that names classes: not a model file
+            raise UserInputError(
+                f"model '{p}': not a torch model file (torch.load cannot read it); {EXPORT_HINT}"
+            ) from None
         raise UserInputError(
             f"model '{p}': a whole pickled module (torch.save(model)), which cannot be "
             f"loaded without running code from the file; aimcflow never does: {EXPORT_HINT}"
