@@ -87,7 +87,11 @@ def test_vector_keys_are_unique_per_patch():
 )
 def test_unsupported_models_are_named(model, words):
     with pytest.raises(UserInputError, match=words):
-        convert(model.eval(), load_config("ideal"), input_shape=(8,) if isinstance(model[0], nn.Unflatten) else (4,))
+        convert(
+            model.eval(),
+            load_config("ideal"),
+            input_shape=(8,) if isinstance(model[0], nn.Unflatten) else (4,),
+        )
 
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])

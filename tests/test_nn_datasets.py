@@ -59,8 +59,12 @@ def test_normalization_from_file_and_flags(tmp_path):
 
 def _cifar_batch(path, n, seed, label_key, classes):
     x, y = _images(n, seed, classes, (3, 32, 32))
-    batch = {b"batch_label": b"test", label_key: [int(v) for v in y],
-             b"data": x.reshape(n, -1), b"filenames": [b"f%d.png" % i for i in range(n)]}
+    batch = {
+        b"batch_label": b"test",
+        label_key: [int(v) for v in y],
+        b"data": x.reshape(n, -1),
+        b"filenames": [b"f%d.png" % i for i in range(n)],
+    }
     with open(path, "wb") as fh:
         pickle.dump(batch, fh, protocol=2)
     return x, y
@@ -69,7 +73,12 @@ def _cifar_batch(path, n, seed, label_key, classes):
 @pytest.mark.parametrize("kind", ["cifar10", "cifar100"])
 def test_cifar_directory(tmp_path, kind):
     if kind == "cifar10":
-        names, test, key, classes = [f"data_batch_{i}" for i in range(1, 6)], "test_batch", b"labels", 10
+        names, test, key, classes = (
+            [f"data_batch_{i}" for i in range(1, 6)],
+            "test_batch",
+            b"labels",
+            10,
+        )
     else:
         names, test, key, classes = ["train"], "test", b"fine_labels", 100
     parts = [_cifar_batch(tmp_path / f, 4, i, key, classes) for i, f in enumerate(names)]
@@ -92,7 +101,9 @@ def test_cifar_pickle_with_code_is_refused(tmp_path, monkeypatch):
     for f in ("train", "test"):
         with open(tmp_path / f, "wb") as fh:
             pickle.dump({b"data": _Evil(), b"fine_labels": [0]}, fh, protocol=2)
-    with pytest.raises(UserInputError, match="posix.system is not allowed|os.system is not allowed"):
+    with pytest.raises(
+        UserInputError, match="posix.system is not allowed|os.system is not allowed"
+    ):
         load_user_dataset(tmp_path)
     assert not (tmp_path / "pwned.txt").exists()
 
@@ -126,8 +137,11 @@ def test_bad_data_exits_2_without_output(tmp_path, capsys, monkeypatch, change, 
     arrays = _good_flat()
     change(arrays)
     _npz(tmp_path / "d.npz", **arrays)
-    extra = {"run": ["--model", "digits-mlp"], "fit": ["--model", "digits-mlp", "--epochs", "1"],
-             "sweep": ["--model", "digits-mlp", "--set", "adc.bits=6"]}[command]
+    extra = {
+        "run": ["--model", "digits-mlp"],
+        "fit": ["--model", "digits-mlp", "--epochs", "1"],
+        "sweep": ["--model", "digits-mlp", "--set", "adc.bits=6"],
+    }[command]
     assert main([command, *extra, "--data", "d.npz", "--out", "o"]) == 2
     err = capsys.readouterr().err
     assert words in err and "Traceback" not in err
@@ -139,7 +153,10 @@ def test_shape_that_does_not_fit_the_model_exits_2(tmp_path, capsys, monkeypatch
     arrays = _good_flat()
     arrays.update(x_train=np.random.default_rng(0).random((30, 10)), x_test=np.ones((8, 10)))
     _npz(tmp_path / "d.npz", **arrays)
-    assert main(["fit", "--model", "digits-cnn", "--epochs", "1", "--data", "d.npz", "--out", "o"]) == 2
+    assert (
+        main(["fit", "--model", "digits-cnn", "--epochs", "1", "--data", "d.npz", "--out", "o"])
+        == 2
+    )
     assert "needs flat square images" in capsys.readouterr().err
     assert main(["run", "--model", "resnet20", "--data", "d.npz", "--out", "o"]) == 2
     assert "resnet20 needs (channels, height, width) images" in capsys.readouterr().err

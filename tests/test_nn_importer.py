@@ -53,7 +53,16 @@ def test_all_supported_ops_equal_torch():
     model = _randomized(AllOps())
     imp = import_model(model, (128,))
     kinds = {type(op).__name__ for op in imp.ops}
-    assert kinds == {"Reshape", "AnalogLayer", "BatchNorm", "ReLU", "Add", "Clamp", "Pool", "LeakyReLU"}
+    assert kinds == {
+        "Reshape",
+        "AnalogLayer",
+        "BatchNorm",
+        "ReLU",
+        "Add",
+        "Clamp",
+        "Pool",
+        "LeakyReLU",
+    }
     x = torch.rand(7, 128, dtype=torch.float64) * 4
     ref = model.double()(x).detach().numpy()
     net = AnalogNetwork(imp.ops, None, 128, wires=imp.wires, output=imp.output)

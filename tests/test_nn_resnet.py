@@ -61,7 +61,9 @@ def test_add_coefficients_take_both_branch_scales(resnet_prog):
 def test_avg_pool_coefficients_are_the_window_reciprocal(resnet_prog):
     _, _, prog = resnet_prog
     avg = next(p for p in prog.pools if p.kind == "avg")
-    c = avg_coeffs(avg.kernel[0] * avg.kernel[1], PoolParams.from_config(prog.cfg, signed=avg.signed))
+    c = avg_coeffs(
+        avg.kernel[0] * avg.kernel[1], PoolParams.from_config(prog.cfg, signed=avg.signed)
+    )
     assert (avg.mult, avg.shift) == (c.mult, c.shift) and avg.kernel == (4, 4)
 
 
@@ -92,15 +94,21 @@ def test_add_output_represents_the_float_sum(resnet_prog):
         ap = prog.adds[s.index]
         a, b = values[s.src[0]] * ap.scale_a, values[s.src[1]] * ap.scale_b
         want = np.maximum(a + b, 0.0) / ap.out_scale
-        from aimcflow.models.periphery.residual import ResidualCoeffs, residual_add
         from aimcflow.models.nn.schedule import add_params
+        from aimcflow.models.periphery.residual import ResidualCoeffs, residual_add
 
-        got = residual_add(values[s.src[0]], values[s.src[1]], add_params(prog.cfg, ap),
-                           ResidualCoeffs(ap.mult_a, ap.mult_b, ap.shift))
+        got = residual_add(
+            values[s.src[0]],
+            values[s.src[1]],
+            add_params(prog.cfg, ap),
+            ResidualCoeffs(ap.mult_a, ap.mult_b, ap.shift),
+        )
         top = (1 << prog.cfg.nmpu.out_bits) - 1
         ok = got < top
         err = np.abs(got - want)[ok]
-        bound = 0.5 + (np.abs(values[s.src[0]]) + np.abs(values[s.src[1]]))[ok] * 2.0 ** -(ap.shift + 1)
+        bound = 0.5 + (np.abs(values[s.src[0]]) + np.abs(values[s.src[1]]))[ok] * 2.0 ** -(
+            ap.shift + 1
+        )
         assert np.all(err <= bound + 1e-9)
         seen[s.name] = ok.mean()
     assert seen  # at least one add had both branches as stage outputs
@@ -118,7 +126,9 @@ def test_level3_follows_level2_on_digits_resnet(resnet_prog):
 
 def _cifar_dir(d, n_train=16, n_test=8):
     rng = np.random.default_rng(0)
-    for name, n in [(f"data_batch_{i}", n_train // 5 + 1) for i in range(1, 6)] + [("test_batch", n_test)]:
+    for name, n in [(f"data_batch_{i}", n_train // 5 + 1) for i in range(1, 6)] + [
+        ("test_batch", n_test)
+    ]:
         y = rng.integers(0, 10, n)
         x = rng.integers(0, 256, (n, 3, 32, 32), dtype=np.uint8)
         x[np.arange(n), y % 3, :, :] //= 4  # a learnable hint: the label dims one channel
@@ -130,12 +140,31 @@ def test_resnet20_from_cifar_dir_through_fit_and_run(tmp_path, monkeypatch, caps
     monkeypatch.chdir(tmp_path)
     (tmp_path / "cifar").mkdir()
     _cifar_dir(tmp_path / "cifar")
-    assert cli.main(["fit", "--model", "resnet20", "--data", "cifar", "--epochs", "1", "--out", "fit"]) == 0
+    assert (
+        cli.main(["fit", "--model", "resnet20", "--data", "cifar", "--epochs", "1", "--out", "fit"])
+        == 0
+    )
     fit = json.loads((tmp_path / "fit" / "results.json").read_text())
     assert fit["input_shape"] == [3, 32, 32] and 0 <= fit["test_accuracy"] <= 1
-    argv = ["run", "--model", "fit/model.pt2", "--data", "cifar", "--levels",
-            "float,analog-float,analog-golden", "--repeats", "1", "--drift", "1h",
-            "--images", "2", "--out", "run", "--config", "baseline-ftj"]
+    argv = [
+        "run",
+        "--model",
+        "fit/model.pt2",
+        "--data",
+        "cifar",
+        "--levels",
+        "float,analog-float,analog-golden",
+        "--repeats",
+        "1",
+        "--drift",
+        "1h",
+        "--images",
+        "2",
+        "--out",
+        "run",
+        "--config",
+        "baseline-ftj",
+    ]
     assert cli.main(argv) == 0
     res = json.loads((tmp_path / "run" / "results.json").read_text())
     meta = json.loads((tmp_path / "run" / "chip_program.json").read_text())

@@ -35,9 +35,9 @@ import time
 from aimcflow.flows.args import (
     add_config_arg,
     add_data_args,
-    add_model_args,
     add_drift_list_arg,
     add_images_arg,
+    add_model_args,
     add_out_arg,
     add_repeats_arg,
 )
@@ -98,9 +98,9 @@ def _fmt_time(t_s: float) -> str:
 
 def run(args: argparse.Namespace) -> int:
     import numpy as np
+    from aimcflow.flows.args import load_data
     from aimcflow.flows.io import prepare_out_dir, write_json_atomic
     from aimcflow.models.config import load_config
-    from aimcflow.flows.args import load_data
     from aimcflow.models.nn.convert import convert
     from aimcflow.models.nn.evaluate import chance_error, drift_sweep, normalized_accuracy
     from aimcflow.models.nn.workloads import accuracy_float, get_model, imported

@@ -20,8 +20,8 @@ import time
 from aimcflow.flows.args import (
     add_config_arg,
     add_data_args,
-    add_model_args,
     add_images_arg,
+    add_model_args,
     add_out_arg,
     add_repeats_arg,
     duration_s,
@@ -143,11 +143,11 @@ def _connect(args, stack):
 def run(args: argparse.Namespace) -> int:
     import contextlib
 
+    from aimcflow.flows.args import load_data
     from aimcflow.flows.io import prepare_out_dir, write_json_atomic
     from aimcflow.flows.sweep import build_axes, grid, plot_sweep, run_points
     from aimcflow.models.config import load_config
     from aimcflow.models.errors import UserInputError
-    from aimcflow.flows.args import load_data
     from aimcflow.models.nn.convert import convert
     from aimcflow.models.nn.evaluate import chance_error
     from aimcflow.models.nn.workloads import accuracy_float, get_model, imported

@@ -51,7 +51,9 @@ def _block(in_ch: int, out_ch: int, stride: int):
             self.conv2 = nn.Conv2d(out_ch, out_ch, 3, 1, 1, bias=False)
             self.bn2 = nn.BatchNorm2d(out_ch)
             self.shortcut = (
-                nn.Sequential(nn.Conv2d(in_ch, out_ch, 1, stride, bias=False), nn.BatchNorm2d(out_ch))
+                nn.Sequential(
+                    nn.Conv2d(in_ch, out_ch, 1, stride, bias=False), nn.BatchNorm2d(out_ch)
+                )
                 if stride != 1 or in_ch != out_ch
                 else nn.Identity()
             )

@@ -326,9 +326,7 @@ def _compile_stage(
     g = ratio / k_ref * 2.0 ** (n.gain_frac - k)
     gain = np.clip(np.rint(g), -gain_max - 1, gain_max).astype(np.int64)
     offset = np.rint(-beta * gain).astype(np.int64)
-    mult = np.clip(np.rint(m0 * 2.0 ** (n.out_shift + k)), -mult_max - 1, mult_max).astype(
-        np.int64
-    )
+    mult = np.clip(np.rint(m0 * 2.0 ** (n.out_shift + k)), -mult_max - 1, mult_max).astype(np.int64)
     bias = np.rint((b * bn_scale + bn_shift) / out_scale).astype(np.int64)
     lp = LayerProgram(
         st.layer.name,
@@ -427,7 +425,9 @@ def compile_network(
                 z = op(z)
             out_signed = s.activation != "relu"
             so = _hidden_scale(z, last, percentile, s.clamp, out_signed, out_bits)
-            ap = sch.AddProgram(s.name, ga, gb, out_signed, s.activation, s.leaky_k, sa, sb, so, 1, 1, 0)
+            ap = sch.AddProgram(
+                s.name, ga, gb, out_signed, s.activation, s.leaky_k, sa, sb, so, 1, 1, 0
+            )
             params = sch.add_params(cfg, ap)
             c = res_model.residual_coeffs(sa, sb, so, params)
             ap.mult_a, ap.mult_b, ap.shift = c.mult_a, c.mult_b, c.shift
@@ -448,7 +448,9 @@ def compile_network(
                 if op.kind == "avg"
                 else pool_model.PoolCoeffs()
             )
-            pp = sch.PoolProgram(op.name, op.kind, op.kernel, op.stride, op.padding, sg, sc, c.mult, c.shift)
+            pp = sch.PoolProgram(
+                op.name, op.kind, op.kernel, op.stride, op.padding, sg, sc, c.mult, c.shift
+            )
             pools.append(pp)
             x_int = quantize_input(vals[s.src[0]], sc, out_bits, sg)
             y_int = pool_model.pool(x_int, op.kind, op.kernel, op.stride, params, c, op.padding)

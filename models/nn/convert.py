@@ -28,8 +28,6 @@ import numpy as np
 from aimcflow.models.config import AcceleratorConfig
 from aimcflow.models.errors import UserInputError
 
-
-
 # ----------------------------------------------------------------------------- digital ops
 
 
@@ -253,6 +251,7 @@ class AnalogNetwork:
 
     def forward_ideal(self, x: np.ndarray) -> np.ndarray:
         """The model in float64 numpy without any analog effect (checks the conversion)."""
+
         def step(op, *h):
             return op.forward_ideal(h[0]) if isinstance(op, AnalogLayer) else op(*h)
 

@@ -78,7 +78,9 @@ def load_npz(path: str | Path, norm: Normalization | None = None) -> Dataset:
                     f"data '{p}': missing field(s) {', '.join(missing)}; required: "
                     f"{', '.join(FIELDS)}"
                 )
-            arrays = {k: npz[k] for k in npz.files if k in (*FIELDS, "layout", "scale", "mean", "std")}
+            arrays = {
+                k: npz[k] for k in npz.files if k in (*FIELDS, "layout", "scale", "mean", "std")
+            }
     except UserInputError:
         raise
     except Exception as exc:  # noqa: BLE001 -- any unreadable file is the user's input problem
@@ -273,9 +275,7 @@ def _read_batch(p: Path, label_key: bytes) -> tuple[np.ndarray, np.ndarray]:
         raise UserInputError(f"data '{p}': '{key}' must be a list of integer labels")
     y = np.asarray(y, dtype=np.int64)
     if y.shape != (len(x),):
-        raise UserInputError(
-            f"data '{p}': {len(x)} images but {y.size} labels; they must match"
-        )
+        raise UserInputError(f"data '{p}': {len(x)} images but {y.size} labels; they must match")
     return x.reshape(-1, 3, 32, 32), y
 
 
@@ -289,7 +289,9 @@ def load_cifar_dir(d: Path, norm: Normalization | None = None) -> Dataset:
             x_te = np.concatenate([a for a, _ in tests])
             y_te = np.concatenate([b for _, b in tests])
             flags = norm or Normalization()
-            ds = build_dataset(d, x_tr, y_tr, x_te, y_te, Normalization("nchw", flags.scale, flags.mean, flags.std))
+            ds = build_dataset(
+                d, x_tr, y_tr, x_te, y_te, Normalization("nchw", flags.scale, flags.mean, flags.std)
+            )
             return ds
     raise UserInputError(
         f"data '{d}': a directory that is not a CIFAR python version; need "

@@ -229,7 +229,9 @@ def forward_golden(
             tr = traces[i] if traces is not None else None
             return layer_forward(prog, i, h, ids, tr, periphery)
 
-        outs.append(logits_of(prog, run_walk(prog, input_codes(prog, x[b : b + batch_size]), stage)))
+        outs.append(
+            logits_of(prog, run_walk(prog, input_codes(prog, x[b : b + batch_size]), stage))
+        )
     return np.concatenate(outs)
 
 

@@ -56,7 +56,15 @@ SUPPORTED_OPS = (
 MAX_BATCH = 1 << 20  # largest batch an exported program accepts
 MAX_GRAPH_NODES = 100_000  # a bound on the graph walked (ResNet-20: ~80 nodes)
 
-_NOOPS = {"dropout", "alias", "clone", "detach", "contiguous", "lift_fresh_copy", "_assert_tensor_metadata"}
+_NOOPS = {
+    "dropout",
+    "alias",
+    "clone",
+    "detach",
+    "contiguous",
+    "lift_fresh_copy",
+    "_assert_tensor_metadata",
+}
 _RESHAPES = {"flatten", "view", "reshape", "_unsafe_view", "unflatten"}
 
 
@@ -109,7 +117,9 @@ def load_pt2(path: str | Path):
         n
         for n in names
         if f"/{pt2c.CONSTANTS_DIR}" in f"/{n}"
-        and Path(n).name.startswith((pt2c.CUSTOM_OBJ_FILENAME_PREFIX, pt2c.OPAQUE_OBJ_FILENAME_PREFIX))
+        and Path(n).name.startswith(
+            (pt2c.CUSTOM_OBJ_FILENAME_PREFIX, pt2c.OPAQUE_OBJ_FILENAME_PREFIX)
+        )
     ]
     if bad:
         raise UserInputError(
@@ -293,7 +303,10 @@ class _Walker:
 
         op = node.target._schema.name.split("::")[-1]
         a = _bound_args(node)
-        ins, outs = (_shape(node.args[0]) if node.args and hasattr(node.args[0], "meta") else None), _shape(node)
+        ins, outs = (
+            (_shape(node.args[0]) if node.args and hasattr(node.args[0], "meta") else None),
+            _shape(node),
+        )
         if op in _NOOPS:
             self.alias(node, node.args[0])
             return
@@ -306,7 +319,10 @@ class _Walker:
             self.emit(
                 node,
                 AnalogLayer(
-                    name, self.n_analog, "linear", _np(w, name).T.copy(),
+                    name,
+                    self.n_analog,
+                    "linear",
+                    _np(w, name).T.copy(),
                     None if bias is None else _np(self.tensor(bias, name), name),
                 ),
                 (self.src(node, a["input"]),),
@@ -326,7 +342,11 @@ class _Walker:
             pad = a["padding"]
             if isinstance(pad, str):
                 th, tw = d[0] * (k[0] - 1), d[1] * (k[1] - 1)
-                pad4 = (0, 0, 0, 0) if pad == "valid" else (th // 2, th - th // 2, tw // 2, tw - tw // 2)
+                pad4 = (
+                    (0, 0, 0, 0)
+                    if pad == "valid"
+                    else (th // 2, th - th // 2, tw // 2, tw - tw // 2)
+                )
             else:
                 ph, pw = _pair(pad)
                 pad4 = (ph, ph, pw, pw)
@@ -335,7 +355,10 @@ class _Walker:
             self.emit(
                 node,
                 AnalogLayer(
-                    name, self.n_analog, "conv", wn.reshape(wn.shape[0], -1).T.copy(),
+                    name,
+                    self.n_analog,
+                    "conv",
+                    wn.reshape(wn.shape[0], -1).T.copy(),
                     None if bias is None else _np(self.tensor(bias, name), name),
                     ConvGeometry(int(w.shape[1]), (int(k[0]), int(k[1])), s, pad4, d),
                 ),
@@ -346,28 +369,43 @@ class _Walker:
         if op in ("batch_norm", "_native_batch_norm_legit_no_training"):
             if op == "batch_norm" and a["training"]:
                 raise self.unsupported(node, "batch norm in training mode (call model.eval())")
-            name = self.unique(self.params.get(getattr(a["running_mean"], "name", ""), node.name).rsplit(".", 1)[0])
+            name = self.unique(
+                self.params.get(getattr(a["running_mean"], "name", ""), node.name).rsplit(".", 1)[0]
+            )
             mean = _np(self.tensor(a["running_mean"], name), name)
             var = _np(self.tensor(a["running_var"], name), name)
             gw, gb = a.get("weight"), a.get("bias")
             gamma = _np(self.tensor(gw, name), name) if gw is not None else np.ones_like(mean)
             beta = _np(self.tensor(gb, name), name) if gb is not None else np.zeros_like(mean)
             scale = gamma / np.sqrt(var + float(a["eps"]))
-            self.emit(node, BatchNorm(name, scale, beta - mean * scale), (self.src(node, a["input"]),))
+            self.emit(
+                node, BatchNorm(name, scale, beta - mean * scale), (self.src(node, a["input"]),)
+            )
             return
-        src = (self.src(node, node.args[0]),) if node.args and hasattr(node.args[0], "name") else None
+        src = (
+            (self.src(node, node.args[0]),) if node.args and hasattr(node.args[0], "name") else None
+        )
         if op in ("relu", "relu_"):
             self.emit(node, ReLU(self.unique(node.name)), src)
         elif op in ("leaky_relu", "leaky_relu_"):
             self.emit(node, LeakyReLU(self.unique(node.name), float(a["negative_slope"])), src)
         elif op in ("hardtanh", "hardtanh_", "relu6", "clamp", "clamp_"):
-            lo, hi = (a.get("min_val", -1.0), a.get("max_val", 1.0)) if op.startswith("hardtanh") else (
-                (0.0, 6.0) if op == "relu6" else (a.get("min"), a.get("max"))
+            lo, hi = (
+                (a.get("min_val", -1.0), a.get("max_val", 1.0))
+                if op.startswith("hardtanh")
+                else ((0.0, 6.0) if op == "relu6" else (a.get("min"), a.get("max")))
             )
             if any(v is not None and not isinstance(v, (int, float)) for v in (lo, hi)):
                 raise self.unsupported(node, "clamp bounds that are tensors")
-            self.emit(node, g.Clamp(self.unique(node.name), None if lo is None else float(lo),
-                                    None if hi is None else float(hi)), src)
+            self.emit(
+                node,
+                g.Clamp(
+                    self.unique(node.name),
+                    None if lo is None else float(lo),
+                    None if hi is None else float(hi),
+                ),
+                src,
+            )
         elif op in ("max_pool2d", "max_pool2d_with_indices", "avg_pool2d"):
             k = _pair(a["kernel_size"])
             s = _pair(a["stride"]) if a.get("stride") else k
@@ -379,8 +417,13 @@ class _Walker:
             if op == "avg_pool2d" and a.get("divisor_override") is not None:
                 raise self.unsupported(node, "divisor_override")
             kind = "avg" if op == "avg_pool2d" else "max"
-            self.emit(node, g.Pool(self.unique(node.name), kind, k, s, p,
-                                   bool(a.get("count_include_pad", True))), src)
+            self.emit(
+                node,
+                g.Pool(
+                    self.unique(node.name), kind, k, s, p, bool(a.get("count_include_pad", True))
+                ),
+                src,
+            )
         elif op in ("adaptive_avg_pool2d", "_adaptive_avg_pool2d", "mean"):
             if ins is None or len(ins) != 4:
                 raise self.unsupported(node, "pooling of a tensor that is not (B, C, H, W)")
@@ -404,10 +447,15 @@ class _Walker:
                 raise self.unsupported(node, f"add with alpha={a['alpha']} (allowed: 1)")
             if _shape(node.args[0]) != _shape(other):
                 raise self.unsupported(
-                    node, f"an add of shapes {_shape(node.args[0])} and {_shape(other)} "
-                    "(allowed: equal shapes)"
+                    node,
+                    f"an add of shapes {_shape(node.args[0])} and {_shape(other)} "
+                    "(allowed: equal shapes)",
                 )
-            self.emit(node, g.Add(self.unique(node.name)), (self.src(node, node.args[0]), self.src(node, other)))
+            self.emit(
+                node,
+                g.Add(self.unique(node.name)),
+                (self.src(node, node.args[0]), self.src(node, other)),
+            )
         elif op in _RESHAPES:
             if ins is None or outs is None or ins[0] != outs[0]:
                 raise self.unsupported(node, "a reshape that changes the batch dimension")
@@ -423,7 +471,11 @@ def fixed_batch_module(ep):
     import torch
 
     gm = ep.module()
-    inp = [n for n in ep.graph.nodes if n.op == "placeholder" and n.name in ep.graph_signature.user_inputs]
+    inp = [
+        n
+        for n in ep.graph.nodes
+        if n.op == "placeholder" and n.name in ep.graph_signature.user_inputs
+    ]
     b0 = inp[0].meta["val"].shape[0] if len(inp) == 1 else None
     if not isinstance(b0, int):
         return gm

@@ -152,7 +152,11 @@ def plan(net) -> list[Step]:
         elif isinstance(op, Reshape):
             st = Step("reshape", src, k + 1, counts["reshape"], [op])
         else:
-            where = "a Linear/Conv2d" if isinstance(op, BatchNorm) else "a Linear/Conv2d (+BatchNorm) or a residual add"
+            where = (
+                "a Linear/Conv2d"
+                if isinstance(op, BatchNorm)
+                else "a Linear/Conv2d (+BatchNorm) or a residual add"
+            )
             raise UserInputError(
                 f"layer {getattr(op, 'name', '?')} ({type(op).__name__}): the chip applies it "
                 f"only directly after {where}"
@@ -183,14 +187,22 @@ def walk(prog, h0: np.ndarray) -> Generator[tuple[int, np.ndarray], np.ndarray, 
         elif s.kind == "add":
             ap = prog.adds[s.index]
             y = res_model.residual_add(
-                ins[0], ins[1], add_params(prog.cfg, ap), res_model.ResidualCoeffs(ap.mult_a, ap.mult_b, ap.shift)
+                ins[0],
+                ins[1],
+                add_params(prog.cfg, ap),
+                res_model.ResidualCoeffs(ap.mult_a, ap.mult_b, ap.shift),
             )
         else:
             pp = prog.pools[s.index]
             params = pool_model.PoolParams.from_config(prog.cfg, signed=pp.signed)
             y = pool_model.pool(
-                ins[0], pp.kind, pp.kernel, pp.stride, params,
-                pool_model.PoolCoeffs(pp.mult, pp.shift), pp.padding,
+                ins[0],
+                pp.kind,
+                pp.kernel,
+                pp.stride,
+                params,
+                pool_model.PoolCoeffs(pp.mult, pp.shift),
+                pp.padding,
             )
         vals[s.out] = y
         for v in s.src:

@@ -27,9 +27,8 @@ from pathlib import Path
 
 import numpy as np
 from aimcflow.models.errors import UserInputError
-from aimcflow.models.nn.data import Dataset
-
 from aimcflow.models.nn.archs import ARCHS, build
+from aimcflow.models.nn.data import Dataset
 
 WORKLOADS = ARCHS
 
@@ -49,9 +48,7 @@ class Recipe:
 RECIPES = {
     "digits-mlp": Recipe("digits-mlp", epochs=60, batch_size=64, lr=2e-3, weight_decay=1e-4),
     "digits-cnn": Recipe("digits-cnn", epochs=30, batch_size=64, lr=3e-3, weight_decay=1e-4),
-    "digits-resnet": Recipe(
-        "digits-resnet", epochs=20, batch_size=64, lr=3e-3, weight_decay=1e-4
-    ),
+    "digits-resnet": Recipe("digits-resnet", epochs=20, batch_size=64, lr=3e-3, weight_decay=1e-4),
     "resnet20": Recipe("resnet20", epochs=30, batch_size=128, lr=2e-3, weight_decay=1e-4),
 }
 
@@ -79,9 +76,7 @@ def recipe_hash(recipe: Recipe, data: Dataset) -> str:
         {
             "recipe": asdict(recipe),
             "data": _data_digest(data),
-            "features": data.n_features
-            if len(data.input_shape) == 1
-            else list(data.input_shape),
+            "features": data.n_features if len(data.input_shape) == 1 else list(data.input_shape),
             "classes": data.n_classes,
         },
         sort_keys=True,
@@ -165,7 +160,9 @@ def _is_pt2(p: Path) -> bool:
 
     try:
         with zipfile.ZipFile(p) as z:
-            fmt = [n for n in z.namelist() if n.endswith("/archive_format") or n == "archive_format"]
+            fmt = [
+                n for n in z.namelist() if n.endswith("/archive_format") or n == "archive_format"
+            ]
             return bool(fmt) and z.read(fmt[0]).strip() == b"pt2"
     except (OSError, zipfile.BadZipFile, KeyError):
         return False
@@ -194,11 +191,17 @@ def load_user_model(path: str | Path, data: Dataset, arch: str | None = None):
         )
     if _is_pt2(p):
         if arch is not None:
-            raise UserInputError(f"--arch {arch}: a .pt2 holds its own graph; give --arch only with a state dict")
+            raise UserInputError(
+                f"--arch {arch}: a .pt2 holds its own graph; give --arch only with a state dict"
+            )
         from aimcflow.models.nn.importer import fixed_batch_module, load_pt2
 
         ep = load_pt2(p)
-        inp = [n for n in ep.graph.nodes if n.op == "placeholder" and n.name in ep.graph_signature.user_inputs]
+        inp = [
+            n
+            for n in ep.graph.nodes
+            if n.op == "placeholder" and n.name in ep.graph_signature.user_inputs
+        ]
         shape = tuple(int(s) for s in inp[0].meta["val"].shape[1:]) if len(inp) == 1 else ()
         _check_shape(p, shape, data)
         model = fixed_batch_module(ep)
@@ -254,7 +257,9 @@ def get_model(spec: str | None, data: Dataset, arch: str | None = None):
         if arch is not None:
             raise UserInputError(f"--arch {arch}: give --arch only with a state-dict file")
         return spec, pretrained(spec, data)
-    looks_like_path = os.sep in spec or spec.endswith((".pt", ".pth", ".pt2")) or Path(spec).exists()
+    looks_like_path = (
+        os.sep in spec or spec.endswith((".pt", ".pth", ".pt2")) or Path(spec).exists()
+    )
     if not looks_like_path:
         raise UserInputError(
             f"unknown model '{spec}'; allowed: {', '.join(WORKLOADS)} "
