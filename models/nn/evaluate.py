@@ -68,9 +68,13 @@ def chance_error(model, x: np.ndarray, y: np.ndarray, seeds: int = CHANCE_SEEDS)
     import torch
     from aimcflow.models.nn.workloads import accuracy_float
 
+    import warnings
+
     errs = []
     for k in range(seeds):
-        m = copy.deepcopy(model)
+        with warnings.catch_warnings():  # copying a .pt2 graph module: a torch-internal notice
+            warnings.simplefilter("ignore", FutureWarning)
+            m = copy.deepcopy(model)
         torch.manual_seed(k)
         layers = [mod for mod in m.modules() if hasattr(mod, "reset_parameters")]
         if not layers:
