@@ -65,10 +65,10 @@ def _reinit(m) -> None:
 
 def chance_error(model, x: np.ndarray, y: np.ndarray, seeds: int = CHANCE_SEEDS) -> float:
     """Mean float test error of ``model``'s architecture with random (default-init) weights."""
+    import warnings
+
     import torch
     from aimcflow.models.nn.workloads import accuracy_float
-
-    import warnings
 
     errs = []
     for k in range(seeds):
