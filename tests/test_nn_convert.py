@@ -7,7 +7,6 @@ from aimcflow.models.config import load_config
 from aimcflow.models.errors import UserInputError
 from aimcflow.models.nn.convert import (
     AnalogNetwork,
-    check_input_width,
     convert,
     ops_from_model,
     vector_keys,
@@ -101,10 +100,3 @@ def test_nonfinite_weights_rejected(bad):
         model[2].weight[1, 3] = bad
     with pytest.raises(UserInputError, match="layer 2 has NaN or Inf"):
         convert(model, load_config("ideal"))
-
-
-def test_input_width_checked():
-    with pytest.raises(UserInputError, match=r"does not accept \(batch, 5\)"):
-        check_input_width(nn.Sequential(nn.Linear(4, 3)), 5)
-    with pytest.raises(UserInputError, match=r"need \(batch, 10\)"):
-        check_input_width(nn.Sequential(nn.Linear(4, 3)), 4, 10)

@@ -48,6 +48,10 @@ def test_unsupported_model_file_exits_2(tmp_path, capsys, monkeypatch):
     torch.export.save(torch.export.export(narrow, (torch.zeros(2, 32),)), "narrow.pt2")
     assert main(["run", "--config", "ideal", "--model", "narrow.pt2", "--out", "o"]) == 2
     assert "takes images of shape (32,), the data has (64,)" in capsys.readouterr().err
+    five = nn.Sequential(nn.Linear(64, 5)).eval()
+    torch.export.save(torch.export.export(five, (torch.zeros(2, 64),)), "five.pt2")
+    assert main(["run", "--config", "ideal", "--model", "five.pt2", "--out", "o"]) == 2
+    assert "the data has 10 classes, so (2, 10) is needed" in capsys.readouterr().err
     torch.save(nn.Sequential(nn.Linear(64, 10)), "whole.pt")
     assert main(["run", "--config", "ideal", "--model", "whole.pt", "--out", "o"]) == 2
     assert "a whole pickled module" in capsys.readouterr().err

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from aimcflow.models.analog.tiled import TiledMatrix
 from aimcflow.models.config import AcceleratorConfig
 from aimcflow.models.errors import UserInputError
 
@@ -128,8 +129,6 @@ class AnalogLayer:
     matrix: Any = None  # TiledMatrix
 
     def build(self, cfg: AcceleratorConfig) -> None:
-        from aimcflow.models.analog.tiled import TiledMatrix
-
         self.matrix = TiledMatrix(self.weight, cfg, self.index)
 
     def to_rows(self, x: np.ndarray, images: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple]:
@@ -305,19 +304,3 @@ def convert(
         net.program()
         net.drift(cfg.noise.t_inference_s)
     return net
-
-
-def check_input_width(model, n_features: int, n_classes: int | None = None) -> None:
-    """The model must map flat (B, n_features) inputs to (B, n_classes) logits."""
-    import torch
-
-    try:
-        with torch.no_grad():
-            out = model(torch.zeros(2, n_features))
-    except Exception as exc:  # noqa: BLE001 -- a model that cannot run the data is user input
-        raise UserInputError(
-            f"model does not accept (batch, {n_features}) inputs: {type(exc).__name__}: {exc}"
-        ) from None
-    if out.ndim != 2 or (n_classes is not None and out.shape[1] != n_classes):
-        want = f"(batch, {n_classes})" if n_classes is not None else "(batch, classes)"
-        raise UserInputError(f"model returns shape {tuple(out.shape)} for 2 inputs; need {want}")

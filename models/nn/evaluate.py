@@ -18,11 +18,14 @@ one programming, as the thesis does.
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from aimcflow.models.config import AcceleratorConfig
+from aimcflow.models.nn.convert import AnalogLayer
+from aimcflow.models.nn.workloads import accuracy_float
 
 DEFAULT_DRIFTS_S = (1.0, 3600.0, 86400.0, 365.0 * 86400.0)
 CHANCE_SEEDS = 10
@@ -65,10 +68,8 @@ def _reinit(m) -> None:
 
 def chance_error(model, x: np.ndarray, y: np.ndarray, seeds: int = CHANCE_SEEDS) -> float:
     """Mean float test error of ``model``'s architecture with random (default-init) weights."""
-    import warnings
-
+    # lazy: torch (~2 s)
     import torch
-    from aimcflow.models.nn.workloads import accuracy_float
 
     errs = []
     for k in range(seeds):
@@ -173,7 +174,6 @@ def vmm_pairs(
     """Per analog layer: (name, ideal outputs, analog-float outputs), the matrix products
     only (bias excluded), on the inputs the analog network itself feeds each layer; a
     deterministic sample of at most ``max_points`` outputs per layer."""
-    from aimcflow.models.nn.convert import AnalogLayer
 
     x = np.asarray(x, dtype=np.float64)
     images = np.arange(len(x)) if images is None else np.asarray(images, dtype=np.int64)

@@ -22,11 +22,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 from aimcflow.models.errors import UserInputError
+from aimcflow.models.io import atomic_path
 from aimcflow.models.nn.archs import ARCHS, build
 from aimcflow.models.nn.data import Dataset
 
@@ -87,6 +89,7 @@ def recipe_hash(recipe: Recipe, data: Dataset) -> str:
 def train(recipe: Recipe, data: Dataset, on_epoch=None):
     """Train ``recipe.arch`` on ``data`` deterministically (Adam, cross-entropy); eval mode.
     ``on_epoch(epoch, loss)`` is called after every epoch (mean training loss)."""
+    # lazy: torch (~2 s)
     import torch
     from torch import nn
 
@@ -121,6 +124,7 @@ def train(recipe: Recipe, data: Dataset, on_epoch=None):
 def pretrained(arch: str, data: Dataset, *, retrain: bool = False):
     """The trained workload ``arch``: from the cache if its recipe hash is there, else trained
     now and cached (written atomically)."""
+    # lazy: torch (~2 s)
     import torch
 
     if arch not in RECIPES:
@@ -132,7 +136,6 @@ def pretrained(arch: str, data: Dataset, *, retrain: bool = False):
         model.load_state_dict(torch.load(path, weights_only=True))
         return model.eval()
     model = train(recipe, data)
-    from aimcflow.flows.io import atomic_path  # noqa: PLC0415 -- small helper, no heavy import
 
     with atomic_path(path, suffix=".pt") as tmp:
         torch.save(model.state_dict(), tmp)
@@ -179,8 +182,8 @@ def _check_shape(p: Path, model_shape: tuple, data: Dataset) -> None:
 def load_user_model(path: str | Path, data: Dataset, arch: str | None = None):
     """A user's model file (see the module docstring for the accepted forms), as an
     eval-mode torch module."""
-    import pickle
 
+    # lazy: torch (~2 s)
     import torch
 
     p = Path(path)
@@ -300,6 +303,7 @@ def check_output(model, data: Dataset) -> None:
 
 def accuracy_float(model, x: np.ndarray, y: np.ndarray, batch_size: int = 512) -> float:
     """Test accuracy of the float torch model (level 1), in [0, 1]."""
+    # lazy: torch (~2 s)
     import torch
 
     hits = 0
