@@ -6,6 +6,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from aimcflow.models.errors import UserInputError
+from aimcflow.models.nn.archs import ARCHS
+
 
 def positive_int(text: str) -> int:
     try:
@@ -132,8 +135,6 @@ def _finite_float(text: str) -> float:
 def add_model_args(parser: argparse.ArgumentParser) -> None:
     """``--model`` (a built-in architecture or a model file) and ``--arch`` (the
     architecture of a state-dict file)."""
-    from aimcflow.models.nn.archs import ARCHS
-
     parser.add_argument(
         "--model",
         default="digits-mlp",
@@ -194,7 +195,7 @@ def add_data_args(parser: argparse.ArgumentParser) -> None:
 
 def load_data(args: argparse.Namespace):
     """The data set of ``--data`` and its flags (digits without ``--data``)."""
-    from aimcflow.models.errors import UserInputError
+    # lazy: numpy and the data loaders (kept out of ``aimcflow --help``)
     from aimcflow.models.nn.data import load_dataset
     from aimcflow.models.nn.datasets import Normalization
 

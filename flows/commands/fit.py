@@ -18,9 +18,13 @@ and ``sweep``.  Bad data or arguments exit with status 2 before anything is writ
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 
-from aimcflow.flows.args import add_data_args, add_out_arg, positive_int
+from aimcflow.flows.args import add_data_args, add_out_arg, load_data, positive_int
+from aimcflow.flows.io import prepare_out_dir, write_json_atomic
+from aimcflow.models.io import atomic_path
+from aimcflow.models.nn.archs import ARCHS, build
 
 MAX_EPOCHS = 10_000
 
@@ -33,8 +37,6 @@ def _epochs(text: str) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from aimcflow.models.nn.archs import ARCHS
-
     p = sub.add_parser(
         "fit",
         help="train a built-in architecture on your data and export it as model.pt2",
@@ -62,12 +64,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import dataclasses
-
+    # lazy: torch and numpy (kept out of ``aimcflow --help``)
     import torch
-    from aimcflow.flows.args import load_data
-    from aimcflow.flows.io import atomic_path, prepare_out_dir, write_json_atomic
-    from aimcflow.models.nn.archs import build
     from aimcflow.models.nn.importer import export_module
     from aimcflow.models.nn.workloads import RECIPES, accuracy_float, imported, train
 

@@ -41,6 +41,7 @@ def _square_side(arch: str, input_shape: tuple[int, ...]) -> int:
 
 def _block(in_ch: int, out_ch: int, stride: int):
     """A basic block: conv-BN-ReLU-conv-BN plus shortcut, add, ReLU."""
+    # lazy: torch (~2 s)
     from torch import nn
 
     class BasicBlock(nn.Module):
@@ -67,6 +68,7 @@ def _block(in_ch: int, out_ch: int, stride: int):
 
 
 def _resnet(in_shape: tuple[int, ...], stem: int, stages, n_classes: int, pool_after_stem: bool):
+    # lazy: torch (~2 s)
     from torch import nn
 
     layers: list = []
@@ -91,6 +93,7 @@ def _resnet(in_shape: tuple[int, ...], stem: int, stages, n_classes: int, pool_a
 def build(arch: str, input_shape: tuple[int, ...] = (64,), n_classes: int = 10):
     """An untrained model of architecture ``arch`` (a name of :data:`ARCHS`) for images of
     per-image shape ``input_shape``."""
+    # lazy: torch (~2 s)
     from torch import nn
 
     input_shape = tuple(int(s) for s in input_shape)

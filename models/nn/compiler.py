@@ -58,9 +58,12 @@ from aimcflow.models import rng
 from aimcflow.models.config import AcceleratorConfig, validate_config
 from aimcflow.models.errors import UserInputError
 from aimcflow.models.io import save_npz_atomic, write_json_atomic
+from aimcflow.models.nn import schedule as sch
 from aimcflow.models.nn.convert import AnalogLayer, AnalogNetwork, BatchNorm
 from aimcflow.models.nn.golden import quantize_input
 from aimcflow.models.periphery import mgmt as mgmt_model
+from aimcflow.models.periphery import pool as pool_model
+from aimcflow.models.periphery import residual as res_model
 
 HIDDEN_PERCENTILE = 99.9
 CAL_VECTORS = 512  # calibration-data vectors per tile for the affine fit
@@ -381,10 +384,6 @@ def compile_network(
     its reciprocal (``avg_coeffs``); add and pool outputs on the calibration images come
     from their golden models, so later layers calibrate on exactly those values.
     """
-    from aimcflow.models.nn import schedule as sch
-    from aimcflow.models.periphery import pool as pool_model
-    from aimcflow.models.periphery import residual as res_model
-
     cfg = net.cfg
     out_bits = cfg.nmpu.out_bits
     steps = sch.plan(net)

@@ -265,6 +265,7 @@ class AnalogNetwork:
 def ops_from_model(model, input_shape: tuple[int, ...] | None = None) -> list:
     """The model's ops in order (for a chain: what :class:`AnalogNetwork` runs); see
     :func:`~aimcflow.models.nn.importer.import_model`."""
+    # lazy: import cycle (the importer builds this module's ops)
     from aimcflow.models.nn.importer import import_model
 
     return import_model(model, input_shape).ops
@@ -287,6 +288,7 @@ def convert(
     ``program`` the tiles are programmed and drifted to ``cfg.noise.t_inference_s``, ready
     for :meth:`AnalogNetwork.forward_float`.
     """
+    # lazy: import cycle (the importer builds this module's ops)
     from aimcflow.models.nn.importer import Imported, import_model
 
     if input_shape is None and n_features is not None:

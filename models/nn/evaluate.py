@@ -44,6 +44,7 @@ def _reinit(m) -> None:
     layer modules (a graph loaded from a .pt2): a weight of >= 2 dims and its bias
     uniform in +-1/sqrt(fan_in) (what Linear/Conv2d's reset_parameters draw), a 1-d
     weight (a norm's scale) 1, other biases 0; running means 0, variances 1."""
+    # lazy: torch (~2 s)
     import torch
 
     params = dict(m.named_parameters())

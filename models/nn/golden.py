@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+from aimcflow.models.nn.schedule import run_walk
 from aimcflow.models.periphery import mgmt as mgmt_model
 from aimcflow.models.periphery import nmpu as nmpu_model
 from aimcflow.models.periphery.fixedpoint import sat, satu
@@ -217,8 +218,6 @@ def forward_golden(
 ) -> np.ndarray:
     """Level-3 logits (float: last layer's integers times its output scale); with an
     RTL-backed ``periphery`` the same routine runs level 4."""
-    from aimcflow.models.nn.schedule import run_walk
-
     x = np.asarray(x)
     images = np.arange(len(x)) if images is None else np.asarray(images, dtype=np.int64)
     outs = []

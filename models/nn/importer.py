@@ -37,6 +37,15 @@ from typing import Any
 
 import numpy as np
 from aimcflow.models.errors import UserInputError
+from aimcflow.models.nn import graphops as g
+from aimcflow.models.nn.convert import (
+    AnalogLayer,
+    BatchNorm,
+    ConvGeometry,
+    LeakyReLU,
+    ReLU,
+    Reshape,
+)
 
 SUPPORTED_OPS = (
     "linear",
@@ -104,6 +113,7 @@ def load_pt2(path: str | Path):
     the archive is checked first: an entry of a custom or opaque object is refused, and
     the load runs with every ``torch.load`` forced to ``weights_only=True``.
     """
+    # lazy: torch (~2 s)
     import torch
     from torch.export.pt2_archive import constants as pt2c
 
@@ -138,6 +148,7 @@ def load_pt2(path: str | Path):
 def export_module(model, input_shape: tuple[int, ...]):
     """``torch.export.export`` of ``model`` (eval mode) on a (2, *input_shape) zero input,
     the batch dimension dynamic (the saved program runs any batch size)."""
+    # lazy: torch (~2 s)
     import torch
 
     model = model.eval()
@@ -250,8 +261,6 @@ class _Walker:
 
     # -- the walk
     def run(self) -> Imported:
-        from aimcflow.models.nn.convert import ConvGeometry
-
         graph = self.ep.graph
         nodes = list(graph.nodes)
         if len(nodes) > MAX_GRAPH_NODES:
@@ -292,14 +301,12 @@ class _Walker:
                     self.alias(node, node.args[0])
                     continue
                 raise self.unsupported(node)
-            self.visit(node, ConvGeometry)
+            self.visit(node)
         if self.n_analog == 0:
             raise UserInputError("model has no Linear or Conv2d layer: nothing to map onto tiles")
         return Imported(self.ops, self.wires, tuple(input_shape), output)
 
-    def visit(self, node, ConvGeometry) -> None:  # noqa: C901, N803 -- one branch per op
-        from aimcflow.models.nn import graphops as g
-        from aimcflow.models.nn.convert import AnalogLayer, BatchNorm, LeakyReLU, ReLU, Reshape
+    def visit(self, node) -> None:  # noqa: C901 -- one branch per op
 
         op = node.target._schema.name.split("::")[-1]
         a = _bound_args(node)
@@ -468,6 +475,7 @@ class _Walker:
 def fixed_batch_module(ep):
     """``ep.module()``, made to take any batch size when the program was exported for one
     fixed batch ``B``: inputs go through in chunks of ``B`` (the last one zero-padded)."""
+    # lazy: torch (~2 s)
     import torch
 
     gm = ep.module()
@@ -506,6 +514,7 @@ def import_program(ep) -> Imported:
 def import_model(model, input_shape: tuple[int, ...] | None = None) -> Imported:
     """``model`` an ``ExportedProgram`` or an ``nn.Module`` (exported here on inputs of
     ``input_shape``, the per-image shape)."""
+    # lazy: torch (~2 s)
     from torch.export import ExportedProgram
 
     if isinstance(model, ExportedProgram):
@@ -518,6 +527,7 @@ def import_model(model, input_shape: tuple[int, ...] | None = None) -> Imported:
 def infer_input_shape(model) -> tuple[int, ...]:
     """The per-image input shape of a module whose first layer tells it: a Linear
     (in_features) or an Unflatten of dim 1 (the product of its sizes)."""
+    # lazy: torch (~2 s)
     from torch import nn
 
     for m in model.modules():

@@ -32,6 +32,10 @@ from typing import Any
 
 import numpy as np
 from aimcflow.models.errors import UserInputError
+from aimcflow.models.nn.convert import AnalogLayer, BatchNorm, LeakyReLU, ReLU, Reshape
+from aimcflow.models.nn.graphops import Add, Clamp, Pool
+from aimcflow.models.periphery import pool as pool_model
+from aimcflow.models.periphery import residual as res_model
 
 
 @dataclass
@@ -88,8 +92,6 @@ class PoolProgram:
 
 def _activation_of(op) -> tuple[str, int, tuple | None]:
     """(activation, leaky_k, clamp) of an activation op the periphery can apply."""
-    from aimcflow.models.nn.convert import LeakyReLU, ReLU
-    from aimcflow.models.nn.graphops import Clamp
 
     if isinstance(op, ReLU):
         return "relu", 0, None
@@ -113,8 +115,6 @@ def _activation_of(op) -> tuple[str, int, tuple | None]:
 
 def plan(net) -> list[Step]:
     """Group ``net``'s ops into integer steps (see the module docstring)."""
-    from aimcflow.models.nn.convert import AnalogLayer, BatchNorm, LeakyReLU, ReLU, Reshape
-    from aimcflow.models.nn.graphops import Add, Clamp, Pool
 
     n = len(net.ops)
     readers: dict[int, list[int]] = {}
@@ -170,8 +170,6 @@ def walk(prog, h0: np.ndarray) -> Generator[tuple[int, np.ndarray], np.ndarray, 
     """Run ``prog``'s schedule on the integer input ``h0``: yields ``(stage index, integer
     input)`` for each stage and expects its integer output back (``send``); add, pool and
     reshape steps run here on their golden models.  Returns the output value's integers."""
-    from aimcflow.models.periphery import pool as pool_model
-    from aimcflow.models.periphery import residual as res_model
 
     last_use: dict[int, int] = {}
     for i, s in enumerate(prog.steps):
@@ -212,9 +210,8 @@ def walk(prog, h0: np.ndarray) -> Generator[tuple[int, np.ndarray], np.ndarray, 
 
 
 def add_params(cfg, ap: AddProgram):
-    from aimcflow.models.periphery.residual import ResidualParams
-
-    return ResidualParams.from_config(
+    """The residual golden model's parameters of one compiled add."""
+    return res_model.ResidualParams.from_config(
         cfg,
         a_signed=ap.a_signed,
         b_signed=ap.b_signed,

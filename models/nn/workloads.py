@@ -23,6 +23,7 @@ import hashlib
 import json
 import os
 import pickle
+import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from aimcflow.models.errors import UserInputError
 from aimcflow.models.io import atomic_path
 from aimcflow.models.nn.archs import ARCHS, build
 from aimcflow.models.nn.data import Dataset
+from aimcflow.models.nn.importer import fixed_batch_module, import_model, load_pt2
 
 WORKLOADS = ARCHS
 
@@ -159,8 +161,6 @@ EXPORT_HINT = (
 def _is_pt2(p: Path) -> bool:
     """A torch.export archive (a zip holding ``archive_format`` = pt2) rather than a
     torch.save file (also a zip, holding ``data.pkl``)."""
-    import zipfile
-
     try:
         with zipfile.ZipFile(p) as z:
             fmt = [
@@ -197,8 +197,6 @@ def load_user_model(path: str | Path, data: Dataset, arch: str | None = None):
             raise UserInputError(
                 f"--arch {arch}: a .pt2 holds its own graph; give --arch only with a state dict"
             )
-        from aimcflow.models.nn.importer import fixed_batch_module, load_pt2
-
         ep = load_pt2(p)
         inp = [
             n
@@ -274,8 +272,6 @@ def get_model(spec: str | None, data: Dataset, arch: str | None = None):
 def imported(model, data: Dataset):
     """The model's imported graph (:mod:`aimcflow.models.nn.importer`) for ``data``'s
     image shape; checks that it returns (B, classes) logits for the data's classes."""
-    from aimcflow.models.nn.importer import import_model
-
     ep = getattr(model, "aimcflow_program", None)
     imp = import_model(ep if ep is not None else model, data.input_shape)
     check_output(model, data)
@@ -284,6 +280,7 @@ def imported(model, data: Dataset):
 
 def check_output(model, data: Dataset) -> None:
     """The model must map (2, *input_shape) inputs to (2, n_classes) logits."""
+    # lazy: torch (~2 s)
     import torch
 
     try:
