@@ -232,16 +232,18 @@ def run_walk(prog, h0: np.ndarray, stage) -> np.ndarray:
         return stop.value
 
 
-def placement(prog, stage_where: str) -> list[dict]:
+def placement(prog, stage_where: str, where: dict[str, str] | None = None) -> list[dict]:
     """Per step of ``prog``: its name, kind and where it runs; stages run on
-    ``stage_where``, add and pool steps on their golden models (Python), reshapes are data
-    movement."""
-    where = {
+    ``stage_where``; add and pool steps on their golden models (Python) unless ``where``
+    names another place for the kind (a level-4 run that has their RTL in the loop);
+    reshapes are data movement."""
+    places = {
         "add": "golden model (Python, models/periphery/residual.py)",
         "pool": "golden model (Python, models/periphery/pool.py)",
         "reshape": "data movement (no arithmetic)",
+        **(where or {}),
     }
     return [
-        {"op": s.name, "kind": s.kind, "ran": stage_where if s.kind == "stage" else where[s.kind]}
+        {"op": s.name, "kind": s.kind, "ran": stage_where if s.kind == "stage" else places[s.kind]}
         for s in prog.steps
     ]
