@@ -16,6 +16,9 @@ on those very tiles).  A level that was not run is ``{"accuracy": null}`` (with 
 ``reason`` when the config or model cannot be compiled for the integer periphery).
 ``drift_table`` holds every drift time; ``report.html`` the plots.
 
+Models (``--model``, ``--arch``) and data (``--data`` and its normalization flags): see
+:mod:`aimcflow.models.nn.workloads` and :mod:`aimcflow.models.nn.datasets`.
+
 Level 4 (analog-rtl, :mod:`aimcflow.cosim.network`) runs the same chip program with the
 Verilated ``periphery_top`` in the loop and compares every activation of every layer with
 level 3; ``levels.analog_rtl`` then holds its accuracy and cycle counts, and the top-level
@@ -23,7 +26,9 @@ level 3; ``levels.analog_rtl`` then holds its accuracy and cycle counts, and the
 ``verilator_build_s`` (this run's build step: a cold build or the cache lookup) are filled.
 A mismatch prints layer, tile, image, column, expected and actual values and the wave
 file, and the command exits with status 1 (results.json is still written).
-``--levels`` picks levels; ``--no-rtl`` drops analog-rtl.  analog-rtl needs the chip
+``levels.analog_rtl.ops`` lists every integer op (analog layer, residual add, pooling,
+reshape) and where it ran; ``ops_not_in_rtl`` those that ran on their golden models
+(Python), which the console also says.  ``--levels`` picks levels; ``--no-rtl`` drops analog-rtl.  analog-rtl needs the chip
 program of analog-golden, so it runs that level too.
 """
 
