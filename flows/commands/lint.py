@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--blocks",
         default=None,
         metavar="B,B",
-        help="blocks, comma-separated, or all (default: nmpu, mgmt, periphery_top; "
+        help="blocks, comma-separated, or all (default: nmpu, mgmt, periphery_top, residual, pool; "
         "spg, plain_mac, secure_mac and ascon_decrypt when named)",
     )
     p.set_defaults(func=run)

@@ -17,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Run BLOCK's RTL under Verilator (default) or its golden model on every "
         "vector of IN (.npz, int64 arrays as shared/SPEC.md lists) and write OUT (.npz).",
     )
-    p.add_argument("block", metavar="BLOCK", help="nmpu, mgmt (and spg where available)")
+    p.add_argument("block", metavar="BLOCK", help="nmpu, mgmt, spg, residual or pool")
     add_config_arg(p)
     p.add_argument("--in", dest="inp", required=True, metavar="IN.npz", help="input vectors")
     p.add_argument("--out", required=True, metavar="OUT.npz", help="output file (.npz)")
