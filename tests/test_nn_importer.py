@@ -137,3 +137,39 @@ def test_state_dict_with_arch(tmp_path):
     torch.testing.assert_close(got(x), ref(x))
     with pytest.raises(UserInputError, match="does not match --arch digits-cnn"):
         load_user_model(path, digits, arch="digits-cnn")
+
+
+class _Evil:
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("echo pwned > pwned.txt",))
+
+
+def test_pt2_pickled_weight_cannot_run_code(tmp_path, monkeypatch):
+    """A .pt2 whose weight is stored as a pickle (use_pickle) holding code: torch.export.load
+    would read it with torch.load(weights_only=False); load_pt2 forces the restricted
+    unpickler, so the file is refused and nothing runs."""
+    import io
+    import json
+
+    monkeypatch.chdir(tmp_path)
+    good = tmp_path / "good.pt2"
+    model = nn.Sequential(nn.Linear(4, 2)).eval()
+    torch.export.save(torch.export.export(model, (torch.zeros(2, 4),)), good)
+    evil = tmp_path / "evil.pt2"
+    payload = io.BytesIO()
+    torch.save(_Evil(), payload)
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(evil, "w") as dst:
+        for name in src.namelist():
+            data = src.read(name)
+            if name.endswith("model_weights_config.json"):
+                cfg = json.loads(data)
+                cfg["config"]["0.weight"]["use_pickle"] = True
+                data = json.dumps(cfg).encode()
+            elif name.endswith("/weights/weight_0"):
+                data = payload.getvalue()
+            dst.writestr(name, data)
+    with pytest.raises(UserInputError, match="not a readable torch.export archive"):
+        load_pt2(evil)
+    assert not (tmp_path / "pwned.txt").exists()
