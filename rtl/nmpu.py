@@ -1,7 +1,7 @@
 """Near-memory fixed-point unit (NMPU): per-column affine correction, exponent shift,
 saturating row-tile accumulation, output multiplier + bias, activation, saturation.
 
-Numerics are exactly shared/SPEC.md; the golden model is ``aimcflow.models.periphery.nmpu``
+Numerics are exactly docs/SPEC.md; the golden model is ``aimcflow.models.periphery.nmpu``
 (same operand widths: ``offset_bits`` default ``adc_bits + gain_bits``, ``bias_bits``
 default ``acc_bits``; clamp registers hold bounds already saturated to the output range,
 ``rtl_clamp_bounds`` of the golden model).

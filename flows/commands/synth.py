@@ -6,7 +6,7 @@ import argparse
 import time
 
 from aimcflow.flows.args import add_config_arg, add_out_arg
-from aimcflow.flows.io import prepare_out_dir, write_json_atomic
+from aimcflow.flows.io import prepare_out_dir, shown, write_json_atomic
 
 SYNTH_BLOCKS = ("nmpu", "mgmt")
 
@@ -61,6 +61,10 @@ def run(args: argparse.Namespace) -> int:
         for b in blocks:
             block_params(c, b)
     # one snapshot of every Verilog text before the (long) synthesis runs start
+    print(
+        f"generating Verilog of {', '.join(blocks)} for lanes {', '.join(map(str, lanes))} ...",
+        flush=True,
+    )
     verilog = {(b, n): generate_block(c, b) for b in blocks for n, c in configs.items()}
     out = prepare_out_dir(args.out, "synth", args.force)
     table: dict[str, dict] = {}
@@ -94,5 +98,5 @@ def run(args: argparse.Namespace) -> int:
             "(cells and bits listed, no transistors)",
         },
     )
-    print(f"results: {out / 'results.json'}")
+    print(f"results: {shown(out) / 'results.json'}")
     return 0

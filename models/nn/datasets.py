@@ -24,6 +24,7 @@ naming the field and what is allowed.
 
 from __future__ import annotations
 
+import math
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,7 @@ from pathlib import Path
 import numpy as np
 from aimcflow.models.errors import UserInputError
 from aimcflow.models.nn.data import Dataset
+from aimcflow.models.npzfile import load_npz as read_npz
 
 FIELDS = ("x_train", "y_train", "x_test", "y_test")
 MAX_IMAGES = 2_000_000  # per split
@@ -70,21 +72,22 @@ def load_npz(path: str | Path, norm: Normalization | None = None) -> Dataset:
             "or a CIFAR-10/100 python-version directory"
         )
     _check_size(p)
-    try:
-        with np.load(p, allow_pickle=False) as npz:
-            missing = [f for f in FIELDS if f not in npz.files]
-            if missing:
+
+    def check(headers: dict) -> None:  # before any array is read: fields and sizes
+        missing = [f for f in FIELDS if f not in headers]
+        if missing:
+            raise UserInputError(
+                f"data '{p}': missing field(s) {', '.join(missing)}; required: {', '.join(FIELDS)}"
+            )
+        for name in ("x_train", "x_test"):
+            shape = headers[name][0]
+            if shape and (shape[0] > MAX_IMAGES or math.prod(shape[1:]) > MAX_IMAGE_VALUES):
                 raise UserInputError(
-                    f"data '{p}': missing field(s) {', '.join(missing)}; required: "
-                    f"{', '.join(FIELDS)}"
+                    f"data '{p}': {name} has shape {shape}; at most {MAX_IMAGES} images of "
+                    f"{MAX_IMAGE_VALUES} values"
                 )
-            arrays = {
-                k: npz[k] for k in npz.files if k in (*FIELDS, "layout", "scale", "mean", "std")
-            }
-    except UserInputError:
-        raise
-    except Exception as exc:  # noqa: BLE001 -- any unreadable file is the user's input problem
-        raise UserInputError(f"data '{p}': not a readable .npz file ({exc})") from None
+
+    arrays = read_npz(p, f"data '{p}'", check)
     stated = Normalization(
         layout=str(arrays["layout"]).lower() if "layout" in arrays else "auto",
         scale=_scalar(p, "scale", arrays["scale"]) if "scale" in arrays else None,

@@ -23,6 +23,7 @@ import hashlib
 import json
 import os
 import pickle
+import re
 import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -215,9 +216,11 @@ def load_user_model(path: str | Path, data: Dataset, arch: str | None = None):
             raise UserInputError(
                 f"model '{p}': not a torch model file (torch.load cannot read it); {EXPORT_HINT}"
             ) from None
+        m = re.search(r"GLOBAL ([\w.]+)", str(exc))
         raise UserInputError(
-            f"model '{p}': a whole pickled module (torch.save(model)), which cannot be "
-            f"loaded without running code from the file; aimcflow never does: {EXPORT_HINT}"
+            f"model '{p}': holds {m.group(1) if m else 'a Python object'}, a pickled object "
+            "(a whole pickled module is one: torch.save(model)) which cannot be loaded without "
+            f"running code from the file; aimcflow never does: {EXPORT_HINT}"
         ) from None
     except Exception:  # noqa: BLE001 -- any unreadable file is a bad model file
         raise UserInputError(
@@ -291,6 +294,10 @@ def check_output(model, data: Dataset) -> None:
             f"model does not accept images of shape {tuple(data.input_shape)}: "
             f"{type(exc).__name__}: {str(exc)[:300]}"
         ) from None
+    if not isinstance(out, torch.Tensor):  # e.g. an LSTM's (output, (h, c)) tuple
+        raise UserInputError(
+            f"model returns a {type(out).__name__}, not a tensor of logits (B, classes)"
+        )
     if out.ndim != 2 or out.shape[1] != data.n_classes:
         raise UserInputError(
             f"model returns shape {tuple(out.shape)} for 2 images; the data has "
