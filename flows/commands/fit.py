@@ -21,19 +21,12 @@ import argparse
 import dataclasses
 import time
 
-from aimcflow.flows.args import add_data_args, add_out_arg, load_data, positive_int
+from aimcflow.flows.args import add_data_args, add_out_arg, bounded_int, load_data
 from aimcflow.flows.io import prepare_out_dir, write_json_atomic
 from aimcflow.models.io import atomic_path
 from aimcflow.models.nn.archs import ARCHS, build
 
 MAX_EPOCHS = 10_000
-
-
-def _epochs(text: str) -> int:
-    v = positive_int(text)
-    if v > MAX_EPOCHS:
-        raise argparse.ArgumentTypeError(f"{v} epochs; allowed: 1 .. {MAX_EPOCHS}")
-    return v
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -54,7 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_data_args(p)
     p.add_argument(
         "--epochs",
-        type=_epochs,
+        type=bounded_int(1, MAX_EPOCHS),
         required=True,
         metavar="N",
         help=f"training epochs, 1 .. {MAX_EPOCHS}",
