@@ -11,6 +11,7 @@ import torch
 from aimcflow.flows import cli
 from aimcflow.models.config import load_config
 from aimcflow.models.nn.data import load_dataset
+from aimcflow.models.nn.importer import export_module
 from flow_helpers import write_config
 from torch import nn
 
@@ -134,8 +135,8 @@ def tiny_model(tmp_path_factory):
         opt.zero_grad()
         nn.functional.cross_entropy(model(x), y).backward()
         opt.step()
-    path = tmp_path_factory.mktemp("model") / "tiny.pt"
-    torch.save(model.eval(), path)
+    path = tmp_path_factory.mktemp("model") / "tiny.pt2"
+    torch.export.save(export_module(model, (64,)), path)  # a .pt2 for any batch size
     return path
 
 

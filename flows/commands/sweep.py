@@ -38,7 +38,9 @@ import time
 
 from aimcflow.flows.args import (
     add_config_arg,
+    add_data_args,
     add_images_arg,
+    add_model_args,
     add_out_arg,
     bounded_int,
     duration_list,
@@ -115,12 +117,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "sweep.csv and sweep.png.",
     )
     add_config_arg(p)
-    p.add_argument(
-        "--model",
-        default="digits-mlp",
-        metavar="MODEL",
-        help="digits-mlp, digits-cnn, or a torch.save'd model file (default digits-mlp)",
-    )
+    add_model_args(p)
+    add_data_args(p)
     p.add_argument(
         "--set",
         dest="sets",
@@ -289,15 +287,15 @@ def _ranking_table(level: str, ranking: list[dict]):
 
 def run(args: argparse.Namespace) -> int:
     # lazy: pydantic, torch, rich, tqdm (kept out of ``aimcflow --help``)
+    from aimcflow.flows.args import load_data
     from aimcflow.flows.report_sweep import plot_grid, plot_sweep
     from aimcflow.flows.sweep import build_axes, grid, run_points
     from aimcflow.flows.sweep_grid import factor_settings, grid_name, grid_points, rank
     from aimcflow.flows.sweep_stats import write_csv
     from aimcflow.models.config import load_config
-    from aimcflow.models.nn.convert import check_input_width, convert
-    from aimcflow.models.nn.data import load_dataset
+    from aimcflow.models.nn.convert import convert
     from aimcflow.models.nn.evaluate import chance_error
-    from aimcflow.models.nn.workloads import accuracy_float, get_model
+    from aimcflow.models.nn.workloads import accuracy_float, get_model, imported
     from rich.console import Console
     from tqdm import tqdm
 
@@ -328,12 +326,12 @@ def run(args: argparse.Namespace) -> int:
             f"{len(points)} points x --repeats {args.repeats} = {len(points) * args.repeats} "
             f"evaluations; allowed: at most {MAX_EVALUATIONS} (fewer values or fewer repeats)"
         )
-    data = load_dataset(None)
+    data = load_data(args)
     n = data.test_images(args.images)
-    name, model = get_model(args.model, data)
-    check_input_width(model, data.n_features, data.n_classes)
+    name, model = get_model(args.model, data, args.arch)
+    imp = imported(model, data)  # imported once; workers receive the graph, not torch code
     for _, _, point_cfg, _ in points:  # unsupported layers fail here, not on a worker
-        convert(model, point_cfg, program=False)
+        convert(imp, point_cfg, program=False)
     out = prepare_out_dir(args.out, "sweep", args.force)
 
     x, y = data.x_test[:n], data.y_test[:n]
@@ -346,7 +344,7 @@ def run(args: argparse.Namespace) -> int:
         total = len(points) * args.repeats
         with tqdm(total=total, desc="sweep point x repeat", unit="task") as bar:
             results = run_points(
-                client, points, model, data, n, args.repeats, args.levels,
+                client, points, imp, data, n, args.repeats, args.levels,
                 1.0 - acc_float, err_chance, on_done=lambda: bar.update(1),
             )  # fmt: skip
     wall = time.perf_counter() - t0
