@@ -58,8 +58,6 @@ RECIPES = {
 }
 
 
-
-
 def _data_digest(data: Dataset) -> str:
     h = hashlib.sha256()
     for a in (data.x_train, data.y_train):
