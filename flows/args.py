@@ -235,8 +235,7 @@ def add_data_args(parser: argparse.ArgumentParser) -> None:
 def load_data(args: argparse.Namespace):
     """The data set of ``--data`` and its flags (digits without ``--data``)."""
     # lazy: numpy and the data loaders (kept out of ``aimcflow --help``)
-    from aimcflow.models.nn.data import load_dataset
-    from aimcflow.models.nn.datasets import Normalization
+    from aimcflow.models.nn.datasets import Normalization, load_dataset
 
     norm = Normalization(args.data_layout, args.data_scale, args.data_mean, args.data_std)
     if args.data is None and norm != Normalization():

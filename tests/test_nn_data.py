@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 from aimcflow.models.errors import UserInputError
-from aimcflow.models.nn.data import load_dataset, load_digits_dataset, load_npz_dataset
+from aimcflow.models.nn.data import load_digits_dataset
+from aimcflow.models.nn.datasets import load_dataset, load_npz_dataset
 
 
 def test_digits_split_is_stratified_80_20_in_unit_range():

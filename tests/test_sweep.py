@@ -10,7 +10,7 @@ import pytest
 import torch
 from aimcflow.flows import cli
 from aimcflow.models.config import load_config
-from aimcflow.models.nn.data import load_dataset
+from aimcflow.models.nn.datasets import load_dataset
 from aimcflow.models.nn.importer import export_module
 from flow_helpers import write_config
 from torch import nn

@@ -9,7 +9,6 @@ from 0..16 to [0, 1].  Users bring their own data as an ``.npz`` or a CIFAR dire
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from aimcflow.models.errors import UserInputError
@@ -64,21 +63,3 @@ def load_digits_dataset() -> Dataset:
         x, y, test_size=DIGITS_TEST_FRACTION, stratify=y, random_state=DIGITS_SPLIT_SEED
     )
     return Dataset("digits", x_tr, y_tr, x_te, y_te, n_classes=10)
-
-
-def load_dataset(spec: str | Path | None = None, norm=None) -> Dataset:
-    """``None`` or ``"digits"``: the built-in digits split; otherwise a user's data set
-    (an ``.npz`` or a CIFAR python-version directory, :mod:`aimcflow.models.nn.datasets`),
-    ``norm`` a :class:`~aimcflow.models.nn.datasets.Normalization` from the flags."""
-    if spec is None or str(spec) == "digits":
-        return load_digits_dataset()
-    from aimcflow.models.nn.datasets import load_user_dataset
-
-    return load_user_dataset(spec, norm)
-
-
-def load_npz_dataset(path: str | Path, norm=None) -> Dataset:
-    """A user's ``.npz`` (see :func:`aimcflow.models.nn.datasets.load_npz`)."""
-    from aimcflow.models.nn.datasets import load_npz
-
-    return load_npz(path, norm)

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 from aimcflow.models.errors import UserInputError
-from aimcflow.models.nn.data import Dataset
+from aimcflow.models.nn.data import Dataset, load_digits_dataset
 from aimcflow.models.npzfile import load_npz as read_npz
 
 FIELDS = ("x_train", "y_train", "x_test", "y_test")
@@ -300,3 +300,17 @@ def load_cifar_dir(d: Path, norm: Normalization | None = None) -> Dataset:
         f"data '{d}': a directory that is not a CIFAR python version; need "
         f"{', '.join(CIFAR10[0] + CIFAR10[1])} (CIFAR-10) or train, test (CIFAR-100)"
     )
+
+
+def load_dataset(spec: str | Path | None = None, norm=None) -> Dataset:
+    """``None`` or ``"digits"``: the built-in digits split; otherwise a user's data set
+    (an ``.npz`` or a CIFAR python-version directory, :mod:`aimcflow.models.nn.datasets`),
+    ``norm`` a :class:`~aimcflow.models.nn.datasets.Normalization` from the flags."""
+    if spec is None or str(spec) == "digits":
+        return load_digits_dataset()
+    return load_user_dataset(spec, norm)
+
+
+def load_npz_dataset(path: str | Path, norm=None) -> Dataset:
+    """A user's ``.npz`` (see :func:`aimcflow.models.nn.datasets.load_npz`)."""
+    return load_npz(path, norm)
