@@ -112,3 +112,15 @@ def add_repeats_arg(parser: argparse.ArgumentParser, default: int, what: str) ->
         metavar="N",
         help=f"programmings per {what}, fresh noise each (default {default})",
     )
+
+
+def add_memories_arg(parser: argparse.ArgumentParser) -> None:
+    """``--memories flops|macro``: how the blocks' memory arrays are built."""
+    parser.add_argument(
+        "--memories",
+        choices=("flops", "macro"),
+        default="flops",
+        help="memory arrays as flip-flops (default; the Verilog of a plain Memory) or as "
+        "1R1W SRAM macro instances with behavioural models (banked at 64-bit words and "
+        "1024 words, see docs/SPEC.md)",
+    )

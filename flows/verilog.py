@@ -263,10 +263,16 @@ def params_dict(params: Any) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class GeneratedBlock:
+    """One block's Verilog.  ``memories``: its arrays (``MemorySpec.describe()``);
+    ``models``: behavioural Verilog of the SRAM macros it instantiates, by module name
+    (none with flops)."""
+
     name: str
     module: str
     verilog: str
     params: dict[str, Any]
+    memories: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    models: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def sha256(self) -> str:
@@ -301,20 +307,45 @@ def block_params(cfg: AcceleratorConfig, name: str, **overrides) -> Any:
     return BLOCKS[name].params(cfg, **overrides)
 
 
-def generate_block(cfg: AcceleratorConfig, name: str, **overrides) -> GeneratedBlock:
-    """Verilog of one block (no ``src`` attributes: the text depends only on parameters)."""
-    from aimcflow.cosim.runner import amaranth_verilog
+def with_memories(params: Any, style: str) -> Any:
+    """``params`` (a dataclass or a dict of them) with every ``memories`` field set to
+    ``style`` (``flops`` or ``macro``, ``rtl/memories.py``); blocks without memory arrays
+    have no such field and are returned as they are."""
+    if isinstance(params, dict):
+        return {k: with_memories(v, style) for k, v in params.items()}
+    if any(f.name == "memories" for f in dataclasses.fields(params)):
+        return dataclasses.replace(params, memories=style)
+    return params
 
-    params = block_params(cfg, name, **overrides)
+
+def generate_block(
+    cfg: AcceleratorConfig, name: str, memories: str = "flops", **overrides
+) -> GeneratedBlock:
+    """Verilog of one block (no ``src`` attributes: the text depends only on parameters),
+    its memory arrays built as ``memories`` (``flops`` or ``macro``)."""
+    from aimcflow.cosim.runner import amaranth_verilog
+    from aimcflow.rtl.memories import component_specs, macros_verilog
+
+    params = with_memories(block_params(cfg, name, **overrides), memories)
     b = BLOCKS[name]
+    component = b.component(params)
+    verilog = amaranth_verilog(component, b.module)
+    specs = component_specs(component)
     return GeneratedBlock(
-        name, b.module, amaranth_verilog(b.component(params), b.module), params_dict(params)
+        name,
+        b.module,
+        verilog,
+        params_dict(params),
+        [s.describe() for s in specs],
+        macros_verilog(specs),
     )
 
 
-def generate_all(cfg: AcceleratorConfig, names: list[str] | None = None) -> list[GeneratedBlock]:
+def generate_all(
+    cfg: AcceleratorConfig, names: list[str] | None = None, memories: str = "flops"
+) -> list[GeneratedBlock]:
     """Every block's Verilog; parameters are all checked before any Verilog is produced."""
     names = names or block_names()
     for n in names:  # validate everything first: a bad config fails before any work
         block_params(cfg, n)
-    return [generate_block(cfg, n) for n in names]
+    return [generate_block(cfg, n, memories) for n in names]

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .memories import check_style
+
 
 def _check(ok: bool, msg: str) -> None:
     if not ok:
@@ -44,8 +46,11 @@ class NmpuRtlParams:
     leaky_k_reset: int = 3
     clamp_lo_reset: int = 0
     clamp_hi_reset: int = 127
+    #: memory arrays as ``flops`` or ``macro`` instances (``rtl/memories.py``)
+    memories: str = "flops"
 
     def __post_init__(self) -> None:
+        check_style(self.memories)
         if self.offset_bits is None:
             object.__setattr__(self, "offset_bits", self.adc_bits + self.gain_bits)
         if self.bias_bits is None:
@@ -84,8 +89,11 @@ class MgmtRtlParams:
     max_rows: int = 256
     noise_reset: int = 1
     bound_max_iter_reset: int = 3
+    #: memory arrays as ``flops`` or ``macro`` instances (``rtl/memories.py``)
+    memories: str = "flops"
 
     def __post_init__(self) -> None:
+        check_style(self.memories)
         _check(
             self.e_min <= 0 <= self.e_max,
             f"e_min .. e_max = {self.e_min} .. {self.e_max} must contain 0",

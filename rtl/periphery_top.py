@@ -32,6 +32,7 @@ from amaranth import Module, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
+from .memories import MemorySpec
 from .mgmt import ITER_BITS, MgmtController
 from .nmpu import Nmpu, exponent_shape
 from .params import MgmtRtlParams, NmpuRtlParams
@@ -49,6 +50,8 @@ class PeripheryTopParams:
             a, b = getattr(self.nmpu, name), getattr(self.mgmt, name)
             if a != b:
                 raise ValueError(f"periphery_top: nmpu.{name} = {a} but mgmt.{name} = {b}")
+        if self.nmpu.memories != self.mgmt.memories:
+            raise ValueError("periphery_top: nmpu and mgmt must use the same memories style")
 
 
 class PeripheryTop(wiring.Component):
@@ -77,6 +80,12 @@ class PeripheryTop(wiring.Component):
                 "status": Out(status),
             }
         )
+
+    def memory_specs(self) -> list[MemorySpec]:
+        """The controller's and the NMPU's arrays, named by submodule."""
+        return [s.prefixed("mgmt") for s in self.mgmt.memory_specs()] + [
+            s.prefixed("nmpu") for s in self.nmpu.memory_specs()
+        ]
 
     def elaborate(self, platform):
         m = Module()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from aimcflow.flows.args import add_config_arg
+from aimcflow.flows.args import add_config_arg, add_memories_arg
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,6 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="blocks, comma-separated, or all (default: nmpu, mgmt, periphery_top; "
         "spg, plain_mac, secure_mac and ascon_decrypt when named)",
     )
+    add_memories_arg(p)
     p.set_defaults(func=run)
 
 
@@ -34,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from aimcflow.models.config import load_config
 
     cfg = load_config(args.config)
-    blocks = generate_all(cfg, parse_blocks(args.blocks))
+    blocks = generate_all(cfg, parse_blocks(args.blocks), args.memories)
     reports = lint_blocks(blocks)
     total = 0
     width = max(len(b.name) for b in blocks)

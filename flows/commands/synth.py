@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from aimcflow.flows.args import add_config_arg, add_out_arg
+from aimcflow.flows.args import add_config_arg, add_memories_arg, add_out_arg
 
 SYNTH_BLOCKS = ("nmpu", "mgmt")
 
@@ -42,13 +42,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         help=f"blocks to synthesize, comma-separated, or all (default {','.join(SYNTH_BLOCKS)})",
     )
     add_out_arg(p, "synth")
+    add_memories_arg(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    import dataclasses
     import time
 
     from aimcflow.flows.io import prepare_out_dir, write_json_atomic
+    from aimcflow.flows.memory_manifest import macro_models
     from aimcflow.flows.synth import as_dict, synthesize
     from aimcflow.flows.verilog import block_params, generate_block, parse_blocks
     from aimcflow.models.config import load_config
@@ -61,7 +64,9 @@ def run(args: argparse.Namespace) -> int:
         for b in blocks:
             block_params(c, b)
     # one snapshot of every Verilog text before the (long) synthesis runs start
-    verilog = {(b, n): generate_block(c, b) for b in blocks for n, c in configs.items()}
+    verilog = {
+        (b, n): generate_block(c, b, args.memories) for b in blocks for n, c in configs.items()
+    }
     out = prepare_out_dir(args.out, "synth", args.force)
     table: dict[str, dict] = {}
     print(
@@ -74,7 +79,14 @@ def run(args: argparse.Namespace) -> int:
         for n in configs:
             gen = verilog[(b, n)]
             t0 = time.perf_counter()
-            r = synthesize(gen.verilog, gen.module)
+            boxes = "".join(macro_models([gen], blackbox=True).values())
+            r = synthesize(gen.verilog + boxes, gen.module)
+            if args.memories == "macro":  # the macros are black-box cells: count their bits
+                r = dataclasses.replace(
+                    r,
+                    memories=sum(m["macro"]["banks"] for m in gen.memories),
+                    memory_bits=sum(m["bits"] for m in gen.memories),
+                )
             per[str(n)] = {**as_dict(r), "synth_s": round(time.perf_counter() - t0, 1)}
             print(
                 f"{b:<14}{n:>6}{r.cells:>10}{r.transistors:>13}{r.memories:>10}"
@@ -89,9 +101,10 @@ def run(args: argparse.Namespace) -> int:
             "config": cfg.name,
             "config_digest": cfg.digest(),
             "lanes": lanes,
+            "memories": args.memories,
             "blocks": table,
-            "note": "transistors: stat -tech cmos of the logic; memories kept as $mem_v2 macros "
-            "(cells and bits listed, no transistors)",
+            "note": "transistors: stat -tech cmos of the logic; memories kept as $mem_v2 cells "
+            "(flops) or 1R1W SRAM black boxes (macro): cells and bits listed, no transistors",
         },
     )
     print(f"results: {out / 'results.json'}")
