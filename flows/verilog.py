@@ -170,14 +170,11 @@ def plain_mac_params(cfg: AcceleratorConfig | None = None, n: int = MAC_LANES):
 
 
 def secure_mac_params(cfg: AcceleratorConfig | None = None, n: int = MAC_LANES):
-    """The share-masked MAC with the golden model's reset states of its mask generators
-    (seeded once from ``SecureMacSpec.seed``; ``cfg`` unused)."""
-    from aimcflow.models.periphery.secure_mac import SecureMacSpec, rtl_mask_seeds
+    """The share-masked MAC (``cfg`` unused); its mask generators are seeded from its
+    ``seed`` port after reset, not from parameters."""
     from aimcflow.rtl.secure_mac import SecureMacParams
 
-    return _checked(
-        "secure_mac", SecureMacParams, {"n": n, "mask_seeds": rtl_mask_seeds(SecureMacSpec(n=n))}
-    )
+    return _checked("secure_mac", SecureMacParams, {"n": n})
 
 
 def ascon_params(cfg: AcceleratorConfig | None = None, max_blocks: int = 64):

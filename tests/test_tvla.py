@@ -21,7 +21,6 @@ import numpy as np
 import pytest
 from aimcflow.cosim.tvla.build import build_harness, run_harness
 from aimcflow.cosim.tvla.probe import PowerProbe
-from aimcflow.models.periphery.secure_mac import SecureMacSpec, rtl_mask_seeds
 from aimcflow.rtl.secure_mac import SecureMac, SecureMacParams
 from amaranth.hdl import Fragment, Signal
 from scipy import stats
@@ -67,8 +66,7 @@ class NaiveB2AMac(SecureMac):
 
 
 def _mac8(cls):
-    spec = SecureMacSpec(n=8)
-    return cls(SecureMacParams(n=8, mask_seeds=rtl_mask_seeds(spec)))
+    return cls(SecureMacParams(n=8))
 
 
 @pytest.fixture(scope="module")
