@@ -106,9 +106,10 @@ def build_for(prog):
     with ``build_s`` and ``cached``."""
     from aimcflow.cosim.network_top import NetworkTop, NetworkTopParams
     from aimcflow.cosim.runner import build_component
+    from aimcflow.flows.verilog import conv_cycles
 
     nrtl, mrtl = rtl_params(prog)
-    top = NetworkTop(NetworkTopParams(nrtl, mrtl, **RING))
+    top = NetworkTop(NetworkTopParams(nrtl, mrtl, conv_cycles(prog.cfg), **RING))
     return build_component(top, TOPLEVEL, name="network-top")
 
 
@@ -123,6 +124,8 @@ class Level4Result:
     rtl_cycles: int
     ideal_cycles: int
     layers: list[dict]
+    #: of ``rtl_cycles``, those with the converters busy (``periphery_top.busy``)
+    conv_cycles: int
     sim_wall_s: float
     build_s: float
     build_cached: bool
@@ -235,6 +238,7 @@ def run_level4(
         rtl_cycles=int(res["rtl_cycles"]),
         ideal_cycles=int(res["ideal_cycles"]),
         layers=list(res["layers"]),
+        conv_cycles=int(res.get("conv_cycles", 0)),
         sim_wall_s=float(res.get("sim_wall_s", wall)),
         build_s=b.build_s,
         build_cached=b.cached,
@@ -514,21 +518,6 @@ if cocotb is not None:
             super().flush()
             self._ready_now = self.hold = False
 
-    class AnswerStatusMonitor(StatusMonitor):
-        """``status`` is valid exactly when the first beat of a management result enters
-        the NMPU, and that beat is the first beat of the tile's final answer passing
-        through the controller combinationally (``rtl/periphery_top.py``, ``rtl/mgmt.py``):
-        so the port is read only in cycles where the ``adc`` source's first answer beat is
-        taken.  A record missed by a wrong assumption shows up as a timeout."""
-
-        def __init__(self, dut, adc: AnswerSource) -> None:
-            super().__init__(dut)
-            self.adc = adc
-
-        def sample(self) -> None:
-            if self.adc.first_taken:
-                super().sample()
-
     class NetworkTB(TB):
         """``periphery_top`` with the network's tiles behind it; one column job at a time."""
 
@@ -549,7 +538,9 @@ if cocotb is not None:
             )
             self.add(self.adc)
             self.osnk = self.add(LeanSink(dut, "o", self.rng, p_ready))
-            self.status = self.add(AnswerStatusMonitor(dut, self.adc))  # after adc: samples
+            # read every clock: the skid buffer between adc and the controller delays a
+            # record by one clock or more (backpressure), so no cheaper rule says when
+            self.status = self.add(StatusMonitor(dut))
             # only agents with work in a phase are called (status drives nothing, the
             # responder samples nothing)
             self.loop_s = 0.0  # wall time inside the per-cycle loop
@@ -933,6 +924,7 @@ if cocotb is not None:
             {
                 "name": lp.name,
                 "rtl_cycles": 0,
+                "conv_cycles": 0,
                 "ideal_cycles": 0,
                 "jobs": 0,
                 "activations": 0,
@@ -955,6 +947,7 @@ if cocotb is not None:
                     rec = [RecordingTile(t) for t in cj.tiles]
                     gold = golden_periphery(dataclasses.replace(cj, tiles=rec))
                     c = corrupt if corrupt is not None and int(corrupt["layer"]) == i else None
+                    conv0 = int(dut.conv_cycles.value)
                     try:
                         rtl, cyc, ideal = await tb.run_job(cj, rec, c, gold)
                     except AssertionError as exc:  # a timeout: the RTL stopped answering
@@ -995,6 +988,7 @@ if cocotb is not None:
                         )
                     st = stats[i]
                     st["rtl_cycles"] += cyc
+                    st["conv_cycles"] += int(dut.conv_cycles.value) - conv0
                     st["jobs"] += 1
                     st["ideal_cycles"] += ideal
                     st["activations"] += rtl.y.size
@@ -1022,6 +1016,7 @@ if cocotb is not None:
             "dac_mismatches": dac_mismatches,
             "errors": errors,
             "rtl_cycles": sum(s["rtl_cycles"] for s in stats),
+            "conv_cycles": sum(s["conv_cycles"] for s in stats),
             "ideal_cycles": sum(s["ideal_cycles"] for s in stats),
             "layers": stats,
             "sim_wall_s": time.perf_counter() - t0,

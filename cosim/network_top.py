@@ -20,6 +20,10 @@ of ``periphery_top`` itself, never the wrapper's load/drain cycles).  Two modes:
   ``adc`` ring offers the (pre-loaded) answer from the next clock until its ``last`` beat
   is taken.
 
+``conv_cycles`` counts the cycles of ``cycles`` in which ``periphery_top``'s ``busy`` is high
+(its tiles' converters converting; ``busy`` holds ``adc`` off for the configured ADC
+latency after each request, in both modes).
+
 ``en`` = ``go`` and not ``done`` and ``cycles < limit`` and every input ring is non-empty
 or marked ``final`` (Python has nothing more for it) and no output ring is full.  ``stop``
 (= ``go`` and not ``en``) is the one signal Python waits on.  ``done`` = every counted
@@ -51,6 +55,8 @@ class NetworkTopParams:
 
     nmpu: NmpuRtlParams
     mgmt: MgmtRtlParams
+    #: ``periphery_top``'s conversion latency (clocks ``busy`` stays high per request)
+    conv_cycles: int = 1
     k: int = 16
     in_words: int = 256
     out_beats: int = 4096
@@ -73,7 +79,7 @@ class NetworkTop(wiring.Component):
 
     def __init__(self, params: NetworkTopParams):
         self.params = p = params
-        self.top = top = PeripheryTop(p.nmpu, p.mgmt)
+        self.top = top = PeripheryTop(p.nmpu, p.mgmt, p.conv_cycles)
         m = top.signature.members
         self.widths = {n: _width(getattr(top, n)) for n in (*IN_RINGS, "dac", "o")}
         self.widths["status"] = Shape.cast(m["status"].shape).width
@@ -82,6 +88,7 @@ class NetworkTop(wiring.Component):
         ports = {n: m[n] for n in ("x", "dac", "adc", "o", "nmpu_load", "mgmt_load", "status")}
         ports |= {"bypass": In(1), "go": In(1), "stop": Out(1), "done": Out(1)}
         ports |= {"cycles": Out(COUNT_BITS), "limit": In(COUNT_BITS)}
+        ports["conv_cycles"] = Out(COUNT_BITS)  # counted cycles with periphery_top's busy
         for n in IN_RINGS:
             ports[f"{n}_wdata"] = In(p.k * self.widths[n] + self.count_bits)
             ports[f"{n}_wen"] = In(1)
@@ -224,4 +231,6 @@ class NetworkTop(wiring.Component):
         ]
         with m.If(en):
             m.d.sync += self.cycles.eq(self.cycles + 1)
+            with m.If(top.busy):
+                m.d.sync += self.conv_cycles.eq(self.conv_cycles + 1)
         return m

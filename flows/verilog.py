@@ -113,12 +113,21 @@ def mgmt_params(cfg: AcceleratorConfig, **overrides):
     return mgmt_rtl_params(gp, **(sizes | overrides))
 
 
+def conv_cycles(cfg: AcceleratorConfig) -> int:
+    """Clocks one conversion of a tile's columns keeps ``periphery_top``'s ``busy`` high:
+    the configured ADC kind's latency (``models/analog/converters.py``)."""
+    from aimcflow.models.analog.converters import adc_latency_cycles
+
+    a = cfg.adc
+    return adc_latency_cycles(a.kind, a.bits, cfg.tile.cols, a.share)
+
+
 def _top_params(cfg: AcceleratorConfig, **ov) -> dict[str, Any]:
     from aimcflow.rtl.periphery_top import PeripheryTopParams
 
-    blocks = {"nmpu": nmpu_params(cfg), "mgmt": mgmt_params(cfg)}
-    _checked("periphery_top", PeripheryTopParams, blocks)
-    return blocks
+    blocks = {"nmpu": nmpu_params(cfg), "mgmt": mgmt_params(cfg), "conv_cycles": conv_cycles(cfg)}
+    _checked("periphery_top", PeripheryTopParams, blocks | ov)
+    return blocks | ov
 
 
 def spg_rtl_params(rows: int, cols: int, gp):
@@ -217,7 +226,7 @@ def _mgmt(p):
 def _top(p):
     from aimcflow.rtl.periphery_top import PeripheryTop
 
-    return PeripheryTop(p["nmpu"], p["mgmt"])
+    return PeripheryTop(p["nmpu"], p["mgmt"], p["conv_cycles"])
 
 
 @dataclass(frozen=True)
@@ -255,7 +264,7 @@ def params_dict(params: Any) -> dict[str, Any]:
     """JSON-ready dict of a params dataclass (or a dict of them)."""
     if isinstance(params, dict):
         return {k: params_dict(v) for k, v in params.items()}
-    return dataclasses.asdict(params)
+    return dataclasses.asdict(params) if dataclasses.is_dataclass(params) else params
 
 
 @dataclass(frozen=True)
@@ -310,7 +319,9 @@ def with_memories(params: Any, style: str) -> Any:
     have no such field and are returned as they are."""
     if isinstance(params, dict):
         return {k: with_memories(v, style) for k, v in params.items()}
-    if any(f.name == "memories" for f in dataclasses.fields(params)):
+    if dataclasses.is_dataclass(params) and any(
+        f.name == "memories" for f in dataclasses.fields(params)
+    ):
         return dataclasses.replace(params, memories=style)
     return params
 

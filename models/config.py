@@ -202,6 +202,12 @@ class SpgConfig(_Section):
     deterministic: bool = _f(False, description="spread round(BL*q/2**P) pulses evenly")
 
 
+class ClockConfig(_Section):
+    """The periphery's one clock domain."""
+
+    period_ns: float = _f(10.0, gt=0, le=1e6, description="periphery clock period (ns)")
+
+
 class AcceleratorConfig(_Section):
     """One accelerator: tile, device, converters, management, NMPU, noise, pulse generator."""
 
@@ -215,6 +221,7 @@ class AcceleratorConfig(_Section):
     nmpu: NmpuConfig = NmpuConfig()
     noise: NoiseConfig = NoiseConfig()
     spg: SpgConfig = SpgConfig()
+    clock: ClockConfig = ClockConfig()
 
     def digest(self) -> str:
         """Stable hash of every parameter: names Verilator builds and manifests."""

@@ -237,6 +237,12 @@ def run(args: argparse.Namespace) -> int:
             f"Verilator build {rtl['verilator_build_s']:.1f} s"
             f"{' (cached)' if rtl['verilator_build_cached'] else ' (cold)'}"
         )
+        console.print(
+            f"analog-rtl cycles: {rtl['conv_cycles']} converting (ADC busy), "
+            f"{rtl['periphery_cycles']} in the digital periphery -> bound by the "
+            f"{rtl['bound_by']}; {rtl['inferences_per_s']:.4g} inferences/s at "
+            f"{rtl['clock_period_ns']:g} ns ({rtl['rtl_cycles']} cycles for {rtl['images']} images)"
+        )
     elif "analog-rtl" in levels:
         console.print(f"[yellow]analog-rtl not run: {rtl['reason']}[/yellow]")
     if golden["accuracy"] is None:
@@ -286,6 +292,7 @@ def run(args: argparse.Namespace) -> int:
         "mismatch_details": rtl.get("errors", []),
         "rtl_cycles": rtl.get("rtl_cycles"),
         "ideal_cycles": rtl.get("ideal_cycles"),
+        **{k: rtl.get(k) for k in THROUGHPUT_KEYS},
         "wall_s": wall,
         "verilator_build_s": rtl.get("verilator_build_s"),
     }
@@ -381,6 +388,33 @@ def analog_golden_level(net, cfg, data, x, y, images, t_s: float, out=None, cons
     )
 
 
+THROUGHPUT_KEYS = (
+    "conv_cycles",
+    "periphery_cycles",
+    "bound_by",
+    "clock_period_ns",
+    "inferences_per_s",
+)
+
+
+def throughput(rtl_cycles: int, conv_cycles: int, images: int, period_ns: float) -> dict:
+    """Where level 4's ``periphery_top`` cycles went: ``conv_cycles`` with the converters
+    busy (``periphery_top.busy``: the ADC kind's latency per request), the rest in the
+    digital periphery (DAC/ADC streaming, loads, NMPU); which of the two bounds the
+    throughput, and inferences/s at the ``clock.period_ns`` clock (one ``periphery_top``
+    computing every layer in turn)."""
+    periphery = rtl_cycles - conv_cycles
+    seconds = rtl_cycles * period_ns * 1e-9
+    return {
+        "images": images,
+        "conv_cycles": conv_cycles,
+        "periphery_cycles": periphery,
+        "bound_by": "converters" if conv_cycles > periphery else "digital periphery",
+        "clock_period_ns": period_ns,
+        "inferences_per_s": images / seconds if seconds > 0 else None,
+    }
+
+
 def _level4(prog, x, y, images, logits3, console) -> dict:
     """Level 4 on ``prog`` (cosim/network.py); its logits are also checked against level
     3's as a whole (the job-by-job comparison already covers every activation)."""
@@ -410,6 +444,7 @@ def _level4(prog, x, y, images, logits3, console) -> dict:
         "rtl_cycles": r.rtl_cycles,
         "ideal_cycles": r.ideal_cycles,
         "cycle_efficiency": r.efficiency,
+        **throughput(r.rtl_cycles, r.conv_cycles, len(x), prog.cfg.clock.period_ns),
         "sim_wall_s": r.sim_wall_s,
         "verilator_build_s": build_s,
         "verilator_build_cached": r.build_cached,
