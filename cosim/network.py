@@ -476,29 +476,18 @@ if cocotb is not None:
             self._valid_now = 0
 
     class AnswerSource(LeanSource):
-        """The ``adc`` source; knows when the first beat of a tile answer is taken."""
+        """The ``adc`` source; releases the DAC sink's hold once an answer's last beat is
+        taken."""
 
         def __init__(self, *args, last_bit: int, dac: LeanSink, **kw) -> None:
             super().__init__(*args, **kw)
             self.last_bit = last_bit
             self.dac = dac
-            self.next_is_first = True
-            self.first_taken = False
-
-        def drive(self) -> None:
-            if self._taken:
-                self.next_is_first = bool((self.queue[0] >> self.last_bit) & 1)
-            super().drive()
 
         def sample(self) -> None:
             super().sample()
-            self.first_taken = self._taken and self.next_is_first
             if self._taken and (self.queue[0] >> self.last_bit) & 1:
                 self.dac.hold = False  # answer complete: DAC codes welcome from next cycle
-
-        def flush(self) -> None:
-            super().flush()
-            self.next_is_first, self.first_taken = True, False
 
     class LeanSink(StreamSink):
         """``hold`` forces ready low (the tile takes no DAC codes while it answers)."""
