@@ -454,8 +454,7 @@ if cocotb is not None:
 
     # Lean agents: the stream protocol of cosim/streams.py, with fewer simulator accesses
     # per cycle (a signal access costs about as much as a trigger): a port is written only
-    # when its value changes, and ``status`` is read only in the cycles where it can be
-    # valid.  Writes are ``Immediate``: they happen at the falling edge, half a clock before
+    # when its value changes.  Writes are ``Immediate``: they happen at the falling edge, half a clock before
     # the DUT samples them, and a plain (deposit) write would cost an extra ReadWrite
     # phase per cycle.
     class LeanSource(StreamSource):
