@@ -107,7 +107,8 @@ class PeripheryTop(wiring.Component):
         """``soc``/``busy`` and the skid buffer from ``adc`` to the controller."""
         p = self.params
         m.d.sync += self.soc.eq(self.dac.valid & self.dac.ready & self.dac.payload.last)
-        left = Signal(range(p.conv_cycles), name="conv_left")  # busy clocks after this one
+        # busy clocks after this one (one bit at least: a 0-bit signal is [-1:0] in Verilog)
+        left = Signal(range(max(p.conv_cycles, 2)), name="conv_left")
         with m.If(self.soc):
             m.d.sync += left.eq(p.conv_cycles - 1)
         with m.Elif(left != 0):
