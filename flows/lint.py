@@ -9,6 +9,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from aimcflow.cosim.runner import waiver_path
+from aimcflow.cosim.toolchain import find_verilator
+
 _WARN = re.compile(r"^%(Warning|Error)(-[A-Z0-9_]+)?: (.*)$")
 
 
@@ -23,9 +26,6 @@ def lint_verilog(verilog: str, module: str, models: dict[str, str] | None = None
     """``verilator --lint-only -Wall`` with the waiver file; every ``%Warning``/``%Error``
     line (except the final 'Exiting due to' summary) is a finding.  ``models``: further
     modules (name -> Verilog, e.g. SRAM macro models), each in its own file."""
-    from aimcflow.cosim.runner import waiver_path
-    from aimcflow.cosim.toolchain import find_verilator
-
     v = find_verilator()
     with tempfile.TemporaryDirectory(prefix="aimcflow-lint-") as tmp:
         src = Path(tmp) / f"{module}.v"
@@ -78,6 +78,6 @@ def unused_inputs(verilog: str, module: str) -> list[str]:
 
 
 def lint_blocks(blocks: Iterable) -> dict[str, LintReport]:
-    """Lint every :class:`aimcflow.flows.verilog.GeneratedBlock` (with the behavioural
+    """Lint every :class:`aimcflow.cosim.blocks.GeneratedBlock` (with the behavioural
     models of the SRAM macros it instantiates, if any)."""
     return {b.name: lint_verilog(b.verilog, b.module, b.models) for b in blocks}

@@ -8,8 +8,8 @@ from typing import Any
 
 
 def manifest(blocks: list, style: str) -> dict[str, Any]:
-    """JSON-ready manifest of the :class:`~aimcflow.flows.verilog.GeneratedBlock` list."""
-    from aimcflow.rtl.memories import MACRO_MAX_DEPTH, MACRO_MAX_WIDTH
+    """JSON-ready manifest of the :class:`~aimcflow.cosim.blocks.GeneratedBlock` list."""
+    from aimcflow.rtl.memories import MACRO_MAX_DEPTH, MACRO_MAX_WIDTH  # lazy: amaranth
 
     return {
         "style": style,
@@ -30,7 +30,7 @@ def manifest(blocks: list, style: str) -> dict[str, Any]:
 def macro_models(blocks: list, blackbox: bool = False) -> dict[str, str]:
     """Behavioural Verilog (or, with ``blackbox``, port lists) of every SRAM macro the
     blocks instantiate, by module name, each macro once (empty when no block uses macros)."""
-    from aimcflow.rtl.memories import macro_module, macro_verilog
+    from aimcflow.rtl.memories import macro_module, macro_verilog  # lazy: amaranth
 
     sizes = sorted(
         {

@@ -19,7 +19,7 @@ def _cfg(lanes: int):
 
 
 def test_manifest_describes_every_array():
-    from aimcflow.flows.verilog import generate_block
+    from aimcflow.cosim.blocks import generate_block
     from aimcflow.rtl.memories import MACRO_MAX_DEPTH, MACRO_MAX_WIDTH
 
     cfg = _cfg(8)
@@ -54,7 +54,7 @@ def test_manifest_describes_every_array():
 
 
 def test_macro_variant_instantiates_banks():
-    from aimcflow.flows.verilog import generate_block
+    from aimcflow.cosim.blocks import generate_block
 
     g = generate_block(_cfg(8), "nmpu", "macro")
     insts = re.findall(r"^\s*(aimcflow_sram_1r1w_d\d+_w\d+) (\S+) \(", g.verilog, re.M)
@@ -70,7 +70,8 @@ def test_macro_variant_instantiates_banks():
 def _nmpu_run(lanes: int, vectors: int, seed: int, memories: str) -> dict:
     from aimcflow.cosim import runner
     from aimcflow.cosim.benches import nmpu as bench
-    from aimcflow.flows.verilog import generate_block, nmpu_params
+    from aimcflow.cosim.blocks import generate_block
+    from aimcflow.cosim.rtlparams import nmpu_params
     from aimcflow.models.periphery.nmpu import NmpuParams
 
     cfg = _cfg(lanes)
@@ -106,7 +107,8 @@ def test_cosim_nmpu_macro_memories(lanes):
 def test_cosim_mgmt_macro_memories():
     from aimcflow.cosim import runner
     from aimcflow.cosim.benches import mgmt as bench
-    from aimcflow.flows.verilog import generate_block, mgmt_params
+    from aimcflow.cosim.blocks import generate_block
+    from aimcflow.cosim.rtlparams import mgmt_params
     from aimcflow.models.periphery.mgmt import MgmtParams
 
     cfg = _cfg(4)

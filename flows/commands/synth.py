@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import time
 
 from aimcflow.flows.args import add_config_arg, add_memories_arg, add_out_arg
+from aimcflow.flows.io import prepare_out_dir, write_json_atomic
+from aimcflow.flows.memory_manifest import macro_models
 
 SYNTH_BLOCKS = ("nmpu", "mgmt")
 
@@ -47,13 +51,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import dataclasses
-    import time
-
-    from aimcflow.flows.io import prepare_out_dir, write_json_atomic
-    from aimcflow.flows.memory_manifest import macro_models
+    # lazy: amaranth, pydantic (kept out of ``aimcflow --help``)
+    from aimcflow.cosim.blocks import block_params, generate_block, parse_blocks
     from aimcflow.flows.synth import as_dict, synthesize
-    from aimcflow.flows.verilog import block_params, generate_block, parse_blocks
     from aimcflow.models.config import load_config
 
     cfg = load_config(args.config)
