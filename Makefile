@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.aimcflow-installed
 TORCH  := torch==2.13.0
 JOBS   ?= 2
 
-.PHONY: setup test demo bench soak lint clean
+.PHONY: setup test demo bench soak mutate lint clean
 
 setup: $(STAMP) $(VENV)/.aimcflow-waves
 
@@ -42,7 +42,12 @@ bench: setup
 	$(PY) -m aimcflow.flows.bench
 
 soak: setup
-	AIMCFLOW_SOAK=1 $(PY) -m pytest -n $(JOBS) -m slow tests
+	$(PY) -m pytest -n $(JOBS) -m slow tests
+
+# Mutation testing of the test suite (not part of `make test`; ~45 min on 2 cores):
+# out/mutate/results.json.  See flows/mutate.py and the catalogue in flows/mutants.py.
+mutate: setup
+	$(PY) -m aimcflow.flows.mutate --jobs $(JOBS)
 
 lint: setup
 	$(VENV)/bin/ruff check rtl models cosim flows tests

@@ -21,6 +21,12 @@ Verilated ``periphery_top`` in the loop and compares every activation of every l
 level 3; ``levels.analog_rtl`` then holds its accuracy and cycle counts, and the top-level
 ``activations_compared``, ``mismatches``, ``rtl_cycles``, ``ideal_cycles`` and
 ``verilator_build_s`` (this run's build step: a cold build or the cache lookup) are filled.
+Level 4 runs twice on the same images: once with every stream always ready (the cycle
+counts above, ``cycle_efficiency``) and once with seeded random stalls (a quarter of the
+cycles, ``flows.levels.STALLS``, hold off the NMPU's output and both directions of the tile
+interface: ``levels.analog_rtl.stalled`` with its own cycle counts and efficiency), so the
+network also exercises backpressure.  Both runs compare every activation with level 3 and
+check stream promises (the NMPU's handshake, ``last`` flags, the tile answers' ``sat_any``).
 A mismatch prints layer, tile, image, column, expected and actual values and the wave
 file, and the command exits with status 1 (results.json is still written).
 ``--levels`` picks levels; ``--no-rtl`` drops analog-rtl.  analog-rtl needs the chip
@@ -38,8 +44,10 @@ from aimcflow.flows.args import (
     add_images_arg,
     add_out_arg,
     add_repeats_arg,
+    fmt_duration,
 )
-from aimcflow.flows.io import prepare_out_dir, write_json_atomic
+from aimcflow.flows.io import prepare_out_dir, shown, write_json_atomic
+from aimcflow.models.errors import UserInputError
 
 DEFAULT_DRIFT = "1s,1h,1d,1y"
 DEFAULT_REPEATS = 10
@@ -87,7 +95,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--levels",
         type=level_list,
-        default=list(LEVELS),
+        default=None,
         metavar="L[,L...]",
         help=f"levels to run (default all: {','.join(LEVELS)}); float always runs",
     )
@@ -100,11 +108,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _fmt_time(t_s: float) -> str:
-    for unit, sec in (("y", 365.0 * 86400), ("d", 86400.0), ("h", 3600.0), ("m", 60.0)):
-        if t_s >= sec and (t_s / sec).is_integer():
-            return f"{int(t_s / sec)} {unit}"
-    return f"{t_s:g} s"
+_fmt_time = fmt_duration
 
 
 def run(args: argparse.Namespace) -> int:
@@ -130,6 +134,10 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     console = Console()
     # --- validate every input before any output exists
+    if args.no_rtl and args.levels is not None and "analog-rtl" in args.levels:
+        raise UserInputError(
+            "--levels names analog-rtl and --no-rtl leaves it out; give one of them"
+        )
     cfg = load_config(args.config)
     data = load_dataset(args.data)
     n = data.test_images(args.images)
@@ -137,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
     check_input_width(model, data.n_features, data.n_classes)
     net = convert(model, cfg, program=False)
     drifts = list(args.drift)
-    levels = set(args.levels) - ({"analog-rtl"} if args.no_rtl else set())
+    levels = set(args.levels or LEVELS) - ({"analog-rtl"} if args.no_rtl else set())
     if "analog-rtl" in levels:
         levels.add("analog-golden")  # level 4 runs level 3's chip program and checks it
     out = prepare_out_dir(args.out, "run", args.force)
@@ -197,10 +205,12 @@ def run(args: argparse.Namespace) -> int:
         rtl = {"accuracy": None, "reason": why}
     wall = time.perf_counter() - t0
 
-    t = Table(
-        title=f"{name} on {data.name} ({n} test images), config {cfg.name}, "
-        f"{args.repeats} repeat{'s' if args.repeats > 1 else ''}"
+    repeats = (
+        f", {args.repeats} repeat{'s' if args.repeats > 1 else ''}"
+        if "analog-float" in levels
+        else ""
     )
+    t = Table(title=f"{name} on {data.name} ({n} test images), config {cfg.name}{repeats}")
     t.add_column("level")
     t.add_column("drift", justify="right")
     t.add_column("accuracy (mean ± std)", justify="right")
@@ -252,6 +262,14 @@ def run(args: argparse.Namespace) -> int:
             f"{rtl['bound_by']}; {rtl['inferences_per_s']:.4g} inferences/s at "
             f"{rtl['clock_period_ns']:g} ns ({rtl['rtl_cycles']} cycles for {rtl['images']} images)"
         )
+        st = rtl.get("stalled")
+        if st is not None:
+            console.print(
+                f"with {st['stall_fraction']:.0%} random stalls on o, dac and adc: "
+                f"{st['mismatches']} mismatches; RTL cycles {st['rtl_cycles']}, ideal "
+                f"{st['ideal_cycles']}, cycle efficiency {st['cycle_efficiency']:.3f} "
+                f"(without stalls {'-' if eff is None else f'{eff:.3f}'})"
+            )
     elif "analog-rtl" in levels:
         console.print(f"[yellow]analog-rtl not run: {rtl['reason']}[/yellow]")
     if golden["accuracy"] is None:
@@ -261,14 +279,16 @@ def run(args: argparse.Namespace) -> int:
             "analog-golden per layer: "
             + "; ".join(
                 f"{lay['name']}: ADC saturation {100 * lay['adc_sat_rate']:.2f} %, bound-management "
-                f"iterations {lay['bm_iterations_hist']}, gain/mult bits {lay['gain_bits_used']:.1f}/"
+                f"iterations {lay['bm_iterations_hist']}, codes at the ADC rails -/+ "
+                f"{lay['adc_rail_codes'][0]}/{lay['adc_rail_codes'][1]}, accumulators at the rails "
+                f"-/+ {lay['acc_rail_sums'][0]}/{lay['acc_rail_sums'][1]}, gain/mult bits {lay['gain_bits_used']:.1f}/"
                 f"{lay['mult_bits_used']:.1f}"
                 for lay in golden["layers"]
             )
         )
     console.print(
         f"chance error (random weights, mean of 10 seeds): {100 * err_chance:.1f} %; "
-        f"wall {wall:.1f} s; results in {out / 'results.json'}"
+        f"wall {wall:.1f} s; results in {shown(out) / 'results.json'}"
     )
 
     results = {
@@ -310,7 +330,7 @@ def run(args: argparse.Namespace) -> int:
     net.drift(ref_t)
     write_report(out / "report.html", results, vmm_pairs(net, x[:64], images[:64]))
     write_json_atomic(out / "results.json", results)
-    console.print(f"report: {out / 'report.html'}")
+    console.print(f"report: {shown(out) / 'report.html'}")
     if rtl.get("mismatches"):
         console.print(f"[red]level 4 differs from level 3: {rtl['mismatches']} mismatches[/red]")
         for e in rtl["errors"]:

@@ -7,7 +7,7 @@ import dataclasses
 import time
 
 from aimcflow.flows.args import add_config_arg, add_memories_arg, add_out_arg
-from aimcflow.flows.io import prepare_out_dir, write_json_atomic
+from aimcflow.flows.io import prepare_out_dir, shown, write_json_atomic
 from aimcflow.flows.memory_manifest import macro_models
 
 SYNTH_BLOCKS = ("nmpu", "mgmt")
@@ -64,6 +64,10 @@ def run(args: argparse.Namespace) -> int:
         for b in blocks:
             block_params(c, b)
     # one snapshot of every Verilog text before the (long) synthesis runs start
+    print(
+        f"generating Verilog of {', '.join(blocks)} for lanes {', '.join(map(str, lanes))} ...",
+        flush=True,
+    )
     verilog = {
         (b, n): generate_block(c, b, args.memories) for b in blocks for n, c in configs.items()
     }
@@ -107,5 +111,5 @@ def run(args: argparse.Namespace) -> int:
             "(flops) or 1R1W SRAM black boxes (macro): cells and bits listed, no transistors",
         },
     )
-    print(f"results: {out / 'results.json'}")
+    print(f"results: {shown(out) / 'results.json'}")
     return 0
