@@ -47,9 +47,10 @@ from amaranth import Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
+from .codes import NmpuLoad, NmpuReg
 from .memories import MemorySpec
 from .mgmt import ITER_BITS, MgmtController
-from .nmpu import LOAD_REG, REG_N_TILES, Nmpu, exponent_shape
+from .nmpu import Nmpu, exponent_shape
 from .params import MgmtRtlParams, NmpuRtlParams
 
 
@@ -139,7 +140,9 @@ class PeripheryTop(wiring.Component):
         p = self.params.nmpu
         n_tiles = Signal(range(p.max_tiles + 1), init=1, name="tile_count")
         ld = self.nmpu_load
-        with m.If(ld.valid & (ld.payload.kind == LOAD_REG) & (ld.payload.group == REG_N_TILES)):
+        with m.If(
+            ld.valid & (ld.payload.kind == NmpuLoad.REG) & (ld.payload.group == NmpuReg.N_TILES)
+        ):
             m.d.sync += n_tiles.eq(ld.payload.b[0])
         with m.If(segment_done):
             m.d.sync += self.tile.eq(Mux(self.tile + 1 >= n_tiles, 0, self.tile + 1))
