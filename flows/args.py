@@ -6,6 +6,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from aimcflow.models.errors import UserInputError
+from aimcflow.models.nn.archs import ARCHS
+
 
 def positive_int(text: str) -> int:
     try:
@@ -163,3 +166,91 @@ def add_memories_arg(parser: argparse.ArgumentParser) -> None:
         "1R1W SRAM macro instances with behavioural models (banked at 64-bit words and "
         "1024 words, see docs/SPEC.md)",
     )
+
+
+def _float_list(text: str) -> tuple[float, ...]:
+    try:
+        vals = tuple(float(t) for t in text.split(",") if t.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give numbers separated by commas") from None
+    if not vals or len(vals) > 4 or not all(v == v and abs(v) < float("inf") for v in vals):
+        raise argparse.ArgumentTypeError(f"{text!r}: give 1 to 4 finite numbers")
+    return vals
+
+
+def _finite_float(text: str) -> float:
+    (v,) = _float_list(text)
+    return v
+
+
+def add_model_args(parser: argparse.ArgumentParser) -> None:
+    """``--model`` (a built-in architecture or a model file) and ``--arch`` (the
+    architecture of a state-dict file)."""
+    parser.add_argument(
+        "--model",
+        default="digits-mlp",
+        metavar="MODEL",
+        help=f"a built-in workload ({', '.join(ARCHS)}), a .pt2 file written by "
+        "torch.export.save, or a state dict (torch.save(model.state_dict())) with --arch "
+        "(default digits-mlp)",
+    )
+    parser.add_argument(
+        "--arch",
+        default=None,
+        choices=ARCHS,
+        metavar="NAME",
+        help=f"architecture of a state-dict --model file: {', '.join(ARCHS)}",
+    )
+
+
+def add_data_args(parser: argparse.ArgumentParser) -> None:
+    """``--data PATH`` and its normalization flags (see models/nn/datasets.py)."""
+    parser.add_argument(
+        "--data",
+        default=None,
+        metavar="PATH",
+        help="your own data: an .npz with x_train, y_train, x_test, y_test (flat, NCHW or "
+        "NHWC; uint8 or float) or a CIFAR-10/100 python-version directory "
+        "(default: scikit-learn digits, stratified 80/20, seed 0)",
+    )
+    parser.add_argument(
+        "--data-layout",
+        default="auto",
+        choices=("auto", "nchw", "nhwc"),
+        help="image layout of --data (default auto: the file's 'layout' field or a guess)",
+    )
+    parser.add_argument(
+        "--data-scale",
+        type=_finite_float,
+        default=None,
+        metavar="S",
+        help="multiply raw --data values by S (default: the file's 'scale', else 1/255 "
+        "for uint8 and 1 for float data)",
+    )
+    parser.add_argument(
+        "--data-mean",
+        type=_float_list,
+        default=None,
+        metavar="M[,M...]",
+        help="subtract after scaling, one value or one per channel (default: the file's "
+        "'mean', else 0)",
+    )
+    parser.add_argument(
+        "--data-std",
+        type=_float_list,
+        default=None,
+        metavar="S[,S...]",
+        help="divide after subtracting the mean (default: the file's 'std', else 1)",
+    )
+
+
+def load_data(args: argparse.Namespace):
+    """The data set of ``--data`` and its flags (digits without ``--data``)."""
+    # lazy: numpy and the data loaders (kept out of ``aimcflow --help``)
+    from aimcflow.models.nn.data import load_dataset
+    from aimcflow.models.nn.datasets import Normalization
+
+    norm = Normalization(args.data_layout, args.data_scale, args.data_mean, args.data_std)
+    if args.data is None and norm != Normalization():
+        raise UserInputError("--data-layout/-scale/-mean/-std apply to --data; give --data PATH")
+    return load_dataset(args.data, norm)

@@ -30,6 +30,7 @@ COMMANDS = (
     "tvla",
     "ascon",
     "sweep",
+    "fit",
 )
 
 

@@ -14,6 +14,7 @@ from aimcflow.flows.io import shown
 from aimcflow.models.errors import UserInputError
 from aimcflow.models.nn.compiler import compile_network
 from aimcflow.models.nn.golden import LayerTrace, forward_golden, periphery_corners
+from aimcflow.models.nn.schedule import placement
 from aimcflow.models.periphery.mgmt import MgmtParams
 from aimcflow.models.periphery.nmpu import NmpuParams
 
@@ -125,6 +126,9 @@ def level4(prog, x, y, images, logits3, console) -> dict:
             build_s = time.perf_counter() - tb  # Verilog generation + cache lookup or build
     except UserInputError as exc:
         return {"accuracy": None, "reason": str(exc)}
+    # where each op runs: analog layers' periphery in RTL; adds and pools on golden models
+    # until their RTL is in the loop (said in the results, never claimed as RTL)
+    ops = placement(prog, "RTL (Verilated periphery_top, compared with level 3)")
     with console.status(f"analog-rtl: Verilated periphery in the loop, {len(x)} images"):
         r = network.run_level4(prog, x, images, build=build)
     mismatches = r.mismatches
@@ -165,5 +169,7 @@ def level4(prog, x, y, images, logits3, console) -> dict:
         "waves": r.waves,
         "log": r.log,
         "layers": r.layers,
+        "ops": ops,
+        "ops_not_in_rtl": [o["op"] for o in ops if o["ran"].startswith("golden")],
         "stalled": stalled,
     }

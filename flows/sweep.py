@@ -8,7 +8,11 @@ analog-float level and :func:`~aimcflow.flows.levels.analog_golden_level` for th
 analog-golden level (level 3), so a sweep point and ``aimcflow run`` under the same config
 give the same accuracies.
 
-Points are independent tasks on a ``dask.distributed`` cluster.  Every noise stream is
+Each point runs ``repeats`` times, repeat ``r`` with every tile seeded ``cfg.seed + r``
+(fresh programming, read and output noise) at every level; the repeats are summarized as
+mean, std and 95 % Student-t interval (:mod:`aimcflow.flows.sweep_stats`).
+
+Every point x repeat is an independent task on a ``dask.distributed`` cluster.  Every noise stream is
 keyed by (seed, layer, tile, image) (``models/rng.py``), never by which process or in
 which order a point runs, so the results do not depend on the worker count.
 """
@@ -20,11 +24,10 @@ import types
 import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from aimcflow.flows.io import write_atomic_with
+from aimcflow.flows.sweep_stats import summarize
 from aimcflow.models.config import AcceleratorConfig
 from aimcflow.models.errors import UserInputError
 from pydantic import BaseModel
@@ -156,8 +159,11 @@ MAX_POINTS = 2000
 levels, seconds to a minute each, so 2000 points is already hours on a small cluster."""
 
 
-def grid(cfg: AcceleratorConfig, axes: Sequence[SweepAxis]) -> list[tuple[dict, AcceleratorConfig]]:
-    """Every point of the cross product (first axis slowest) with its validated config."""
+def grid(
+    cfg: AcceleratorConfig, axes: Sequence[SweepAxis], t_s: float
+) -> list[tuple[str | None, dict, AcceleratorConfig, float]]:
+    """Every point of the cross product (first axis slowest) as (factor None, params,
+    validated config, read time ``t_s``)."""
     n = 1
     for a in axes:
         n *= len(a.values)
@@ -170,46 +176,43 @@ def grid(cfg: AcceleratorConfig, axes: Sequence[SweepAxis]) -> list[tuple[dict, 
     points = []
     for combo in itertools.product(*(a.values for a in axes)):
         params = {a.key: v for a, v in zip(axes, combo, strict=True)}
-        points.append((params, _replace(cfg, params)))
+        points.append((None, params, _replace(cfg, params), t_s))
     return points
 
 
-def evaluate_point(
+def evaluate_repeat(
     cfg: AcceleratorConfig,
     model,
     data,
     n_images: int,
     t_s: float,
-    repeats: int,
+    repeat: int,
     levels: Sequence[str],
     err_float: float,
     err_chance: float,
 ) -> dict:
-    """One sweep point: the levels of ``aimcflow run`` under ``cfg`` on the first
-    ``n_images`` test images, read ``t_s`` seconds after programming.
-
-    analog-float: mean (and std, A*) over ``repeats`` programmings seeded ``cfg.seed + r``;
-    analog-golden: the seed-``cfg.seed`` programming compiled and run at level 3.
+    """Repeat ``repeat`` of one sweep point: the levels of ``aimcflow run`` under ``cfg``
+    with every tile seeded ``cfg.seed + repeat`` (fresh programming, read and output
+    noise), on the first ``n_images`` test images read ``t_s`` seconds after programming.
     Accuracies are fractions in [0, 1]."""
     # lazy: torch, amaranth -- ``aimcflow sweep --help`` imports this module (SWEEP_LEVELS)
     from aimcflow.flows.levels import analog_golden_level
     from aimcflow.models.nn.convert import convert
-    from aimcflow.models.nn.evaluate import drift_sweep, normalized_accuracy
+    from aimcflow.models.nn.evaluate import drift_sweep, normalized_accuracy, repeat_config
 
     x, y = data.x_test[:n_images], data.y_test[:n_images]
     images = np.arange(n_images, dtype=np.int64)  # global test-split ids: the noise keys
+    rcfg = repeat_config(cfg, repeat)
     net = convert(model, cfg, program=False)
     out: dict[str, dict] = {}
     if "analog-float" in levels:
-        (r,) = drift_sweep(net, x, y, [t_s], repeats, err_float, err_chance, images=images, cfg=cfg)
+        (r,) = drift_sweep(net, x, y, [t_s], 1, err_float, err_chance, images=images, cfg=rcfg)
         out["analog_float"] = {
-            "accuracy": r.mean,
-            "std": r.std,
-            "a_star": _finite(r.a_star_mean),
-            "accuracies": [float(a) for a in r.accuracies],
+            "accuracy": float(r.accuracies[0]),
+            "a_star": _finite(r.a_star[0]),
         }
     if "analog-golden" in levels:
-        golden, _, _ = analog_golden_level(net, cfg, data, x, y, images, t_s)
+        golden, _, _ = analog_golden_level(net, rcfg, data, x, y, images, t_s)
         if golden["accuracy"] is None:
             out["analog_golden"] = {"accuracy": None, "reason": golden["reason"]}
         else:
@@ -224,6 +227,37 @@ def evaluate_point(
     return out
 
 
+def aggregate(repeats: Sequence[dict]) -> dict:
+    """One point's per-repeat level results (repeat order) as mean, std and 95 % CI of
+    accuracy and A* (:mod:`aimcflow.flows.sweep_stats`), with every repeat's values.
+    ``layers`` (level 3's per-layer statistics) is kept for repeat 0 only."""
+    out: dict[str, dict] = {}
+    for level in repeats[0]:
+        rs = [r[level] for r in repeats]
+        if any(r["accuracy"] is None for r in rs):  # the periphery cannot be built: all fail
+            out[level] = {"accuracy": None, "reason": rs[0]["reason"]}
+            continue
+        acc = summarize([r["accuracy"] for r in rs])
+        a_star = summarize([r["a_star"] for r in rs])
+        d = {
+            "accuracy": acc.mean,
+            "std": acc.std,
+            "ci95": None if acc.ci95 is None else list(acc.ci95),
+            "a_star": None if a_star is None else a_star.mean,
+            "a_star_std": None if a_star is None else a_star.std,
+            "a_star_ci95": None if a_star is None or a_star.ci95 is None else list(a_star.ci95),
+            "accuracy_stats": acc.as_dict(),
+            "a_star_stats": None if a_star is None else a_star.as_dict(),
+            "accuracies": [r["accuracy"] for r in rs],
+            "a_stars": [r["a_star"] for r in rs],
+        }
+        if "analog_float_same_tiles" in rs[0]:
+            d["analog_float_same_tiles"] = [r["analog_float_same_tiles"] for r in rs]
+            d["layers"] = rs[0]["layers"]
+        out[level] = d
+    return out
+
+
 def _finite(v) -> float | None:
     """A* is undefined (NaN) when the float model is no better than chance: JSON null."""
     v = float(v)
@@ -232,88 +266,41 @@ def _finite(v) -> float | None:
 
 def run_points(
     client,
-    points: Sequence[tuple[dict, AcceleratorConfig]],
+    points: Sequence[tuple[str | None, dict, AcceleratorConfig, float]],
     model,
     data,
     n_images: int,
-    t_s: float,
     repeats: int,
     levels: Sequence[str],
     err_float: float,
     err_chance: float,
     on_done: Callable[[int], None] | None = None,
 ) -> list[dict]:
-    """Evaluate every point on ``client``'s cluster; results in ``points`` order whatever
-    order they finish in.  ``on_done(i)`` is called as point ``i`` finishes."""
+    """Evaluate every point x repeat as its own task on ``client``'s cluster; results in
+    ``points`` order (repeats in seed order) whatever order they finish in.  ``on_done()``
+    is called as each task finishes."""
     from distributed import as_completed  # lazy: dask (~2 s)
 
     model_f, data_f = client.scatter([model, data], broadcast=True, hash=False)
-    futures = [
-        client.submit(
-            evaluate_point,
-            cfg,
-            model_f,
-            data_f,
-            n_images,
-            t_s,
-            repeats,
-            tuple(levels),
-            err_float,
-            err_chance,
-            pure=False,
-        )
-        for _, cfg in points
-    ]
-    index = {f.key: i for i, f in enumerate(futures)}
-    results: list[dict | None] = [None] * len(points)
+    futures = []
+    for i, (_, _, cfg, t_s) in enumerate(points):
+        for r in range(repeats):
+            fut = client.submit(
+                evaluate_repeat, cfg, model_f, data_f, n_images, t_s, r, tuple(levels),
+                err_float, err_chance, pure=False,
+            )  # fmt: skip
+            futures.append(((i, r), fut))
+    index = {f.key: ir for ir, f in futures}
+    results: list[list[dict | None]] = [[None] * repeats for _ in points]
     try:
-        for fut in as_completed(futures, loop=client.loop):
-            i = index[fut.key]
-            results[i] = fut.result()  # re-raises a worker's exception here
+        for fut in as_completed([f for _, f in futures], loop=client.loop):
+            i, r = index[fut.key]
+            results[i][r] = fut.result()  # re-raises a worker's exception here
             if on_done is not None:
-                on_done(i)
+                on_done()
     finally:
-        client.cancel([f for f in futures if not f.done()])
-    return [{"params": p, "levels": r} for (p, _), r in zip(points, results, strict=True)]
-
-
-def _json_value(v: Any) -> Any:
-    return v if v is None or isinstance(v, (bool, int, float, str)) else str(v)
-
-
-def plot_sweep(path: Path, axes: Sequence[SweepAxis], points: Sequence[dict], title: str) -> None:
-    """Accuracy (%) vs the first swept key, one line per value of the other keys, one
-    panel per level; written atomically as PNG."""
-    from matplotlib.figure import Figure  # lazy: matplotlib (~1 s)
-
-    levels = [lv for lv in ("analog_float", "analog_golden") if lv in points[0]["levels"]]
-    first, rest = axes[0], axes[1:]
-    numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in first.values)
-    xs = list(first.values) if numeric else list(range(len(first.values)))
-    fig = Figure(figsize=(5.5 * len(levels), 4.0), layout="constrained")
-    panels = fig.subplots(1, len(levels), squeeze=False)[0]
-    for ax, level in zip(panels, levels, strict=True):
-        for combo in itertools.product(*(a.values for a in rest)):
-            want = {a.key: v for a, v in zip(rest, combo, strict=True)}
-            acc = [
-                next(
-                    p["levels"][level]["accuracy"]
-                    for p in points
-                    if p["params"][first.key] == v
-                    and all(p["params"][k] == w for k, w in want.items())
-                )
-                for v in first.values
-            ]
-            ys = [np.nan if a is None else 100.0 * a for a in acc]
-            label = ", ".join(f"{k}={w}" for k, w in want.items()) or None
-            ax.plot(xs, ys, marker="o", label=label)
-        ax.set_xlabel(first.key)
-        ax.set_ylabel("accuracy (%)")
-        ax.set_title(level.replace("_", "-"))
-        # a tick per swept value (also one whose points all failed, so the gap shows)
-        ax.set_xticks(xs, [str(v) for v in first.values])
-        ax.grid(True, alpha=0.3)
-        if rest:
-            ax.legend(fontsize="small")
-    fig.suptitle(title, fontsize="medium")
-    write_atomic_with(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110), suffix=".png")
+        client.cancel([f for _, f in futures if not f.done()])
+    return [
+        {"factor": factor, "params": p, "drift_s": t_s, "levels": aggregate(rs)}
+        for (factor, p, _, t_s), rs in zip(points, results, strict=True)
+    ]

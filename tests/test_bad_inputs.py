@@ -73,7 +73,7 @@ ROWS: list[tuple[str, list[str], str]] = [
     # --- model and data files
     ("model-text-file", [*RUN, "--model", "{text_pt}"], "not a torch model file"),
     ("model-runs-code", [*RUN, "--model", "{evil_pt}"], "without running code"),
-    ("model-lstm", [*RUN, "--model", "{lstm_pt}"], "LSTM"),
+    ("model-lstm", [*RUN, "--model", "{lstm_pt}"], "a whole pickled module is one"),
     ("data-text-as-npz", [*RUN[:1], "--data", "{text_npz}"], "not an .npz archive"),
     ("data-npy-as-npz", [*RUN[:1], "--data", "{npy_npz}"], "single-array .npy"),
     ("vectors-text-as-npz", ["vectors", "mgmt", "--in", "{text_npz}", "--out", "o.npz"], ".npz"),

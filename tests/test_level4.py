@@ -163,6 +163,44 @@ def test_level4_live_tiles_equal_recorded_answers(digits):
 
 
 @pytest.mark.cosim
+def test_level4_residual_network_reports_where_each_op_ran(digits, tmp_path, monkeypatch, capsys):
+    """digits-resnet at level 4: every analog layer's periphery in RTL equals level 3;
+    the residual adds and pooling run on their golden models, and the run says so op by
+    op (never claims RTL for them)."""
+    r, _ = _check_level4(digits, "digits-resnet", "baseline-ftj", 2)
+    assert r.activations_compared > 0
+    monkeypatch.chdir(tmp_path)
+    argv = [
+        "run",
+        "--model",
+        "digits-resnet",
+        "--images",
+        "2",
+        "--repeats",
+        "1",
+        "--drift",
+        "1h",
+        "--levels",
+        "analog-rtl",
+        "--out",
+        "o",
+    ]
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    res = json.loads((tmp_path / "o" / "results.json").read_text())
+    ops = res["levels"]["analog_rtl"]["ops"]
+    not_rtl = {o["op"] for o in ops if not o["ran"].startswith("RTL")} - {
+        o["op"] for o in ops if o["kind"] == "reshape"
+    }
+    assert not_rtl == {o["op"] for o in ops if o["kind"] in ("add", "pool")}
+    assert {o["kind"] for o in ops if o["ran"].startswith("RTL")} == {"stage"}
+    assert res["levels"]["analog_rtl"]["ops_not_in_rtl"] == [
+        o["op"] for o in ops if o["kind"] in ("add", "pool")
+    ]
+    assert "not every op ran in RTL" in " ".join(out.split())
+    assert res["mismatches"] == 0
+
+
 def test_level4_stress_config_with_random_stalls(digits):
     """configs/stress.toml drives the periphery's corners in real layers -- accumulator
     saturation on both sides, two or three bound-management retries, final ADC codes at

@@ -7,7 +7,6 @@ from aimcflow.models.config import load_config
 from aimcflow.models.errors import UserInputError
 from aimcflow.models.nn.convert import (
     AnalogNetwork,
-    check_input_width,
     convert,
     ops_from_model,
     vector_keys,
@@ -72,25 +71,26 @@ def test_vector_keys_are_unique_per_patch():
 @pytest.mark.parametrize(
     "model, words",
     [
-        (nn.Sequential(nn.Linear(4, 4), nn.Sigmoid()), r"layer 1 has unsupported type Sigmoid"),
+        (nn.Sequential(nn.Linear(4, 4), nn.Sigmoid()), r"graph node 'sigmoid' \(op aten.sigmoid"),
         (
-            nn.Sequential(
-                nn.Unflatten(1, (1, 2, 2)), nn.Conv2d(1, 2, 1, groups=1), nn.MaxPool2d(2)
-            ),
-            r"layer 2 has unsupported type MaxPool2d",
+            nn.Sequential(nn.Unflatten(1, (2, 2, 2)), nn.Conv2d(2, 2, 1), nn.Softmax(1)),
+            r"graph node 'softmax' \(op aten.softmax",
         ),
         (nn.Sequential(nn.Unflatten(1, (2, 2, 2)), nn.Conv2d(2, 2, 1, groups=2)), r"groups=2"),
-        (nn.Sequential(nn.ReLU()), "no Linear or Conv2d"),
-        (nn.Linear(4, 4), "supported: nn.Sequential"),
+        (nn.Sequential(nn.Flatten(), nn.ReLU()), "no Linear or Conv2d"),
         (
             nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4, track_running_stats=False)),
-            "running statistics",
+            "batch norm in training mode",
         ),
     ],
 )
 def test_unsupported_models_are_named(model, words):
     with pytest.raises(UserInputError, match=words):
-        convert(model, load_config("ideal"))
+        convert(
+            model.eval(),
+            load_config("ideal"),
+            input_shape=(8,) if isinstance(model[0], nn.Unflatten) else (4,),
+        )
 
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
@@ -100,10 +100,3 @@ def test_nonfinite_weights_rejected(bad):
         model[2].weight[1, 3] = bad
     with pytest.raises(UserInputError, match="layer 2 has NaN or Inf"):
         convert(model, load_config("ideal"))
-
-
-def test_input_width_checked():
-    with pytest.raises(UserInputError, match=r"does not accept \(batch, 5\)"):
-        check_input_width(nn.Sequential(nn.Linear(4, 3)), 5)
-    with pytest.raises(UserInputError, match=r"need \(batch, 10\)"):
-        check_input_width(nn.Sequential(nn.Linear(4, 3)), 4, 10)

@@ -50,10 +50,10 @@ def test_user_npz_roundtrip(tmp_path):
     "change, words",
     [
         (lambda a: a.pop("y_test"), "missing field"),
-        (lambda a: a.update(x_test=np.ones((5, 3))), "features"),
+        (lambda a: a.update(x_test=np.ones((5, 3))), "must match"),
         (lambda a: a.update(y_train=np.ones(20) * 0.5), "integer labels"),
         (lambda a: a.update(y_train=np.ones(19, dtype=int)), "shape"),
-        (lambda a: a.update(y_test=-np.ones(5, dtype=int)), "negative label"),
+        (lambda a: a.update(y_test=-np.ones(5, dtype=int)), "holds label -1"),
         (lambda a: a.update(x_train=np.full((20, 4), np.nan)), "NaN"),
         (lambda a: a.update(x_train=np.ones(20)), "shape"),
     ],

@@ -20,6 +20,8 @@ def main(argv):
     "argv, words",
     [
         (["--model", "resnet"], "unknown model 'resnet'; allowed: digits-mlp, digits-cnn"),
+        (["--arch", "digits-cnn"], "give --arch only with a state-dict file"),
+        (["--data-scale", "2"], "apply to --data"),
         (["--images", "361"], "the test split has only 360 images"),
         (["--images", "0"], "give an integer >= 1"),
         (["--drift", "soon"], "is not a time"),
@@ -37,12 +39,22 @@ def test_bad_input_exits_2_without_output(argv, words, tmp_path, capsys, monkeyp
 
 def test_unsupported_model_file_exits_2(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    torch.save(nn.Sequential(nn.Linear(64, 10), nn.Softmax(dim=1)), "soft.pt")
-    assert main(["run", "--config", "ideal", "--model", "soft.pt", "--out", "o"]) == 2
-    assert "holds torch.nn.modules.activation.Softmax" in capsys.readouterr().err
-    torch.save(nn.Sequential(nn.Linear(32, 10)), "narrow.pt")
-    assert main(["run", "--config", "ideal", "--model", "narrow.pt", "--out", "o"]) == 2
-    assert "does not accept (batch, 64) inputs" in capsys.readouterr().err
+    model = nn.Sequential(nn.Linear(64, 10), nn.Softmax(dim=1)).eval()
+    torch.export.save(torch.export.export(model, (torch.zeros(2, 64),)), "soft.pt2")
+    assert main(["run", "--config", "ideal", "--model", "soft.pt2", "--out", "o"]) == 2
+    err = capsys.readouterr().err
+    assert "graph node 'softmax' (op aten.softmax.int)" in err and "supported ops" in err
+    narrow = nn.Sequential(nn.Linear(32, 10)).eval()
+    torch.export.save(torch.export.export(narrow, (torch.zeros(2, 32),)), "narrow.pt2")
+    assert main(["run", "--config", "ideal", "--model", "narrow.pt2", "--out", "o"]) == 2
+    assert "takes images of shape (32,), the data has (64,)" in capsys.readouterr().err
+    five = nn.Sequential(nn.Linear(64, 5)).eval()
+    torch.export.save(torch.export.export(five, (torch.zeros(2, 64),)), "five.pt2")
+    assert main(["run", "--config", "ideal", "--model", "five.pt2", "--out", "o"]) == 2
+    assert "the data has 10 classes, so (2, 10) is needed" in capsys.readouterr().err
+    torch.save(nn.Sequential(nn.Linear(64, 10)), "whole.pt")
+    assert main(["run", "--config", "ideal", "--model", "whole.pt", "--out", "o"]) == 2
+    assert "a whole pickled module is one" in capsys.readouterr().err
     (tmp_path / "text.pt").write_text("hello")
     assert main(["run", "--config", "ideal", "--model", "text.pt", "--out", "o"]) == 2
     assert "not a torch model file" in capsys.readouterr().err

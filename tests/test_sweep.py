@@ -11,6 +11,7 @@ import torch
 from aimcflow.flows import cli
 from aimcflow.models.config import load_config
 from aimcflow.models.nn.data import load_dataset
+from aimcflow.models.nn.importer import export_module
 from flow_helpers import write_config
 from torch import nn
 
@@ -71,6 +72,14 @@ def test_bad_set_exits_2_before_any_work(sets, words, tmp_path, capsys, monkeypa
         (["--scheduler", "tcp://127.0.0.1:8786", "--workers", "2"], "give one of them"),
         (["--images", "361"], "the test split has only 360 images"),
         (["--model", "resnet"], "unknown model 'resnet'"),
+        (["--repeats", "0"], "argument --repeats: 0 is not allowed; give an integer in 1..100"),
+        (["--repeats", "101"], "argument --repeats: 101 is not allowed; give an integer in 1..100"),
+        (
+            ["--repeats", "100", "--set", "seed=" + ",".join(str(i) for i in range(21))],
+            "21 points x --repeats 100 = 2100 evaluations; allowed: at most 2000",
+        ),
+        (["--grid", "thesis-3.4"], "--grid thesis-3.4: no such grid; allowed: thesis-3.3"),
+        (["--grid", "thesis-3.3"], "--grid and --set: give one of them"),
     ],
 )
 def test_bad_options_exit_2(extra, words, tmp_path, capsys, monkeypatch):
@@ -126,8 +135,8 @@ def tiny_model(tmp_path_factory):
         opt.zero_grad()
         nn.functional.cross_entropy(model(x), y).backward()
         opt.step()
-    path = tmp_path_factory.mktemp("model") / "tiny.pt"
-    torch.save(model.eval(), path)
+    path = tmp_path_factory.mktemp("model") / "tiny.pt2"
+    torch.export.save(export_module(model, (64,)), path)  # a .pt2 for any batch size
     return path
 
 
@@ -176,7 +185,7 @@ def test_sweep_same_results_on_1_and_2_workers(tiny_model, tmp_path, capsys, mon
     r1 = _sweep(tmp_path, tiny_model, 1, "w1")
     r2 = _sweep(tmp_path, tiny_model, 2, "w2")
     printed = capsys.readouterr().out
-    assert "adc.bits" in printed and "analog-golden accuracy" in printed
+    assert "adc.bits" in printed and "analog-golden" in printed and "±" in printed
     for key in ("config", "model", "set", "points", "wall_s", "workers"):
         assert key in r1, key
     assert r1["workers"] == 1 and r2["workers"] == 2
@@ -185,7 +194,14 @@ def test_sweep_same_results_on_1_and_2_workers(tiny_model, tmp_path, capsys, mon
     for p in r1["points"]:
         assert set(p["levels"]) == {"analog_float", "analog_golden"}
         assert 0 <= p["levels"]["analog_golden"]["accuracy"] <= 1
-        assert len(p["levels"]["analog_float"]["accuracies"]) == 2  # --repeats 2
+        for lv in p["levels"].values():  # --repeats 2 at every level, analog-golden included
+            assert len(lv["accuracies"]) == 2 and len(lv["a_stars"]) == 2
+            assert lv["accuracy"] == np.mean(lv["accuracies"])
+            assert lv["std"] == np.std(lv["accuracies"], ddof=1)
+        gold = p["levels"]["analog_golden"]
+        assert len(gold["analog_float_same_tiles"]) == 2
+        # level 2 on the tiles level 3 compiled: the analog-float repeats, seed by seed
+        assert gold["analog_float_same_tiles"] == p["levels"]["analog_float"]["accuracies"]
     # bit-identical, down to the per-layer ADC saturation rates and gain widths: noise is
     # keyed by seed/layer/tile/image, never by process or completion order
     assert r1["points"] == r2["points"]
@@ -225,6 +241,28 @@ def test_sweep_point_equals_aimcflow_run(tiny_model, tmp_path, capsys, monkeypat
             "--repeats", "2", "--drift", "1d", "--no-rtl", "--out", "r"]  # fmt: skip
     assert main(argv) == 0
     run = json.loads((tmp_path / "r" / "results.json").read_text())["levels"]
-    assert point["levels"]["analog_golden"]["accuracy"] == run["analog_golden"]["accuracy"]
+    # ``aimcflow run`` compiles the seed-``cfg.seed`` programming only: the sweep's repeat 0
+    assert point["levels"]["analog_golden"]["accuracies"][0] == run["analog_golden"]["accuracy"]
     assert point["levels"]["analog_float"]["accuracy"] == run["analog_float"]["accuracy"]
     assert point["levels"]["analog_float"]["a_star"] == run["analog_float"]["a_star"]
+
+
+def test_thesis_grid_cli_ranks_and_writes_csv(tiny_model, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    argv = ["sweep", "--grid", "thesis-3.3", "--model", tiny_model, "--images", 20,
+            "--repeats", 2, "--levels", "analog-float", "--workers", 1, "--out", "g"]  # fmt: skip
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "ranked by the accuracy" in printed
+    r = json.loads((tmp_path / "g" / "results.json").read_text())
+    assert r["grid"] == "thesis-3.3" and len(r["points"]) == 26
+    ranking = r["ranking"]["analog_float"]
+    assert {e["factor"] for e in ranking} == {
+        "DAC precision", "ADC precision", "output noise", "weight noise", "IR drop", "drift"
+    }  # fmt: skip
+    drops = [e["accuracy_drop"]["mean"] for e in ranking]
+    assert drops == sorted(drops, reverse=True)
+    rows = (tmp_path / "g" / "sweep.csv").read_text().splitlines()
+    assert rows[0].startswith("point,factor,dac.bits,adc.bits,noise.out_noise,noise.w_noise,")
+    assert len(rows) == 1 + 26 * 1 * 5  # header + point x level x statistic
+    assert (tmp_path / "g" / "sweep.png").read_bytes()[:4] == b"\x89PNG"

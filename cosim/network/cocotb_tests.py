@@ -17,6 +17,7 @@ from collections.abc import Callable
 import cocotb
 import numpy as np
 from aimcflow.models.nn.golden import LayerTrace, golden_periphery, input_codes, layer_jobs
+from aimcflow.models.nn.schedule import walk
 from aimcflow.models.periphery.mgmt import adc_sat_any
 from aimcflow.rtl.params import MgmtRtlParams, NmpuRtlParams
 
@@ -93,8 +94,13 @@ async def run_network(dut, p: dict, coef_hook: CoefHook | None = None):
     failed = False
     for b0 in range(0, len(x), bs):
         ids = images[b0 : b0 + bs]
-        h = input_codes(prog, x[b0 : b0 + bs])
-        for i, lp in enumerate(prog.layers):
+        # the schedule: stages come back here for the RTL; residual adds and pooling
+        # run on their golden models inside walk() (the host reports them as such)
+        walker = walk(prog, input_codes(prog, x[b0 : b0 + bs]))
+        step = next(walker)
+        while True:
+            i, h = step
+            lp = prog.layers[i]
             lj = layer_jobs(prog, i, h, ids)
             results = []
             for cj in lj.jobs:
@@ -170,6 +176,11 @@ async def run_network(dut, p: dict, coef_hook: CoefHook | None = None):
                 failed = True
                 break
             h = lj.finish(results, traces[i])
+            try:
+                step = walker.send(h)
+            except StopIteration as stop:
+                h = stop.value
+                break
         if failed:
             break
         outs.append(h)

@@ -16,6 +16,9 @@ on those very tiles).  A level that was not run is ``{"accuracy": null}`` (with 
 ``reason`` when the config or model cannot be compiled for the integer periphery).
 ``drift_table`` holds every drift time; ``report.html`` the plots.
 
+Models (``--model``, ``--arch``) and data (``--data`` and its normalization flags): see
+:mod:`aimcflow.models.nn.workloads` and :mod:`aimcflow.models.nn.datasets`.
+
 Level 4 (analog-rtl, :mod:`aimcflow.cosim.network`) runs the same chip program with the
 Verilated ``periphery_top`` in the loop and compares every activation of every layer with
 level 3; ``levels.analog_rtl`` then holds its accuracy and cycle counts, and the top-level
@@ -29,7 +32,9 @@ network also exercises backpressure.  Both runs compare every activation with le
 check stream promises (the NMPU's handshake, ``last`` flags, the tile answers' ``sat_any``).
 A mismatch prints layer, tile, image, column, expected and actual values and the wave
 file, and the command exits with status 1 (results.json is still written).
-``--levels`` picks levels; ``--no-rtl`` drops analog-rtl.  analog-rtl needs the chip
+``levels.analog_rtl.ops`` lists every integer op (analog layer, residual add, pooling,
+reshape) and where it ran; ``ops_not_in_rtl`` those that ran on their golden models
+(Python), which the console also says.  ``--levels`` picks levels; ``--no-rtl`` drops analog-rtl.  analog-rtl needs the chip
 program of analog-golden, so it runs that level too.
 """
 
@@ -40,8 +45,10 @@ import time
 
 from aimcflow.flows.args import (
     add_config_arg,
+    add_data_args,
     add_drift_list_arg,
     add_images_arg,
+    add_model_args,
     add_out_arg,
     add_repeats_arg,
     fmt_duration,
@@ -75,20 +82,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "program and report.html.",
     )
     add_config_arg(p)
-    p.add_argument(
-        "--model",
-        default="digits-mlp",
-        metavar="MODEL",
-        help="digits-mlp, digits-cnn, or a torch.save'd state dict of one of them / "
-        "nn.Sequential (default digits-mlp)",
-    )
-    p.add_argument(
-        "--data",
-        default=None,
-        metavar="NPZ",
-        help="your own data: .npz with x_train, y_train, x_test, y_test "
-        "(default: scikit-learn digits, stratified 80/20, seed 0)",
-    )
+    add_model_args(p)
+    add_data_args(p)
     add_images_arg(p)
     add_drift_list_arg(p, DEFAULT_DRIFT)
     add_repeats_arg(p, DEFAULT_REPEATS, "drift time")
@@ -115,18 +110,18 @@ def run(args: argparse.Namespace) -> int:
     # lazy: numpy, torch, amaranth, matplotlib, pydantic, rich (kept out of ``aimcflow --help``)
     import numpy as np
     from aimcflow.cosim.network import format_mismatch
+    from aimcflow.flows.args import load_data
     from aimcflow.flows.levels import THROUGHPUT_KEYS, analog_golden_level, level4
     from aimcflow.flows.report import write_report
     from aimcflow.models.config import load_config
-    from aimcflow.models.nn.convert import check_input_width, convert
-    from aimcflow.models.nn.data import load_dataset
+    from aimcflow.models.nn.convert import convert
     from aimcflow.models.nn.evaluate import (
         chance_error,
         drift_sweep,
         normalized_accuracy,
         vmm_pairs,
     )
-    from aimcflow.models.nn.workloads import accuracy_float, get_model
+    from aimcflow.models.nn.workloads import accuracy_float, get_model, imported
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
@@ -139,11 +134,10 @@ def run(args: argparse.Namespace) -> int:
             "--levels names analog-rtl and --no-rtl leaves it out; give one of them"
         )
     cfg = load_config(args.config)
-    data = load_dataset(args.data)
+    data = load_data(args)
     n = data.test_images(args.images)
-    name, model = get_model(args.model, data)
-    check_input_width(model, data.n_features, data.n_classes)
-    net = convert(model, cfg, program=False)
+    name, model = get_model(args.model, data, args.arch)
+    net = convert(imported(model, data), cfg, program=False)
     drifts = list(args.drift)
     levels = set(args.levels or LEVELS) - ({"analog-rtl"} if args.no_rtl else set())
     if "analog-rtl" in levels:
@@ -272,6 +266,17 @@ def run(args: argparse.Namespace) -> int:
             )
     elif "analog-rtl" in levels:
         console.print(f"[yellow]analog-rtl not run: {rtl['reason']}[/yellow]")
+    if rtl.get("ops_not_in_rtl"):
+        console.print(
+            "[yellow]analog-rtl: not every op ran in RTL: "
+            + ", ".join(
+                f"{o['op']} ({o['kind']}) on its {o['ran']}"
+                for o in rtl["ops"]
+                if o["op"] in rtl["ops_not_in_rtl"]
+            )
+            + "; the analog layers ran on the Verilated periphery_top[/yellow]",
+            highlight=False,
+        )
     if golden["accuracy"] is None:
         console.print(f"[yellow]analog-golden not run: {golden['reason']}[/yellow]")
     else:

@@ -1,15 +1,29 @@
 """``aimcflow sweep``: accuracy over a grid of periphery choices, on a Dask cluster.
 
 ``--set KEY=V1,V2,...`` (repeatable) names a dotted config key and its values; the sweep is
-the cross product.  Every point runs the analog-float and/or analog-golden level of
-``aimcflow run`` (see :mod:`aimcflow.flows.sweep`) on a ``dask.distributed.LocalCluster``
-(``--workers`` processes, one thread each) or on the scheduler given by ``--scheduler``.
+the cross product.  ``--grid thesis-3.3`` instead runs the FTJ thesis' sensitivity analysis
+(one non-ideality at a time around ``--config``; :mod:`aimcflow.flows.sweep_grid`) and ranks
+the non-idealities by the accuracy they cost.  Every point runs the analog-float and/or
+analog-golden level of ``aimcflow run`` ``--repeats N`` times, seeds ``seed..seed+N-1``
+(:mod:`aimcflow.flows.sweep`), each point x repeat one task on a
+``dask.distributed.LocalCluster`` (``--workers`` processes, one thread each) or on the
+scheduler given by ``--scheduler``.  Every point reports the mean, the sample std and a
+95 % Student-t confidence interval over its repeats of the accuracy and of A* (FTJ thesis
+eq. 3.8; :mod:`aimcflow.flows.sweep_stats`).
+
+Size bounds, checked before any work: ``1 <= --repeats <= 100``, at most 2000 points and
+points x repeats <= 2000.
 
 Outputs in ``--out`` (default ``out/sweep/``): ``results.json`` (``config``, ``model``,
-``set`` {key: [values]}, ``points`` [{params, levels{analog_float, analog_golden:
-{accuracy, a_star, ...}}}], ``wall_s``, ``workers``, plus ``float_accuracy``,
-``chance_error``, ``images``, ``drift_s``, ``repeats``) and ``sweep.png`` (accuracy vs the
-first swept key, one line per value of the others).
+``grid``, ``set`` {key: [values]}, ``points`` [{factor, params, drift_s, levels
+{analog_float, analog_golden: {accuracy (mean), std, ci95, a_star, a_star_std,
+a_star_ci95, accuracies, a_stars, ...}}}], ``ranking`` {level: [{factor, key,
+worst_setting, baseline_accuracy, worst_accuracy, accuracy_drop {n, mean, std, ci95}}]}
+(grids only), ``wall_s``, ``workers``, plus ``float_accuracy``, ``chance_error``,
+``images``, ``drift_s``, ``repeats``), ``sweep.csv`` (one row per point x level x
+statistic; columns in :mod:`aimcflow.flows.sweep_stats`) and ``sweep.png`` (accuracy with
+95 % CI error bars: vs the first swept key, one line per value of the others; for a grid,
+one panel per factor).
 """
 
 from __future__ import annotations
@@ -24,9 +38,10 @@ import time
 
 from aimcflow.flows.args import (
     add_config_arg,
+    add_data_args,
     add_images_arg,
+    add_model_args,
     add_out_arg,
-    add_repeats_arg,
     bounded_int,
     duration_list,
     fmt_duration,
@@ -38,6 +53,8 @@ DEFAULT_DRIFT = "1h"
 DEFAULT_REPEATS = 1
 DEFAULT_WORKERS = 2
 SCHEDULER_TIMEOUT_S = 10
+MAX_REPEATS = 100  # --repeats upper bound (a sweep runs every point N times)
+MAX_EVALUATIONS = 2000  # points x repeats upper bound, checked before any work starts
 MAX_WORKERS = max(4, 4 * (os.cpu_count() or 1))  # processes; more only thrash the cores
 
 
@@ -94,17 +111,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "sweep",
         help="network accuracy over a grid of periphery choices (Dask)",
         description="Run a network at the analog-float and analog-golden levels for every "
-        "point of a grid of config values (--set KEY=V1,V2,..., cross product) on a Dask "
-        "LocalCluster or a remote scheduler; print the table, write results.json and "
-        "sweep.png.",
+        "point of a grid of config values (--set KEY=V1,V2,..., cross product, or a named "
+        "--grid) --repeats times on a Dask LocalCluster or a remote scheduler; print mean, std "
+        "and 95 % confidence interval (Student t) of accuracy and A*, write results.json, "
+        "sweep.csv and sweep.png.",
     )
     add_config_arg(p)
-    p.add_argument(
-        "--model",
-        default="digits-mlp",
-        metavar="MODEL",
-        help="digits-mlp, digits-cnn, or a torch.save'd model file (default digits-mlp)",
-    )
+    add_model_args(p)
+    add_data_args(p)
     p.add_argument(
         "--set",
         dest="sets",
@@ -124,7 +138,25 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="one time after programming: seconds or 1h, 1d, 1y (default "
         f"{DEFAULT_DRIFT}); unlike run and vmm, one time only: every point is run at it",
     )
-    add_repeats_arg(p, DEFAULT_REPEATS, "point (analog-float)")
+    p.add_argument(
+        "--repeats",
+        type=bounded_int(1, MAX_REPEATS),
+        default=DEFAULT_REPEATS,
+        metavar="N",
+        help=f"programmings per point at every level, seeds seed..seed+N-1 (fresh "
+        f"programming, read and output noise each); reported as mean, std and a 95 %% "
+        f"confidence interval (Student t over the N repeats). 1 <= N <= {MAX_REPEATS}, and "
+        f"points x N <= {MAX_EVALUATIONS} (default {DEFAULT_REPEATS})",
+    )
+    p.add_argument(
+        "--grid",
+        default=None,
+        metavar="NAME",
+        help="a named grid instead of --set: thesis-3.3 (the FTJ thesis' sensitivity "
+        "analysis, Table 3.3: DAC and ADC 4-8 bits, output and weight noise 0-40 %%, IR-drop "
+        "scale, drift 1 s..1 y, one factor at a time around --config at --drift); the "
+        "report ranks the non-idealities by the accuracy they cost",
+    )
     p.add_argument(
         "--levels",
         type=level_list,
@@ -188,16 +220,83 @@ def _connect(args, stack):
     return stack.enter_context(Client(cluster, set_as_default=False))
 
 
+def _setting(key: str, v) -> str:
+    """A grid setting for people: read times (``drift_s``) as 1 s, 1 h, 1 d, 1 y."""
+    return fmt_duration(v) if key == "drift_s" else _fmt(v)
+
+
+def _pm(mean: float, ci, scale: float, digits: int) -> str:
+    """``mean ± half`` (the Student-t interval is symmetric about the mean)."""
+    if ci is None:
+        return f"{scale * mean:.{digits}f}"
+    return f"{scale * mean:.{digits}f} ± {scale * (ci[1] - ci[0]) / 2:.{digits}f}"
+
+
+def _pct(r: dict) -> str:
+    return _pm(r["accuracy"], r["ci95"], 100.0, 2) + " %"
+
+
+def _a_star(r: dict) -> str:
+    return "-" if r["a_star"] is None else _pm(r["a_star"], r["a_star_ci95"], 1.0, 3)
+
+
+def _points_table(title, keys, results, level_keys, grid_name):
+    from rich.table import Table  # lazy: rich
+
+    t = Table(title=title, caption="mean ± 95 % CI half-width (Student t over the repeats)")
+    if grid_name:
+        t.add_column("factor")
+        t.add_column("setting")
+    else:
+        for k in keys:
+            t.add_column(k)
+    for lv in level_keys:
+        t.add_column(f"{lv.replace('_', '-')} accuracy", justify="right")
+        t.add_column("A*", justify="right")
+    for p in results:
+        if grid_name:
+            # the factor names the key (results.json and sweep.csv have it); "-": baseline
+            row = [p["factor"], ", ".join(_setting(k, v) for k, v in p["params"].items()) or "-"]
+        else:
+            row = [_fmt(p["params"][k]) for k in keys]
+        for lv in level_keys:
+            r = p["levels"][lv]
+            row += ["not run", ""] if r["accuracy"] is None else [_pct(r), _a_star(r)]
+        t.add_row(*row)
+    return t
+
+
+def _ranking_table(level: str, ranking: list[dict]):
+    from rich.table import Table  # lazy: rich
+
+    t = Table(
+        title=f"{level.replace('_', '-')}: non-idealities ranked by the accuracy their worst "
+        "setting costs (baseline - worst, paired by seed, mean ± 95 % CI)"
+    )
+    for c in ("rank", "factor", "worst setting", "accuracy there", "accuracy drop"):
+        t.add_column(c, justify="right" if c != "factor" else "left")
+    for i, r in enumerate(ranking, 1):
+        d = r["accuracy_drop"]
+        drop = "-" if d is None else _pm(d["mean"], d["ci95"], 100.0, 2) + " pp"
+        worst = f"{r['key']}={_setting(r['key'], r['worst_setting'])}"
+        if r["not_run"]:
+            worst += f" ({', '.join(_setting(r['key'], v) for v in r['not_run'])} not run)"
+        t.add_row(str(i), r["factor"], worst, f"{100 * r['worst_accuracy']:.2f} %", drop)
+    return t
+
+
 def run(args: argparse.Namespace) -> int:
     # lazy: pydantic, torch, rich, tqdm (kept out of ``aimcflow --help``)
-    from aimcflow.flows.sweep import build_axes, grid, plot_sweep, run_points
+    from aimcflow.flows.args import load_data
+    from aimcflow.flows.report_sweep import plot_grid, plot_sweep
+    from aimcflow.flows.sweep import build_axes, grid, run_points
+    from aimcflow.flows.sweep_grid import factor_settings, grid_name, grid_points, rank
+    from aimcflow.flows.sweep_stats import write_csv
     from aimcflow.models.config import load_config
-    from aimcflow.models.nn.convert import check_input_width, convert
-    from aimcflow.models.nn.data import load_dataset
+    from aimcflow.models.nn.convert import convert
     from aimcflow.models.nn.evaluate import chance_error
-    from aimcflow.models.nn.workloads import accuracy_float, get_model
+    from aimcflow.models.nn.workloads import accuracy_float, get_model, imported
     from rich.console import Console
-    from rich.table import Table
     from tqdm import tqdm
 
     t0 = time.perf_counter()
@@ -210,15 +309,29 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.scheduler is not None:
         _probe_scheduler(args.scheduler)
+    gname = None if args.grid is None else grid_name(args.grid)
+    if gname is not None and args.sets:
+        raise UserInputError("--grid and --set: give one of them (a named grid or --set lists)")
     cfg = load_config(args.config)
-    axes = build_axes(cfg, args.sets)
-    points = grid(cfg, axes)
-    data = load_dataset(None)
+    if gname is None:
+        axes = build_axes(cfg, args.sets)
+        points = grid(cfg, axes, args.drift)
+        keys = [a.key for a in axes]
+    else:
+        axes = []
+        points = grid_points(cfg, gname, args.drift)
+        keys = list(dict.fromkeys(k for _, p, _, _ in points for k in p if k != "drift_s"))
+    if len(points) * args.repeats > MAX_EVALUATIONS:
+        raise UserInputError(
+            f"{len(points)} points x --repeats {args.repeats} = {len(points) * args.repeats} "
+            f"evaluations; allowed: at most {MAX_EVALUATIONS} (fewer values or fewer repeats)"
+        )
+    data = load_data(args)
     n = data.test_images(args.images)
-    name, model = get_model(args.model, data)
-    check_input_width(model, data.n_features, data.n_classes)
-    for _, point_cfg in points:  # unsupported layers fail here, not on a worker
-        convert(model, point_cfg, program=False)
+    name, model = get_model(args.model, data, args.arch)
+    imp = imported(model, data)  # imported once; workers receive the graph, not torch code
+    for _, _, point_cfg, _ in points:  # unsupported layers fail here, not on a worker
+        convert(imp, point_cfg, program=False)
     out = prepare_out_dir(args.out, "sweep", args.force)
 
     x, y = data.x_test[:n], data.y_test[:n]
@@ -228,43 +341,21 @@ def run(args: argparse.Namespace) -> int:
         with console.status("starting the Dask cluster"):
             client = _connect(args, stack)
         workers = len(client.scheduler_info()["workers"])
-        with tqdm(total=len(points), desc="sweep points", unit="point") as bar:
+        total = len(points) * args.repeats
+        with tqdm(total=total, desc="sweep point x repeat", unit="task") as bar:
             results = run_points(
-                client,
-                points,
-                model,
-                data,
-                n,
-                args.drift,
-                args.repeats,
-                args.levels,
-                1.0 - acc_float,
-                err_chance,
-                on_done=lambda i: bar.update(1),
-            )
+                client, points, imp, data, n, args.repeats, args.levels,
+                1.0 - acc_float, err_chance, on_done=lambda: bar.update(1),
+            )  # fmt: skip
     wall = time.perf_counter() - t0
 
     level_keys = [lv.replace("-", "_") for lv in args.levels]
-    t = Table(
-        title=f"{name} on {data.name} ({n} test images), config {cfg.name}, drift "
-        f"{fmt_duration(args.drift)}, float accuracy {100 * acc_float:.2f} %"
+    title = (
+        f"{name} on {data.name} ({n} test images), config {cfg.name}, drift "
+        f"{fmt_duration(args.drift)}, {args.repeats} repeat{'s' if args.repeats > 1 else ''},"
+        f" float accuracy {100 * acc_float:.2f} %"
     )
-    for a in axes:
-        t.add_column(a.key)
-    for lv in level_keys:
-        t.add_column(f"{lv.replace('_', '-')} accuracy", justify="right")
-        t.add_column("A*", justify="right")
-    for p in results:
-        row = [_fmt(p["params"][a.key]) for a in axes]
-        for lv in level_keys:
-            r = p["levels"][lv]
-            if r["accuracy"] is None:
-                row += ["not run", ""]
-            else:
-                a_star = "-" if r["a_star"] is None else f"{r['a_star']:.3f}"
-                row += [f"{100 * r['accuracy']:.2f} %", a_star]
-        t.add_row(*row)
-    console.print(t)
+    console.print(_points_table(title, keys, results, level_keys, gname))
     for p in results:
         for lv in level_keys:
             if p["levels"][lv]["accuracy"] is None:
@@ -272,6 +363,11 @@ def run(args: argparse.Namespace) -> int:
                     f"[yellow]{p['params']}: {lv} not run: {p['levels'][lv]['reason']}[/yellow]",
                     highlight=False,
                 )
+    ranking = {}
+    if gname is not None:
+        ranking = {lv: rank(gname, cfg, results, lv) for lv in level_keys}
+        for lv in level_keys:
+            console.print(_ranking_table(lv, ranking[lv]))
 
     results_json = {
         "config": cfg.name,
@@ -281,24 +377,30 @@ def run(args: argparse.Namespace) -> int:
         "images": n,
         "drift_s": args.drift,
         "repeats": args.repeats,
+        "confidence": "95 % Student-t interval over the repeats",
         "float_accuracy": acc_float,
         "chance_error": err_chance,
+        "grid": gname,
         "set": {a.key: list(a.values) for a in axes},
         "points": results,
+        "ranking": ranking,
         "wall_s": wall,
         "workers": workers,
         "scheduler": args.scheduler or "LocalCluster",
     }
-    plot_sweep(
-        out / "sweep.png",
-        axes,
-        results,
-        f"{name}, config {cfg.name}, {n} images, drift {fmt_duration(args.drift)}",
-    )
+    plot_title = f"{name}, config {cfg.name}, {n} images, {args.repeats} repeats"
+    if gname is None:
+        plot_sweep(
+            out / "sweep.png", axes, results, f"{plot_title}, drift {fmt_duration(args.drift)}"
+        )
+    else:
+        factors = factor_settings(gname, cfg, results)
+        plot_grid(out / "sweep.png", factors, f"{gname}: {plot_title}")
+    write_csv(out / "sweep.csv", results, keys)
     write_json_atomic(out / "results.json", results_json)
     console.print(
-        f"{len(points)} points on {workers} worker{'s' if workers > 1 else ''}; "
-        f"wall {wall:.1f} s; results in {shown(out) / 'results.json'}, plot "
-        f"{shown(out) / 'sweep.png'}"
+        f"{len(points)} points x {args.repeats} repeats on {workers} worker"
+        f"{'s' if workers > 1 else ''}; wall {wall:.1f} s; results in "
+        f"{shown(out) / 'results.json'}, {shown(out) / 'sweep.csv'}, plot {shown(out) / 'sweep.png'}"
     )
     return 0

@@ -58,16 +58,12 @@ from aimcflow.models import rng
 from aimcflow.models.config import AcceleratorConfig, validate_config
 from aimcflow.models.errors import UserInputError
 from aimcflow.models.io import save_npz_atomic, write_json_atomic
-from aimcflow.models.nn.convert import (
-    AnalogLayer,
-    AnalogNetwork,
-    BatchNorm,
-    LeakyReLU,
-    ReLU,
-    Reshape,
-)
+from aimcflow.models.nn import schedule as sch
+from aimcflow.models.nn.convert import AnalogLayer, AnalogNetwork, BatchNorm
 from aimcflow.models.nn.golden import quantize_input
 from aimcflow.models.periphery import mgmt as mgmt_model
+from aimcflow.models.periphery import pool as pool_model
+from aimcflow.models.periphery import residual as res_model
 
 HIDDEN_PERCENTILE = 99.9
 CAL_VECTORS = 512  # calibration-data vectors per tile for the affine fit
@@ -85,6 +81,7 @@ class Stage:
     bn: BatchNorm | None = None
     activation: str = "none"  # none | relu | leaky
     leaky_k: int = 0
+    clamp: tuple | None = None  # (lo, hi) of a ReLU6 / Hardtanh: the output saturation
 
     def float_forward(self, h: np.ndarray) -> np.ndarray:
         for op in self.pre:
@@ -96,49 +93,9 @@ class Stage:
             h = np.maximum(h, 0.0)
         elif self.activation == "leaky":
             h = np.where(h >= 0, h, h * 2.0**-self.leaky_k)
+        if self.clamp is not None:
+            h = np.clip(h, *self.clamp)
         return h
-
-
-def stages_of(net: AnalogNetwork) -> tuple[list[Stage], list]:
-    """Group the network's ops into stages; returns (stages, trailing reshapes)."""
-    stages: list[Stage] = []
-    pending: list = []
-    cur: Stage | None = None
-    for op in net.ops:
-        if isinstance(op, AnalogLayer):
-            cur = Stage(pending, op)
-            stages.append(cur)
-            pending = []
-        elif isinstance(op, Reshape):
-            pending.append(op)  # reshapes run on integers before the next layer
-        elif isinstance(op, BatchNorm):
-            if cur is None or pending or cur.bn is not None or cur.activation != "none":
-                raise UserInputError(
-                    f"layer {op.name} (BatchNorm): the chip folds a BatchNorm "
-                    "only directly after a Linear/Conv2d"
-                )
-            cur.bn = op
-        elif isinstance(op, (ReLU, LeakyReLU)):
-            if cur is None or pending or cur.activation != "none":
-                raise UserInputError(
-                    f"layer {op.name} ({type(op).__name__}): the NMPU applies an "
-                    "activation only directly after a Linear/Conv2d (+BatchNorm)"
-                )
-            if isinstance(op, ReLU):
-                cur.activation = "relu"
-            else:
-                k = -np.log2(op.slope) if op.slope > 0 else np.inf
-                if not (np.isfinite(k) and float(k).is_integer() and 0 <= k <= 31):
-                    raise UserInputError(
-                        f"layer {op.name} (LeakyReLU): slope {op.slope} is not "
-                        "supported by the NMPU; allowed: 2**-k, k = 0..31"
-                    )
-                cur.activation, cur.leaky_k = "leaky", int(k)
-        else:
-            raise UserInputError(
-                f"layer {getattr(op, 'name', '?')}: {type(op).__name__} cannot be compiled"
-            )
-    return stages, pending
 
 
 @dataclass
@@ -184,6 +141,11 @@ class ChipProgram:
     post: list
     layers: list[LayerProgram]
     t_s: float  # drift time the tiles were calibrated at
+    steps: list = field(default_factory=list)  # the integer schedule (models/nn/schedule.py)
+    adds: list = field(default_factory=list)  # AddProgram per residual add
+    pools: list = field(default_factory=list)  # PoolProgram per pooling
+    output: int = 0  # value id of the logits
+    out_scale: float = 1.0  # logits units per LSB of the output value
 
     # ---------------------------------------------------------------- artifact
     def save(self, stem: str | Path) -> tuple[Path, Path]:
@@ -205,6 +167,13 @@ class ChipProgram:
             "config_digest": self.net.cfg.digest(),
             "t_s": self.t_s,
             "layers": [lp.meta() for lp in self.layers],
+            "adds": [asdict(a) for a in self.adds],
+            "pools": [asdict(p) for p in self.pools],
+            "steps": [
+                {"kind": s.kind, "name": s.name, "src": list(s.src), "out": s.out}
+                for s in self.steps
+            ],
+            "out_scale": self.out_scale,
         }
         npz, js = stem.with_suffix(".npz"), stem.with_suffix(".json")
         save_npz_atomic(npz, **arrays)
@@ -303,6 +272,100 @@ def _sig_bits(v: float) -> float:
     return float(np.log2(v)) if v > 0 else 0.0
 
 
+def _compile_stage(
+    st: Stage,
+    h_in: np.ndarray,
+    in_scale: float,
+    in_signed: bool,
+    last: bool,
+    cfg: AcceleratorConfig,
+    percentile: float,
+) -> tuple[LayerProgram, np.ndarray]:
+    """One stage's periphery coefficients from its (dequantized) calibration inputs
+    ``h_in``; returns the program and the stage's float outputs on them."""
+    n = cfg.nmpu
+    out_bits = n.out_bits
+    mult_max = (1 << (n.mult_bits - 1)) - 1
+    gain_max = (1 << (n.gain_bits - 1)) - 1
+    # the integer inputs this layer will see on the calibration images
+    rows_f, _, _ = st.layer.to_rows(h_in, np.zeros(len(h_in), dtype=np.int64))
+    rows_int = quantize_input(rows_f, in_scale, out_bits, in_signed)
+    h = st.float_forward(h_in)
+    out_signed = st.activation != "relu"
+    flat = np.abs(h).reshape(-1)
+    top = float(np.max(flat)) if last else float(np.percentile(flat, percentile))
+    if st.clamp is not None:  # the clamp is the output saturation: its bound is the top
+        top = min(top, float(st.clamp[1])) if top > 0 else float(st.clamp[1])
+    out_scale = (top if top > 0 else 1.0) / _code_max(out_bits, out_signed)
+
+    m = st.layer.matrix
+    T, C = len(m.row_slices), st.layer.weight.shape[1]
+    alpha = np.ones((T, C))
+    beta = np.zeros((T, C))
+    kk = np.zeros((T, C))
+    for t, (rs, row) in enumerate(zip(m.row_slices, m.tiles, strict=True)):
+        codes = data_codes(rows_int, rs, cfg, out_bits, in_signed)
+        for cs, tile in zip(m.col_slices, row, strict=True):
+            both = np.concatenate([codes, random_codes(tile, cfg, CAL_RANDOM_VECTORS)])
+            alpha[t, cs], beta[t, cs] = calibrate_tile(tile, cfg, both)
+            kk[t, cs] = tile.w_scale * tile.output_lsb / tile.input_lsb
+    ratio = kk / alpha
+    k_ref = np.max(np.abs(ratio), axis=0)
+    k_ref[k_ref == 0] = 1.0
+    bn_scale = st.bn.scale if st.bn is not None else np.ones(C)
+    bn_shift = st.bn.shift if st.bn is not None else np.zeros(C)
+    b = st.layer.bias if st.layer.bias is not None else np.zeros(C)
+    m0 = in_scale * k_ref * 2.0 ** (cfg.mgmt.e_min - n.gain_frac) * bn_scale / out_scale
+    m0_max = float(np.max(np.abs(m0))) * 2.0**n.out_shift
+    if m0_max > mult_max + 0.5:
+        raise UserInputError(
+            f"layer {st.layer.name}: output multiplier {m0_max:.0f} does not fit signed "
+            f"nmpu.mult_bits={n.mult_bits}; lower nmpu.out_shift (now {n.out_shift})"
+        )
+    k_fit = int(np.floor(np.log2((mult_max + 0.5) / m0_max))) if m0_max > 0 else n.gain_frac
+    k_best = int(np.floor((n.gain_frac - _sig_bits(m0_max)) / 2))
+    k = int(np.clip(k_best, 0, min(k_fit, n.gain_frac)))
+    g = ratio / k_ref * 2.0 ** (n.gain_frac - k)
+    gain = np.clip(np.rint(g), -gain_max - 1, gain_max).astype(np.int64)
+    offset = np.rint(-beta * gain).astype(np.int64)
+    mult = np.clip(np.rint(m0 * 2.0 ** (n.out_shift + k)), -mult_max - 1, mult_max).astype(np.int64)
+    bias = np.rint((b * bn_scale + bn_shift) / out_scale).astype(np.int64)
+    lp = LayerProgram(
+        st.layer.name,
+        st.layer.index,
+        st.activation,
+        st.leaky_k,
+        out_bits,
+        in_signed,
+        in_scale,
+        out_bits,
+        out_signed,
+        out_scale,
+        [(s.start, s.stop) for s in m.row_slices],
+        [(s.start, s.stop) for s in m.col_slices],
+        k,
+        _sig_bits(float(np.max(np.abs(gain)))),
+        _sig_bits(float(np.max(np.abs(mult)))),
+        gain,
+        offset,
+        mult,
+        bias,
+        alpha,
+        beta,
+    )
+    return lp, h
+
+
+def _hidden_scale(y: np.ndarray, last: bool, percentile: float, clamp, signed: bool, bits: int):
+    """Output scale of an add: the calibration percentile (max for the logits), capped
+    by a fused clamp's upper bound."""
+    flat = np.abs(y).reshape(-1)
+    top = float(np.max(flat)) if last else float(np.percentile(flat, percentile))
+    if clamp is not None:
+        top = min(top, float(clamp[1])) if top > 0 else float(clamp[1])
+    return (top if top > 0 else 1.0) / _code_max(bits, signed)
+
+
 def compile_network(
     net: AnalogNetwork,
     x_cal: np.ndarray,
@@ -313,97 +376,89 @@ def compile_network(
     """Calibrate the (programmed, drifted) tiles of ``net`` and quantize the periphery.
 
     ``x_cal`` (N, features) are calibration inputs (training images, never the test
-    split).  ``t_s`` is recorded as the time since programming the tiles are at.
+    split).  ``t_s`` is recorded as the time since programming the tiles are at.  The
+    network's schedule (:func:`~aimcflow.models.nn.schedule.plan`) is followed on the
+    calibration images: every value is carried as what its integers represent
+    (dequantized), with its scale and signedness; a residual add's two branch scales and
+    its output scale give its coefficients (``residual_coeffs``), an average pool's window
+    its reciprocal (``avg_coeffs``); add and pool outputs on the calibration images come
+    from their golden models, so later layers calibrate on exactly those values.
     """
     cfg = net.cfg
-    n = cfg.nmpu
-    stages, post = stages_of(net)
+    out_bits = cfg.nmpu.out_bits
+    steps = sch.plan(net)
     x_cal = np.asarray(x_cal, dtype=np.float64)
-    out_bits = n.out_bits
     in_signed = bool(x_cal.min() < 0)
     in_scale = float(np.max(np.abs(x_cal))) / _code_max(out_bits, in_signed) or 1.0
-    mult_max = (1 << (n.mult_bits - 1)) - 1
-    gain_max = (1 << (n.gain_bits - 1)) - 1
-    h = x_cal
+    out_value = net.output_value
+    vals = {0: x_cal}  # what the integers represent, float
+    fmt = {0: (in_scale, in_signed)}
+    stages: list[Stage] = []
     layers: list[LayerProgram] = []
-    for i, st in enumerate(stages):
-        # the integer inputs this layer will see on the calibration images
-        h_in = h
-        for op in st.pre:
-            h_in = op(h_in)
-        rows_f, _, _ = st.layer.to_rows(h_in, np.zeros(len(h_in), dtype=np.int64))
-        rows_int = quantize_input(rows_f, in_scale, out_bits, in_signed)
-        h = st.float_forward(h)
-        last = i == len(stages) - 1
-        out_signed = st.activation != "relu"
-        flat = np.abs(h).reshape(-1)
-        top = float(np.max(flat)) if last else float(np.percentile(flat, percentile))
-        out_scale = (top if top > 0 else 1.0) / _code_max(out_bits, out_signed)
-
-        m = st.layer.matrix
-        T, C = len(m.row_slices), st.layer.weight.shape[1]
-        alpha = np.ones((T, C))
-        beta = np.zeros((T, C))
-        kk = np.zeros((T, C))
-        for t, (rs, row) in enumerate(zip(m.row_slices, m.tiles, strict=True)):
-            codes = data_codes(rows_int, rs, cfg, out_bits, in_signed)
-            for cs, tile in zip(m.col_slices, row, strict=True):
-                both = np.concatenate([codes, random_codes(tile, cfg, CAL_RANDOM_VECTORS)])
-                alpha[t, cs], beta[t, cs] = calibrate_tile(tile, cfg, both)
-                kk[t, cs] = tile.w_scale * tile.output_lsb / tile.input_lsb
-        ratio = kk / alpha
-        k_ref = np.max(np.abs(ratio), axis=0)
-        k_ref[k_ref == 0] = 1.0
-        bn_scale = st.bn.scale if st.bn is not None else np.ones(C)
-        bn_shift = st.bn.shift if st.bn is not None else np.zeros(C)
-        b = st.layer.bias if st.layer.bias is not None else np.zeros(C)
-        m0 = in_scale * k_ref * 2.0 ** (cfg.mgmt.e_min - n.gain_frac) * bn_scale / out_scale
-        m0_max = float(np.max(np.abs(m0))) * 2.0**n.out_shift
-        if m0_max > mult_max + 0.5:
-            raise UserInputError(
-                f"layer {st.layer.name}: output multiplier {m0_max:.0f} does not fit signed "
-                f"nmpu.mult_bits={n.mult_bits}; lower nmpu.out_shift (now {n.out_shift})"
+    adds: list = []
+    pools: list = []
+    for s in steps:
+        last = s.out == out_value
+        if s.kind == "reshape":
+            vals[s.out], fmt[s.out] = s.ops[0](vals[s.src[0]]), fmt[s.src[0]]
+            continue
+        if s.kind == "stage":
+            bn = next((op for op in s.ops if isinstance(op, BatchNorm)), None)
+            st = Stage([], s.ops[0], bn, s.activation, s.leaky_k, s.clamp)
+            sc, sg = fmt[s.src[0]]
+            h_in = vals[s.src[0]]
+            if s.src[0] == 0:  # the first layer sees the quantized input
+                h_in = quantize_input(h_in, sc, out_bits, sg) * sc
+            lp, h = _compile_stage(st, h_in, sc, sg, last, cfg, percentile)
+            stages.append(st)
+            layers.append(lp)
+            out_fmt = (lp.out_scale, lp.out_signed)
+            y_int = quantize_input(h, lp.out_scale, out_bits, lp.out_signed)
+        elif s.kind == "add":
+            (sa, ga), (sb, gb) = fmt[s.src[0]], fmt[s.src[1]]
+            a_int = quantize_input(vals[s.src[0]], sa, out_bits, ga)
+            b_int = quantize_input(vals[s.src[1]], sb, out_bits, gb)
+            z = vals[s.src[0]] + vals[s.src[1]]
+            for op in s.ops[1:]:
+                z = op(z)
+            out_signed = s.activation != "relu"
+            so = _hidden_scale(z, last, percentile, s.clamp, out_signed, out_bits)
+            ap = sch.AddProgram(
+                s.name, ga, gb, out_signed, s.activation, s.leaky_k, sa, sb, so, 1, 1, 0
             )
-        k_fit = int(np.floor(np.log2((mult_max + 0.5) / m0_max))) if m0_max > 0 else n.gain_frac
-        k_best = int(np.floor((n.gain_frac - _sig_bits(m0_max)) / 2))
-        k = int(np.clip(k_best, 0, min(k_fit, n.gain_frac)))
-        g = ratio / k_ref * 2.0 ** (n.gain_frac - k)
-        gain = np.clip(np.rint(g), -gain_max - 1, gain_max).astype(np.int64)
-        offset = np.rint(-beta * gain).astype(np.int64)
-        mult = np.clip(np.rint(m0 * 2.0 ** (n.out_shift + k)), -mult_max - 1, mult_max).astype(
-            np.int64
-        )
-        bias = np.rint((b * bn_scale + bn_shift) / out_scale).astype(np.int64)
-        layers.append(
-            LayerProgram(
-                st.layer.name,
-                st.layer.index,
-                st.activation,
-                st.leaky_k,
-                out_bits,
-                in_signed,
-                in_scale,
-                out_bits,
-                out_signed,
-                out_scale,
-                [(s.start, s.stop) for s in m.row_slices],
-                [(s.start, s.stop) for s in m.col_slices],
-                k,
-                _sig_bits(float(np.max(np.abs(gain)))),
-                _sig_bits(float(np.max(np.abs(mult)))),
-                gain,
-                offset,
-                mult,
-                bias,
-                alpha,
-                beta,
+            params = sch.add_params(cfg, ap)
+            c = res_model.residual_coeffs(sa, sb, so, params)
+            ap.mult_a, ap.mult_b, ap.shift = c.mult_a, c.mult_b, c.shift
+            adds.append(ap)
+            y_int = res_model.residual_add(a_int, b_int, params, c)
+            out_fmt = (so, out_signed)
+        else:  # pool: same format out; an average's reciprocal from its window
+            op = s.ops[0]
+            sc, sg = fmt[s.src[0]]
+            if op.kind == "avg" and not op.count_include_pad and op.padding != (0, 0):
+                raise UserInputError(
+                    f"layer {op.name} (avg_pool2d): count_include_pad=False with padding is "
+                    "not supported by the pooling unit; allowed: count_include_pad=True"
+                )
+            params = pool_model.PoolParams.from_config(cfg, signed=sg)
+            c = (
+                pool_model.avg_coeffs(op.kernel[0] * op.kernel[1], params)
+                if op.kind == "avg"
+                else pool_model.PoolCoeffs()
             )
-        )
-        in_signed, in_scale = out_signed, out_scale
-        # the next layer calibrates on what this layer's integers represent
-        h = quantize_input(h, out_scale, out_bits, out_signed) * out_scale
+            pp = sch.PoolProgram(
+                op.name, op.kind, op.kernel, op.stride, op.padding, sg, sc, c.mult, c.shift
+            )
+            pools.append(pp)
+            x_int = quantize_input(vals[s.src[0]], sc, out_bits, sg)
+            y_int = pool_model.pool(x_int, op.kind, op.kernel, op.stride, params, c, op.padding)
+            out_fmt = (sc, sg)
+        vals[s.out] = y_int * out_fmt[0]  # the next step calibrates on what the integers say
+        fmt[s.out] = out_fmt
     t = t_s if t_s is not None else (net.layers[0].matrix.tiles[0][0].t_s or 0.0)
-    return ChipProgram(net, stages, post, layers, float(t))
+    return ChipProgram(
+        net, stages, [], layers, float(t), steps, adds, pools, out_value, fmt[out_value][0]
+    )
 
 
 def config_from_meta(meta: dict) -> AcceleratorConfig:

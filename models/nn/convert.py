@@ -1,15 +1,16 @@
 """Map a trained torch model onto analog tiles: the "analog-float" level (level 2).
 
-:func:`convert` walks an ``nn.Sequential`` (nested ones are flattened) and turns
+:func:`convert` imports the model's ``torch.export`` graph
+(:mod:`aimcflow.models.nn.importer`, which lists the supported aten ops) and turns
 
-* every ``nn.Linear`` and ``nn.Conv2d`` into an :class:`AnalogLayer` whose weight matrix
+* every linear and conv2d into an :class:`AnalogLayer` whose weight matrix
   ``W`` (inputs, outputs) lives on a :class:`~aimcflow.models.analog.tiled.TiledMatrix`;
   a conv layer is run through im2col (one matrix row per input-channel x kernel position,
   in torch's ``weight.reshape(out, -1)`` order); the bias stays digital (float here);
-* ``BatchNorm1d/2d`` (eval statistics), ``ReLU``, ``LeakyReLU``, ``Flatten``,
-  ``Unflatten``, ``Identity`` and ``Dropout`` (identity at inference) into digital ops.
+* batch norm (eval statistics), the activations, reshapes, pooling and residual adds
+  (:mod:`aimcflow.models.nn.graphops`) into digital ops, in float here.
 
-Anything else is a :class:`UserInputError` naming the layer and its type; so are NaN or
+Anything else is a :class:`UserInputError` naming the graph node and its op; so are NaN or
 Inf parameters.  The resulting :class:`AnalogNetwork` is pure numpy: its forward is
 keyed by global image ids so the analog noise an image sees does not depend on which
 batch it is in.  Noise keys: a linear layer passes the image id; a conv layer's im2col
@@ -19,7 +20,7 @@ vector for output position ``p`` of image ``i`` is keyed ``i * positions + p``
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import copy
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,20 +28,6 @@ import numpy as np
 from aimcflow.models.analog.tiled import TiledMatrix
 from aimcflow.models.config import AcceleratorConfig
 from aimcflow.models.errors import UserInputError
-
-SUPPORTED = (
-    "Linear",
-    "Conv2d",
-    "BatchNorm1d",
-    "BatchNorm2d",
-    "ReLU",
-    "LeakyReLU",
-    "Flatten",
-    "Unflatten",
-    "Identity",
-    "Dropout",
-)
-
 
 # ----------------------------------------------------------------------------- digital ops
 
@@ -187,12 +174,42 @@ class AnalogLayer:
 
 @dataclass
 class AnalogNetwork:
-    """A converted model: a chain of analog layers and digital ops, numpy in and out."""
+    """A converted model: analog layers and digital ops, numpy in and out.
+
+    ``wires[k]`` are the value ids op ``k`` reads: value 0 is the network input, value
+    ``k + 1`` the output of op ``k`` (None: a chain, each op reads the previous value).
+    ``output`` is the value id of the logits (None: the last op's)."""
 
     ops: list
     cfg: AcceleratorConfig
     n_features: int
     meta: dict = field(default_factory=dict)
+    wires: list | None = None
+    output: int | None = None
+
+    def wire(self, k: int) -> tuple[int, ...]:
+        return (k,) if self.wires is None else tuple(self.wires[k])
+
+    @property
+    def output_value(self) -> int:
+        return len(self.ops) if self.output is None else self.output
+
+    def run(self, x, step):
+        """Evaluate the graph on ``x``: ``step(op, *inputs)`` computes one op; values are
+        dropped after their last reader so a deep network holds only live activations."""
+        last_use: dict[int, int] = {}
+        for k in range(len(self.ops)):
+            for v in self.wire(k):
+                last_use[v] = k
+        out = self.output_value
+        vals = {0: x}
+        for k, op in enumerate(self.ops):
+            srcs = self.wire(k)
+            vals[k + 1] = step(op, *(vals[v] for v in srcs))
+            for v in srcs:
+                if last_use.get(v) == k and v != out:
+                    vals.pop(v, None)
+        return vals[out]
 
     @property
     def layers(self) -> list[AnalogLayer]:
@@ -223,18 +240,21 @@ class AnalogNetwork:
         images = np.arange(len(x)) if images is None else np.asarray(images, dtype=np.int64)
         out = []
         for i in range(0, len(x), batch_size):
-            h, ids = x[i : i + batch_size], images[i : i + batch_size]
-            for op in self.ops:
-                h = op.forward_float(h, ids) if isinstance(op, AnalogLayer) else op(h)
-            out.append(h)
+            ids = images[i : i + batch_size]
+
+            def step(op, *h, ids=ids):
+                return op.forward_float(h[0], ids) if isinstance(op, AnalogLayer) else op(*h)
+
+            out.append(self.run(x[i : i + batch_size], step))
         return np.concatenate(out)
 
     def forward_ideal(self, x: np.ndarray) -> np.ndarray:
         """The model in float64 numpy without any analog effect (checks the conversion)."""
-        h = np.asarray(x, dtype=np.float64)
-        for op in self.ops:
-            h = op.forward_ideal(h) if isinstance(op, AnalogLayer) else op(h)
-        return h
+
+        def step(op, *h):
+            return op.forward_ideal(h[0]) if isinstance(op, AnalogLayer) else op(*h)
+
+        return self.run(np.asarray(x, dtype=np.float64), step)
 
     def accuracy(
         self, x: np.ndarray, y: np.ndarray, images: np.ndarray | None = None, batch_size: int = 512
@@ -242,160 +262,47 @@ class AnalogNetwork:
         return float(np.mean(self.forward_float(x, images, batch_size).argmax(1) == y))
 
 
-def _leaves(module, prefix: str = "") -> Iterator[tuple[str, Any]]:
-    # lazy: torch (~2 s)
-    from torch import nn
+def ops_from_model(model, input_shape: tuple[int, ...] | None = None) -> list:
+    """The model's ops in order (for a chain: what :class:`AnalogNetwork` runs); see
+    :func:`~aimcflow.models.nn.importer.import_model`."""
+    # lazy: import cycle (the importer builds this module's ops)
+    from aimcflow.models.nn.importer import import_model
 
-    for name, child in module.named_children():
-        full = f"{prefix}{name}"
-        if isinstance(child, nn.Sequential):
-            yield from _leaves(child, full + ".")
-        else:
-            yield full, child
-
-
-def _np(t, what: str) -> np.ndarray:
-    a = t.detach().cpu().double().numpy().copy()
-    if not np.all(np.isfinite(a)):
-        raise UserInputError(f"layer {what} has NaN or Inf values; the model cannot be mapped")
-    return a
-
-
-def _pair(v) -> tuple[int, int]:
-    return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
-
-
-def _conv_geometry(name: str, m) -> ConvGeometry:
-    if m.groups != 1:
-        raise UserInputError(
-            f"layer {name} (Conv2d): groups={m.groups} is not supported; allowed: groups=1"
-        )
-    if m.padding_mode != "zeros":
-        raise UserInputError(
-            f"layer {name} (Conv2d): padding_mode={m.padding_mode!r} is not "
-            "supported; allowed: 'zeros'"
-        )
-    k, s, d = _pair(m.kernel_size), _pair(m.stride), _pair(m.dilation)
-    if m.padding == "valid":
-        pad = (0, 0, 0, 0)
-    elif m.padding == "same":  # torch puts the odd extra pixel at the end
-        th, tw = d[0] * (k[0] - 1), d[1] * (k[1] - 1)
-        pad = (th // 2, th - th // 2, tw // 2, tw - tw // 2)
-    else:
-        ph, pw = _pair(m.padding)
-        pad = (ph, ph, pw, pw)
-    return ConvGeometry(m.in_channels, k, s, pad, d)
-
-
-def ops_from_model(model) -> list:
-    """The model's layers as analog layers and digital ops (no tiles built yet)."""
-    # lazy: torch (~2 s)
-    from torch import nn
-
-    if not isinstance(model, nn.Sequential):
-        raise UserInputError(
-            f"model is a {type(model).__name__}; supported: nn.Sequential of {', '.join(SUPPORTED)}"
-        )
-    ops: list = []
-    n_analog = 0
-    for name, m in _leaves(model):
-        kind = type(m).__name__
-        if isinstance(m, nn.Linear):
-            ops.append(
-                AnalogLayer(
-                    name,
-                    n_analog,
-                    "linear",
-                    _np(m.weight, name).T.copy(),
-                    None if m.bias is None else _np(m.bias, name),
-                )
-            )
-            n_analog += 1
-        elif isinstance(m, nn.Conv2d):
-            w = _np(m.weight, name)
-            ops.append(
-                AnalogLayer(
-                    name,
-                    n_analog,
-                    "conv",
-                    w.reshape(w.shape[0], -1).T.copy(),
-                    None if m.bias is None else _np(m.bias, name),
-                    _conv_geometry(name, m),
-                )
-            )
-            n_analog += 1
-        elif type(m) in (nn.BatchNorm1d, nn.BatchNorm2d):
-            if m.running_mean is None or m.running_var is None:
-                raise UserInputError(
-                    f"layer {name} ({kind}) has no running statistics "
-                    "(track_running_stats=False); cannot run at inference"
-                )
-            mean, var = _np(m.running_mean, name), _np(m.running_var, name)
-            gamma = _np(m.weight, name) if m.weight is not None else np.ones_like(mean)
-            beta = _np(m.bias, name) if m.bias is not None else np.zeros_like(mean)
-            scale = gamma / np.sqrt(var + m.eps)
-            ops.append(BatchNorm(name, scale, beta - mean * scale))
-        elif type(m) is nn.ReLU:
-            ops.append(ReLU(name))
-        elif type(m) is nn.LeakyReLU:
-            ops.append(LeakyReLU(name, float(m.negative_slope)))
-        elif type(m) is nn.Flatten:
-            if m.start_dim != 1 or m.end_dim != -1:
-                raise UserInputError(
-                    f"layer {name} (Flatten): only start_dim=1, end_dim=-1 is supported"
-                )
-            ops.append(Reshape(name, None))
-        elif type(m) is nn.Unflatten:
-            if m.dim != 1:
-                raise UserInputError(f"layer {name} (Unflatten): only dim=1 is supported")
-            ops.append(Reshape(name, tuple(int(s) for s in m.unflattened_size)))
-        elif type(m) in (nn.Identity, nn.Dropout):
-            continue
-        else:
-            raise UserInputError(
-                f"layer {name} has unsupported type {kind}; supported: {', '.join(SUPPORTED)}"
-            )
-    if n_analog == 0:
-        raise UserInputError("model has no Linear or Conv2d layer: nothing to map onto tiles")
-    return ops
+    return import_model(model, input_shape).ops
 
 
 def convert(
-    model, cfg: AcceleratorConfig, *, n_features: int | None = None, program: bool = True
+    model,
+    cfg: AcceleratorConfig,
+    *,
+    n_features: int | None = None,
+    input_shape: tuple[int, ...] | None = None,
+    program: bool = True,
 ) -> AnalogNetwork:
-    """Map ``model`` (an ``nn.Sequential``) onto analog tiles under ``cfg``.
+    """Map ``model`` onto analog tiles under ``cfg``.
 
-    With ``program`` the tiles are programmed and drifted to ``cfg.noise.t_inference_s``,
-    ready for :meth:`AnalogNetwork.forward_float`.  ``n_features`` (the flat input width)
-    is checked by a float forward of the original model when given.
+    ``model`` is an ``nn.Module`` (exported with ``torch.export`` on inputs of
+    ``input_shape``, the per-image shape; default ``(n_features,)`` or what the first
+    layer tells), an ``ExportedProgram``, or an already imported
+    :class:`~aimcflow.models.nn.importer.Imported` graph (the sweep imports once).  With
+    ``program`` the tiles are programmed and drifted to ``cfg.noise.t_inference_s``, ready
+    for :meth:`AnalogNetwork.forward_float`.
     """
-    ops = ops_from_model(model)
-    if n_features is not None:
-        check_input_width(model, n_features)
-    net = AnalogNetwork(ops, cfg, n_features or 0).build()
+    # lazy: import cycle (the importer builds this module's ops)
+    from aimcflow.models.nn.importer import Imported, import_model
+
+    if input_shape is None and n_features is not None:
+        input_shape = (int(n_features),)
+    imp = model if isinstance(model, Imported) else import_model(model, input_shape)
+    ops = [copy.deepcopy(op) for op in imp.ops]  # each network owns its tiles
+    net = AnalogNetwork(
+        ops,
+        cfg,
+        int(np.prod(imp.input_shape)) if imp.input_shape else 0,
+        wires=list(imp.wires),
+        output=imp.output,
+    ).build()
     if program:
         net.program()
         net.drift(cfg.noise.t_inference_s)
     return net
-
-
-def check_input_width(model, n_features: int, n_classes: int | None = None) -> None:
-    """The model must map flat (B, n_features) inputs to (B, n_classes) logits."""
-    # lazy: torch (~2 s)
-    import torch
-
-    try:
-        with torch.no_grad():
-            out = model(torch.zeros(2, n_features))
-    except Exception as exc:  # noqa: BLE001 -- a model that cannot run the data is user input
-        raise UserInputError(
-            f"model does not accept (batch, {n_features}) inputs: {type(exc).__name__}: {exc}"
-        ) from None
-    if not isinstance(out, torch.Tensor):  # e.g. an LSTM's (output, (h, c)) tuple
-        raise UserInputError(
-            f"model returns a {type(out).__name__}, not a tensor of logits; supported: an "
-            f"nn.Sequential of {', '.join(SUPPORTED)}"
-        )
-    if out.ndim != 2 or (n_classes is not None and out.shape[1] != n_classes):
-        want = f"(batch, {n_classes})" if n_classes is not None else "(batch, classes)"
-        raise UserInputError(f"model returns shape {tuple(out.shape)} for 2 inputs; need {want}")

@@ -2,8 +2,8 @@
 
 The default is scikit-learn's ``load_digits`` (1797 handwritten 8x8 digits shipped inside
 the package: nothing is downloaded), split 80/20 stratified with seed 0, pixels scaled
-from 0..16 to [0, 1].  Users may bring their own data as an ``.npz`` holding
-``x_train, y_train, x_test, y_test``; :func:`load_npz_dataset` validates it fully.
+from 0..16 to [0, 1].  Users bring their own data as an ``.npz`` or a CIFAR directory
+(:mod:`aimcflow.models.nn.datasets`, which validates them fully).
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 from aimcflow.models.errors import UserInputError
-from aimcflow.models.npzfile import load_npz
 
 DIGITS_SPLIT_SEED = 0
 DIGITS_TEST_FRACTION = 0.2
@@ -32,8 +31,13 @@ class Dataset:
     n_classes: int
 
     @property
+    def input_shape(self) -> tuple[int, ...]:
+        """Per-image shape: (features,) flat, or (channels, height, width)."""
+        return tuple(int(s) for s in self.x_train.shape[1:])
+
+    @property
     def n_features(self) -> int:
-        return int(self.x_train.shape[1])
+        return int(np.prod(self.input_shape))
 
     def test_images(self, images: int | None) -> int:
         """How many test images ``--images`` asks for (None: the whole test split)."""
@@ -62,61 +66,19 @@ def load_digits_dataset() -> Dataset:
     return Dataset("digits", x_tr, y_tr, x_te, y_te, n_classes=10)
 
 
-_FIELDS = ("x_train", "y_train", "x_test", "y_test")
-
-
-def load_npz_dataset(path: str | Path) -> Dataset:
-    """A user's data set: ``.npz`` with ``x_train (N, F)``, ``y_train (N,)``, ``x_test (M, F)``,
-    ``y_test (M,)``; x finite floats, y integer class labels >= 0.  Any problem is a
-    :class:`UserInputError` naming the field and what is allowed."""
-    p = Path(path)
-    if not p.is_file():
-        raise UserInputError(f"data '{p}': no such file; give an .npz with {', '.join(_FIELDS)}")
-    arrays = load_npz(p, f"data '{p}'")
-    missing = [f for f in _FIELDS if f not in arrays]
-    if missing:
-        raise UserInputError(
-            f"data '{p}': missing field(s) {', '.join(missing)}; required: {', '.join(_FIELDS)}"
-        )
-    x_tr, y_tr, x_te, y_te = (arrays[f] for f in _FIELDS)
-    for name, x in (("x_train", x_tr), ("x_test", x_te)):
-        if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
-            raise UserInputError(
-                f"data '{p}': {name} has shape {x.shape}; need (N, features), N >= 1"
-            )
-        if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
-            raise UserInputError(
-                f"data '{p}': {name} has dtype {x.dtype}; need a float or integer array"
-            )
-        if not np.all(np.isfinite(x)):
-            raise UserInputError(f"data '{p}': {name} contains NaN or Inf")
-    if x_tr.shape[1] != x_te.shape[1]:
-        raise UserInputError(
-            f"data '{p}': x_train has {x_tr.shape[1]} features, "
-            f"x_test {x_te.shape[1]}; they must match"
-        )
-    for name, y, x in (("y_train", y_tr, x_tr), ("y_test", y_te, x_te)):
-        if not np.issubdtype(y.dtype, np.integer):
-            raise UserInputError(f"data '{p}': {name} has dtype {y.dtype}; need integer labels")
-        if y.shape != (x.shape[0],):
-            raise UserInputError(f"data '{p}': {name} has shape {y.shape}; need ({x.shape[0]},)")
-        if y.min() < 0:
-            raise UserInputError(
-                f"data '{p}': {name} has a negative label; labels are 0..classes-1"
-            )
-    n_classes = int(max(y_tr.max(), y_te.max())) + 1
-    return Dataset(
-        p.stem,
-        x_tr.astype(np.float32),
-        y_tr.astype(np.int64),
-        x_te.astype(np.float32),
-        y_te.astype(np.int64),
-        n_classes,
-    )
-
-
-def load_dataset(spec: str | Path | None = None) -> Dataset:
-    """``None`` or ``"digits"``: the built-in digits split; otherwise a path to an ``.npz``."""
+def load_dataset(spec: str | Path | None = None, norm=None) -> Dataset:
+    """``None`` or ``"digits"``: the built-in digits split; otherwise a user's data set
+    (an ``.npz`` or a CIFAR python-version directory, :mod:`aimcflow.models.nn.datasets`),
+    ``norm`` a :class:`~aimcflow.models.nn.datasets.Normalization` from the flags."""
     if spec is None or str(spec) == "digits":
         return load_digits_dataset()
-    return load_npz_dataset(spec)
+    from aimcflow.models.nn.datasets import load_user_dataset
+
+    return load_user_dataset(spec, norm)
+
+
+def load_npz_dataset(path: str | Path, norm=None) -> Dataset:
+    """A user's ``.npz`` (see :func:`aimcflow.models.nn.datasets.load_npz`)."""
+    from aimcflow.models.nn.datasets import load_npz
+
+    return load_npz(path, norm)

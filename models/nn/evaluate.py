@@ -6,7 +6,9 @@ with eps the test error (1 - accuracy).  A* = 1: the analog network is as good a
 A* = 0: as good as random weights.  eps_chance is measured, as the thesis defines it, as
 the float test error of the same architecture with random weights: the model is copied,
 every parameterised layer's ``reset_parameters()`` (torch's default initialisation) is
-called under ``torch.manual_seed(k)`` for k = 0..K-1, and the K test errors are averaged.
+called under ``torch.manual_seed(k)`` for k = 0..K-1 (a graph loaded from a .pt2 has no
+layer modules: its parameters get the same distributions by name), and the K test errors
+are averaged.
 
 Each repeat ``r`` re-programs every tile with seed ``cfg.seed + r`` (fresh programming
 noise, fresh read/output noise), then reads the network at every drift time after that
@@ -16,6 +18,7 @@ one programming, as the thesis does.
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -36,6 +39,34 @@ def normalized_accuracy(err_analog, err_float: float, err_chance: float):
     return 1.0 - (np.asarray(err_analog, dtype=float) - err_float) / denom
 
 
+def _reinit(m) -> None:
+    """torch's default initialisation of every parameter by name, for a model without
+    layer modules (a graph loaded from a .pt2): a weight of >= 2 dims and its bias
+    uniform in +-1/sqrt(fan_in) (what Linear/Conv2d's reset_parameters draw), a 1-d
+    weight (a norm's scale) 1, other biases 0; running means 0, variances 1."""
+    # lazy: torch (~2 s)
+    import torch
+
+    params = dict(m.named_parameters())
+    with torch.no_grad():
+        for name, p in params.items():
+            stem, leaf = name.rsplit(".", 1) if "." in name else ("", name)
+            w = params.get(f"{stem}.weight" if stem else "weight")
+            if p.ndim >= 2:
+                bound = 1.0 / max(1, p[0].numel()) ** 0.5
+                p.uniform_(-bound, bound)
+            elif leaf == "bias" and w is not None and w.ndim >= 2:
+                bound = 1.0 / max(1, w[0].numel()) ** 0.5
+                p.uniform_(-bound, bound)
+            else:
+                p.fill_(1.0 if leaf == "weight" else 0.0)
+        for name, b in m.named_buffers():
+            if name.endswith("running_mean"):
+                b.zero_()
+            elif name.endswith("running_var"):
+                b.fill_(1.0)
+
+
 def chance_error(model, x: np.ndarray, y: np.ndarray, seeds: int = CHANCE_SEEDS) -> float:
     """Mean float test error of ``model``'s architecture with random (default-init) weights."""
     # lazy: torch (~2 s)
@@ -43,11 +74,16 @@ def chance_error(model, x: np.ndarray, y: np.ndarray, seeds: int = CHANCE_SEEDS)
 
     errs = []
     for k in range(seeds):
-        m = copy.deepcopy(model)
+        with warnings.catch_warnings():  # copying a .pt2 graph module: a torch-internal notice
+            warnings.simplefilter("ignore", FutureWarning)
+            m = copy.deepcopy(model)
         torch.manual_seed(k)
+        layers = [mod for mod in m.modules() if hasattr(mod, "reset_parameters")]
+        if not layers:
+            _reinit(m)
+        for mod in layers:
+            mod.reset_parameters()
         for mod in m.modules():
-            if hasattr(mod, "reset_parameters"):
-                mod.reset_parameters()
             if hasattr(mod, "reset_running_stats"):
                 mod.reset_running_stats()
         errs.append(1.0 - accuracy_float(m.eval(), x, y))
@@ -144,15 +180,16 @@ def vmm_pairs(
     images = np.arange(len(x)) if images is None else np.asarray(images, dtype=np.int64)
     pick = np.random.default_rng(seed)
     pairs = []
-    h = x
-    for op in net.ops:
-        if isinstance(op, AnalogLayer):
-            rows, keys, _ = op.to_rows(h, images)
-            ideal = (rows @ op.weight).reshape(-1)
-            analog = op.matrix.forward_float(rows, keys).reshape(-1)
-            idx = pick.choice(ideal.size, size=min(max_points, ideal.size), replace=False)
-            pairs.append((op.name, ideal[idx], analog[idx]))
-            h = op.forward_float(h, images)
-        else:
-            h = op(h)
+
+    def step(op, *h):
+        if not isinstance(op, AnalogLayer):
+            return op(*h)
+        rows, keys, _ = op.to_rows(h[0], images)
+        ideal = (rows @ op.weight).reshape(-1)
+        analog = op.matrix.forward_float(rows, keys).reshape(-1)
+        idx = pick.choice(ideal.size, size=min(max_points, ideal.size), replace=False)
+        pairs.append((op.name, ideal[idx], analog[idx]))
+        return op.forward_float(h[0], images)
+
+    net.run(x, step)
     return pairs

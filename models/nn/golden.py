@@ -1,6 +1,9 @@
 """Level 3, "analog-golden": the analog tiles with the bit-exact integer periphery.
 
-Per layer of a :class:`~aimcflow.models.nn.compiler.ChipProgram` and per input vector:
+The program's integer schedule (:mod:`aimcflow.models.nn.schedule`) is walked: residual
+adds and pooling run on their golden models (``models/periphery/residual.py``,
+``pool.py``).  Per layer of a :class:`~aimcflow.models.nn.compiler.ChipProgram` and per
+input vector:
 the management controller golden model (``models/periphery/mgmt.py``) turns each row
 tile's integer input segment into DAC codes and asks the tile (``forward_codes``, noise
 keyed by image and management iteration) until bound management is satisfied; the NMPU
@@ -9,7 +12,7 @@ adds the bias, applies the activation and saturates.  Nothing here re-implements
 numerics: this module only routes integers between them.
 
 The first layer's input is quantized with the program's input scale (round half up,
-saturate); the last layer's integer output times its scale gives the logits.
+saturate); the output value's integers times its scale give the logits.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+from aimcflow.models.nn.schedule import run_walk
 from aimcflow.models.periphery import mgmt as mgmt_model
 from aimcflow.models.periphery import nmpu as nmpu_model
 from aimcflow.models.periphery.fixedpoint import sat, satu
@@ -245,10 +249,8 @@ def input_codes(prog, x: np.ndarray) -> np.ndarray:
 
 
 def logits_of(prog, h: np.ndarray) -> np.ndarray:
-    """The last stage's integer outputs -> float logits (after the trailing reshapes)."""
-    for op in prog.post:
-        h = op(h)
-    return np.asarray(h).astype(np.float64) * prog.layers[-1].out_scale
+    """The output value's integers -> float logits."""
+    return np.asarray(h).astype(np.float64) * prog.out_scale
 
 
 def forward_golden(
@@ -265,12 +267,15 @@ def forward_golden(
     images = np.arange(len(x)) if images is None else np.asarray(images, dtype=np.int64)
     outs = []
     for b in range(0, len(x), batch_size):
-        h = input_codes(prog, x[b : b + batch_size])
         ids = images[b : b + batch_size]
-        for i in range(len(prog.stages)):
+
+        def stage(i: int, h: np.ndarray, ids=ids) -> np.ndarray:
             tr = traces[i] if traces is not None else None
-            h = layer_forward(prog, i, h, ids, tr, periphery)
-        outs.append(logits_of(prog, h))
+            return layer_forward(prog, i, h, ids, tr, periphery)
+
+        outs.append(
+            logits_of(prog, run_walk(prog, input_codes(prog, x[b : b + batch_size]), stage))
+        )
     return np.concatenate(outs)
 
 

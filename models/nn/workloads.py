@@ -1,23 +1,20 @@
-"""The two reference workloads on the digits data, trained in seconds and cached.
-
-* ``digits-mlp``: Linear 64-128, ReLU, Linear 128-64, ReLU, Linear 64-10.
-* ``digits-cnn``: Unflatten to 1x8x8, Conv 1->8 3x3 (pad 1), BatchNorm, ReLU,
-  Conv 8->16 3x3 (stride 2, pad 1), BatchNorm, ReLU, Flatten, Linear 256-10.
-  Its BatchNorms are what the chip compiler folds into the NMPU output multiplier.
-
-Both take flat (B, 64) inputs in [0, 1] and return (B, 10) logits, and both are plain
-``nn.Sequential`` models: that is the model form :func:`load_user_model` accepts.
+"""The built-in workloads (:mod:`aimcflow.models.nn.archs`), trained and cached, and
+users' model files.
 
 Training is deterministic (``torch.manual_seed``, one thread) and cached under
 ``<cache>/models/<name>-<recipe hash>.pt``, where the recipe hash covers the
 architecture, every hyper-parameter and a digest of the training data.
 
-User models (``--model PATH``): either a state dict (``torch.save(model.state_dict())``)
-of one of the two architectures, recognised by its parameter names and shapes, or a whole
-``torch.save``'d ``nn.Sequential`` built from the layer types
-:mod:`aimcflow.models.nn.convert` supports.  Both are read with ``weights_only=True``: the
-unpickler may build only tensors, containers and those layer classes, so a file can never
-run code; anything else is refused.
+User models (``--model PATH``), read without ever unpickling code:
+
+* a ``.pt2`` archive written by ``torch.export.save`` (graph and weights):
+  :func:`aimcflow.models.nn.importer.load_pt2`;
+* a state dict (``torch.save(model.state_dict(), path)``, read with
+  ``weights_only=True``) of a built-in architecture, named by ``--arch NAME`` or else
+  recognised by its parameter names and shapes.
+
+A whole pickled module (``torch.save(model, path)``) is refused: unpickling it would run
+code from the file.  The message says how to export the model instead.
 """
 
 from __future__ import annotations
@@ -27,15 +24,18 @@ import json
 import os
 import pickle
 import re
+import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 from aimcflow.models.errors import UserInputError
 from aimcflow.models.io import atomic_path, cache_dir
+from aimcflow.models.nn.archs import ARCHS, build
 from aimcflow.models.nn.data import Dataset
+from aimcflow.models.nn.importer import fixed_batch_module, import_model, load_pt2
 
-WORKLOADS = ("digits-mlp", "digits-cnn")
+WORKLOADS = ARCHS
 
 
 @dataclass(frozen=True)
@@ -53,43 +53,9 @@ class Recipe:
 RECIPES = {
     "digits-mlp": Recipe("digits-mlp", epochs=60, batch_size=64, lr=2e-3, weight_decay=1e-4),
     "digits-cnn": Recipe("digits-cnn", epochs=30, batch_size=64, lr=3e-3, weight_decay=1e-4),
+    "digits-resnet": Recipe("digits-resnet", epochs=20, batch_size=64, lr=3e-3, weight_decay=1e-4),
+    "resnet20": Recipe("resnet20", epochs=30, batch_size=128, lr=2e-3, weight_decay=1e-4),
 }
-
-
-def build(arch: str, n_features: int = 64, n_classes: int = 10):
-    """An untrained model of architecture ``arch`` (a name of :data:`WORKLOADS`)."""
-    # lazy: torch (~2 s)
-    from torch import nn
-
-    if arch == "digits-mlp":
-        return nn.Sequential(
-            nn.Linear(n_features, 128),
-            nn.ReLU(),
-            nn.Linear(128, 64),
-            nn.ReLU(),
-            nn.Linear(64, n_classes),
-        )
-    if arch == "digits-cnn":
-        side = int(round(n_features**0.5))
-        if side * side != n_features:
-            raise UserInputError(
-                f"digits-cnn needs square images; {n_features} features is not a square"
-            )
-        out_side = (side + 1) // 2  # stride-2 3x3 conv with padding 1
-        return nn.Sequential(
-            nn.Unflatten(1, (1, side, side)),
-            nn.Conv2d(1, 8, 3, padding=1),
-            nn.BatchNorm2d(8),
-            nn.ReLU(),
-            nn.Conv2d(8, 16, 3, stride=2, padding=1),
-            nn.BatchNorm2d(16),
-            nn.ReLU(),
-            nn.Flatten(),
-            nn.Linear(16 * out_side * out_side, n_classes),
-        )
-    raise UserInputError(
-        f"unknown model '{arch}'; allowed: {', '.join(WORKLOADS)} or a path to a torch model file"
-    )
 
 
 def _data_digest(data: Dataset) -> str:
@@ -104,7 +70,7 @@ def recipe_hash(recipe: Recipe, data: Dataset) -> str:
         {
             "recipe": asdict(recipe),
             "data": _data_digest(data),
-            "features": data.n_features,
+            "features": data.n_features if len(data.input_shape) == 1 else list(data.input_shape),
             "classes": data.n_classes,
         },
         sort_keys=True,
@@ -112,8 +78,9 @@ def recipe_hash(recipe: Recipe, data: Dataset) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def train(recipe: Recipe, data: Dataset):
-    """Train ``recipe.arch`` on ``data`` deterministically (Adam, cross-entropy); eval mode."""
+def train(recipe: Recipe, data: Dataset, on_epoch=None):
+    """Train ``recipe.arch`` on ``data`` deterministically (Adam, cross-entropy); eval mode.
+    ``on_epoch(epoch, loss)`` is called after every epoch (mean training loss)."""
     # lazy: torch (~2 s)
     import torch
     from torch import nn
@@ -122,20 +89,25 @@ def train(recipe: Recipe, data: Dataset):
     torch.set_num_threads(1)  # bit-reproducible and polite on a shared machine
     try:
         torch.manual_seed(recipe.seed)
-        model = build(recipe.arch, data.n_features, data.n_classes)
+        model = build(recipe.arch, data.input_shape, data.n_classes)
         x = torch.from_numpy(data.x_train)
         y = torch.from_numpy(data.y_train)
         opt = torch.optim.Adam(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
         loss_fn = nn.CrossEntropyLoss()
         gen = torch.Generator().manual_seed(recipe.seed)
         model.train()
-        for _ in range(recipe.epochs):
+        for epoch in range(recipe.epochs):
             perm = torch.randperm(len(x), generator=gen)
+            total = 0.0
             for i in range(0, len(x), recipe.batch_size):
                 idx = perm[i : i + recipe.batch_size]
                 opt.zero_grad()
-                loss_fn(model(x[idx]), y[idx]).backward()
+                loss = loss_fn(model(x[idx]), y[idx])
+                loss.backward()
                 opt.step()
+                total += float(loss.detach()) * len(idx)
+            if on_epoch is not None:
+                on_epoch(epoch + 1, total / len(x))
     finally:
         torch.set_num_threads(threads)
     return model.eval()
@@ -151,7 +123,7 @@ def pretrained(arch: str, data: Dataset, *, retrain: bool = False):
         build(arch)  # raises the UserInputError naming the allowed workloads
     recipe = RECIPES[arch]
     path = cache_dir() / "models" / f"{arch}-{recipe_hash(recipe, data)}.pt"
-    model = build(arch, data.n_features, data.n_classes)
+    model = build(arch, data.input_shape, data.n_classes)
     if path.is_file() and not retrain:
         model.load_state_dict(torch.load(path, weights_only=True))
         return model.eval()
@@ -163,118 +135,173 @@ def pretrained(arch: str, data: Dataset, *, retrain: bool = False):
 
 
 def _matches(state: dict, arch: str, data: Dataset) -> bool:
-    ref = build(arch, data.n_features, data.n_classes).state_dict()
+    ref = build(arch, data.input_shape, data.n_classes).state_dict()
     return set(ref) == set(state) and all(
         tuple(getattr(state[k], "shape", ())) == tuple(v.shape) for k, v in ref.items()
     )
 
 
-_SAVE_HINT = (
-    "save a state dict (torch.save(model.state_dict(), path)) of "
-    + " or ".join(WORKLOADS)
-    + ", an nn.Sequential of supported layers, or a torch.export program (.pt2)"
+EXPORT_HINT = (
+    "export it instead: torch.export.save(torch.export.export(model.eval(), "
+    "(example_input,)), 'model.pt2'), or save torch.save(model.state_dict(), path) of a "
+    "built-in architecture and give --arch NAME (" + ", ".join(WORKLOADS) + ")"
 )
 
 
-def _safe_layer_classes() -> list[type]:
-    """The classes a whole-``nn.Sequential`` file may name: the layers the converter maps."""
-    # lazy: torch, and the converter's numba tile kernels (only when a model file is read)
-    from aimcflow.models.nn.convert import SUPPORTED
-    from torch import nn
+def _is_pt2(p: Path) -> bool:
+    """A torch.export archive (a zip holding ``archive_format`` = pt2) rather than a
+    torch.save file (also a zip, holding ``data.pkl``)."""
+    try:
+        with zipfile.ZipFile(p) as z:
+            fmt = [
+                n for n in z.namelist() if n.endswith("/archive_format") or n == "archive_format"
+            ]
+            return bool(fmt) and z.read(fmt[0]).strip() == b"pt2"
+    except (OSError, zipfile.BadZipFile, KeyError):
+        return False
 
-    return [nn.Sequential, *(getattr(nn, n) for n in SUPPORTED if hasattr(nn, n))]
 
-
-def _refusal(p: Path, torch_message: str) -> str:
-    """One line for a file the safe unpickler refused (torch's own text advises
-    ``weights_only=False``, which we never suggest)."""
-    m = re.search(r"GLOBAL ([\w.]+)", torch_message)
-    if m is None:
-        return (
-            f"model '{p}': not a torch model file (not a readable torch.save archive); {_SAVE_HINT}"
+def _check_shape(p: Path, model_shape: tuple, data: Dataset) -> None:
+    if tuple(model_shape) != tuple(data.input_shape):
+        raise UserInputError(
+            f"model '{p}' takes images of shape {tuple(model_shape)}, the data has "
+            f"{tuple(data.input_shape)}; give data of the shape the model was exported for"
         )
-    what = m.group(1)
-    from aimcflow.models.nn.convert import SUPPORTED  # lazy: numba tile kernels (see above)
-
-    return (
-        f"model '{p}': holds {what}, which cannot be loaded without running code from the "
-        f"file (aimcflow never does); supported layers: {', '.join(SUPPORTED)}; {_SAVE_HINT}"
-    )
 
 
-def load_user_model(path: str | Path, data: Dataset):
-    """A user's model file (see the module docstring for the two accepted forms)."""
+def load_user_model(path: str | Path, data: Dataset, arch: str | None = None):
+    """A user's model file (see the module docstring for the accepted forms), as an
+    eval-mode torch module."""
 
     # lazy: torch (~2 s)
     import torch
-    from torch import nn
 
     p = Path(path)
     if not p.is_file():
         raise UserInputError(
-            f"model '{p}': no such file; give {', '.join(WORKLOADS)} "
-            "or a torch.save'd state dict / nn.Sequential"
+            f"model '{p}': no such file; give {', '.join(WORKLOADS)}, a .pt2 "
+            "(torch.export.save) or a state dict with --arch"
         )
+    if _is_pt2(p):
+        if arch is not None:
+            raise UserInputError(
+                f"--arch {arch}: a .pt2 holds its own graph; give --arch only with a state dict"
+            )
+        ep = load_pt2(p)
+        inp = [
+            n
+            for n in ep.graph.nodes
+            if n.op == "placeholder" and n.name in ep.graph_signature.user_inputs
+        ]
+        shape = tuple(int(s) for s in inp[0].meta["val"].shape[1:]) if len(inp) == 1 else ()
+        _check_shape(p, shape, data)
+        model = fixed_batch_module(ep)
+        model.aimcflow_program = ep  # the importer reads the graph, not a re-export
+        return model
     try:  # never weights_only=False: unpickling arbitrary objects runs code from the file
-        with torch.serialization.safe_globals(_safe_layer_classes()):
-            obj = torch.load(p, weights_only=True, map_location="cpu")
+        obj = torch.load(p, weights_only=True, map_location="cpu")
     except pickle.UnpicklingError as exc:
-        raise UserInputError(_refusal(p, str(exc))) from None
+        if "GLOBAL" not in str(exc):  # not a pickle that names classes: not a model file
+            raise UserInputError(
+                f"model '{p}': not a torch model file (torch.load cannot read it); {EXPORT_HINT}"
+            ) from None
+        m = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        raise UserInputError(
+            f"model '{p}': holds {m.group(1) if m else 'a Python object'}, a pickled object "
+            "(a whole pickled module is one: torch.save(model)) which cannot be loaded without "
+            f"running code from the file; aimcflow never does: {EXPORT_HINT}"
+        ) from None
     except Exception:  # noqa: BLE001 -- any unreadable file is a bad model file
         raise UserInputError(
-            f"model '{p}': not a torch model file (torch.load cannot read it); {_SAVE_HINT}"
+            f"model '{p}': not a torch model file (neither a .pt2 archive nor a "
+            f"torch.save file); {EXPORT_HINT}"
         ) from None
-    if isinstance(obj, dict):
-        if not all(isinstance(v, torch.Tensor) for v in obj.values()):
-            raise UserInputError(f"model '{p}': a dict that is not a state dict of tensors")
-        for arch in WORKLOADS:
-            try:
-                ok = _matches(obj, arch, data)
-            except UserInputError:
-                continue
-            if ok:
-                model = build(arch, data.n_features, data.n_classes)
-                model.load_state_dict(obj)
-                return model.eval()
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise UserInputError(
-            f"model '{p}': state dict matches neither {' nor '.join(WORKLOADS)} "
-            f"for {data.n_features} inputs and {data.n_classes} classes; save the whole "
-            "nn.Sequential instead (torch.save(model, path))"
+            f"model '{p}': holds a {type(obj).__name__}, not a state dict of tensors; {EXPORT_HINT}"
         )
-    if isinstance(obj, nn.Sequential):
-        return obj.float().eval()
-    if isinstance(obj, nn.Module):
-        raise UserInputError(
-            f"model '{p}': a {type(obj).__name__}; supported: an nn.Sequential "
-            "(its forward is then known) or a state dict of " + " / ".join(WORKLOADS)
-        )
+    candidates = [arch] if arch is not None else list(WORKLOADS)
+    for a in candidates:
+        if a not in WORKLOADS:
+            build(a)  # raises the UserInputError naming the allowed architectures
+        try:
+            ok = _matches(obj, a, data)
+        except UserInputError:
+            if arch is not None:
+                raise
+            continue
+        if ok:
+            model = build(a, data.input_shape, data.n_classes)
+            model.load_state_dict(obj)
+            return model.eval()
+    what = f"--arch {arch}" if arch is not None else " nor ".join(WORKLOADS)
     raise UserInputError(
-        f"model '{p}': holds a {type(obj).__name__}, not a torch model; supported: "
-        "an nn.Sequential or a state dict of " + " / ".join(WORKLOADS)
+        f"model '{p}': state dict does not match {what} for images of shape "
+        f"{tuple(data.input_shape)} and {data.n_classes} classes; {EXPORT_HINT}"
     )
 
 
-def get_model(spec: str | None, data: Dataset):
-    """``spec`` a workload name (default ``digits-mlp``) or a model file path.
-    Returns ``(name, model)`` with the model in eval mode."""
+def get_model(spec: str | None, data: Dataset, arch: str | None = None):
+    """``spec`` a workload name (default ``digits-mlp``) or a model file path (``arch``:
+    the architecture of a state dict).  Returns ``(name, model)`` in eval mode."""
     if spec is None:
         spec = "digits-mlp"
     if spec in WORKLOADS:
+        if arch is not None:
+            raise UserInputError(f"--arch {arch}: give --arch only with a state-dict file")
         return spec, pretrained(spec, data)
-    looks_like_path = os.sep in spec or spec.endswith((".pt", ".pth")) or Path(spec).exists()
+    looks_like_path = (
+        os.sep in spec or spec.endswith((".pt", ".pth", ".pt2")) or Path(spec).exists()
+    )
     if not looks_like_path:
         raise UserInputError(
             f"unknown model '{spec}'; allowed: {', '.join(WORKLOADS)} "
-            "or a path to a torch model file"
+            "or a path to a model file (.pt2, or a state dict with --arch)"
         )
-    return str(spec), load_user_model(spec, data)
+    return str(spec), load_user_model(spec, data, arch)
 
 
-def accuracy_float(model, x: np.ndarray, y: np.ndarray) -> float:
+def imported(model, data: Dataset):
+    """The model's imported graph (:mod:`aimcflow.models.nn.importer`) for ``data``'s
+    image shape; checks that it returns (B, classes) logits for the data's classes."""
+    ep = getattr(model, "aimcflow_program", None)
+    imp = import_model(ep if ep is not None else model, data.input_shape)
+    check_output(model, data)
+    return imp
+
+
+def check_output(model, data: Dataset) -> None:
+    """The model must map (2, *input_shape) inputs to (2, n_classes) logits."""
+    # lazy: torch (~2 s)
+    import torch
+
+    try:
+        with torch.no_grad():
+            out = model(torch.zeros((2, *data.input_shape)))
+    except Exception as exc:  # noqa: BLE001 -- a model that cannot run the data is user input
+        raise UserInputError(
+            f"model does not accept images of shape {tuple(data.input_shape)}: "
+            f"{type(exc).__name__}: {str(exc)[:300]}"
+        ) from None
+    if not isinstance(out, torch.Tensor):  # e.g. an LSTM's (output, (h, c)) tuple
+        raise UserInputError(
+            f"model returns a {type(out).__name__}, not a tensor of logits (B, classes)"
+        )
+    if out.ndim != 2 or out.shape[1] != data.n_classes:
+        raise UserInputError(
+            f"model returns shape {tuple(out.shape)} for 2 images; the data has "
+            f"{data.n_classes} classes, so (2, {data.n_classes}) is needed"
+        )
+
+
+def accuracy_float(model, x: np.ndarray, y: np.ndarray, batch_size: int = 512) -> float:
     """Test accuracy of the float torch model (level 1), in [0, 1]."""
     # lazy: torch (~2 s)
     import torch
 
+    hits = 0
     with torch.no_grad():
-        pred = model(torch.from_numpy(np.asarray(x, dtype=np.float32))).argmax(1).numpy()
-    return float(np.mean(pred == y))
+        for i in range(0, len(x), batch_size):
+            xb = torch.from_numpy(np.asarray(x[i : i + batch_size], dtype=np.float32))
+            hits += int((model(xb).argmax(1).numpy() == y[i : i + batch_size]).sum())
+    return hits / max(1, len(x))

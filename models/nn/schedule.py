@@ -1,0 +1,249 @@
+"""The integer schedule of a converted network: which periphery unit computes what.
+
+:func:`plan` groups the ops of an :class:`~aimcflow.models.nn.convert.AnalogNetwork` into
+steps, each one periphery operation on integers:
+
+* ``stage``: an analog layer plus the batch norm and the activation the NMPU absorbs
+  (fused when the layer's, then the batch norm's, output has that op as its only reader);
+* ``add``: a residual add plus the activation after it (the residual unit's own
+  activation, docs/SPEC.md "Residual add");
+* ``pool``: max or average pooling (docs/SPEC.md "Pooling"); the output keeps the input's
+  format and scale;
+* ``reshape``: flatten / view (data movement, no arithmetic).
+
+An activation, clamp or batch norm that follows none of these cannot be compiled (it has
+no integer unit of its own) and is a :class:`UserInputError` naming it.
+
+A ReLU6 / Hardtanh / clamp after a stage or an add becomes the output saturation: the
+compiler puts the top of the output range at the clamp's upper bound (or lower, at the
+calibration percentile), so clipping at the code maximum *is* the clamp.  Lower bounds
+other than 0 (unsigned) or ``-hi`` (signed, symmetric) are refused.
+
+:func:`walk` runs a compiled schedule on integers: add and pool steps call their golden
+models (``models/periphery/residual.py``, ``pool.py``); stage steps are handed to the
+caller (a generator: level 3 answers with the golden periphery, level 4 with the RTL).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from aimcflow.models.errors import UserInputError
+from aimcflow.models.nn.convert import AnalogLayer, BatchNorm, LeakyReLU, ReLU, Reshape
+from aimcflow.models.nn.graphops import Add, Clamp, Pool
+from aimcflow.models.periphery import pool as pool_model
+from aimcflow.models.periphery import residual as res_model
+
+
+@dataclass
+class Step:
+    """One integer operation: reads values ``src``, writes value ``out`` (value ids of the
+    network: 0 the input, ``k + 1`` the output of op ``k``)."""
+
+    kind: str  # stage | add | pool | reshape
+    src: tuple[int, ...]
+    out: int
+    index: int = 0  # stage index (stage), add index (add), pool index (pool)
+    ops: list = field(default_factory=list)  # the network ops this step covers
+    activation: str = "none"  # stage / add: none | relu | leaky
+    leaky_k: int = 0
+    clamp: tuple | None = None  # (lo, hi) float of a fused clamp, None without
+
+    @property
+    def name(self) -> str:
+        return self.ops[0].name
+
+
+@dataclass
+class AddProgram:
+    """A compiled residual add: formats and coefficients for the residual golden model."""
+
+    name: str
+    a_signed: bool
+    b_signed: bool
+    out_signed: bool
+    activation: str
+    leaky_k: int
+    scale_a: float
+    scale_b: float
+    out_scale: float
+    mult_a: int
+    mult_b: int
+    shift: int
+
+
+@dataclass
+class PoolProgram:
+    """A compiled pooling: window, stride, padding, format and the average's reciprocal."""
+
+    name: str
+    kind: str
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    padding: tuple[int, int]
+    signed: bool
+    scale: float
+    mult: int
+    shift: int
+
+
+def _activation_of(op) -> tuple[str, int, tuple | None]:
+    """(activation, leaky_k, clamp) of an activation op the periphery can apply."""
+
+    if isinstance(op, ReLU):
+        return "relu", 0, None
+    if isinstance(op, LeakyReLU):
+        k = -np.log2(op.slope) if op.slope > 0 else np.inf
+        if not (np.isfinite(k) and float(k).is_integer() and 0 <= k <= 31):
+            raise UserInputError(
+                f"layer {op.name} (LeakyReLU): slope {op.slope} is not "
+                "supported by the NMPU; allowed: 2**-k, k = 0..31"
+            )
+        return "leaky", int(k), None
+    assert isinstance(op, Clamp)
+    lo, hi = op.lo, op.hi
+    if hi is None or hi <= 0 or lo not in (0.0, -hi):
+        raise UserInputError(
+            f"layer {op.name} (clamp {lo}, {hi}): the periphery clamps as its output "
+            "saturation; allowed: lower bound 0 (ReLU6) or -upper (Hardtanh), upper > 0"
+        )
+    return ("relu" if lo == 0 else "none"), 0, (lo, hi)
+
+
+def plan(net) -> list[Step]:
+    """Group ``net``'s ops into integer steps (see the module docstring)."""
+
+    n = len(net.ops)
+    readers: dict[int, list[int]] = {}
+    for k in range(n):
+        for v in net.wire(k):
+            readers.setdefault(v, []).append(k)
+
+    def only_reader(v: int):
+        r = readers.get(v, [])
+        return r[0] if len(r) == 1 and v != net.output_value else None
+
+    fused: set[int] = set()
+    steps: list[Step] = []
+    counts = {"stage": 0, "add": 0, "pool": 0, "reshape": 0}
+    for k, op in enumerate(net.ops):
+        if k in fused:
+            continue
+        src = net.wire(k)
+        if isinstance(op, (AnalogLayer, Add)):
+            kind = "stage" if isinstance(op, AnalogLayer) else "add"
+            st = Step(kind, src, k + 1, counts[kind], [op])
+            j = only_reader(st.out)
+            if kind == "stage" and j is not None and isinstance(net.ops[j], BatchNorm):
+                st.ops.append(net.ops[j])
+                fused.add(j)
+                st.out = j + 1
+                j = only_reader(st.out)
+            if j is not None and isinstance(net.ops[j], (ReLU, LeakyReLU, Clamp)):
+                st.activation, st.leaky_k, st.clamp = _activation_of(net.ops[j])
+                st.ops.append(net.ops[j])
+                fused.add(j)
+                st.out = j + 1
+        elif isinstance(op, Pool):
+            st = Step("pool", src, k + 1, counts["pool"], [op])
+        elif isinstance(op, Reshape):
+            st = Step("reshape", src, k + 1, counts["reshape"], [op])
+        else:
+            where = (
+                "a Linear/Conv2d"
+                if isinstance(op, BatchNorm)
+                else "a Linear/Conv2d (+BatchNorm) or a residual add"
+            )
+            raise UserInputError(
+                f"layer {getattr(op, 'name', '?')} ({type(op).__name__}): the chip applies it "
+                f"only directly after {where}"
+            )
+        counts[st.kind] += 1
+        steps.append(st)
+    return steps
+
+
+def walk(prog, h0: np.ndarray) -> Generator[tuple[int, np.ndarray], np.ndarray, np.ndarray]:
+    """Run ``prog``'s schedule on the integer input ``h0``: yields ``(stage index, integer
+    input)`` for each stage and expects its integer output back (``send``); add, pool and
+    reshape steps run here on their golden models.  Returns the output value's integers."""
+
+    last_use: dict[int, int] = {}
+    for i, s in enumerate(prog.steps):
+        for v in s.src:
+            last_use[v] = i
+    vals: dict[int, Any] = {0: h0}
+    for i, s in enumerate(prog.steps):
+        ins = [vals[v] for v in s.src]
+        if s.kind == "stage":
+            y = yield s.index, ins[0]
+        elif s.kind == "reshape":
+            y = s.ops[0](ins[0])
+        elif s.kind == "add":
+            ap = prog.adds[s.index]
+            y = res_model.residual_add(
+                ins[0],
+                ins[1],
+                add_params(prog.cfg, ap),
+                res_model.ResidualCoeffs(ap.mult_a, ap.mult_b, ap.shift),
+            )
+        else:
+            pp = prog.pools[s.index]
+            params = pool_model.PoolParams.from_config(prog.cfg, signed=pp.signed)
+            y = pool_model.pool(
+                ins[0],
+                pp.kind,
+                pp.kernel,
+                pp.stride,
+                params,
+                pool_model.PoolCoeffs(pp.mult, pp.shift),
+                pp.padding,
+            )
+        vals[s.out] = y
+        for v in s.src:
+            if last_use.get(v) == i and v != prog.output:
+                vals.pop(v, None)
+    return vals[prog.output]
+
+
+def add_params(cfg, ap: AddProgram):
+    """The residual golden model's parameters of one compiled add."""
+    return res_model.ResidualParams.from_config(
+        cfg,
+        a_signed=ap.a_signed,
+        b_signed=ap.b_signed,
+        out_signed=ap.out_signed,
+        activation=ap.activation,
+        leaky_k=ap.leaky_k,
+    )
+
+
+def run_walk(prog, h0: np.ndarray, stage) -> np.ndarray:
+    """:func:`walk` with a synchronous ``stage(i, h) -> y``."""
+    gen = walk(prog, h0)
+    try:
+        req = next(gen)
+        while True:
+            req = gen.send(stage(*req))
+    except StopIteration as stop:
+        return stop.value
+
+
+def placement(prog, stage_where: str, where: dict[str, str] | None = None) -> list[dict]:
+    """Per step of ``prog``: its name, kind and where it runs; stages run on
+    ``stage_where``; add and pool steps on their golden models (Python) unless ``where``
+    names another place for the kind (a level-4 run that has their RTL in the loop);
+    reshapes are data movement."""
+    places = {
+        "add": "golden model (Python, models/periphery/residual.py)",
+        "pool": "golden model (Python, models/periphery/pool.py)",
+        "reshape": "data movement (no arithmetic)",
+        **(where or {}),
+    }
+    return [
+        {"op": s.name, "kind": s.kind, "ran": stage_where if s.kind == "stage" else places[s.kind]}
+        for s in prog.steps
+    ]
