@@ -19,6 +19,7 @@ import numpy as np
 from aimcflow.models.config import AcceleratorConfig
 from aimcflow.models.errors import UserInputError
 from aimcflow.rtl.ascon import AsconDecrypt
+from aimcflow.rtl.memories import component_specs, macros_verilog
 from aimcflow.rtl.mgmt import MgmtController
 from aimcflow.rtl.nmpu import Nmpu
 from aimcflow.rtl.periphery_top import PeripheryTop
@@ -53,7 +54,7 @@ from .vectors import (
 
 
 def _top(p):
-    return PeripheryTop(p["nmpu"], p["mgmt"])
+    return PeripheryTop(p["nmpu"], p["mgmt"], p["conv_cycles"])
 
 
 @dataclass(frozen=True)
@@ -107,15 +108,34 @@ def params_dict(params: Any) -> dict[str, Any]:
     """JSON-ready dict of a params dataclass (or a dict of them)."""
     if isinstance(params, dict):
         return {k: params_dict(v) for k, v in params.items()}
-    return dataclasses.asdict(params)
+    return dataclasses.asdict(params) if dataclasses.is_dataclass(params) else params
+
+
+def with_memories(params: Any, style: str) -> Any:
+    """``params`` (a dataclass or a dict of them) with every ``memories`` field set to
+    ``style`` (``flops`` or ``macro``, ``rtl/memories.py``); blocks without memory arrays
+    have no such field and are returned as they are."""
+    if isinstance(params, dict):
+        return {k: with_memories(v, style) for k, v in params.items()}
+    if dataclasses.is_dataclass(params) and any(
+        f.name == "memories" for f in dataclasses.fields(params)
+    ):
+        return dataclasses.replace(params, memories=style)
+    return params
 
 
 @dataclass(frozen=True)
 class GeneratedBlock:
+    """One block's Verilog.  ``memories``: its arrays (``MemorySpec.describe()``);
+    ``models``: behavioural Verilog of the SRAM macros it instantiates, by module name
+    (none with flops)."""
+
     name: str
     module: str
     verilog: str
     params: dict[str, Any]
+    memories: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    models: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def sha256(self) -> str:
@@ -150,21 +170,34 @@ def block_params(cfg: AcceleratorConfig, name: str, **overrides) -> Any:
     return BLOCKS[name].params(cfg, **overrides)
 
 
-def generate_block(cfg: AcceleratorConfig, name: str, **overrides) -> GeneratedBlock:
-    """Verilog of one block (no ``src`` attributes: the text depends only on parameters)."""
-    params = block_params(cfg, name, **overrides)
+def generate_block(
+    cfg: AcceleratorConfig, name: str, memories: str = "flops", **overrides
+) -> GeneratedBlock:
+    """Verilog of one block (no ``src`` attributes: the text depends only on parameters),
+    its memory arrays built as ``memories`` (``flops`` or ``macro``)."""
+    params = with_memories(block_params(cfg, name, **overrides), memories)
     b = BLOCKS[name]
+    component = b.component(params)
+    verilog = amaranth_verilog(component, b.module)
+    specs = component_specs(component)
     return GeneratedBlock(
-        name, b.module, amaranth_verilog(b.component(params), b.module), params_dict(params)
+        name,
+        b.module,
+        verilog,
+        params_dict(params),
+        [s.describe() for s in specs],
+        macros_verilog(specs),
     )
 
 
-def generate_all(cfg: AcceleratorConfig, names: list[str] | None = None) -> list[GeneratedBlock]:
+def generate_all(
+    cfg: AcceleratorConfig, names: list[str] | None = None, memories: str = "flops"
+) -> list[GeneratedBlock]:
     """Every block's Verilog; parameters are all checked before any Verilog is produced."""
     names = names or block_names()
     for n in names:  # validate everything first: a bad config fails before any work
         block_params(cfg, n)
-    return [generate_block(cfg, n) for n in names]
+    return [generate_block(cfg, n, memories) for n in names]
 
 
 def vector_blocks() -> list[str]:

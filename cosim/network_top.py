@@ -33,6 +33,10 @@ counted cycles (``periphery_top`` runs and waits), so they show in ``cycles``.
 ``nmpu_handshake_errors`` counts the counted cycles in which the NMPU's documented
 handshake ``i.ready = ~o.valid | o.ready`` does not hold (a protocol monitor, both modes).
 
+``conv_cycles`` counts the cycles of ``cycles`` in which ``periphery_top``'s ``busy`` is high
+(its tiles' converters converting; ``busy`` holds ``adc`` off for the configured ADC
+latency after each request, in both modes).
+
 ``en`` = ``go`` and not ``done`` and ``cycles < limit`` and every input ring is non-empty
 or marked ``final`` (Python has nothing more for it) and no output ring is full.  ``stop``
 (= ``go`` and not ``en``) is the one signal Python waits on.  ``done`` = every counted
@@ -64,6 +68,8 @@ class NetworkTopParams:
 
     nmpu: NmpuRtlParams
     mgmt: MgmtRtlParams
+    #: ``periphery_top``'s conversion latency (clocks ``busy`` stays high per request)
+    conv_cycles: int = 1
     k: int = 16
     in_words: int = 256
     out_beats: int = 4096
@@ -86,7 +92,7 @@ class NetworkTop(wiring.Component):
 
     def __init__(self, params: NetworkTopParams):
         self.params = p = params
-        self.top = top = PeripheryTop(p.nmpu, p.mgmt)
+        self.top = top = PeripheryTop(p.nmpu, p.mgmt, p.conv_cycles)
         m = top.signature.members
         self.widths = {n: _width(getattr(top, n)) for n in (*IN_RINGS, "dac", "o")}
         self.widths["status"] = Shape.cast(m["status"].shape).width
@@ -95,6 +101,7 @@ class NetworkTop(wiring.Component):
         ports = {n: m[n] for n in ("x", "dac", "adc", "o", "nmpu_load", "mgmt_load", "status")}
         ports |= {"bypass": In(1), "go": In(1), "stop": Out(1), "done": Out(1)}
         ports |= {"cycles": Out(COUNT_BITS), "limit": In(COUNT_BITS)}
+        ports["conv_cycles"] = Out(COUNT_BITS)  # counted cycles with periphery_top's busy
         ports |= {"stall_o": In(8), "stall_tile": In(8)}
         ports |= {"stall_seed": In(32), "stall_seed_wen": In(1)}
         ports |= {"nmpu_handshake_errors": Out(COUNT_BITS)}
@@ -262,4 +269,6 @@ class NetworkTop(wiring.Component):
         ]
         with m.If(en):
             m.d.sync += self.cycles.eq(self.cycles + 1)
+            with m.If(top.busy):
+                m.d.sync += self.conv_cycles.eq(self.conv_cycles + 1)
         return m

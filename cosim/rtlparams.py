@@ -13,12 +13,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from aimcflow.models.analog.converters import adc_latency_cycles
 from aimcflow.models.config import AcceleratorConfig
 from aimcflow.models.errors import UserInputError
 from aimcflow.models.periphery import spg as spg_golden
 from aimcflow.models.periphery.mgmt import MgmtParams
 from aimcflow.models.periphery.nmpu import NmpuParams, rtl_clamp_bounds
-from aimcflow.models.periphery.secure_mac import SecureMacSpec, rtl_mask_seeds
 from aimcflow.models.periphery.sfu import SfuParams
 from aimcflow.rtl.ascon import AsconParams
 from aimcflow.rtl.codes import activation_code, noise_code
@@ -99,11 +99,18 @@ def mgmt_params(cfg: AcceleratorConfig, **overrides):
     return mgmt_rtl_params(gp, **(sizes | overrides))
 
 
+def conv_cycles(cfg: AcceleratorConfig) -> int:
+    """Clocks one conversion of a tile's columns keeps ``periphery_top``'s ``busy`` high:
+    the configured ADC kind's latency (``models/analog/converters.py``)."""
+    a = cfg.adc
+    return adc_latency_cycles(a.kind, a.bits, cfg.tile.cols, a.share)
+
+
 def top_params(cfg: AcceleratorConfig, **ov) -> dict[str, Any]:
-    """The NMPU's and the controller's parameters of ``periphery_top`` under ``cfg``."""
-    blocks = {"nmpu": nmpu_params(cfg), "mgmt": mgmt_params(cfg)}
-    _checked("periphery_top", PeripheryTopParams, blocks)
-    return blocks
+    """Both blocks' parameters and the conversion latency; ``ov`` replaces entries."""
+    blocks = {"nmpu": nmpu_params(cfg), "mgmt": mgmt_params(cfg), "conv_cycles": conv_cycles(cfg)}
+    _checked("periphery_top", PeripheryTopParams, blocks | ov)
+    return blocks | ov
 
 
 def spg_rtl_params(rows: int, cols: int, gp):
@@ -135,11 +142,9 @@ def plain_mac_params(cfg: AcceleratorConfig | None = None, n: int = MAC_LANES):
 
 
 def secure_mac_params(cfg: AcceleratorConfig | None = None, n: int = MAC_LANES):
-    """The share-masked MAC with the golden model's reset states of its mask generators
-    (seeded once from ``SecureMacSpec.seed``; ``cfg`` unused)."""
-    return _checked(
-        "secure_mac", SecureMacParams, {"n": n, "mask_seeds": rtl_mask_seeds(SecureMacSpec(n=n))}
-    )
+    """The share-masked MAC (``cfg`` unused); its mask generators are seeded from its
+    ``seed`` port after reset, not from parameters."""
+    return _checked("secure_mac", SecureMacParams, {"n": n})
 
 
 def ascon_params(cfg: AcceleratorConfig | None = None, max_blocks: int = 64):

@@ -277,28 +277,35 @@ class Build:
 
 
 def build(
-    verilog: str, toplevel: str, *, build_args: Sequence[str] = (), name: str | None = None
+    verilog: str,
+    toplevel: str,
+    *,
+    build_args: Sequence[str] = (),
+    name: str | None = None,
+    models: Mapping[str, str] | None = None,
 ) -> Build:
     """Verilate ``verilog`` (text whose top module is ``toplevel``) or reuse a cached build.
 
-    ``name`` only labels the cache directory.  The waiver file is always applied; there is
-    no blanket Wno-fatal flag: a warning outside the waivers fails the build.
+    ``name`` only labels the cache directory.  ``models``: further modules the design
+    instantiates (module name -> Verilog, e.g. SRAM macro models), one file each.  The
+    waiver file is always applied; there is no blanket Wno-fatal flag: a warning outside
+    the waivers fails the build.
     """
     versions = tool_versions()  # also exports VERILATOR_ROOT / PATH for the build
     waivers = waiver_path().read_text()
     trace = ["--trace-fst"] if wave_format() == "fst" else ["--trace-vcd"]
     args = [*trace, "--trace-structs", *build_args]
-    blob = json.dumps(
-        {
-            "v": verilog,
-            "top": toplevel,
-            "args": args,
-            "waivers": waivers,
-            "tools": versions,
-            "make": _make_overrides(),
-        },
-        sort_keys=True,
-    )
+    key_items = {
+        "v": verilog,
+        "top": toplevel,
+        "args": args,
+        "waivers": waivers,
+        "tools": versions,
+        "make": _make_overrides(),
+    }
+    if models:  # only then: the keys of builds without models stay what they were
+        key_items["models"] = dict(models)
+    blob = json.dumps(key_items, sort_keys=True)
     key = hashlib.sha256(blob.encode()).hexdigest()[:20]
     label = f"{name or toplevel}-{key}"
     bdir = cache_dir() / "verilator" / label
@@ -319,6 +326,10 @@ def build(
         )
         src = bdir / f"{toplevel}.v"
         src.write_text(verilog)
+        extra = []
+        for module, text in (models or {}).items():
+            extra.append(bdir / f"{module}.v")
+            extra[-1].write_text(text)
         vlt = bdir / WAIVER_FILE
         vlt.write_text(waivers)
         runner = _runner_class()()
@@ -329,7 +340,7 @@ def build(
         log = bdir / "build.log"
         try:
             runner.build(
-                sources=[vlt, src],
+                sources=[vlt, src, *extra],
                 hdl_toplevel=toplevel,
                 build_dir=bdir,
                 build_args=args,
@@ -346,8 +357,12 @@ def build(
 
 
 def build_component(component: Any, toplevel: str, **kw) -> Build:
-    """Convert an Amaranth component to Verilog and :func:`build` it."""
-    return build(amaranth_verilog(component, toplevel), toplevel, **kw)
+    """Convert an Amaranth component to Verilog and :func:`build` it, with the behavioural
+    models of the SRAM macros it instantiates (blocks built with ``memories="macro"``)."""
+    from aimcflow.rtl.memories import component_specs, macros_verilog  # lazy: amaranth
+
+    verilog = amaranth_verilog(component, toplevel)
+    return build(verilog, toplevel, models=macros_verilog(component_specs(component)), **kw)
 
 
 def load_params() -> dict[str, Any]:

@@ -156,6 +156,18 @@ def add_repeats_arg(parser: argparse.ArgumentParser, default: int, what: str) ->
     )
 
 
+def add_memories_arg(parser: argparse.ArgumentParser) -> None:
+    """``--memories flops|macro``: how the blocks' memory arrays are built."""
+    parser.add_argument(
+        "--memories",
+        choices=("flops", "macro"),
+        default="flops",
+        help="memory arrays as flip-flops (default; the Verilog of a plain Memory) or as "
+        "1R1W SRAM macro instances with behavioural models (banked at 64-bit words and "
+        "1024 words, see docs/SPEC.md)",
+    )
+
+
 def _float_list(text: str) -> tuple[float, ...]:
     try:
         vals = tuple(float(t) for t in text.split(",") if t.strip())

@@ -88,6 +88,33 @@ def analog_golden_level(net, cfg, data, x, y, images, t_s: float, out=None, cons
     )
 
 
+THROUGHPUT_KEYS = (
+    "conv_cycles",
+    "periphery_cycles",
+    "bound_by",
+    "clock_period_ns",
+    "inferences_per_s",
+)
+
+
+def throughput(rtl_cycles: int, conv_cycles: int, images: int, period_ns: float) -> dict:
+    """Where level 4's ``periphery_top`` cycles went: ``conv_cycles`` with the converters
+    busy (``periphery_top.busy``: the ADC kind's latency per request), the rest in the
+    digital periphery (DAC/ADC streaming, loads, NMPU); which of the two bounds the
+    throughput, and inferences/s at the ``clock.period_ns`` clock (one ``periphery_top``
+    computing every layer in turn)."""
+    periphery = rtl_cycles - conv_cycles
+    seconds = rtl_cycles * period_ns * 1e-9
+    return {
+        "images": images,
+        "conv_cycles": conv_cycles,
+        "periphery_cycles": periphery,
+        "bound_by": "converters" if conv_cycles > periphery else "digital periphery",
+        "clock_period_ns": period_ns,
+        "inferences_per_s": images / seconds if seconds > 0 else None,
+    }
+
+
 def level4(prog, x, y, images, logits3, console) -> dict:
     """Level 4 on ``prog`` (:mod:`aimcflow.cosim.network`); its logits are also checked against level
     3's as a whole (the job-by-job comparison already covers every activation)."""
@@ -135,6 +162,7 @@ def level4(prog, x, y, images, logits3, console) -> dict:
         "rtl_cycles": r.rtl_cycles,
         "ideal_cycles": r.ideal_cycles,
         "cycle_efficiency": r.efficiency,
+        **throughput(r.rtl_cycles, r.conv_cycles, len(x), prog.cfg.clock.period_ns),
         "sim_wall_s": r.sim_wall_s,
         "verilator_build_s": build_s,
         "verilator_build_cached": r.build_cached,

@@ -22,13 +22,18 @@ class LintReport:
     returncode: int
 
 
-def lint_verilog(verilog: str, module: str) -> LintReport:
+def lint_verilog(verilog: str, module: str, models: dict[str, str] | None = None) -> LintReport:
     """``verilator --lint-only -Wall`` with the waiver file; every ``%Warning``/``%Error``
-    line (except the final 'Exiting due to' summary) is a finding."""
+    line (except the final 'Exiting due to' summary) is a finding.  ``models``: further
+    modules (name -> Verilog, e.g. SRAM macro models), each in its own file."""
     v = find_verilator()
     with tempfile.TemporaryDirectory(prefix="aimcflow-lint-") as tmp:
         src = Path(tmp) / f"{module}.v"
         src.write_text(verilog)
+        extra = []
+        for name, text in (models or {}).items():
+            extra.append(Path(tmp) / f"{name}.v")
+            extra[-1].write_text(text)
         r = subprocess.run(
             [
                 str(v.binary),
@@ -38,6 +43,7 @@ def lint_verilog(verilog: str, module: str) -> LintReport:
                 module,
                 str(waiver_path()),
                 str(src),
+                *map(str, extra),
             ],
             capture_output=True,
             text=True,
@@ -47,7 +53,7 @@ def lint_verilog(verilog: str, module: str) -> LintReport:
     for line in (r.stdout + r.stderr).splitlines():
         m = _WARN.match(line)
         if m and not m.group(3).startswith("Exiting due to"):
-            found.append(line.replace(str(src), f"{module}.v"))
+            found.append(line.replace(str(src), f"{module}.v").replace(f"{tmp}/", ""))
     found += unused_inputs(verilog, module)
     if r.returncode and not found:
         found.append(f"verilator exited {r.returncode}: {(r.stderr or r.stdout).strip()[-500:]}")
@@ -72,5 +78,6 @@ def unused_inputs(verilog: str, module: str) -> list[str]:
 
 
 def lint_blocks(blocks: Iterable) -> dict[str, LintReport]:
-    """Lint every :class:`aimcflow.cosim.blocks.GeneratedBlock`."""
-    return {b.name: lint_verilog(b.verilog, b.module) for b in blocks}
+    """Lint every :class:`aimcflow.cosim.blocks.GeneratedBlock` (with the behavioural
+    models of the SRAM macros it instantiates, if any)."""
+    return {b.name: lint_verilog(b.verilog, b.module, b.models) for b in blocks}

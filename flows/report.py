@@ -185,16 +185,24 @@ def write_report(path: str | Path, results: dict, pairs: list) -> Path:
             f"{rtl['ideal_cycles']}, cycle efficiency {'-' if eff is None else f'{eff:.3f}'}; "
             f"Verilator build {rtl['verilator_build_s']:.1f} s.</p>"
         )
+        if rtl.get("conv_cycles") is not None:
+            parts.append(
+                f"<p>Cycles converting (ADC busy): {rtl['conv_cycles']}; in the digital "
+                f"periphery: {rtl['periphery_cycles']}; throughput bound by the "
+                f"{html.escape(rtl['bound_by'])}; {rtl['inferences_per_s']:.4g} inferences/s "
+                f"at a {rtl['clock_period_ns']:g} ns clock.</p>"
+            )
         rows = "".join(
             f"<tr><td>{html.escape(lay['name'])}</td><td>{lay['activations']}</td>"
-            f"<td>{lay['rtl_cycles']}</td><td>{lay['ideal_cycles']}</td>"
+            f"<td>{lay['rtl_cycles']}</td><td>{lay.get('conv_cycles', '-')}</td>"
+            f"<td>{lay['ideal_cycles']}</td>"
             f"<td>{lay['ideal_cycles'] / max(lay['rtl_cycles'], 1):.3f}</td>"
             f"<td>{100 * lay['adc_sat_rate']:.2f}</td></tr>"
             for lay in rtl["layers"]
         )
         parts.append(
             "<table border=1 cellpadding=3><tr><th>layer</th><th>activations</th>"
-            "<th>RTL cycles</th><th>ideal cycles</th><th>efficiency</th>"
+            "<th>RTL cycles</th><th>converting</th><th>ideal cycles</th><th>efficiency</th>"
             f"<th>ADC saturated (%)</th></tr>{rows}</table>"
         )
     elif rtl.get("reason"):

@@ -203,6 +203,12 @@ class SpgConfig(_Section):
     deterministic: bool = _f(False, description="spread round(BL*q/2**P) pulses evenly")
 
 
+class ClockConfig(_Section):
+    """The periphery's one clock domain."""
+
+    period_ns: float = _f(10.0, gt=0, le=1e6, description="periphery clock period (ns)")
+
+
 class SfuConfig(_Section):
     """Special-function unit (transformer ops outside the tiles), docs/SPEC.md."""
 
@@ -232,6 +238,7 @@ class AcceleratorConfig(_Section):
     nmpu: NmpuConfig = NmpuConfig()
     noise: NoiseConfig = NoiseConfig()
     spg: SpgConfig = SpgConfig()
+    clock: ClockConfig = ClockConfig()
     sfu: SfuConfig = SfuConfig()
 
     def digest(self) -> str:

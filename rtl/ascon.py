@@ -22,8 +22,9 @@ from dataclasses import dataclass
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, enum, stream, wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
+
+from .memories import MemorySpec, check_style, memory_1r1w
 
 IV = 0x00001000808C0001
 ROTATIONS = ((19, 28), (61, 39), (1, 6), (10, 17), (7, 41))
@@ -62,10 +63,13 @@ class AsconParams:
     """``max_blocks``: plaintext buffer depth in 16-byte blocks (longest message accepted), >= 2."""
 
     max_blocks: int = 64
+    #: ``flops`` or ``macro`` (``rtl/memories.py``)
+    memories: str = "flops"
 
     def __post_init__(self) -> None:
         if self.max_blocks < 2:
             raise ValueError("max_blocks must be >= 2")
+        check_style(self.memories)
 
 
 def _rotr(x, n: int):
@@ -137,12 +141,15 @@ class AsconDecrypt(wiring.Component):
             }
         )
 
+    def memory_specs(self) -> list[MemorySpec]:
+        """The plaintext buffer: ``max_blocks`` 128-bit blocks, held until the tag checks."""
+        p = self.params
+        return [MemorySpec("buf", 128, p.max_blocks, False, p.memories, ("wr", "rd"))]
+
     def elaborate(self, platform):
         m = Module()
         p = self.params
-        m.submodules.buf = buf = Memory(shape=128, depth=p.max_blocks, init=[])
-        wr = buf.write_port()
-        rd = buf.read_port()
+        wr, rd = memory_1r1w(m, self.memory_specs()[0])
 
         s = [Signal(64, name=f"s{k}") for k in range(5)]
         k0, k1 = Signal(64), Signal(64)

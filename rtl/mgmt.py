@@ -51,10 +51,10 @@ from __future__ import annotations
 
 from amaranth import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .codes import MgmtReg
+from .memories import MemorySpec, memory_1r1w
 from .nmpu import exponent_shape, saturate
 from .params import MgmtRtlParams
 
@@ -109,6 +109,16 @@ class MgmtController(wiring.Component):
             }
         )
 
+    def memory_specs(self) -> list[MemorySpec]:
+        """The input buffer: two banks of ``max_beats`` words of ``x_lanes`` values.
+        Transparent: a one-beat segment's word is read in the clock it is written."""
+        p = self.params
+        return [
+            MemorySpec(
+                "x_mem", self.x_layout["x"].shape, 2 * p.max_beats, True, p.memories, ("wp", "rp")
+            )
+        ]
+
     def elaborate(self, platform):
         p = self.params
         m = Module()
@@ -124,10 +134,7 @@ class MgmtController(wiring.Component):
 
         # Two x buffers (banks): the next segment streams in while this one is processed.
         MB = p.max_beats
-        m.submodules.x_mem = x_mem = Memory(shape=self.x_layout["x"].shape, depth=2 * MB, init=[])
-        wp = x_mem.write_port()
-        # transparent: a one-beat segment's word is read in the clock it is written
-        rp = x_mem.read_port(transparent_for=(wp,))
+        wp, rp = memory_1r1w(m, self.memory_specs()[0])
 
         e = Signal(exponent_shape(p.e_min, p.e_max))
         it = Signal(ITER_BITS)

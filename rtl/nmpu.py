@@ -54,10 +54,10 @@ from __future__ import annotations
 
 from amaranth import Const, Module, Mux, Shape, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .codes import Activation, NmpuLoad, NmpuReg
+from .memories import MemorySpec, memory_1r1w
 from .params import NmpuRtlParams
 
 LATENCY = 4
@@ -146,6 +146,34 @@ class Nmpu(wiring.Component):
             }
         )
 
+    def memory_specs(self) -> list[MemorySpec]:
+        """The coefficient and accumulator arrays: per-tile ``{gain, offset}`` x lanes
+        (``max_tiles`` x groups words), per-column ``{mult, bias}`` x lanes and the
+        ``acc_bits`` accumulators x lanes (one word per column group).  The accumulator is
+        read in the clock its previous group value may be written: transparent."""
+        p = self.params
+        lanes, G, st = p.lanes, p.max_groups, p.memories
+        w = "$signature"  # the name Amaranth gave these write ports so far: keeps the Verilog
+        tile_word = data.StructLayout(
+            {"gain": signed(p.gain_bits), "offset": signed(p.offset_bits)}
+        )
+        col_word = data.StructLayout({"mult": signed(p.mult_bits), "bias": signed(p.bias_bits)})
+        tiles = p.max_tiles * G
+        return [
+            MemorySpec(
+                "tile_coef", data.ArrayLayout(tile_word, lanes), tiles, False, st, (w, "tile_rp")
+            ),
+            MemorySpec("col_coef", data.ArrayLayout(col_word, lanes), G, False, st, (w, "col_rp")),
+            MemorySpec(
+                "acc_mem",
+                data.ArrayLayout(signed(p.acc_bits), lanes),
+                G,
+                True,
+                st,
+                ("acc_wp", "acc_rp"),
+            ),
+        ]
+
     def elaborate(self, platform):
         p = self.params
         m = Module()
@@ -163,28 +191,11 @@ class Nmpu(wiring.Component):
         n_tiles = Signal(range(p.max_tiles + 1), init=1)
         n_groups = Signal(range(G + 1), init=G)
 
-        # --- memories --------------------------------------------------------------
-        tile_word = data.StructLayout(
-            {"gain": signed(p.gain_bits), "offset": signed(p.offset_bits)}
-        )
-        col_word = data.StructLayout({"mult": signed(p.mult_bits), "bias": signed(p.bias_bits)})
-        m.submodules.tile_coef = tile_coef = Memory(
-            shape=data.ArrayLayout(tile_word, lanes), depth=p.max_tiles * G, init=[]
-        )
-        m.submodules.col_coef = col_coef = Memory(
-            shape=data.ArrayLayout(col_word, lanes), depth=G, init=[]
-        )
-        m.submodules.acc_mem = acc_mem = Memory(
-            shape=data.ArrayLayout(signed(p.acc_bits), lanes), depth=G, init=[]
-        )
-        tile_wp, col_wp, acc_wp = (
-            tile_coef.write_port(),
-            col_coef.write_port(),
-            acc_mem.write_port(),
-        )
-        tile_rp = tile_coef.read_port()
-        col_rp = col_coef.read_port()
-        acc_rp = acc_mem.read_port(transparent_for=(acc_wp,))
+        # --- memories (see memory_specs) ---------------------------------------------
+        tile_spec, col_spec, acc_spec = self.memory_specs()
+        tile_wp, tile_rp = memory_1r1w(m, tile_spec)
+        col_wp, col_rp = memory_1r1w(m, col_spec)
+        acc_wp, acc_rp = memory_1r1w(m, acc_spec)
 
         # --- load stream: coefficients and registers --------------------------------
         ld = self.load
@@ -298,7 +309,7 @@ class Nmpu(wiring.Component):
         # --- S2: final accumulator with its column coefficients ---------------------
         v2, glast2 = Signal(), Signal()
         acc2 = Signal.like(acc_new)
-        col2 = Signal(data.ArrayLayout(col_word, lanes))
+        col2 = Signal(col_spec.shape)
         with m.If(advance):
             m.d.sync += [
                 v2.eq(v1 & last1),

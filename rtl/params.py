@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .memories import check_style
+
 
 def _check(ok: bool, msg: str) -> None:
     if not ok:
@@ -62,9 +64,12 @@ class NmpuRtlParams(NmpuWidths):
     leaky_k_reset: int = 3
     clamp_lo_reset: int = 0
     clamp_hi_reset: int = 127
+    #: memory arrays as ``flops`` or ``macro`` instances (``rtl/memories.py``)
+    memories: str = "flops"
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        check_style(self.memories)
         _check(self.lanes >= 1, f"lanes = {self.lanes} must be >= 1")
         _check(self.e_min <= self.e_max, f"e_min {self.e_min} > e_max {self.e_max}")
         _check(
@@ -106,8 +111,11 @@ class MgmtRtlParams(MgmtWidths):
     max_rows: int = 256
     noise_reset: int = 1
     bound_max_iter_reset: int = 3
+    #: memory arrays as ``flops`` or ``macro`` instances (``rtl/memories.py``)
+    memories: str = "flops"
 
     def __post_init__(self) -> None:
+        check_style(self.memories)
         _check(
             self.e_min <= 0 <= self.e_max,
             f"e_min .. e_max = {self.e_min} .. {self.e_max} must contain 0",

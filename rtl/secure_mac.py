@@ -7,7 +7,12 @@ share accumulators ``[A00, A01, A10, A11]`` (unsigned ``k`` bits each) with
 ``y = A00 + A01 + A10 + A11 mod 2**k`` read as a k-bit signed number
 (:func:`aimcflow.models.periphery.secure_mac.recombine`).  Golden model:
 :class:`aimcflow.models.periphery.secure_mac.SecureMacModel` (bit-exact: shares, gammas,
-conversions); it also expands the one-time seed into the generator reset states.
+conversions, and the expansion of the mask key into the generator states).
+
+Key port: ``seed`` (64 bits; in silicon the PUF key) must be stable from reset release
+until ``w`` and ``x`` become ready: for ``seeding_cycles`` clocks after reset the MAC
+expands it (SplitMix64, two clocks per generator) into its four generator banks, and only
+then accepts operands.  No mask state is a reset constant of the netlist.
 
 Scheme (after Ashok et al., CICC 2024: compute on two Boolean shares, recombine only at the
 output, no random-number generator in the loop)
@@ -58,8 +63,8 @@ of the data (the assumption (c) makes explicit).
    ``A = v - r`` is uniform.  One gamma per conversion is enough; no fresh random bits per
    arithmetic operation.
 2. No fresh randomness per operation, no TRNG: ``d`` and ``g`` come from four banks of
-   xorshift64 generators loaded with reset values derived from ONE seed (in silicon a key
-   from the PUF) and stepped only when a new operand is loaded.  They are a deterministic
+   xorshift64 generators loaded after reset from ONE key on the ``seed`` port (in silicon
+   the PUF key) and stepped only when a new operand is loaded.  They are a deterministic
    expansion of the seed, like the d masks of the original design; nothing is drawn per
    multiply or per adder.
 3. Register transitions across a load: ``HD(b1, b1 ^ d) = HW(d)``;
@@ -103,10 +108,11 @@ consumed by a masked next stage or recombined outside the assessed boundary.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from amaranth.hdl import Cat, Const, Module, Signal, Value, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import data, enum, wiring
+from amaranth.lib.wiring import In
 
 from .plain_mac import MacParams, adder_tree, mac_signature
 
@@ -115,36 +121,33 @@ BANK_NAMES = ("dw", "dx", "gw", "gx")  # d of w, d of x, gamma of w, gamma of x
 
 @dataclass(frozen=True)
 class SecureMacParams(MacParams):
-    """``MacParams`` plus the reset states of the four generator banks, in the order
-    ``BANK_NAMES`` (re-masking increment ``d`` of ``w`` and of ``x``, Goubin ``gamma`` of
-    ``w`` and of ``x``): ``generators`` nonzero 64-bit words each, expanded from the one-time
-    seed by the golden model's ``rtl_mask_seeds``."""
-
-    mask_seeds: tuple[tuple[int, ...], ...] = field(kw_only=True)
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        seeds = tuple(tuple(int(s) for s in bank) for bank in self.mask_seeds)
-        object.__setattr__(self, "mask_seeds", seeds)
-        if len(seeds) != len(BANK_NAMES) or any(
-            len(bank) != self.generators or any(not 0 < s < (1 << 64) for s in bank)
-            for bank in seeds
-        ):
-            raise ValueError(
-                f"mask_seeds must hold {len(BANK_NAMES)} banks of {self.generators} nonzero "
-                "64-bit states"
-            )
+    """``MacParams``; the generator banks (four of ``generators`` 64-bit xorshift states, in
+    the order ``BANK_NAMES``) are loaded from the ``seed`` port after reset."""
 
     @property
     def generators(self) -> int:
         return -(-self.n * self.acc_bits // 64)
 
+    @property
+    def seeding_cycles(self) -> int:
+        """Clocks from reset release until ``w``/``x`` are ready: two per generator."""
+        return 2 * len(BANK_NAMES) * self.generators
 
-class SecureMacState(enum.Enum, shape=2):
+
+class SecureMacState(enum.Enum, shape=3):
     IDLE = 0
     CONVERT = 1  # Boolean-to-arithmetic conversion of both operands is registered
     RUN = 2
     DONE = 3
+    SEED = 4  # after reset: the generator banks are loaded from the seed port
+
+
+# SplitMix64 (Steele, Lea, Flood 2014): the seed expansion of the golden model's
+# ``generator_seeds``, in hardware
+SPLITMIX_GAMMA = 0x9E3779B97F4A7C15
+SPLITMIX_M1 = 0xBF58476D1CE4E5B9
+SPLITMIX_M2 = 0x94D049BB133111EB
+SEED_ROTATE = 20  # key bits rotated left by 20; bank index at bit 16, generator index below
 
 
 def xorshift64(s):
@@ -160,7 +163,11 @@ class SecureMac(wiring.Component):
 
     def __init__(self, params: SecureMacParams) -> None:
         self.params = params
-        super().__init__(mac_signature(params, data.ArrayLayout(unsigned(params.acc_bits), 4)))
+        ports = mac_signature(params, data.ArrayLayout(unsigned(params.acc_bits), 4))
+        # the mask key (in silicon from the PUF): must be stable from reset release until
+        # w and x become ready (``seeding_cycles``); read only during that phase
+        ports["seed"] = In(64)
+        super().__init__(ports)
 
     def b2a(self, m: Module, name: str, x_masked: Value, r: Value, gamma: Value) -> Value:
         """Goubin's conversion of one lane (``x_masked ^ r`` = the value): returns ``A`` with
@@ -183,13 +190,41 @@ class SecureMac(wiring.Component):
         ]
         return nets["a"]
 
+    def seeding(self, m: Module, chain: list[Signal], state: Signal) -> None:
+        """SEED state: generator ``i`` of the bank-major ``chain`` (bank ``b``, index ``j``)
+        gets ``splitmix64(rotl(seed, 20) ^ (b << 16) ^ j)`` (1 if 0), the golden model's
+        ``generator_seeds``.  One SplitMix64 in two halves (a register after the first
+        multiply), two clocks per generator; each result shifts in at the end of the chain,
+        so after ``len(chain)`` results generator 0 sits in ``chain[0]``."""
+        g = self.params.generators
+        idx = Signal(range(len(chain) + 1), name="seed_idx")
+        half = Signal(name="seed_half")
+        mid = Signal(64, name="seed_mid")
+        bank, j = Signal(2, name="seed_bank"), Signal(range(g), name="seed_gen")
+        m.d.comb += [bank.eq(idx // g), j.eq(idx % g)]
+        key = Cat(self.seed[64 - SEED_ROTATE :], self.seed[: 64 - SEED_ROTATE])
+        v = key ^ (bank << 16) ^ j
+        z0 = (v + SPLITMIX_GAMMA)[:64]
+        z1 = ((z0 ^ (z0 >> 30)) * SPLITMIX_M1)[:64]
+        z2 = ((mid ^ (mid >> 27)) * SPLITMIX_M2)[:64]
+        out = Signal(64, name="seed_out")
+        m.d.comb += out.eq(z2 ^ (z2 >> 31))
+        with m.If(state == SecureMacState.SEED):
+            m.d.sync += half.eq(~half)
+            with m.If(~half):
+                m.d.sync += mid.eq(z1)
+            with m.Else():
+                m.d.sync += [a.eq(b) for a, b in zip(chain[:-1], chain[1:], strict=True)]
+                m.d.sync += [chain[-1].eq(Mux(out == 0, 1, out)), idx.eq(idx + 1)]
+                with m.If(idx == len(chain) - 1):
+                    m.d.sync += state.eq(SecureMacState.IDLE)
+
     def elaborate(self, platform):
         m = Module()
         p = self.params
         k, n = p.acc_bits, p.n
         banks = {
-            bn: [Signal(64, name=f"gen_{bn}{j}", init=s) for j, s in enumerate(seeds)]
-            for bn, seeds in zip(BANK_NAMES, p.mask_seeds, strict=True)
+            bn: [Signal(64, name=f"gen_{bn}{j}") for j in range(p.generators)] for bn in BANK_NAMES
         }
 
         def lanes(bank: str) -> list[Value]:
@@ -206,7 +241,8 @@ class SecureMac(wiring.Component):
         acc = [Signal(k, name=f"acc{j}{kk}") for j in range(2) for kk in range(2)]
         # one-hot bit pointer, MSB first: selects the bit of x each compute cycle uses
         bit = Signal(k, name="bit")
-        state = Signal(SecureMacState)
+        state = Signal(SecureMacState, init=SecureMacState.SEED)
+        self.seeding(m, [g for bn in BANK_NAMES for g in banks[bn]], state)
 
         def load(b0: list[Signal], b1: list[Signal], values: list[Value], op: str) -> None:
             """Boolean re-masking: b1 <- b1 ^ d, b0 <- v ^ b1_new; the op's banks step."""

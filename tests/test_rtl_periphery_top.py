@@ -80,14 +80,22 @@ def golden(x: np.ndarray, w: np.ndarray, shift: int, coef: dict):
 
 
 def run_top(
-    x: np.ndarray, w: np.ndarray, shift: int, coef: dict, *, seed: int, idle: float, stall: float
+    x: np.ndarray,
+    w: np.ndarray,
+    shift: int,
+    coef: dict,
+    *,
+    seed: int,
+    idle: float,
+    stall: float,
+    conv_cycles: int = 1,
 ):
     V, T, R = x.shape
     C = w.shape[2]
     tp = top_params()
-    dut = PeripheryTop(tp.nmpu, tp.mgmt)
+    dut = PeripheryTop(tp.nmpu, tp.mgmt, conv_cycles)
     rng = np.random.default_rng(seed)
-    out: dict = {"status": []}
+    out: dict = {"status": [], "tiles": [], "conv": []}
     segments = [(v, t) for v in range(V) for t in range(T)]
     tile_state = {"segment": -1}
 
@@ -123,6 +131,7 @@ def run_top(
                 segment.append(to_py(beat))
             tile_state["segment"] += segment[0]["iter"] == 0
             _, t = segments[tile_state["segment"]]
+            out["tiles"].append((t, ctx.get(dut.tile)))
             d = np.array([v for b in segment for v in b["d"]][:R])
             a, sat_any = ideal_linear_tile(w[t], shift, MP.adc_bits)(
                 d[None], np.array([segment[0]["iter"]]), np.array([True])
@@ -137,7 +146,35 @@ def run_top(
             if s["valid"]:
                 out["status"].append((s["e"], s["iter"], s["sat_any"]))
 
-    run_testbenches(dut, driver, collector, background=[tile, status_monitor])
+    async def converter_monitor(ctx):
+        """Per request: clocks from the last DAC transfer to soc, busy clocks from soc on,
+        and clocks from soc to the first ADC transfer (none may happen while busy)."""
+        since = None  # clocks since soc
+        rec: dict = {}
+        last_dac = False
+        async for _, _, dv, dr, dp, soc, busy, av, ar in ctx.tick().sample(
+            dut.dac.valid,
+            dut.dac.ready,
+            dut.dac.payload,
+            dut.soc,
+            dut.busy,
+            dut.adc.valid,
+            dut.adc.ready,
+        ):
+            if soc:
+                rec = {"soc_after_last_dac": last_dac, "busy": 0, "adc_after": None}
+                out["conv"].append(rec)
+                since = 0
+            if since is not None:
+                rec["busy"] += busy
+                if av and ar:
+                    assert not busy, "ADC code taken while the converters are busy"
+                    if rec["adc_after"] is None:
+                        rec["adc_after"] = since
+                since += 1
+            last_dac = bool(dv and dr and to_py(dp)["last"])
+
+    run_testbenches(dut, driver, collector, background=[tile, status_monitor, converter_monitor])
     return out
 
 
@@ -166,6 +203,25 @@ def test_top_matches_composed_golden(T):
     assert np.array_equal(out["y"], y), f"RTL\n{out['y']}\ngolden\n{y}"
     assert out["status"] == status
     assert any(it > 0 for _, it, _ in status), "no bound-management retry exercised"
+
+
+@pytest.mark.parametrize("conv_cycles", [1, 7])
+def test_top_converter_interface(conv_cycles):
+    """soc one clock after each request's last DAC beat, busy for exactly conv_cycles
+    clocks from soc on, no ADC code taken meanwhile (the tile offers its answer at once),
+    and the tile select equal to the row tile of each request; results still bit-exact."""
+    rng = np.random.default_rng(7)
+    x, w, coef = random_problem(rng, V=3, T=4, R=3, C=5)
+    y, status = golden(x, w, 1, coef)
+    out = run_top(x, w, 1, coef, seed=9, idle=0.0, stall=0.0, conv_cycles=conv_cycles)
+    assert np.array_equal(out["y"], y) and out["status"] == status
+    requests = sum(it + 1 for _, it, _ in status)
+    assert len(out["conv"]) == len(out["tiles"]) == requests
+    for rec in out["conv"]:
+        assert rec["soc_after_last_dac"]
+        assert rec["busy"] == conv_cycles and rec["adc_after"] == conv_cycles
+    assert all(t == sel for t, sel in out["tiles"])
+    assert {t for t, _ in out["tiles"]} == set(range(4))
 
 
 def test_mismatched_block_params_are_refused():

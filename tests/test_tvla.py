@@ -21,7 +21,6 @@ import numpy as np
 import pytest
 from aimcflow.cosim.tvla.build import build_harness, run_harness
 from aimcflow.cosim.tvla.probe import PowerProbe
-from aimcflow.models.periphery.secure_mac import SecureMacSpec, rtl_mask_seeds
 from aimcflow.rtl.secure_mac import SecureMac, SecureMacParams
 from amaranth.hdl import Fragment, Signal
 from scipy import stats
@@ -67,8 +66,7 @@ class NaiveB2AMac(SecureMac):
 
 
 def _mac8(cls):
-    spec = SecureMacSpec(n=8)
-    return cls(SecureMacParams(n=8, mask_seeds=rtl_mask_seeds(spec)))
+    return cls(SecureMacParams(n=8))
 
 
 @pytest.fixture(scope="module")
@@ -83,12 +81,15 @@ def naive8_nets():
 
 def test_nets_model_probes_the_conversion_nets(secure8_nets):
     """8 lanes, k = 19: the nets model adds 2 operands x 8 lanes x 7 named conversion nets
-    of 19 bits (plus the 1-bit handshake nets and the y payload copy of the accumulators)."""
+    of 19 bits (plus the 1-bit handshake nets, the y payload copy of the accumulators and
+    the key-seeding unit's bank (2 bits), generator index and SplitMix64 output (64 bits),
+    which stay constant once the generators are loaded)."""
     registers_only = PowerProbe(_mac8(SecureMac), "registers")
     Fragment.get(registers_only, None)  # elaborated, as a build would (no unused warning)
     assert secure8_nets.samples == 19 + 3
     nets_bits = secure8_nets.state_bits - registers_only.state_bits
-    assert nets_bits == 2 * 8 * 7 * 19 + 3 + 4 * 19
+    seeding = 2 + (SecureMacParams(n=8).generators - 1).bit_length() + 64
+    assert nets_bits == 2 * 8 * 7 * 19 + 3 + 4 * 19 + seeding
 
 
 @pytest.mark.parametrize("secret", ["weight", "activation"])

@@ -45,15 +45,25 @@ class HandshakeLog:
 
 
 class MacTB(TB):
-    def __init__(self, dut, design: str, n: int, seed: int, p_valid: float, p_ready: float):
+    def __init__(
+        self,
+        dut,
+        design: str,
+        n: int,
+        seed: int,
+        p_valid: float,
+        p_ready: float,
+        mask_key: int = golden.SecureMacSpec.seed,
+    ):
         super().__init__(dut, seed)
         self.design, self.n = design, n
-        self.spec = golden.SecureMacSpec(n=n)
+        self.spec = golden.SecureMacSpec(n=n, seed=mask_key)
+        if design == "secure_mac":  # the key port, held from before reset on
+            dut.seed.value = mask_key
         if design == "plain_mac":
             comp = PlainMac(MacParams(n=n))
         else:
-            seeds = golden.rtl_mask_seeds(self.spec)
-            comp = SecureMac(SecureMacParams(n=n, mask_seeds=seeds))
+            comp = SecureMac(SecureMacParams(n=n))
         self.params = comp.params
         self.w_codec = PayloadCodec(comp.w.payload.shape())
         self.x_codec = PayloadCodec(comp.x.payload.shape())
@@ -102,6 +112,7 @@ async def random_ops(dut):
         int(p.get("seed", 1)),
         float(p.get("p_valid", 0.7)),
         float(p.get("p_ready", 0.6)),
+        int(p.get("mask_key", golden.SecureMacSpec.seed)),
     )
     tb.start_clock()
     await tb.reset()

@@ -12,7 +12,6 @@ import numpy as np
 from aimcflow.models.nn.golden import ColumnJob
 from aimcflow.rtl.protocol import answer_beats, groups, segment_beats
 
-from ..benches.periphery_top import StatusMonitor
 from ..streams import StreamSink, StreamSource
 from .jobs import RecordingTile
 
@@ -110,43 +109,15 @@ class NetTileResponder:
 
 
 class AnswerSource(StreamSource):
-    """The lean ``adc`` source; knows when the first beat of a tile answer is taken, and
-    releases the DAC sink's ``hold`` when the last one is."""
+    """The lean ``adc`` source; releases the DAC sink's ``hold`` when the last beat of a
+    tile answer is taken."""
 
     def __init__(self, *args, last_bit: int, dac: StreamSink, **kw) -> None:
         super().__init__(*args, lean=True, **kw)
         self.last_bit = last_bit
         self.dac = dac
-        self.next_is_first = True
-        self.first_taken = False
-
-    def drive(self) -> None:
-        if self.taken:  # the beat taken last cycle leaves the queue now
-            self.next_is_first = bool((self.head >> self.last_bit) & 1)
-        super().drive()
 
     def sample(self) -> None:
         super().sample()
-        self.first_taken = self.taken and self.next_is_first
         if self.taken and (self.head >> self.last_bit) & 1:
             self.dac.hold = False  # answer complete: DAC codes welcome from next cycle
-
-    def flush(self) -> None:
-        super().flush()
-        self.next_is_first, self.first_taken = True, False
-
-
-class AnswerStatusMonitor(StatusMonitor):
-    """``status`` is valid exactly when the first beat of a management result enters the
-    NMPU, and that beat is the first beat of the tile's final answer passing through the
-    controller combinationally (``rtl/periphery_top.py``, ``rtl/mgmt.py``): so the port is
-    read only in cycles where the ``adc`` source's first answer beat is taken.  A record
-    missed by a wrong assumption shows up as a timeout."""
-
-    def __init__(self, dut, adc: AnswerSource) -> None:
-        super().__init__(dut)
-        self.adc = adc
-
-    def sample(self) -> None:
-        if self.adc.first_taken:
-            super().sample()

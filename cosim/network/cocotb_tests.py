@@ -54,6 +54,7 @@ def _layer_stats(name: str) -> dict:
     return {
         "name": name,
         "rtl_cycles": 0,
+        "conv_cycles": 0,
         "ideal_cycles": 0,
         "jobs": 0,
         "activations": 0,
@@ -108,6 +109,7 @@ async def run_network(dut, p: dict, coef_hook: CoefHook | None = None):
                 coef = job_coefficients(cj)
                 if coef_hook is not None:
                     coef_hook(i, coef)
+                conv0 = int(dut.conv_cycles.value)
                 try:
                     rtl, cyc, ideal = await tb.run_job(cj, rec, coef, gold)
                 except AssertionError as exc:  # a timeout: the RTL stopped answering
@@ -163,6 +165,7 @@ async def run_network(dut, p: dict, coef_hook: CoefHook | None = None):
                 tb.protocol_errors = []
                 st = stats[i]
                 st["rtl_cycles"] += cyc
+                st["conv_cycles"] += int(dut.conv_cycles.value) - conv0
                 st["jobs"] += 1
                 st["ideal_cycles"] += ideal
                 st["activations"] += rtl.y.size
@@ -198,6 +201,7 @@ async def run_network(dut, p: dict, coef_hook: CoefHook | None = None):
         "stalls": stalls,
         "errors": errors,
         "rtl_cycles": sum(s["rtl_cycles"] for s in stats),
+        "conv_cycles": sum(s["conv_cycles"] for s in stats),
         "ideal_cycles": sum(s["ideal_cycles"] for s in stats),
         "layers": stats,
         "sim_wall_s": time.perf_counter() - t0,

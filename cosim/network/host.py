@@ -22,7 +22,7 @@ from aimcflow.models.errors import UserInputError
 from aimcflow.models.nn.golden import logits_of
 
 from ..network_top import NetworkTop, NetworkTopParams
-from ..rtlparams import mgmt_params, nmpu_params
+from ..rtlparams import conv_cycles, mgmt_params, nmpu_params
 from ..runner import CosimFailure, build_component, cache_dir
 
 MODULE = "aimcflow.cosim.network.cocotb_tests"
@@ -35,6 +35,7 @@ _CORE = {
     "mismatches",
     "errors",
     "rtl_cycles",
+    "conv_cycles",
     "ideal_cycles",
     "layers",
     "sim_wall_s",
@@ -74,7 +75,7 @@ def build_for(prog):
     hash of its Verilog, i.e. of every parameter): a :class:`aimcflow.cosim.runner.Build`
     with ``build_s`` and ``cached``."""
     nrtl, mrtl = rtl_params(prog)
-    top = NetworkTop(NetworkTopParams(nrtl, mrtl, **RING))
+    top = NetworkTop(NetworkTopParams(nrtl, mrtl, conv_cycles(prog.cfg), **RING))
     return build_component(top, TOPLEVEL, name="network-top")
 
 
@@ -89,6 +90,8 @@ class Level4Result:
     rtl_cycles: int
     ideal_cycles: int
     layers: list[dict]
+    #: of ``rtl_cycles``, those with the converters busy (``periphery_top.busy``)
+    conv_cycles: int
     sim_wall_s: float
     build_s: float
     build_cached: bool
@@ -198,6 +201,7 @@ def run_level4(
         rtl_cycles=int(res["rtl_cycles"]),
         ideal_cycles=int(res["ideal_cycles"]),
         layers=list(res["layers"]),
+        conv_cycles=int(res.get("conv_cycles", 0)),
         sim_wall_s=float(res.get("sim_wall_s", wall)),
         build_s=b.build_s,
         build_cached=b.cached,

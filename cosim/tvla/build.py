@@ -71,7 +71,16 @@ class Harness:
     power_model: str = "registers"
 
 
-def harness_source(lanes: int, w_words: int, x_words: int, state_words: int, samples: int) -> str:
+def harness_source(
+    lanes: int,
+    w_words: int,
+    x_words: int,
+    state_words: int,
+    samples: int,
+    mask_key: int | None = None,
+) -> str:
+    """The C++ harness; ``mask_key``: the value driven on the design's ``seed`` port from
+    reset on (None: the design has no such port)."""
     text = resources.files("aimcflow.cosim.tvla").joinpath("harness.cpp.in").read_text()
     for k, v in {
         "LANES": lanes,
@@ -79,18 +88,25 @@ def harness_source(lanes: int, w_words: int, x_words: int, state_words: int, sam
         "X_WORDS": x_words,
         "STATE_WORDS": state_words,
         "SAMPLES": samples,
+        "SET_KEY": "" if mask_key is None else f"top.seed = {mask_key:#x}ULL;",
     }.items():
         text = text.replace(f"@{k}@", str(v))
     return text
 
 
 def build_harness(
-    design: str, lanes: int = 64, power_model: str = "registers", dut=None
+    design: str,
+    lanes: int = 64,
+    power_model: str = "registers",
+    dut=None,
+    mask_key: int | None = None,
 ) -> Harness:
     """Build (or reuse) the native TVLA program of ``design`` under ``power_model``
     (``registers`` or ``nets``).  ``dut``: a MAC component to assess instead of the named
     design's default (``design`` then only names the build directory), e.g. a variant
-    built by a test."""
+    built by a test.  ``mask_key``: the secure MAC's key (default: the golden model's
+    ``SecureMacSpec.seed``), driven on its ``seed`` port."""
+
     if power_model not in POWER_MODELS:
         raise ValueError(f"power model {power_model!r}; known: {', '.join(POWER_MODELS)}")
     dut = make_design(design, lanes) if dut is None else dut
@@ -99,8 +115,15 @@ def build_harness(
     probe = PowerProbe(dut, power_model)
     samples = cycles_per_dot_product(dut)
     words = lambda bits: -(-bits // 32)  # noqa: E731
+    has_key = "seed" in dut.signature.members
+    mask = (SecureMacSpec.seed if mask_key is None else mask_key) if has_key else None
     cpp = harness_source(
-        lanes, words(lanes * p.w_bits), words(lanes * p.x_bits), words(probe.state_bits), samples
+        lanes,
+        words(lanes * p.w_bits),
+        words(lanes * p.x_bits),
+        words(probe.state_bits),
+        samples,
+        mask,
     )
     verilog = amaranth_verilog(probe, TOP)
     versions = tool_versions()  # exports VERILATOR_ROOT / PATH

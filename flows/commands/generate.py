@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-from aimcflow.flows.args import add_config_arg
+from aimcflow.flows.args import add_config_arg, add_memories_arg
 from aimcflow.flows.io import prepare_out_dir, shown, write_json_atomic, write_text_atomic
+from aimcflow.flows.memory_manifest import macro_models
+from aimcflow.flows.memory_manifest import manifest as memory_manifest
+from aimcflow.flows.memory_manifest import markdown as memory_markdown
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,6 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--force", action="store_true", help="overwrite an earlier generate output in --out"
     )
+    add_memories_arg(p)
     p.set_defaults(func=run)
 
 
@@ -39,13 +43,19 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config)
     # validates the whole config (every block's parameters) before anything is written
-    blocks = generate_all(cfg, parse_blocks(args.blocks))
+    blocks = generate_all(cfg, parse_blocks(args.blocks), args.memories)
     out = prepare_out_dir(args.out, "generate", args.force, marker="manifest.json")
     versions = tool_versions()
     files = []
     for b in blocks:
         write_text_atomic(out / f"{b.module}.v", b.verilog)
         files.append(f"{b.module}.v")
+    for module, text in macro_models(blocks).items():  # SRAM macro models (--memories macro)
+        write_text_atomic(out / f"{module}.v", text)
+        files.append(f"{module}.v")
+    mem = memory_manifest(blocks, args.memories)
+    write_json_atomic(out / "memories.json", mem)
+    write_text_atomic(out / "memories.md", memory_markdown(mem))
     write_text_atomic(out / "verilator_waivers.vlt", waiver_path().read_text())
     write_text_atomic(out / "files.f", "".join(f + "\n" for f in files))
     manifest = {
@@ -62,11 +72,14 @@ def run(args: argparse.Namespace) -> int:
                 "file": f"{b.module}.v",
                 "sha256": b.sha256,
                 "params": b.params,
+                "memories": b.memories,
             }
             for b in blocks
         },
         "filelist": "files.f",
         "waivers": "verilator_waivers.vlt",
+        "memory_style": args.memories,
+        "memory_manifest": ["memories.json", "memories.md"],
     }
     write_json_atomic(out / "manifest.json", manifest)
     width = max(len(b.name) for b in blocks)

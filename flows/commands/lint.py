@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from aimcflow.flows.args import add_config_arg
+from aimcflow.flows.args import add_config_arg, add_memories_arg
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,6 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="blocks, comma-separated, or all (default: nmpu, mgmt, periphery_top, residual, pool; "
         "spg, plain_mac, secure_mac and ascon_decrypt when named)",
     )
+    add_memories_arg(p)
     p.set_defaults(func=run)
 
 
@@ -38,12 +39,12 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     names = parse_blocks(args.blocks)
     print(f"generating Verilog of {', '.join(names)} ...", file=sys.stderr, flush=True)
-    blocks = generate_all(cfg, names)
+    blocks = generate_all(cfg, names, args.memories)
     total = 0
     width = max(len(b.name) for b in blocks)
     for b in blocks:
         print(f"verilator --lint-only -Wall {b.module} ...", file=sys.stderr, flush=True)
-        r = lint_verilog(b.verilog, b.module)
+        r = lint_verilog(b.verilog, b.module, b.models)
         total += len(r.warnings)
         print(f"{b.name:<{width}}  {len(r.warnings)} warning(s) outside the waivers")
         for w in r.warnings:

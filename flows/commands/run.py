@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
     from aimcflow.cosim.network import format_mismatch
     from aimcflow.flows.args import load_data
-    from aimcflow.flows.levels import analog_golden_level, level4
+    from aimcflow.flows.levels import THROUGHPUT_KEYS, analog_golden_level, level4
     from aimcflow.flows.report import write_report
     from aimcflow.models.config import load_config
     from aimcflow.models.nn.convert import convert
@@ -250,6 +250,12 @@ def run(args: argparse.Namespace) -> int:
             f"Verilator build {rtl['verilator_build_s']:.1f} s"
             f"{' (cached)' if rtl['verilator_build_cached'] else ' (cold)'}"
         )
+        console.print(
+            f"analog-rtl cycles: {rtl['conv_cycles']} converting (ADC busy), "
+            f"{rtl['periphery_cycles']} in the digital periphery -> bound by the "
+            f"{rtl['bound_by']}; {rtl['inferences_per_s']:.4g} inferences/s at "
+            f"{rtl['clock_period_ns']:g} ns ({rtl['rtl_cycles']} cycles for {rtl['images']} images)"
+        )
         st = rtl.get("stalled")
         if st is not None:
             console.print(
@@ -320,6 +326,7 @@ def run(args: argparse.Namespace) -> int:
         "mismatch_details": rtl.get("errors", []),
         "rtl_cycles": rtl.get("rtl_cycles"),
         "ideal_cycles": rtl.get("ideal_cycles"),
+        **{k: rtl.get(k) for k in THROUGHPUT_KEYS},
         "wall_s": wall,
         "verilator_build_s": rtl.get("verilator_build_s"),
     }

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 
-from aimcflow.flows.args import add_config_arg, add_out_arg
+from aimcflow.flows.args import add_config_arg, add_memories_arg, add_out_arg
 from aimcflow.flows.io import prepare_out_dir, shown, write_json_atomic
+from aimcflow.flows.memory_manifest import macro_models
 
 SYNTH_BLOCKS = ("nmpu", "mgmt")
 
@@ -44,6 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help=f"blocks to synthesize, comma-separated, or all (default {','.join(SYNTH_BLOCKS)})",
     )
     add_out_arg(p, "synth")
+    add_memories_arg(p)
     p.set_defaults(func=run)
 
 
@@ -65,7 +68,9 @@ def run(args: argparse.Namespace) -> int:
         f"generating Verilog of {', '.join(blocks)} for lanes {', '.join(map(str, lanes))} ...",
         flush=True,
     )
-    verilog = {(b, n): generate_block(c, b) for b in blocks for n, c in configs.items()}
+    verilog = {
+        (b, n): generate_block(c, b, args.memories) for b in blocks for n, c in configs.items()
+    }
     out = prepare_out_dir(args.out, "synth", args.force)
     table: dict[str, dict] = {}
     print(
@@ -78,7 +83,14 @@ def run(args: argparse.Namespace) -> int:
         for n in configs:
             gen = verilog[(b, n)]
             t0 = time.perf_counter()
-            r = synthesize(gen.verilog, gen.module)
+            boxes = "".join(macro_models([gen], blackbox=True).values())
+            r = synthesize(gen.verilog + boxes, gen.module)
+            if args.memories == "macro":  # the macros are black-box cells: count their bits
+                r = dataclasses.replace(
+                    r,
+                    memories=sum(m["macro"]["banks"] for m in gen.memories),
+                    memory_bits=sum(m["bits"] for m in gen.memories),
+                )
             per[str(n)] = {**as_dict(r), "synth_s": round(time.perf_counter() - t0, 1)}
             print(
                 f"{b:<14}{n:>6}{r.cells:>10}{r.transistors:>13}{r.memories:>10}"
@@ -93,9 +105,10 @@ def run(args: argparse.Namespace) -> int:
             "config": cfg.name,
             "config_digest": cfg.digest(),
             "lanes": lanes,
+            "memories": args.memories,
             "blocks": table,
-            "note": "transistors: stat -tech cmos of the logic; memories kept as $mem_v2 macros "
-            "(cells and bits listed, no transistors)",
+            "note": "transistors: stat -tech cmos of the logic; memories kept as $mem_v2 cells "
+            "(flops) or 1R1W SRAM black boxes (macro): cells and bits listed, no transistors",
         },
     )
     print(f"results: {shown(out) / 'results.json'}")

@@ -10,7 +10,7 @@ converts them to arithmetic shares modulo ``2**K`` with Goubin's Boolean-to-arit
 conversion (``v = A + b1 mod 2**K``, :func:`goubin_b2a`), and accumulates the four cross
 products ``A_jk = sum_i w_j[i] * x_k[i] mod 2**K`` separately; it hands on the four
 ``A_jk`` (``y = sum A_jk`` as a K-bit two's-complement number).  All randomness comes from
-four banks of xorshift64 generators seeded once (at reset, from ``seed``): per operand one
+four banks of xorshift64 generators seeded once (after reset, from the ``seed`` key): per operand one
 bank for the Boolean re-masking increment ``d`` and one for Goubin's ``gamma``.  See the
 RTL module's docstring for the first-order security argument.  This module is the only
 place the scheme's numerics live; it reproduces the RTL's shares, gammas and conversions
@@ -28,7 +28,7 @@ from numpy.typing import ArrayLike, NDArray
 U64 = np.uint64
 MASK64 = (1 << 64) - 1
 
-# generator banks of the secure MAC, in SecureMacParams.mask_seeds order
+# generator banks of the secure MAC, in the order of rtl/secure_mac.py's BANK_NAMES
 BANK_D_W, BANK_D_X, BANK_GAMMA_W, BANK_GAMMA_X = 0, 1, 2, 3
 BANKS = 4
 
@@ -72,18 +72,23 @@ def splitmix64(v: int) -> int:
 
 
 def generator_seeds(seed: int, count: int, bank: int) -> list[int]:
-    """Nonzero start states of the ``count`` xorshift64 generators of ``bank`` (BANK_*)."""
+    """Nonzero start states of the ``count`` xorshift64 generators of ``bank`` (BANK_*):
+    ``splitmix64(rotl64(seed, 20) ^ (bank << 16) ^ j)`` (1 if 0).  ``seed`` is the 64-bit
+    mask key the RTL reads from its ``seed`` port after reset (the PUF key in silicon);
+    for keys below 2**44 the rotation is the plain shift ``seed << 20``."""
+    if not 0 <= seed < (1 << 64):
+        raise UserInputError(f"secure MAC seed {seed}: give a 64-bit key (0 .. 2**64-1)")
+    key = ((seed << 20) | (seed >> 44)) & MASK64
     out = []
     for j in range(count):
-        s = splitmix64((seed << 20) ^ (bank << 16) ^ j)
+        s = splitmix64(key ^ (bank << 16) ^ j)
         out.append(s or 1)  # xorshift64 must not start at 0
     return out
 
 
 def rtl_mask_seeds(spec: SecureMacSpec) -> tuple[tuple[int, ...], ...]:
-    """Reset states of the RTL's four generator banks (d_w, d_x, gamma_w, gamma_x) for
-    ``rtl/secure_mac.py``'s ``SecureMacParams.mask_seeds``: the seed expansion lives only
-    here."""
+    """States of the four generator banks (d_w, d_x, gamma_w, gamma_x) once the RTL has
+    loaded them from its ``seed`` port (``spec.seed``), before the first operand."""
     return tuple(tuple(generator_seeds(spec.seed, spec.generators, b)) for b in range(BANKS))
 
 
