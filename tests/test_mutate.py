@@ -46,7 +46,7 @@ def test_applies_in_the_scratch_copy_only_and_restores(tmp_path):
     assert target == tmp_path / "tree" / "aimcflow" / "rtl" / "nmpu.py"
     before = target.read_bytes()
     assert before == checkout
-    env = scratch.env(tmp_path / "cache", tmp_path / "models")
+    env = scratch.env(tmp_path / "cache")
     probe = (
         "import inspect, aimcflow.rtl.nmpu as n; "
         "print(n.__file__); print('prod >> p.out_shift' in inspect.getsource(n))"
