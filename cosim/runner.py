@@ -187,6 +187,8 @@ class Build:
     build_s: float
     cached: bool
     versions: dict[str, str] = field(default_factory=dict)
+    #: "verilator" or "icarus" (:mod:`aimcflow.cosim.icarus`)
+    sim: str = "verilator"
 
     def run(
         self,
@@ -244,7 +246,14 @@ class Build:
         params_file.write_text(json.dumps(dict(params or {})))
         result_file = run_dir / "result.json"
         results_xml = run_dir / "results.xml"
-        runner = _runner_class()()
+        extra: dict[str, Any] = {}
+        if self.sim == "icarus":
+            from . import icarus
+
+            runner = icarus._runner_class()()
+            extra = icarus.run_kwargs(run_dir, waves)
+        else:
+            runner = _runner_class()()
         env = {
             PARAMS_ENV: str(params_file),
             RESULT_ENV: str(result_file),
@@ -266,6 +275,7 @@ class Build:
                 waves=waves,
                 results_xml=str(results_xml),
                 log_file=run_dir / "sim.log",
+                **extra,
             )
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 1
@@ -286,14 +296,28 @@ class Build:
 
 
 def build(
-    verilog: str, toplevel: str, *, build_args: Sequence[str] = (), name: str | None = None
+    verilog: str,
+    toplevel: str,
+    *,
+    build_args: Sequence[str] = (),
+    name: str | None = None,
+    sim: str = "verilator",
 ) -> Build:
     """Verilate ``verilog`` (text whose top module is ``toplevel``) or reuse a cached build.
 
     ``name`` only labels the cache directory.  The waiver file is always applied; there is
     no blanket Wno-fatal flag: a warning outside the waivers fails the build.
+    ``sim="icarus"`` compiles with Icarus Verilog instead (:mod:`aimcflow.cosim.icarus`;
+    ``build_args`` then go to ``iverilog``).
     """
     versions = tool_versions()  # also exports VERILATOR_ROOT / PATH for the build
+    if sim != "verilator":
+        from . import icarus
+
+        icarus.check_simulator(sim)
+        return icarus.build_icarus(
+            verilog, toplevel, name=name, build_args=build_args, versions=versions
+        )
     waivers = waiver_path().read_text()
     trace = ["--trace-fst"] if wave_format() == "fst" else ["--trace-vcd"]
     args = [*trace, "--trace-structs", *build_args]

@@ -19,7 +19,8 @@ Choices SPEC.md leaves open (recorded here, tested in tests/test_flow_vectors.py
   OUT ``sat_any`` is int64 0/1 like every other OUT field.
 - ``nmpu``: any T and C; the Verilated NMPU's memories are sized
   ``max(4, T)`` row tiles x ``max(tile.cols, C)`` columns for the file.
-- ``--sim icarus`` is refused (exit 2): only the Verilator runner exists so far.
+- ``--sim icarus`` runs the same bench on an Icarus Verilog build
+  (:mod:`aimcflow.cosim.icarus`); its OUT must equal Verilator's bit for bit.
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ class VectorBlock:
 
     ``fields``: IN field name -> symbolic dims.  ``outputs``: OUT field names.
     ``check(cfg, arrays)``: raise :class:`UserInputError` for a value outside its width.
-    ``golden(cfg, arrays) -> Arrays`` and ``rtl(cfg, arrays) -> Arrays`` compute OUT.
+    ``golden(cfg, arrays) -> Arrays`` and ``rtl(cfg, arrays, sim) -> Arrays`` compute OUT
+    (``sim``: ``"verilator"`` or ``"icarus"``).
     """
 
     name: str
@@ -54,7 +56,7 @@ class VectorBlock:
     outputs: tuple[str, ...]
     check: Callable[[AcceleratorConfig, Arrays], None]
     golden: Callable[[AcceleratorConfig, Arrays], Arrays]
-    rtl: Callable[[AcceleratorConfig, Arrays], Arrays]
+    rtl: Callable[[AcceleratorConfig, Arrays, str], Arrays]
 
 
 VECTOR_BLOCKS: dict[str, VectorBlock] = {}
@@ -121,12 +123,10 @@ def run_vectors(block_name: str, cfg: AcceleratorConfig, path: Path, sim: str) -
     arrays = load_inputs(block, path)
     block.check(cfg, arrays)
     if sim == "icarus":
-        raise UserInputError(
-            "--sim icarus is not supported by this aimcflow yet (only "
-            "the Verilator runner is implemented); use --sim verilator "
-            "or --sim golden"
-        )
-    out = block.golden(cfg, arrays) if sim == "golden" else block.rtl(cfg, arrays)
+        from aimcflow.cosim.icarus import icarus_version
+
+        icarus_version()  # ToolMissing (exit 2, says how to install) before any work
+    out = block.golden(cfg, arrays) if sim == "golden" else block.rtl(cfg, arrays, sim)
     return {k: np.asarray(out[k], dtype=np.int64) for k in block.outputs}
 
 
@@ -170,7 +170,7 @@ def _nmpu_golden(cfg, x: Arrays) -> Arrays:
     }
 
 
-def _nmpu_rtl(cfg, x: Arrays) -> Arrays:
+def _nmpu_rtl(cfg, x: Arrays, sim: str) -> Arrays:
     from aimcflow.cosim import runner
     from aimcflow.cosim.benches import nmpu as bench
     from aimcflow.flows.verilog import MAX_TILES, generate_block, nmpu_params
@@ -180,7 +180,7 @@ def _nmpu_rtl(cfg, x: Arrays) -> Arrays:
     sizes = {"max_tiles": max(MAX_TILES, T), "max_cols": max(cfg.tile.cols, C)}
     rtl = nmpu_params(cfg, **sizes)
     gen = generate_block(cfg, "nmpu", **sizes)
-    b = runner.build(gen.verilog, gen.module, name=f"nmpu-l{rtl.lanes}")
+    b = runner.build(gen.verilog, gen.module, name=f"nmpu-l{rtl.lanes}", sim=sim)
     return _run_file_bench(
         b, bench.MODULE, bench.bench_params(rtl, _nmpu_golden_params(cfg)), x, ("y",)
     )
@@ -231,7 +231,7 @@ def _mgmt_golden(cfg, x: Arrays) -> Arrays:
     return {"a": a, "e": e, "iter": it, "sat_any": sat}
 
 
-def _mgmt_rtl(cfg, x: Arrays) -> Arrays:
+def _mgmt_rtl(cfg, x: Arrays, sim: str) -> Arrays:
     from aimcflow.cosim import runner
     from aimcflow.cosim.benches import mgmt as bench
     from aimcflow.flows.verilog import generate_block, mgmt_params
@@ -240,7 +240,7 @@ def _mgmt_rtl(cfg, x: Arrays) -> Arrays:
     sizes = {"max_rows": max(cfg.tile.rows, R)}
     rtl = mgmt_params(cfg, **sizes)
     gen = generate_block(cfg, "mgmt", **sizes)
-    b = runner.build(gen.verilog, gen.module, name=f"mgmt-l{rtl.lanes}")
+    b = runner.build(gen.verilog, gen.module, name=f"mgmt-l{rtl.lanes}", sim=sim)
     return _run_file_bench(
         b,
         bench.MODULE,
@@ -304,7 +304,7 @@ def _spg_golden(cfg, x: Arrays) -> Arrays:
     )
 
 
-def _spg_rtl(cfg, x: Arrays) -> Arrays:
+def _spg_rtl(cfg, x: Arrays, sim: str) -> Arrays:
     from aimcflow.cosim.benches import spg as bench
     from aimcflow.models.periphery.spg import SpgParams
 
@@ -319,7 +319,7 @@ def _spg_rtl(cfg, x: Arrays) -> Arrays:
         "bl": int(x["bl"]),
         "deterministic": np.full(V, cfg.spg.deterministic),
     }
-    (out,), _ = bench.simulate(params, [seg])
+    (out,), _ = bench.simulate(params, [seg], build=bench.build_spg(params, sim=sim))
     return _spg_arrays(out)
 
 

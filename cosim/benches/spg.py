@@ -35,12 +35,15 @@ def rtl_params(rows: int, cols: int, gp: golden.SpgParams) -> SpgParams:
     return spg_rtl_params(rows, cols, gp)
 
 
-def build_spg(params: SpgParams):
-    """The cached Verilator build of one SPG configuration."""
+def build_spg(params: SpgParams, sim: str = "verilator"):
+    """The cached Verilator (or Icarus) build of one SPG configuration."""
     from aimcflow.cosim.runner import build_component
 
     return build_component(
-        StochasticPulseGenerator(params), TOPLEVEL, name=f"spg-r{params.rows}c{params.cols}"
+        StochasticPulseGenerator(params),
+        TOPLEVEL,
+        name=f"spg-r{params.rows}c{params.cols}",
+        sim=sim,
     )
 
 
