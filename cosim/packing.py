@@ -17,6 +17,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from amaranth.hdl import Shape
+from amaranth.lib import data
 
 
 @dataclass(frozen=True)
@@ -33,9 +35,6 @@ class Leaf:
 
 
 def _leaves(shape, name: str, offset: int) -> list[Leaf]:
-    from amaranth.hdl import Shape
-    from amaranth.lib import data
-
     if isinstance(shape, data.ArrayLayout):
         elem = shape.elem_shape
         if not isinstance(elem, data.Layout):
@@ -60,9 +59,6 @@ class PayloadCodec:
     """Pack/unpack the payload of one stream given its Amaranth shape or layout."""
 
     def __init__(self, shape) -> None:
-        from amaranth.hdl import Shape
-        from amaranth.lib import data
-
         self.width = shape.size if isinstance(shape, data.Layout) else Shape.cast(shape).width
         self.leaves = _leaves(shape, "", 0)
         self.nbytes = max(1, (self.width + 7) // 8)

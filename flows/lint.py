@@ -9,6 +9,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from aimcflow.cosim.runner import waiver_path
+from aimcflow.cosim.toolchain import find_verilator
+
 _WARN = re.compile(r"^%(Warning|Error)(-[A-Z0-9_]+)?: (.*)$")
 
 
@@ -22,9 +25,6 @@ class LintReport:
 def lint_verilog(verilog: str, module: str) -> LintReport:
     """``verilator --lint-only -Wall`` with the waiver file; every ``%Warning``/``%Error``
     line (except the final 'Exiting due to' summary) is a finding."""
-    from aimcflow.cosim.runner import waiver_path
-    from aimcflow.cosim.toolchain import find_verilator
-
     v = find_verilator()
     with tempfile.TemporaryDirectory(prefix="aimcflow-lint-") as tmp:
         src = Path(tmp) / f"{module}.v"
@@ -72,5 +72,5 @@ def unused_inputs(verilog: str, module: str) -> list[str]:
 
 
 def lint_blocks(blocks: Iterable) -> dict[str, LintReport]:
-    """Lint every :class:`aimcflow.flows.verilog.GeneratedBlock`."""
+    """Lint every :class:`aimcflow.cosim.blocks.GeneratedBlock`."""
     return {b.name: lint_verilog(b.verilog, b.module) for b in blocks}

@@ -23,7 +23,7 @@ def _png(fig) -> str:
 
 
 def _img(fig, alt: str) -> str:
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: matplotlib (~1 s), after write_report's Agg
 
     tag = f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{_png(fig)}">'
     plt.close(fig)
@@ -53,9 +53,10 @@ def _drift_plot(plt, results: dict, table: list) -> str:
 def write_report(path: str | Path, results: dict, pairs: list) -> Path:
     """Write the report for ``results`` (the run's results.json dict) and the per-layer
     ``pairs`` of :func:`aimcflow.models.nn.evaluate.vmm_pairs`."""
-    import matplotlib
+    import matplotlib  # lazy: matplotlib (~1 s); pyplot only after selecting Agg
 
     matplotlib.use("Agg")
+    # lazy: matplotlib.pyplot, numpy (after the backend is chosen)
     import matplotlib.pyplot as plt
     import numpy as np
 

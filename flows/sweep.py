@@ -4,7 +4,7 @@ A sweep is the cross product of ``--set KEY=V1,V2,...`` lists over dotted config
 (``adc.bits``, ``mgmt.noise``, ...).  Every point is a copy of the base config with those
 fields replaced; all points are validated before any work starts.  Each point runs the very
 functions ``aimcflow run`` uses: :func:`~aimcflow.models.nn.evaluate.drift_sweep` for the
-analog-float level and :func:`~aimcflow.flows.commands.run.analog_golden_level` for the
+analog-float level and :func:`~aimcflow.flows.levels.analog_golden_level` for the
 analog-golden level (level 3), so a sweep point and ``aimcflow run`` under the same config
 give the same accuracies.
 
@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+from aimcflow.flows.io import write_atomic_with
 from aimcflow.models.config import AcceleratorConfig
 from aimcflow.models.errors import UserInputError
 from pydantic import BaseModel
@@ -176,7 +177,8 @@ def evaluate_point(
     analog-float: mean (and std, A*) over ``repeats`` programmings seeded ``cfg.seed + r``;
     analog-golden: the seed-``cfg.seed`` programming compiled and run at level 3.
     Accuracies are fractions in [0, 1]."""
-    from aimcflow.flows.commands.run import analog_golden_level
+    # lazy: torch, amaranth -- ``aimcflow sweep --help`` imports this module (SWEEP_LEVELS)
+    from aimcflow.flows.levels import analog_golden_level
     from aimcflow.models.nn.convert import convert
     from aimcflow.models.nn.evaluate import drift_sweep, normalized_accuracy
 
@@ -229,7 +231,7 @@ def run_points(
 ) -> list[dict]:
     """Evaluate every point on ``client``'s cluster; results in ``points`` order whatever
     order they finish in.  ``on_done(i)`` is called as point ``i`` finishes."""
-    from distributed import as_completed
+    from distributed import as_completed  # lazy: dask (~2 s)
 
     model_f, data_f = client.scatter([model, data], broadcast=True, hash=False)
     futures = [
@@ -268,8 +270,7 @@ def _json_value(v: Any) -> Any:
 def plot_sweep(path: Path, axes: Sequence[SweepAxis], points: Sequence[dict], title: str) -> None:
     """Accuracy (%) vs the first swept key, one line per value of the other keys, one
     panel per level; written atomically as PNG."""
-    from aimcflow.flows.io import write_atomic_with
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # lazy: matplotlib (~1 s)
 
     levels = [lv for lv in ("analog_float", "analog_golden") if lv in points[0]["levels"]]
     first, rest = axes[0], axes[1:]

@@ -75,6 +75,7 @@ def keyed_bits(
     (SplitMix64's finalizer and counter walk); computed by ``fused.keyed_bits_into``,
     the same code the normals use.
     """
+    # lazy: numba kernels (compiled on first use)
     from aimcflow.models.analog import fused
 
     rows = _row_ids(rows)
@@ -116,6 +117,7 @@ def add_keyed_normal(
     ``sigma`` is a scalar or a per-row (B, 1) array.  y must be C-contiguous float32 or
     float64.
     """
+    # lazy: numba kernels (compiled on first use)
     from aimcflow.models.analog import fused
 
     rows = _row_ids(rows)

@@ -1,15 +1,19 @@
 """Beat builders for the periphery streams: the one place that encodes the beat protocols
-documented in ``rtl/nmpu.py`` and ``rtl/mgmt.py`` as Python payloads (dicts of ints and
-lists, accepted by Amaranth's ``ctx.set`` and easy to pack for cocotb).
+documented in ``rtl/nmpu.py`` and ``rtl/mgmt.py``, in two forms of the same rules:
+field arrays (numpy, first axis = beat: what :class:`aimcflow.cosim.packing.PayloadCodec`
+packs for cocotb) and per-beat dicts of ints and lists (what Amaranth's ``ctx.set``
+takes, :func:`as_dicts`).
 
-Arrays are anything indexable with integer values (numpy int64 works); nothing here
-imports numpy, torch or the models.
+Arrays are anything numpy can convert to integers; nothing here imports the models.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
+import numpy as np
+
+from .mgmt import REG_BOUND_MAX_ITER, REG_NOISE
 from .nmpu import (
     LOAD_COL_COEF,
     LOAD_REG,
@@ -28,15 +32,36 @@ ACTIVATION_CODES = {"none": 0, "relu": 1, "leaky": 2, "clamp": 3}
 NOISE_CODES = {"off": 0, "absmax_pow2": 1}
 
 
-def _lane_slice(row: Sequence, g: int, lanes: int) -> list[int]:
-    """Columns ``g*lanes .. g*lanes+lanes-1`` of ``row``, zero-padded past its end."""
-    vals = [int(v) for v in row[g * lanes : (g + 1) * lanes]]
-    return vals + [0] * (lanes - len(vals))
-
-
 def groups(cols: int, lanes: int) -> int:
     """Column groups ``ceil(cols / lanes)``."""
     return -(-cols // lanes)
+
+
+def lane_beats(v, lanes: int) -> np.ndarray:
+    """Beat padding: ``v`` (..., n) -> (prod(...) * ceil(n/lanes), lanes), each row split
+    into beats of ``lanes`` values in order, the last beat of a row zero-padded."""
+    v = np.asarray(v, dtype=np.int64)
+    n = v.shape[-1]
+    G = groups(n, lanes)
+    pad = [(0, 0)] * (v.ndim - 1) + [(0, G * lanes - n)]
+    return np.pad(v, pad).reshape(-1, lanes)
+
+
+def last_flags(beats: int, n: int = 1) -> np.ndarray:
+    """``last`` of ``n`` back-to-back packets of ``beats`` beats each: 1 on each final beat."""
+    return np.tile(np.arange(beats) == beats - 1, n).astype(np.int64)
+
+
+def as_dicts(fields: dict[str, np.ndarray]) -> list[dict]:
+    """Field arrays (first axis = beat) -> one dict of ints / int lists per beat."""
+    cols = {k: np.asarray(v).tolist() for k, v in fields.items()}
+    n = len(next(iter(cols.values())))
+    return [{k: c[i] for k, c in cols.items()} for i in range(n)]
+
+
+def _lane_slice(row: Sequence, g: int, lanes: int) -> list[int]:
+    """Columns ``g*lanes .. g*lanes+lanes-1`` of ``row``, zero-padded past its end."""
+    return lane_beats(np.asarray(row)[g * lanes : (g + 1) * lanes], lanes)[0].tolist()
 
 
 def nmpu_reg_beat(p: NmpuRtlParams, reg: int, value: int) -> dict:
@@ -126,17 +151,40 @@ def nmpu_outputs(beats: Sequence[dict], cols: int, lanes: int) -> list[list[int]
     return rows
 
 
+def segment_beats(x, lanes: int) -> dict[str, np.ndarray]:
+    """``x``/``dac`` stream fields of segments ``x`` (N,R): ``lanes`` values a beat,
+    ``last`` on each segment's final beat."""
+    x = np.asarray(x, dtype=np.int64)
+    return {"x": lane_beats(x, lanes), "last": last_flags(groups(x.shape[-1], lanes), len(x))}
+
+
+def answer_beats(a, sat_any, lanes: int) -> dict[str, np.ndarray]:
+    """``adc`` stream fields of tile answers ``a`` (N,C) with ``sat_any`` (N,): ``lanes``
+    codes a beat, the answer's ``sat_any`` on each of its beats, ``last`` on its final."""
+    a = np.asarray(a, dtype=np.int64)
+    G = groups(a.shape[-1], lanes)
+    return {
+        "a": lane_beats(a, lanes),
+        "sat_any": np.repeat(np.asarray(sat_any, dtype=np.int64).reshape(-1), G),
+        "last": last_flags(G, len(a)),
+    }
+
+
+def mgmt_reg_beats(noise: str, bound_max_iter: int) -> dict[str, np.ndarray]:
+    """The management controller's ``load`` fields that set both run-time registers:
+    noise mode (a name of :data:`NOISE_CODES`) and the retry bound."""
+    return {
+        "reg": np.array([REG_NOISE, REG_BOUND_MAX_ITER], dtype=np.int64),
+        "value": np.array([NOISE_CODES[noise], int(bound_max_iter)], dtype=np.int64),
+    }
+
+
 def mgmt_x_beats(p: MgmtRtlParams, x: Sequence) -> list[dict]:
     """``x`` beats of one segment ``x`` (R,): ``x_lanes`` values each, ``last`` on the final."""
-    n = groups(len(x), p.x_lanes)
-    return [{"x": _lane_slice(x, b, p.x_lanes), "last": int(b == n - 1)} for b in range(n)]
+    return as_dicts(segment_beats(np.asarray(x)[None], p.x_lanes))
 
 
 def mgmt_answer_beats(p: MgmtRtlParams, a: Sequence, sat_any: bool) -> list[dict]:
     """Tile-answer beats for ADC codes ``a`` (C,): ``lanes`` codes each, ``sat_any`` on
     every beat, ``last`` on the final."""
-    n = groups(len(a), p.lanes)
-    return [
-        {"a": _lane_slice(a, b, p.lanes), "sat_any": int(bool(sat_any)), "last": int(b == n - 1)}
-        for b in range(n)
-    ]
+    return as_dicts(answer_beats(np.asarray(a)[None], [bool(sat_any)], p.lanes))

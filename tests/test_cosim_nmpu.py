@@ -22,7 +22,8 @@ SOAK_VECTORS = 1_000_000 // len(FULL) + 1
 
 
 def _setup(lanes: int, adc_bits: int, out_bits: int, acc_extra: int | None = None):
-    from aimcflow.flows.verilog import generate_block, nmpu_params
+    from aimcflow.cosim.blocks import generate_block
+    from aimcflow.cosim.rtlparams import nmpu_params
     from aimcflow.models.periphery.nmpu import NmpuParams
 
     changes = {"nmpu.lanes": lanes, "adc.bits": adc_bits, "nmpu.out_bits": out_bits}

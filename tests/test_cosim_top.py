@@ -14,7 +14,8 @@ SOAK_VECTORS = 1_000_000 // len(SOAK_CONFIGS) + 1
 def _run(lanes: int, adc_bits: int, out_bits: int, vectors: int, **kw) -> dict:
     from aimcflow.cosim import runner
     from aimcflow.cosim.benches import periphery_top as bench
-    from aimcflow.flows.verilog import generate_block, mgmt_params, nmpu_params
+    from aimcflow.cosim.blocks import generate_block
+    from aimcflow.cosim.rtlparams import mgmt_params, nmpu_params
     from aimcflow.models.periphery.mgmt import MgmtParams
     from aimcflow.models.periphery.nmpu import NmpuParams
 

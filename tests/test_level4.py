@@ -96,11 +96,14 @@ def main(argv):
 @pytest.mark.cosim
 def test_corrupted_coefficient_is_a_mismatch(tmp_path, capsys, monkeypatch):
     from aimcflow.cosim import network
+    from aimcflow.cosim.benches.network_probes import CORRUPTED
 
     # layer 0's bias of column 5 loaded 7 output LSBs too high into the RTL only
     corrupt = {"layer": 0, "field": "bias", "column": 5, "delta": 7}
     monkeypatch.setattr(
-        network, "run_level4", functools.partial(network.run_level4, corrupt=corrupt)
+        network,
+        "run_level4",
+        functools.partial(network.run_level4, bench=CORRUPTED, bench_params={"corrupt": corrupt}),
     )
     monkeypatch.chdir(tmp_path)
     argv = ["run", "--images", "8", "--levels", "float,analog-rtl", "--out", "o"]

@@ -12,7 +12,7 @@ import dataclasses
 
 import numpy as np
 import pytest
-from aimcflow.flows.verilog import mgmt_rtl_params
+from aimcflow.cosim.rtlparams import mgmt_rtl_params
 from aimcflow.models.periphery.mgmt import (
     MgmtParams,
     choose_exponent,
@@ -42,7 +42,7 @@ pytestmark = pytest.mark.filterwarnings("error::DeprecationWarning")
 
 
 def rtl_params(gp: MgmtParams, x_lanes: int, lanes: int, max_rows: int = 8) -> MgmtRtlParams:
-    """The flow's golden -> RTL mapping (``flows/verilog.py``), not a copy of it."""
+    """The flow's golden -> RTL mapping (``cosim/rtlparams.py``), not a copy of it."""
     return mgmt_rtl_params(gp, x_lanes, lanes, max_rows)
 
 

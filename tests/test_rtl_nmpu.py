@@ -12,7 +12,7 @@ import dataclasses
 
 import numpy as np
 import pytest
-from aimcflow.flows.verilog import nmpu_rtl_params
+from aimcflow.cosim.rtlparams import nmpu_rtl_params
 from aimcflow.models.periphery.nmpu import NmpuParams, nmpu, rtl_clamp_bounds
 from aimcflow.rtl.nmpu import LATENCY, Nmpu
 from aimcflow.rtl.params import NmpuRtlParams

@@ -11,7 +11,7 @@ import dataclasses
 
 import numpy as np
 import pytest
-from aimcflow.flows.verilog import mgmt_rtl_params, nmpu_rtl_params
+from aimcflow.cosim.rtlparams import mgmt_rtl_params, nmpu_rtl_params
 from aimcflow.models.periphery.mgmt import MgmtParams, ideal_linear_tile, manage
 from aimcflow.models.periphery.nmpu import NmpuParams, nmpu, rtl_clamp_bounds
 from aimcflow.rtl.mgmt import REG_BOUND_MAX_ITER, REG_NOISE

@@ -8,7 +8,11 @@ stream agents or the payload packing, not at a design.
 
 from __future__ import annotations
 
+import cocotb
 import numpy as np
+from aimcflow.cosim.packing import PayloadCodec
+from aimcflow.cosim.runner import load_params, save_result
+from aimcflow.cosim.streams import TB, Scoreboard, StreamSink, StreamSource
 from amaranth import Module, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -42,72 +46,65 @@ def golden(a: np.ndarray, b: np.ndarray, wrong_by: int = 0) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- cocotb side
-try:
-    import cocotb
-except ImportError:  # imported outside a simulator (e.g. by pytest for PairAdder)
-    cocotb = None
 
-if cocotb is not None:
-    from ..packing import PayloadCodec
-    from ..runner import load_params, save_result
-    from ..streams import TB, Scoreboard, StreamSink, StreamSource
 
-    class AdderTB(TB):
-        def __init__(self, dut, width: int, seed: int, p_valid: float, p_ready: float):
-            super().__init__(dut, seed)
-            self.width = width
-            self.src = self.add(StreamSource(dut, "i", self.rng, p_valid))
-            self.snk = self.add(StreamSink(dut, "o", self.rng, p_ready))
-            comp = PairAdder(width)
-            self.in_codec = PayloadCodec(comp.i.payload.shape())
-            self.out_codec = PayloadCodec(comp.o.payload.shape())
+class AdderTB(TB):
+    def __init__(self, dut, width: int, seed: int, p_valid: float, p_ready: float):
+        super().__init__(dut, seed)
+        self.width = width
+        self.src = self.add(StreamSource(dut, "i", self.rng, p_valid))
+        self.snk = self.add(StreamSink(dut, "o", self.rng, p_ready))
+        comp = PairAdder(width)
+        self.in_codec = PayloadCodec(comp.i.payload.shape())
+        self.out_codec = PayloadCodec(comp.o.payload.shape())
 
-        def random_pairs(self, n: int) -> dict[str, np.ndarray]:
-            lo, hi = -(1 << (self.width - 1)), (1 << (self.width - 1)) - 1
-            v = self.rng.integers(lo, hi, size=(2, n), endpoint=True)
-            v[:, :4] = [[lo, hi, lo, hi], [lo, hi, hi, lo]]  # corners first
-            return {"a": v[0], "b": v[1]}
+    def random_pairs(self, n: int) -> dict[str, np.ndarray]:
+        lo, hi = -(1 << (self.width - 1)), (1 << (self.width - 1)) - 1
+        v = self.rng.integers(lo, hi, size=(2, n), endpoint=True)
+        v[:, :4] = [[lo, hi, lo, hi], [lo, hi, hi, lo]]  # corners first
+        return {"a": v[0], "b": v[1]}
 
-        def check(
-            self, sb: Scoreboard, x: dict[str, np.ndarray], wrong_by: int, n: int | None = None
-        ) -> int:
-            got = {"value": self.out_codec.unpack(self.snk.words)["value"]}
-            return sb.check(got, {"value": golden(x["a"], x["b"], wrong_by)}, n)
+    def check(
+        self, sb: Scoreboard, x: dict[str, np.ndarray], wrong_by: int, n: int | None = None
+    ) -> int:
+        got = {"value": self.out_codec.unpack(self.snk.words)["value"]}
+        return sb.check(got, {"value": golden(x["a"], x["b"], wrong_by)}, n)
 
-    @cocotb.test()
-    async def random_stream(dut):
-        """Random pairs with random valid gaps and ready backpressure, a reset mid-stream."""
-        p = load_params()
-        n = int(p.get("vectors", 2000))
-        tb = AdderTB(
-            dut,
-            int(p.get("width", 8)),
-            int(p.get("seed", 1)),
-            float(p.get("p_valid", 0.7)),
-            float(p.get("p_ready", 0.6)),
-        )
-        sb = Scoreboard("PairAdder")
-        tb.start_clock()
-        await tb.reset()
-        # phase 1: cut short by a reset while beats are in flight
-        x = tb.random_pairs(n)
-        tb.src.send(tb.in_codec.pack(x))
-        await tb.run(lambda: len(tb.snk.words) >= n // 3, max_cycles=100 * n)
-        wrong_by = int(p.get("wrong_by", 0))
-        tb.check(sb, x, wrong_by, len(tb.snk.words))
-        await tb.reset()
-        tb.snk.words.clear()
-        # phase 2: a fresh stream after the reset must match completely
-        x = tb.random_pairs(n)
-        tb.src.send(tb.in_codec.pack(x))
-        cycles = await tb.run(lambda: len(tb.snk.words) >= n, max_cycles=100 * n)
-        tb.check(sb, x, wrong_by)
-        save_result(
-            {
-                "vectors": sb.compared,
-                "mismatches": sb.mismatches,
-                "cycles": cycles,
-                "errors": sb.errors,
-            }
-        )
-        assert sb.mismatches == 0, "\n".join(sb.errors)
+
+@cocotb.test()
+async def random_stream(dut):
+    """Random pairs with random valid gaps and ready backpressure, a reset mid-stream."""
+    p = load_params()
+    n = int(p.get("vectors", 2000))
+    tb = AdderTB(
+        dut,
+        int(p.get("width", 8)),
+        int(p.get("seed", 1)),
+        float(p.get("p_valid", 0.7)),
+        float(p.get("p_ready", 0.6)),
+    )
+    sb = Scoreboard("PairAdder")
+    tb.start_clock()
+    await tb.reset()
+    # phase 1: cut short by a reset while beats are in flight
+    x = tb.random_pairs(n)
+    tb.src.send(tb.in_codec.pack(x))
+    await tb.run(lambda: len(tb.snk.words) >= n // 3, max_cycles=100 * n)
+    wrong_by = int(p.get("wrong_by", 0))
+    tb.check(sb, x, wrong_by, len(tb.snk.words))
+    await tb.reset()
+    tb.snk.words.clear()
+    # phase 2: a fresh stream after the reset must match completely
+    x = tb.random_pairs(n)
+    tb.src.send(tb.in_codec.pack(x))
+    cycles = await tb.run(lambda: len(tb.snk.words) >= n, max_cycles=100 * n)
+    tb.check(sb, x, wrong_by)
+    save_result(
+        {
+            "vectors": sb.compared,
+            "mismatches": sb.mismatches,
+            "cycles": cycles,
+            "errors": sb.errors,
+        }
+    )
+    assert sb.mismatches == 0, "\n".join(sb.errors)

@@ -19,7 +19,12 @@ import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
+import cocotb
 import numpy as np
+from aimcflow.cosim.packing import PayloadCodec
+from aimcflow.cosim.rtlparams import spg_rtl_params
+from aimcflow.cosim.runner import build_component, load_params, save_result
+from aimcflow.cosim.streams import TB, Scoreboard, StreamSink, StreamSource
 from aimcflow.models.periphery import spg as golden
 from aimcflow.rtl.spg import SpgParams, StochasticPulseGenerator, slot_layout, update_layout
 
@@ -29,15 +34,13 @@ MODULE = "aimcflow.cosim.benches.spg"
 
 def rtl_params(rows: int, cols: int, gp: golden.SpgParams) -> SpgParams:
     """RTL parameters of an R x C generator with the golden widths ``gp`` (the mapping
-    lives in ``flows/verilog.py``, with every other block's)."""
-    from aimcflow.flows.verilog import spg_rtl_params
+    lives in ``cosim/rtlparams.py``, with every other block's)."""
 
     return spg_rtl_params(rows, cols, gp)
 
 
 def build_spg(params: SpgParams, sim: str = "verilator"):
     """The cached Verilator (or Icarus) build of one SPG configuration."""
-    from aimcflow.cosim.runner import build_component
 
     return build_component(
         StochasticPulseGenerator(params),
@@ -48,8 +51,6 @@ def build_spg(params: SpgParams, sim: str = "verilator"):
 
 
 def _unpack_slots(params: SpgParams, words: np.ndarray) -> dict[str, np.ndarray]:
-    from aimcflow.cosim.packing import PayloadCodec
-
     codec = PayloadCodec(slot_layout(params))
     f = codec.unpack([int(w) for w in words])
     return {k: f[k].astype(np.uint8) for k in ("row", "col", "row_neg", "col_neg", "last")}
@@ -151,99 +152,92 @@ def golden_segment(params: SpgParams, s: dict) -> golden.SpgOutput:
 
 
 # ---------------------------------------------------------------- cocotb side
-try:
-    import cocotb
-except ImportError:  # imported outside a simulator
-    cocotb = None
 
-if cocotb is not None:
-    from ..packing import PayloadCodec
-    from ..runner import load_params, save_result
-    from ..streams import TB, Scoreboard, StreamSink, StreamSource
 
-    class SpgTB(TB):
-        """Seed and update sources, slot sink; the scoreboard calls the golden model."""
+class SpgTB(TB):
+    """Seed and update sources, slot sink; the scoreboard calls the golden model."""
 
-        def __init__(self, dut, params: SpgParams, seed: int, p_valid: float, p_ready: float):
-            super().__init__(dut, seed)
-            self.params = params
-            self.seed_src = self.add(StreamSource(dut, "seed", self.rng, p_valid))
-            self.upd_src = self.add(StreamSource(dut, "i", self.rng, p_valid))
-            self.snk = self.add(StreamSink(dut, "o", self.rng, p_ready))
-            self.upd_codec = PayloadCodec(update_layout(params))
+    def __init__(self, dut, params: SpgParams, seed: int, p_valid: float, p_ready: float):
+        super().__init__(dut, seed)
+        self.params = params
+        self.seed_src = self.add(StreamSource(dut, "seed", self.rng, p_valid))
+        self.upd_src = self.add(StreamSource(dut, "i", self.rng, p_valid))
+        self.snk = self.add(StreamSink(dut, "o", self.rng, p_ready))
+        self.upd_codec = PayloadCodec(update_layout(params))
 
-        async def segment(self, s: dict) -> None:
-            """Load the segment's seed, then stream its updates; wait for every slot."""
-            self.seed_src.send([int(s["seed"])])
-            await self.run(lambda: self.seed_src.idle, max_cycles=10_000)
-            V, bl = len(s["x"]), int(s["bl"])
-            beats = {
-                "x": s["x"],
-                "d": s["d"],
-                "gain_x": s["gain_x"],
-                "gain_d": s["gain_d"],
-                "bl": np.full(V, bl),
-                "deterministic": s["deterministic"],
-            }
-            self.upd_src.send(self.upd_codec.pack(beats, V))
-            target = len(self.snk.words) + V * bl
-            await self.run(lambda: len(self.snk.words) >= target, max_cycles=50 * V * bl + 1000)
+    async def segment(self, s: dict) -> None:
+        """Load the segment's seed, then stream its updates; wait for every slot."""
+        self.seed_src.send([int(s["seed"])])
+        await self.run(lambda: self.seed_src.idle, max_cycles=10_000)
+        V, bl = len(s["x"]), int(s["bl"])
+        beats = {
+            "x": s["x"],
+            "d": s["d"],
+            "gain_x": s["gain_x"],
+            "gain_d": s["gain_d"],
+            "bl": np.full(V, bl),
+            "deterministic": s["deterministic"],
+        }
+        self.upd_src.send(self.upd_codec.pack(beats, V))
+        target = len(self.snk.words) + V * bl
+        await self.run(lambda: len(self.snk.words) >= target, max_cycles=50 * V * bl + 1000)
 
-    @cocotb.test()
-    async def stream_updates(dut):
-        """Segments from an .npz through the DUT; raw slots to an .npz; optional scoreboard."""
-        p = load_params()
-        params = SpgParams(**p["params"])
-        tb = SpgTB(
-            dut,
-            params,
-            int(p.get("seed", 1)),
-            float(p.get("p_valid", 1.0)),
-            float(p.get("p_ready", 1.0)),
-        )
-        with np.load(p["in_npz"]) as z:
-            segs = [
-                {
-                    f: z[f"{k}_{f}"]
-                    for f in ("x", "d", "gain_x", "gain_d", "deterministic", "seed", "bl")
-                }
-                for k in range(int(p["segments"]))
-            ]
-        tb.start_clock()
-        await tb.reset()
-        sb = Scoreboard("spg")
-        cycles = 0
-        for s in segs:
-            start = len(tb.snk.words)
-            c0 = tb.cycle
-            await tb.segment(s)
-            cycles += tb.cycle - c0
-            if p.get("check"):
-                got = _unpack_slots(params, np.array(tb.snk.words[start:], dtype=object))
-                exp = golden_segment(params, s)
-                V, bl = len(s["x"]), int(s["bl"])
-                sb.check(
-                    {
-                        "row": got["row"].reshape(V, -1),
-                        "col": got["col"].reshape(V, -1),
-                        "row_neg": got["row_neg"].reshape(V, bl, -1)[:, 0],
-                        "col_neg": got["col_neg"].reshape(V, bl, -1)[:, 0],
-                    },
-                    {
-                        "row": exp.row_pulses.reshape(V, -1),
-                        "col": exp.col_pulses.reshape(V, -1),
-                        "row_neg": (exp.row_sign < 0).astype(np.uint8),
-                        "col_neg": (exp.col_sign < 0).astype(np.uint8),
-                    },
-                )
-        np.savez(p["out_npz"], slots=np.array([str(w) for w in tb.snk.words]))
-        save_result(
+
+@cocotb.test()
+async def stream_updates(dut):
+    """Segments from an .npz through the DUT; raw slots to an .npz; optional scoreboard."""
+    p = load_params()
+    params = SpgParams(**p["params"])
+    tb = SpgTB(
+        dut,
+        params,
+        int(p.get("seed", 1)),
+        float(p.get("p_valid", 1.0)),
+        float(p.get("p_ready", 1.0)),
+    )
+    with np.load(p["in_npz"]) as z:
+        segs = [
             {
-                "updates": sb.compared,
-                "mismatches": sb.mismatches,
-                "cycles": cycles,
-                "slots": len(tb.snk.words),
-                "errors": sb.errors,
+                f: z[f"{k}_{f}"]
+                for f in ("x", "d", "gain_x", "gain_d", "deterministic", "seed", "bl")
             }
-        )
-        assert sb.mismatches == 0, "\n".join(sb.errors)
+            for k in range(int(p["segments"]))
+        ]
+    tb.start_clock()
+    await tb.reset()
+    sb = Scoreboard("spg")
+    cycles = 0
+    for s in segs:
+        start = len(tb.snk.words)
+        c0 = tb.cycle
+        await tb.segment(s)
+        cycles += tb.cycle - c0
+        if p.get("check"):
+            got = _unpack_slots(params, np.array(tb.snk.words[start:], dtype=object))
+            exp = golden_segment(params, s)
+            V, bl = len(s["x"]), int(s["bl"])
+            sb.check(
+                {
+                    "row": got["row"].reshape(V, -1),
+                    "col": got["col"].reshape(V, -1),
+                    "row_neg": got["row_neg"].reshape(V, bl, -1)[:, 0],
+                    "col_neg": got["col_neg"].reshape(V, bl, -1)[:, 0],
+                },
+                {
+                    "row": exp.row_pulses.reshape(V, -1),
+                    "col": exp.col_pulses.reshape(V, -1),
+                    "row_neg": (exp.row_sign < 0).astype(np.uint8),
+                    "col_neg": (exp.col_sign < 0).astype(np.uint8),
+                },
+            )
+    np.savez(p["out_npz"], slots=np.array([str(w) for w in tb.snk.words]))
+    save_result(
+        {
+            "updates": sb.compared,
+            "mismatches": sb.mismatches,
+            "cycles": cycles,
+            "slots": len(tb.snk.words),
+            "errors": sb.errors,
+        }
+    )
+    assert sb.mismatches == 0, "\n".join(sb.errors)

@@ -15,10 +15,14 @@ import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
+import cocotb
 import numpy as np
 from aimcflow.cosim.benches import spg as spg_bench
+from aimcflow.cosim.runner import load_params, save_result
+from aimcflow.models.nn.data import load_digits_dataset
 from aimcflow.models.periphery import spg as golden
-from aimcflow.models.training.mlp import TrainSettings, golden_steps
+from aimcflow.models.training.layers import layer_spg_seed
+from aimcflow.models.training.mlp import Mlp, TrainSettings, golden_steps, sample_at
 
 MODULE = "aimcflow.cosim.benches.spg_train"
 
@@ -80,74 +84,64 @@ def run_rtl_steps(
 
 
 # ---------------------------------------------------------------- cocotb side
-try:
-    import cocotb
-except ImportError:
-    cocotb = None
 
-if cocotb is not None:
-    from ..runner import load_params, save_result
 
-    @cocotb.test()
-    async def train_last_layer(dut):
-        from aimcflow.models.nn.data import load_digits_dataset
-        from aimcflow.models.training.layers import layer_spg_seed
-        from aimcflow.models.training.mlp import Mlp, sample_at
-
-        p = load_params()
-        s = _settings_from_json(p["settings"])
-        data = load_digits_dataset()
-        net = Mlp(data.n_features, data.n_classes, s, p["device"], p["algo"])
-        params = last_layer_params(data, s)
-        tb = spg_bench.SpgTB(dut, params, s.seed + 1, 1.0, float(p["p_ready"]))
-        tb.start_clock()
-        await tb.reset()
-        tb.seed_src.send([layer_spg_seed(s.seed, 1)])
-        await tb.run(lambda: tb.seed_src.idle, max_cycles=1000)
-        n = len(data.y_train)
-        pulse_mismatches = rtl_updates = 0
-        for step in range(int(p["steps"])):
-            i = sample_at(s.seed, step, n)
-            reqs = net.requests(data.x_train[i], int(data.y_train[i]))
-            outs = net.golden_outputs(reqs)  # layer 1's golden trains: the shadow check
-            req = reqs[1]
-            if req is not None:
-                start = len(tb.snk.words)
-                tb.upd_src.send(
-                    tb.upd_codec.pack(
-                        {
-                            "x": req.x[None],
-                            "d": req.d[None],
-                            "gain_x": np.array([req.gain_x]),
-                            "gain_d": np.array([req.gain_d]),
-                            "bl": np.array([req.bl]),
-                            "deterministic": np.zeros(1, np.int64),
-                        },
-                        1,
-                    )
+@cocotb.test()
+async def train_last_layer(dut):
+    p = load_params()
+    s = _settings_from_json(p["settings"])
+    data = load_digits_dataset()
+    net = Mlp(data.n_features, data.n_classes, s, p["device"], p["algo"])
+    params = last_layer_params(data, s)
+    tb = spg_bench.SpgTB(dut, params, s.seed + 1, 1.0, float(p["p_ready"]))
+    tb.start_clock()
+    await tb.reset()
+    tb.seed_src.send([layer_spg_seed(s.seed, 1)])
+    await tb.run(lambda: tb.seed_src.idle, max_cycles=1000)
+    n = len(data.y_train)
+    pulse_mismatches = rtl_updates = 0
+    for step in range(int(p["steps"])):
+        i = sample_at(s.seed, step, n)
+        reqs = net.requests(data.x_train[i], int(data.y_train[i]))
+        outs = net.golden_outputs(reqs)  # layer 1's golden trains: the shadow check
+        req = reqs[1]
+        if req is not None:
+            start = len(tb.snk.words)
+            tb.upd_src.send(
+                tb.upd_codec.pack(
+                    {
+                        "x": req.x[None],
+                        "d": req.d[None],
+                        "gain_x": np.array([req.gain_x]),
+                        "gain_d": np.array([req.gain_d]),
+                        "bl": np.array([req.bl]),
+                        "deterministic": np.zeros(1, np.int64),
+                    },
+                    1,
                 )
-                await tb.run(
-                    lambda: len(tb.snk.words) >= start + req.bl,  # noqa: B023
-                    max_cycles=100 * req.bl + 100,
+            )
+            await tb.run(
+                lambda: len(tb.snk.words) >= start + req.bl,  # noqa: B023
+                max_cycles=100 * req.bl + 100,
+            )
+            sl = spg_bench._unpack_slots(params, tb.snk.words[start:])
+            rtl = golden.SpgOutput(
+                sl["row"][None],
+                sl["col"][None],
+                np.where(sl["row_neg"][:1] == 1, -1, 1),
+                np.where(sl["col_neg"][:1] == 1, -1, 1),
+            )
+            g = outs[1]
+            pulse_mismatches += int(
+                not (
+                    np.array_equal(rtl.row_pulses, g.row_pulses)
+                    and np.array_equal(rtl.col_pulses, g.col_pulses)
+                    and np.array_equal(rtl.row_sign, g.row_sign)
+                    and np.array_equal(rtl.col_sign, g.col_sign)
                 )
-                sl = spg_bench._unpack_slots(params, tb.snk.words[start:])
-                rtl = golden.SpgOutput(
-                    sl["row"][None],
-                    sl["col"][None],
-                    np.where(sl["row_neg"][:1] == 1, -1, 1),
-                    np.where(sl["col_neg"][:1] == 1, -1, 1),
-                )
-                g = outs[1]
-                pulse_mismatches += int(
-                    not (
-                        np.array_equal(rtl.row_pulses, g.row_pulses)
-                        and np.array_equal(rtl.col_pulses, g.col_pulses)
-                        and np.array_equal(rtl.row_sign, g.row_sign)
-                        and np.array_equal(rtl.col_sign, g.col_sign)
-                    )
-                )
-                outs[1] = rtl  # the network trains on what the RTL produced
-                rtl_updates += 1
-            net.apply(reqs, outs, step)
-        np.savez(p["out_npz"], **{f"w{k}": w for k, w in enumerate(net.weights())})
-        save_result({"pulse_mismatches": pulse_mismatches, "rtl_updates": rtl_updates})
+            )
+            outs[1] = rtl  # the network trains on what the RTL produced
+            rtl_updates += 1
+        net.apply(reqs, outs, step)
+    np.savez(p["out_npz"], **{f"w{k}": w for k, w in enumerate(net.weights())})
+    save_result({"pulse_mismatches": pulse_mismatches, "rtl_updates": rtl_updates})

@@ -11,12 +11,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+
+from aimcflow.cosim.blocks import BLOCKS
+from aimcflow.models.periphery.secure_mac import SecureMacSpec, plain_cycles
+from aimcflow.rtl.secure_mac import SecureMac
 
 from ..runner import (
     _locked,
@@ -35,8 +40,7 @@ TOP = "probed"
 
 def make_design(design: str, lanes: int = 64):
     """The RTL component for ``design`` (n = ``lanes``, 8-bit weights and activations),
-    with the parameters ``aimcflow generate`` uses (``flows/verilog.py``)."""
-    from aimcflow.flows.verilog import BLOCKS
+    with the parameters ``aimcflow generate`` uses (``cosim/blocks.py``)."""
 
     if design not in DESIGNS:
         raise ValueError(f"unknown design {design!r}; known: {', '.join(DESIGNS)}")
@@ -46,8 +50,6 @@ def make_design(design: str, lanes: int = 64):
 
 def cycles_per_dot_product(dut) -> int:
     """Clock edges per dot product of a MAC component (the golden models' rule)."""
-    from aimcflow.models.periphery.secure_mac import SecureMacSpec, plain_cycles
-    from aimcflow.rtl.secure_mac import SecureMac
 
     p = dut.params
     if isinstance(dut, SecureMac):
@@ -130,8 +132,6 @@ def build_harness(
     with _locked(cache_dir() / "tvla" / f"{tag}.lock"):
         cached = ok.exists()
         if not cached:
-            import shutil
-
             shutil.rmtree(bdir, ignore_errors=True)
             bdir.mkdir(parents=True)
             (bdir / f"{TOP}.v").write_text(verilog)

@@ -27,6 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from amaranth.hdl import Cat, Fragment, Module, Signal, Value
+from amaranth.hdl._ir import Fragment as _Frag
 from amaranth.lib import wiring
 from amaranth.lib.wiring import Out
 
@@ -46,7 +47,6 @@ POWER_MODELS = ("registers", "nets")
 def _assigned(frag: Fragment, comb: bool, path: str = "") -> list[tuple[str, Signal]]:
     """Signals assigned in ``frag`` and its submodules: by ``comb`` statements if ``comb``,
     else by any clocked domain (the registers)."""
-    from amaranth.hdl._ir import Fragment as _Frag  # subfragment entries are Fragments
 
     out: list[tuple[str, Signal]] = []
     for domain, stmts in frag.statements.items():

@@ -12,6 +12,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from aimcflow.flows.io import write_atomic_with
+from aimcflow.models.errors import UserInputError
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -46,8 +49,6 @@ def register(subparsers) -> None:
 
 
 def _hex(name: str, text: str) -> bytes:
-    from aimcflow.models.errors import UserInputError
-
     try:
         return bytes.fromhex(text)
     except ValueError:
@@ -55,8 +56,6 @@ def _hex(name: str, text: str) -> bytes:
 
 
 def _key(text: str) -> bytes:
-    from aimcflow.models.errors import UserInputError
-
     if text.startswith("@"):
         try:
             return Path(text[1:]).read_bytes()
@@ -66,8 +65,7 @@ def _key(text: str) -> bytes:
 
 
 def run(args: argparse.Namespace) -> int:
-    from aimcflow.flows.io import write_atomic_with
-    from aimcflow.models.errors import UserInputError
+    # lazy: numpy (kept out of ``aimcflow --help``)
     from aimcflow.models.periphery import ascon
 
     key, nonce, ad = _key(args.key), _hex("nonce", args.nonce), _hex("ad", args.ad)

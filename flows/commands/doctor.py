@@ -6,6 +6,7 @@ import argparse
 import platform
 import subprocess
 import sys
+from importlib.metadata import PackageNotFoundError, version
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -14,8 +15,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _pkg_version(name: str) -> str | None:
-    from importlib.metadata import PackageNotFoundError, version
-
     try:
         return version(name)
     except PackageNotFoundError:
@@ -36,6 +35,7 @@ def yosys_version() -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # lazy: amaranth (kept out of ``aimcflow --help``)
     from aimcflow.cosim.toolchain import ToolMissing, find_verilator
 
     rows: list[tuple[str, str | None]] = [("python", platform.python_version())]

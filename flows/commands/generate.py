@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from aimcflow.flows.args import add_config_arg
+from aimcflow.flows.io import write_json_atomic, write_text_atomic
+from aimcflow.models.errors import UserInputError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,13 +34,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
+    # lazy: amaranth, pydantic (kept out of ``aimcflow --help``)
+    from aimcflow.cosim.blocks import generate_all, parse_blocks
     from aimcflow.cosim.runner import tool_versions, waiver_path
-    from aimcflow.flows.io import write_json_atomic, write_text_atomic
-    from aimcflow.flows.verilog import generate_all, parse_blocks
     from aimcflow.models.config import load_config
-    from aimcflow.models.errors import UserInputError
 
     cfg = load_config(args.config)
     out = Path(args.out) if args.out else Path("out") / "generate"

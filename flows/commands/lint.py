@@ -29,8 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # lazy: amaranth, pydantic (kept out of ``aimcflow --help``)
+    from aimcflow.cosim.blocks import generate_all, parse_blocks
     from aimcflow.flows.lint import lint_blocks
-    from aimcflow.flows.verilog import generate_all, parse_blocks
     from aimcflow.models.config import load_config
 
     cfg = load_config(args.config)

@@ -39,6 +39,7 @@ from aimcflow.flows.args import (
     add_out_arg,
     add_repeats_arg,
 )
+from aimcflow.flows.io import prepare_out_dir, write_json_atomic
 
 DEFAULT_DRIFT = "1s,1h,1d,1y"
 DEFAULT_REPEATS = 10
@@ -107,12 +108,20 @@ def _fmt_time(t_s: float) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    # lazy: numpy, torch, amaranth, matplotlib, pydantic, rich (kept out of ``aimcflow --help``)
     import numpy as np
-    from aimcflow.flows.io import prepare_out_dir, write_json_atomic
+    from aimcflow.cosim.network import format_mismatch
+    from aimcflow.flows.levels import analog_golden_level, level4
+    from aimcflow.flows.report import write_report
     from aimcflow.models.config import load_config
     from aimcflow.models.nn.convert import check_input_width, convert
     from aimcflow.models.nn.data import load_dataset
-    from aimcflow.models.nn.evaluate import chance_error, drift_sweep, normalized_accuracy
+    from aimcflow.models.nn.evaluate import (
+        chance_error,
+        drift_sweep,
+        normalized_accuracy,
+        vmm_pairs,
+    )
     from aimcflow.models.nn.workloads import accuracy_float, get_model
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -182,7 +191,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         golden = {"accuracy": None, "reason": "not requested (--levels)"}
     if "analog-rtl" in levels and prog is not None:
-        rtl = _level4(prog, x, y, images, logits3, console)
+        rtl = level4(prog, x, y, images, logits3, console)
     else:
         why = "not requested" if "analog-rtl" not in levels else "analog-golden did not run"
         rtl = {"accuracy": None, "reason": why}
@@ -289,9 +298,6 @@ def run(args: argparse.Namespace) -> int:
         "wall_s": wall,
         "verilator_build_s": rtl.get("verilator_build_s"),
     }
-    from aimcflow.flows.report import write_report
-    from aimcflow.models.nn.evaluate import vmm_pairs
-
     net.build(cfg)  # repeat 0 at the reference drift: the tiles the golden level used
     net.program()
     net.drift(ref_t)
@@ -299,121 +305,9 @@ def run(args: argparse.Namespace) -> int:
     write_json_atomic(out / "results.json", results)
     console.print(f"report: {out / 'report.html'}")
     if rtl.get("mismatches"):
-        from aimcflow.cosim.network import format_mismatch
-
         console.print(f"[red]level 4 differs from level 3: {rtl['mismatches']} mismatches[/red]")
         for e in rtl["errors"]:
-            console.print("  " + (format_mismatch(e) if "what" in e else str(e)), highlight=False)
+            console.print("  " + format_mismatch(e), highlight=False)
         console.print(f"waves: {rtl.get('waves')}; log: {rtl.get('log')}", highlight=False)
         return 1
     return 0
-
-
-CALIBRATION_IMAGES = 512  # training images for the compiler's output-scale percentiles
-
-
-def analog_golden_level(net, cfg, data, x, y, images, t_s: float, out=None, console=None):
-    """Compile the seed-``cfg.seed`` programming at ``t_s`` and run level 3 on it; the chip
-    program goes to ``out/chip_program.{npz,json}`` (not saved when ``out`` is None, as in
-    ``aimcflow sweep``).  Returns (level-3 dict, program or None, level-3 logits or None)."""
-    import contextlib
-
-    import numpy as np
-    from aimcflow.models.errors import UserInputError
-    from aimcflow.models.nn.compiler import compile_network
-    from aimcflow.models.nn.golden import LayerTrace, forward_golden
-    from aimcflow.models.periphery.mgmt import MgmtParams
-    from aimcflow.models.periphery.nmpu import NmpuParams
-
-    try:  # a config the integer periphery cannot be built for (e.g. 16-bit ADC) skips level 3
-        NmpuParams.from_config(cfg)
-        MgmtParams.from_config(cfg)
-    except UserInputError as exc:
-        return {"accuracy": None, "reason": str(exc)}, None, None
-    net.build(cfg)
-    net.program()
-    net.drift(t_s)
-    acc2 = net.accuracy(x, y, images)
-
-    def status(text: str):  # a spinner on the console when there is one
-        return console.status(text) if console is not None else contextlib.nullcontext()
-
-    try:  # a model level 2 runs but the NMPU cannot (e.g. LeakyReLU 0.1): reported, not fatal
-        with status("compiling the chip program (calibrating every tile)"):
-            prog = compile_network(net, data.x_train[:CALIBRATION_IMAGES], t_s=t_s)
-    except UserInputError as exc:
-        return {"accuracy": None, "reason": str(exc)}, None, None
-    if out is not None:
-        prog.save(out / "chip_program")
-    traces = [LayerTrace(lp.name) for lp in prog.layers]
-    with status(f"analog-golden on {len(x)} images"):
-        logits3 = forward_golden(prog, x, images, traces=traces)
-    acc3 = float(np.mean(logits3.argmax(1) == y))
-    layers = []
-    for lp, tr in zip(prog.layers, traces, strict=True):
-        its = np.concatenate(tr.iters)
-        sat = np.concatenate(tr.sat)
-        layers.append(
-            {
-                "name": lp.name,
-                "adc_sat_rate": float(np.mean(sat)),
-                "bm_iterations_hist": np.bincount(
-                    its, minlength=cfg.mgmt.bound_max_iter + 1
-                ).tolist(),
-                "shrink_k": lp.shrink_k,
-                "gain_bits_used": lp.gain_bits_used,
-                "mult_bits_used": lp.mult_bits_used,
-                "in_scale": lp.in_scale,
-                "out_scale": lp.out_scale,
-            }
-        )
-    return (
-        {
-            "accuracy": acc3,
-            "drift_s": t_s,
-            "seed": cfg.seed,
-            "analog_float_same_tiles": acc2,
-            "chip_program": None if out is None else str(out / "chip_program.npz"),
-            "layers": layers,
-        },
-        prog,
-        logits3,
-    )
-
-
-def _level4(prog, x, y, images, logits3, console) -> dict:
-    """Level 4 on ``prog`` (cosim/network.py); its logits are also checked against level
-    3's as a whole (the job-by-job comparison already covers every activation)."""
-    import numpy as np
-    from aimcflow.cosim.network import build_for, check_fits, run_level4
-    from aimcflow.models.errors import UserInputError
-
-    try:  # a program or config the periphery RTL cannot hold: reported, not fatal
-        check_fits(prog)
-        with console.status("building periphery_top with Verilator (cached per config)"):
-            tb = time.perf_counter()
-            build = build_for(prog)
-            build_s = time.perf_counter() - tb  # Verilog generation + cache lookup or build
-    except UserInputError as exc:
-        return {"accuracy": None, "reason": str(exc)}
-    with console.status(f"analog-rtl: Verilated periphery in the loop, {len(x)} images"):
-        r = run_level4(prog, x, images, build=build)
-    mismatches = r.mismatches
-    if r.logits is not None and not np.array_equal(r.logits, logits3):
-        mismatches += int(np.sum(r.logits != logits3))  # cannot happen if every job matched
-    acc = float(np.mean(r.logits.argmax(1) == y)) if r.logits is not None else None
-    return {
-        "accuracy": acc,
-        "activations_compared": r.activations_compared,
-        "mismatches": mismatches,
-        "errors": r.errors,
-        "rtl_cycles": r.rtl_cycles,
-        "ideal_cycles": r.ideal_cycles,
-        "cycle_efficiency": r.efficiency,
-        "sim_wall_s": r.sim_wall_s,
-        "verilator_build_s": build_s,
-        "verilator_build_cached": r.build_cached,
-        "waves": r.waves,
-        "log": r.log,
-        "layers": r.layers,
-    }

@@ -15,6 +15,8 @@ first swept key, one line per value of the others).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import time
 
 from aimcflow.flows.args import (
@@ -25,6 +27,8 @@ from aimcflow.flows.args import (
     duration_s,
     positive_int,
 )
+from aimcflow.flows.io import prepare_out_dir, write_json_atomic
+from aimcflow.models.errors import UserInputError
 
 DEFAULT_DRIFT = "1h"
 DEFAULT_REPEATS = 1
@@ -34,6 +38,7 @@ SCHEDULER_TIMEOUT_S = 10
 
 def level_list(text: str) -> list[str]:
     """Comma-separated sweep levels (argparse type)."""
+    # lazy: numpy, pydantic (flows.sweep) (kept out of ``aimcflow --help``)
     from aimcflow.flows.sweep import SWEEP_LEVELS
 
     names = [t.strip() for t in text.split(",") if t.strip()]
@@ -111,9 +116,8 @@ def _fmt(v) -> str:
 
 def _connect(args, stack):
     """A Dask client on a fresh LocalCluster or the given scheduler; closed by ``stack``."""
-    import logging
 
-    from aimcflow.models.errors import UserInputError
+    # lazy: dask (kept out of ``aimcflow --help``)
     from distributed import Client, LocalCluster
 
     if args.scheduler is not None:
@@ -143,12 +147,9 @@ def _connect(args, stack):
 
 
 def run(args: argparse.Namespace) -> int:
-    import contextlib
-
-    from aimcflow.flows.io import prepare_out_dir, write_json_atomic
+    # lazy: pydantic, torch, rich, tqdm (kept out of ``aimcflow --help``)
     from aimcflow.flows.sweep import build_axes, grid, plot_sweep, run_points
     from aimcflow.models.config import load_config
-    from aimcflow.models.errors import UserInputError
     from aimcflow.models.nn.convert import check_input_width, convert
     from aimcflow.models.nn.data import load_dataset
     from aimcflow.models.nn.evaluate import chance_error

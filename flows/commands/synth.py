@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import time
 
 from aimcflow.flows.args import add_config_arg, add_out_arg
+from aimcflow.flows.io import prepare_out_dir, write_json_atomic
 
 SYNTH_BLOCKS = ("nmpu", "mgmt")
 
@@ -46,11 +48,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import time
-
-    from aimcflow.flows.io import prepare_out_dir, write_json_atomic
+    # lazy: amaranth, pydantic (kept out of ``aimcflow --help``)
+    from aimcflow.cosim.blocks import block_params, generate_block, parse_blocks
     from aimcflow.flows.synth import as_dict, synthesize
-    from aimcflow.flows.verilog import block_params, generate_block, parse_blocks
     from aimcflow.models.config import load_config
 
     cfg = load_config(args.config)

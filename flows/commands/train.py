@@ -15,6 +15,8 @@ import argparse
 import time
 
 from aimcflow.flows.args import add_config_arg, add_out_arg, nonneg_int, positive_int
+from aimcflow.flows.io import prepare_out_dir, write_json_atomic
+from aimcflow.models.errors import UserInputError
 
 DEVICES = ("ftj-extreme", "ftj-balanced", "ftj-constrained", "ecram-protonic", "reram", "ideal")
 
@@ -85,9 +87,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from aimcflow.flows.io import prepare_out_dir, write_json_atomic
+    # lazy: pydantic, torch, numpy (kept out of ``aimcflow --help``)
     from aimcflow.models.config import load_config
-    from aimcflow.models.errors import UserInputError
     from aimcflow.models.nn.data import load_digits_dataset
     from aimcflow.models.periphery.spg import SpgParams
     from aimcflow.models.training.mlp import TrainSettings, train
@@ -128,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
 
     rtl = None
     if args.rtl_steps:
+        # lazy: amaranth (kept out of ``aimcflow --help``)
         from aimcflow.cosim.benches.spg_train import run_rtl_steps
 
         print(

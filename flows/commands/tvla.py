@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 
 from aimcflow.flows.args import add_out_arg, positive_int
+from aimcflow.flows.io import prepare_out_dir, write_atomic_with, write_json_atomic
+from aimcflow.models.errors import UserInputError
 
 THRESHOLD = 4.5
 MIN_TRACES = 4  # pairs of {fixed, random}: 4 traces give each class the 2 a variance needs
@@ -66,11 +68,12 @@ def register(subparsers) -> None:
 
 
 def _plot(path, design: str, secret: str, order: int, curve) -> None:
+    # lazy: matplotlib (kept out of ``aimcflow --help``)
     import matplotlib
 
     matplotlib.use("Agg")
+    # lazy: matplotlib (kept out of ``aimcflow --help``)
     import matplotlib.pyplot as plt
-    from aimcflow.flows.io import write_atomic_with
 
     fig, ax = plt.subplots(figsize=(6, 3.6))
     xs = [c[0] for c in curve]
@@ -87,8 +90,6 @@ def _plot(path, design: str, secret: str, order: int, curve) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from aimcflow.models.errors import UserInputError
-
     if args.traces < MIN_TRACES:
         raise UserInputError(
             f"--traces {args.traces}: the t-test needs at least 2 traces in each class "
@@ -97,8 +98,8 @@ def run(args: argparse.Namespace) -> int:
     if not 0 <= args.seed < 2**63:
         raise UserInputError(f"--seed {args.seed}: give an integer in 0..2**63-1")
 
+    # lazy: amaranth, tqdm (kept out of ``aimcflow --help``)
     from aimcflow.cosim.tvla.build import build_harness, run_harness
-    from aimcflow.flows.io import prepare_out_dir, write_json_atomic
     from tqdm import tqdm
 
     out = prepare_out_dir(args.out, "tvla", args.force)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from aimcflow.flows.args import add_config_arg
+from aimcflow.flows.io import save_npz_atomic
+from aimcflow.models.errors import UserInputError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,15 +33,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from aimcflow.flows.io import save_npz_atomic
-    from aimcflow.flows.vector_blocks import VECTOR_BLOCKS, run_vectors
+    # lazy: amaranth, pydantic (kept out of ``aimcflow --help``)
+    from aimcflow.cosim.blocks import run_vectors, vector_blocks
     from aimcflow.models.config import load_config
-    from aimcflow.models.errors import UserInputError
 
-    if args.block not in VECTOR_BLOCKS:
-        raise UserInputError(f"unknown block {args.block!r}; allowed: {', '.join(VECTOR_BLOCKS)}")
+    if args.block not in vector_blocks():
+        raise UserInputError(f"unknown block {args.block!r}; allowed: {', '.join(vector_blocks())}")
     out = Path(args.out)
     if out.suffix != ".npz":
         raise UserInputError(f"--out {out}: must end in .npz")

@@ -19,6 +19,8 @@ from aimcflow.flows.args import (
     add_repeats_arg,
     positive_int,
 )
+from aimcflow.flows.io import prepare_out_dir, write_atomic_with, write_json_atomic
+from aimcflow.models.errors import UserInputError
 
 DEFAULT_DRIFT = "1,1h,1d,1y"
 MAX_DIM = 8192
@@ -65,9 +67,11 @@ def drift_key(t_s: float) -> str:
 
 
 def _scatter_png(path, scatter: dict, errors_mean, title: str) -> None:
+    # lazy: matplotlib (kept out of ``aimcflow --help``)
     import matplotlib
 
     matplotlib.use("Agg")
+    # lazy: matplotlib (kept out of ``aimcflow --help``)
     import matplotlib.pyplot as plt
 
     times = list(scatter)
@@ -82,18 +86,16 @@ def _scatter_png(path, scatter: dict, errors_mean, title: str) -> None:
         ax.set_ylabel("analog output")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    from aimcflow.flows.io import write_atomic_with
 
     write_atomic_with(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110), suffix=".png")
     plt.close(fig)
 
 
 def run(args: argparse.Namespace) -> int:
-    from aimcflow.flows.io import prepare_out_dir, write_json_atomic
+    # lazy: numba, pydantic, rich (kept out of ``aimcflow --help``)
     from aimcflow.models.analog import converters
     from aimcflow.models.analog.vmm_experiment import run_vmm
     from aimcflow.models.config import load_config
-    from aimcflow.models.errors import UserInputError
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
     from rich.table import Table

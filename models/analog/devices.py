@@ -15,7 +15,7 @@ path does not use them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -270,7 +270,5 @@ def get_device(name: str, g_max_siemens: float | None = None) -> DeviceModel:
     """The preset ``name``, with its g_max optionally overridden (S)."""
     dev = DEVICES[name]
     if g_max_siemens is not None:
-        from dataclasses import replace
-
         dev = replace(dev, g_max_siemens=g_max_siemens)
     return dev

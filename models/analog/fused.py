@@ -5,7 +5,7 @@ rescale) and the "surely saturated" screen of bound management's first pass.
 
 Why compiled: numpy runs each elementwise step as its own pass over a (batch, cols)
 array; here one pass per row keeps the row in L1 (tests/test_analog_tileperf.py,
-flows/bench_tile.py).  Kernels are single-threaded and compiled without fast-math, so
+flows/bench/tile.py).  Kernels are single-threaded and compiled without fast-math, so
 every float32 operation rounds as the same numpy expression would (LLVM does not fuse
 multiply-add without the ``contract`` flag): the order of operations written here IS
 the rounding the model specifies.

@@ -57,6 +57,7 @@ import numpy as np
 from aimcflow.models import rng
 from aimcflow.models.config import AcceleratorConfig, validate_config
 from aimcflow.models.errors import UserInputError
+from aimcflow.models.io import save_npz_atomic, write_json_atomic
 from aimcflow.models.nn.convert import (
     AnalogLayer,
     AnalogNetwork,
@@ -66,6 +67,7 @@ from aimcflow.models.nn.convert import (
     Reshape,
 )
 from aimcflow.models.nn.golden import quantize_input
+from aimcflow.models.periphery import mgmt as mgmt_model
 
 HIDDEN_PERCENTILE = 99.9
 CAL_VECTORS = 512  # calibration-data vectors per tile for the affine fit
@@ -186,8 +188,6 @@ class ChipProgram:
     # ---------------------------------------------------------------- artifact
     def save(self, stem: str | Path) -> tuple[Path, Path]:
         """Write ``<stem>.npz`` (coefficients, weights, conductances) and ``<stem>.json``."""
-        from aimcflow.flows.io import save_npz_atomic, write_json_atomic
-
         stem = Path(stem)
         arrays: dict[str, np.ndarray] = {}
         for lp, st in zip(self.layers, self.stages, strict=True):
@@ -286,7 +286,6 @@ def data_codes(
     """DAC codes the management controller produces for calibration-data vectors (the
     controller's golden model picks the exponent), a deterministic sample of ``vectors``
     nonzero ones: the tile is calibrated on inputs like the ones it will see."""
-    from aimcflow.models.periphery import mgmt as mgmt_model
 
     x = rows_int[:, rs]
     x = x[np.abs(x).max(axis=1) > 0]

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from aimcflow.models.analog.tiled import TiledMatrix
 from aimcflow.models.config import AcceleratorConfig
 from aimcflow.models.errors import UserInputError
 
@@ -141,8 +142,6 @@ class AnalogLayer:
     matrix: Any = None  # TiledMatrix
 
     def build(self, cfg: AcceleratorConfig) -> None:
-        from aimcflow.models.analog.tiled import TiledMatrix
-
         self.matrix = TiledMatrix(self.weight, cfg, self.index)
 
     def to_rows(self, x: np.ndarray, images: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple]:
@@ -244,6 +243,7 @@ class AnalogNetwork:
 
 
 def _leaves(module, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    # lazy: torch (~2 s)
     from torch import nn
 
     for name, child in module.named_children():
@@ -289,6 +289,7 @@ def _conv_geometry(name: str, m) -> ConvGeometry:
 
 def ops_from_model(model) -> list:
     """The model's layers as analog layers and digital ops (no tiles built yet)."""
+    # lazy: torch (~2 s)
     from torch import nn
 
     if not isinstance(model, nn.Sequential):
@@ -380,6 +381,7 @@ def convert(
 
 def check_input_width(model, n_features: int, n_classes: int | None = None) -> None:
     """The model must map flat (B, n_features) inputs to (B, n_classes) logits."""
+    # lazy: torch (~2 s)
     import torch
 
     try:

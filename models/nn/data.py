@@ -48,6 +48,7 @@ class Dataset:
 
 def load_digits_dataset() -> Dataset:
     """scikit-learn digits, stratified 80/20 split (seed 0), pixels scaled to [0, 1]."""
+    # lazy: scikit-learn (~1 s)
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from aimcflow.models.config import AcceleratorConfig
+from aimcflow.models.nn.convert import AnalogLayer
+from aimcflow.models.nn.workloads import accuracy_float
 
 DEFAULT_DRIFTS_S = (1.0, 3600.0, 86400.0, 365.0 * 86400.0)
 CHANCE_SEEDS = 10
@@ -36,8 +38,8 @@ def normalized_accuracy(err_analog, err_float: float, err_chance: float):
 
 def chance_error(model, x: np.ndarray, y: np.ndarray, seeds: int = CHANCE_SEEDS) -> float:
     """Mean float test error of ``model``'s architecture with random (default-init) weights."""
+    # lazy: torch (~2 s)
     import torch
-    from aimcflow.models.nn.workloads import accuracy_float
 
     errs = []
     for k in range(seeds):
@@ -137,7 +139,6 @@ def vmm_pairs(
     """Per analog layer: (name, ideal outputs, analog-float outputs), the matrix products
     only (bias excluded), on the inputs the analog network itself feeds each layer; a
     deterministic sample of at most ``max_points`` outputs per layer."""
-    from aimcflow.models.nn.convert import AnalogLayer
 
     x = np.asarray(x, dtype=np.float64)
     images = np.arange(len(x)) if images is None else np.asarray(images, dtype=np.int64)

@@ -24,11 +24,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 from aimcflow.models.errors import UserInputError
+from aimcflow.models.io import atomic_path
 from aimcflow.models.nn.data import Dataset
 
 WORKLOADS = ("digits-mlp", "digits-cnn")
@@ -54,6 +56,7 @@ RECIPES = {
 
 def build(arch: str, n_features: int = 64, n_classes: int = 10):
     """An untrained model of architecture ``arch`` (a name of :data:`WORKLOADS`)."""
+    # lazy: torch (~2 s)
     from torch import nn
 
     if arch == "digits-mlp":
@@ -120,6 +123,7 @@ def recipe_hash(recipe: Recipe, data: Dataset) -> str:
 
 def train(recipe: Recipe, data: Dataset):
     """Train ``recipe.arch`` on ``data`` deterministically (Adam, cross-entropy); eval mode."""
+    # lazy: torch (~2 s)
     import torch
     from torch import nn
 
@@ -149,6 +153,7 @@ def train(recipe: Recipe, data: Dataset):
 def pretrained(arch: str, data: Dataset, *, retrain: bool = False):
     """The trained workload ``arch``: from the cache if its recipe hash is there, else trained
     now and cached (written atomically)."""
+    # lazy: torch (~2 s)
     import torch
 
     if arch not in RECIPES:
@@ -160,7 +165,6 @@ def pretrained(arch: str, data: Dataset, *, retrain: bool = False):
         model.load_state_dict(torch.load(path, weights_only=True))
         return model.eval()
     model = train(recipe, data)
-    from aimcflow.flows.io import atomic_path  # noqa: PLC0415 -- small helper, no heavy import
 
     with atomic_path(path, suffix=".pt") as tmp:
         torch.save(model.state_dict(), tmp)
@@ -176,8 +180,8 @@ def _matches(state: dict, arch: str, data: Dataset) -> bool:
 
 def load_user_model(path: str | Path, data: Dataset):
     """A user's model file (see the module docstring for the two accepted forms)."""
-    import pickle
 
+    # lazy: torch (~2 s)
     import torch
     from torch import nn
 
@@ -248,6 +252,7 @@ def get_model(spec: str | None, data: Dataset):
 
 def accuracy_float(model, x: np.ndarray, y: np.ndarray) -> float:
     """Test accuracy of the float torch model (level 1), in [0, 1]."""
+    # lazy: torch (~2 s)
     import torch
 
     with torch.no_grad():

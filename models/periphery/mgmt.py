@@ -198,6 +198,11 @@ def manage(
         sat_any[active] = np.asarray(sat_new, dtype=bool)[active]
 
 
+IDEAL_TILE_W_BITS = 16
+"""Declared width of the ideal tile's integer weights ``w`` (signed): ``d @ w`` of 1024
+rows of 32-bit DAC codes stays inside int64 with room to spare."""
+
+
 def ideal_linear_tile(w: ArrayLike, shift: int, adc_bits: int) -> Tile:
     """The ideal integer tile of ``aimcflow vectors mgmt``: ``a = sat(rshr(d @ w, shift),
     adc_bits)``, ``sat_any`` = some code at the ADC's most negative or positive code.

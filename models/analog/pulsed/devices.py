@@ -37,6 +37,7 @@ from typing import Literal
 
 import numpy as np
 from aimcflow.models import rng as keyed
+from aimcflow.models.analog.devices import DEVICES
 from aimcflow.models.errors import UserInputError
 
 StepLaw = Literal["constant", "soft_bounds", "exp_step"]
@@ -65,8 +66,6 @@ class PulsedDevice:
 def _from_inference(
     name: str, law: StepLaw, gamma: float = 0.0, ctoc: float | None = None
 ) -> PulsedDevice:
-    from aimcflow.models.analog.devices import DEVICES
-
     d = DEVICES[name]
     return PulsedDevice(
         name=name,

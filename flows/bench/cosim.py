@@ -14,10 +14,16 @@ from __future__ import annotations
 
 import time
 
+from aimcflow.cosim import runner
+from aimcflow.cosim.benches import nmpu as bench
+from aimcflow.cosim.blocks import generate_block
+from aimcflow.cosim.rtlparams import nmpu_params
+from aimcflow.models.config import load_config
+from aimcflow.models.periphery.nmpu import NmpuParams
+
 
 def _config(lanes: int, adc_bits: int, out_bits: int):
     """The configs of tests/test_cosim_nmpu.py's covering set (same Verilog, same builds)."""
-    from aimcflow.models.config import load_config
 
     cfg = load_config("baseline-ftj")
     changes = {"nmpu.lanes": lanes, "adc.bits": adc_bits, "nmpu.out_bits": out_bits}
@@ -27,11 +33,6 @@ def _config(lanes: int, adc_bits: int, out_bits: int):
 
 
 def main() -> dict:
-    from aimcflow.cosim import runner
-    from aimcflow.cosim.benches import nmpu as bench
-    from aimcflow.flows.verilog import generate_block, nmpu_params
-    from aimcflow.models.periphery.nmpu import NmpuParams
-
     configs = [(1, 4, 4), (4, 10, 8), (8, 8, 4), (16, 10, 8)]
     V = 1000
     rows, out = [], {"throughput": {}, "cost": {}}

@@ -13,6 +13,11 @@ from __future__ import annotations
 
 import os
 
+from aimcflow.cosim.runner import amaranth_verilog
+from aimcflow.cosim.tvla.build import build_harness, make_design, run_harness
+from aimcflow.flows.synth import as_dict, synthesize
+from aimcflow.rtl.ascon import AsconDecrypt, AsconParams
+
 
 def _at(curve: list[tuple[int, float]], n: int) -> float | None:
     """max|t| at the curve point with exactly ``n`` traces (None if not reached)."""
@@ -23,11 +28,6 @@ def _at(curve: list[tuple[int, float]], n: int) -> float | None:
 
 
 def main() -> dict:
-    from aimcflow.cosim.runner import amaranth_verilog
-    from aimcflow.cosim.tvla.build import build_harness, make_design, run_harness
-    from aimcflow.flows.synth import as_dict, synthesize
-    from aimcflow.rtl.ascon import AsconDecrypt, AsconParams
-
     traces = int(os.environ.get("AIMCFLOW_TVLA_TRACES", 1_000_000))
     out: dict = {"traces": traces, "tvla": {}, "area": {}}
     print(

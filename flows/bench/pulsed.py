@@ -15,6 +15,10 @@ from __future__ import annotations
 import time
 
 import numpy as np
+from aimcflow.models.analog.pulsed.devices import PulsedArray, get_pulsed_device
+from aimcflow.models.analog.pulsed.update import apply_update
+from aimcflow.models.periphery.spg import PulseGenerator, SpgParams
+from aimcflow.models.training.management import UpdateSettings, spg_request
 
 R = C = 512
 BL = 31
@@ -30,11 +34,6 @@ def _rate(fn, updates: int) -> float:
 
 
 def _pulsed_rates(name: str, x: np.ndarray, d: np.ndarray) -> dict:
-    from aimcflow.models.analog.pulsed.devices import PulsedArray, get_pulsed_device
-    from aimcflow.models.analog.pulsed.update import apply_update
-    from aimcflow.models.periphery.spg import PulseGenerator, SpgParams
-    from aimcflow.models.training.management import UpdateSettings, spg_request
-
     p = SpgParams()
     dev = get_pulsed_device(name)
     settings = UpdateSettings(desired_bl=BL)

@@ -25,19 +25,20 @@ import shutil
 import tempfile
 import time
 
+import numpy as np
+from aimcflow.cosim.benches.network_probes import BARE
+from aimcflow.cosim.network import build_for, run_level4
+from aimcflow.models.config import load_config
+from aimcflow.models.nn.compiler import compile_network
+from aimcflow.models.nn.convert import convert
+from aimcflow.models.nn.data import load_digits_dataset
+from aimcflow.models.nn.golden import forward_golden
+from aimcflow.models.nn.workloads import pretrained
+
 BARE_CYCLES = 20_000
 
 
 def main() -> dict:
-    import numpy as np
-    from aimcflow.cosim.network import build_for, run_level4
-    from aimcflow.models.config import load_config
-    from aimcflow.models.nn.compiler import compile_network
-    from aimcflow.models.nn.convert import convert
-    from aimcflow.models.nn.data import load_digits_dataset
-    from aimcflow.models.nn.golden import forward_golden
-    from aimcflow.models.nn.workloads import pretrained
-
     data = load_digits_dataset()
     cfg = load_config("baseline-ftj")
     x = data.x_test
@@ -68,7 +69,9 @@ def main() -> dict:
         tot_rtl = tot_ideal = 0
         for arch, prog in progs.items():
             t0 = time.perf_counter()
-            r = run_level4(prog, x, build=build, bare_cycles=BARE_CYCLES)
+            r = run_level4(
+                prog, x, build=build, bench=BARE, bench_params={"bare_cycles": BARE_CYCLES}
+            )
             wall = time.perf_counter() - t0
             same = r.logits is not None and np.array_equal(r.logits, forward_golden(prog, x))
             per_cycle = r.sim_wall_s / r.rtl_cycles

@@ -1,21 +1,18 @@
 """Block vectors (``aimcflow vectors BLOCK``): the data-driven table of SPEC.md.
 
-Lives in ``flows/`` (not ``cosim/``) because it maps an accelerator config onto RTL
-parameters through :mod:`aimcflow.flows.verilog`; the benches it runs are in ``cosim/``.
-
-:data:`VECTOR_BLOCKS` maps a block name to a :class:`VectorBlock`: its IN fields with
-symbolic shapes (``("V", "T", "C")``; ``()`` = scalar), its OUT fields, a range check
+A block with vectors carries a :class:`VectorBlock` in the block registry
+(:data:`aimcflow.cosim.blocks.BLOCKS`, ``vectors``): its IN fields with symbolic shapes (``("V", "T", "C")``; ``()`` = scalar), its OUT fields, a range check
 (delegated to the golden model's own checks, so widths live in one place), the golden
 function and the RTL simulation.  Validation is generic: a missing field, a non-int64
 dtype, a wrong number of dimensions, a dimension that disagrees with another field's, or
 a value outside its width is a :class:`UserInputError` *before* anything runs.
 
-Adding a block is one :func:`register` call (see the ``nmpu`` and ``mgmt`` entries).
+Adding vectors to a block is one :class:`VectorBlock` here, named in its registry entry.
 
 Choices SPEC.md leaves open (recorded here, tested in tests/test_flow_vectors.py):
 
 - IN arrays must be exactly int64 (an int32 or float array is refused, not converted).
-- ``mgmt``: ``w`` is signed 16-bit (``cosim.benches.mgmt.W_BITS``), ``shift`` in 0 .. 62;
+- ``mgmt``: ``w`` is signed 16-bit (``models.periphery.mgmt.IDEAL_TILE_W_BITS``), ``shift`` in 0 .. 62;
   OUT ``sat_any`` is int64 0/1 like every other OUT field.
 - ``nmpu``: any T and C; the Verilated NMPU's memories are sized
   ``max(4, T)`` row tiles x ``max(tile.cols, C)`` columns for the file.
@@ -29,13 +26,20 @@ import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
+from aimcflow.models.config import AcceleratorConfig
 from aimcflow.models.errors import UserInputError
+from aimcflow.models.periphery import spg as spg_golden
+from aimcflow.models.periphery.fixedpoint import signed_range
+from aimcflow.models.periphery.mgmt import IDEAL_TILE_W_BITS as W_BITS
+from aimcflow.models.periphery.mgmt import MgmtParams, check_x, ideal_linear_tile, manage
+from aimcflow.models.periphery.nmpu import NmpuParams, check_operands, check_range, nmpu
 
-if TYPE_CHECKING:
-    from aimcflow.models.config import AcceleratorConfig
+from .rtlparams import MAX_TILES, mgmt_params, nmpu_params
+from .icarus import icarus_version
+from .runner import cache_dir
 
 Arrays = dict[str, np.ndarray]
 SIMULATORS = ("verilator", "icarus", "golden")
@@ -57,14 +61,6 @@ class VectorBlock:
     check: Callable[[AcceleratorConfig, Arrays], None]
     golden: Callable[[AcceleratorConfig, Arrays], Arrays]
     rtl: Callable[[AcceleratorConfig, Arrays, str], Arrays]
-
-
-VECTOR_BLOCKS: dict[str, VectorBlock] = {}
-
-
-def register(block: VectorBlock) -> VectorBlock:
-    VECTOR_BLOCKS[block.name] = block
-    return block
 
 
 def load_inputs(block: VectorBlock, path: Path) -> Arrays:
@@ -113,18 +109,13 @@ def _dims(dims: tuple[str, ...]) -> str:
     return "scalar" if not dims else "(" + ",".join(dims) + ")"
 
 
-def run_vectors(block_name: str, cfg: AcceleratorConfig, path: Path, sim: str) -> Arrays:
+def compute(block: VectorBlock, cfg: AcceleratorConfig, path: Path, sim: str) -> Arrays:
     """Validate IN, then compute OUT with the golden model or the RTL."""
-    if block_name not in VECTOR_BLOCKS:
-        raise UserInputError(f"unknown block {block_name!r}; allowed: {', '.join(VECTOR_BLOCKS)}")
     if sim not in SIMULATORS:
         raise UserInputError(f"--sim {sim!r}; allowed: {', '.join(SIMULATORS)}")
-    block = VECTOR_BLOCKS[block_name]
     arrays = load_inputs(block, path)
     block.check(cfg, arrays)
     if sim == "icarus":
-        from aimcflow.cosim.icarus import icarus_version
-
         icarus_version()  # ToolMissing (exit 2, says how to install) before any work
     out = block.golden(cfg, arrays) if sim == "golden" else block.rtl(cfg, arrays, sim)
     return {k: np.asarray(out[k], dtype=np.int64) for k in block.outputs}
@@ -133,8 +124,6 @@ def run_vectors(block_name: str, cfg: AcceleratorConfig, path: Path, sim: str) -
 def _run_file_bench(
     build, module: str, params: dict[str, Any], inputs: Arrays, outputs: tuple[str, ...]
 ) -> Arrays:
-    from aimcflow.cosim.runner import cache_dir
-
     tmp_root = cache_dir() / "vectors"
     tmp_root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="vectors-", dir=tmp_root) as tmp:
@@ -147,22 +136,16 @@ def _run_file_bench(
 
 # ------------------------------------------------------------------------- nmpu
 def _nmpu_golden_params(cfg):
-    from aimcflow.models.periphery.nmpu import NmpuParams
-
     return NmpuParams.from_config(cfg)
 
 
 def _nmpu_check(cfg, x: Arrays) -> None:
-    from aimcflow.models.periphery.nmpu import check_operands
-
     check_operands(
         x["a"], x["e"], x["gain"], x["offset"], x["mult"], x["bias"], _nmpu_golden_params(cfg)
     )
 
 
 def _nmpu_golden(cfg, x: Arrays) -> Arrays:
-    from aimcflow.models.periphery.nmpu import nmpu
-
     return {
         "y": nmpu(
             x["a"], x["e"], x["gain"], x["offset"], x["mult"], x["bias"], _nmpu_golden_params(cfg)
@@ -171,76 +154,57 @@ def _nmpu_golden(cfg, x: Arrays) -> Arrays:
 
 
 def _nmpu_rtl(cfg, x: Arrays, sim: str) -> Arrays:
-    from aimcflow.cosim import runner
-    from aimcflow.cosim.benches import nmpu as bench
-    from aimcflow.flows.verilog import MAX_TILES, generate_block, nmpu_params
+    from .benches import nmpu as bench  # lazy: bench modules import cocotb
 
     V, T, C = x["a"].shape
     # the memories are sized for this file when it exceeds the config's tile
-    sizes = {"max_tiles": max(MAX_TILES, T), "max_cols": max(cfg.tile.cols, C)}
-    rtl = nmpu_params(cfg, **sizes)
-    gen = generate_block(cfg, "nmpu", **sizes)
-    b = runner.build(gen.verilog, gen.module, name=f"nmpu-l{rtl.lanes}", sim=sim)
+    rtl = nmpu_params(cfg, max_tiles=max(MAX_TILES, T), max_cols=max(cfg.tile.cols, C))
+    b = bench.build(rtl, sim=sim)
     return _run_file_bench(
         b, bench.MODULE, bench.bench_params(rtl, _nmpu_golden_params(cfg)), x, ("y",)
     )
 
 
-register(
-    VectorBlock(
-        name="nmpu",
-        fields={
-            "a": ("V", "T", "C"),
-            "e": ("V", "T"),
-            "gain": ("T", "C"),
-            "offset": ("T", "C"),
-            "mult": ("C",),
-            "bias": ("C",),
-        },
-        outputs=("y",),
-        check=_nmpu_check,
-        golden=_nmpu_golden,
-        rtl=_nmpu_rtl,
-    )
+NMPU_VECTORS = VectorBlock(
+    name="nmpu",
+    fields={
+        "a": ("V", "T", "C"),
+        "e": ("V", "T"),
+        "gain": ("T", "C"),
+        "offset": ("T", "C"),
+        "mult": ("C",),
+        "bias": ("C",),
+    },
+    outputs=("y",),
+    check=_nmpu_check,
+    golden=_nmpu_golden,
+    rtl=_nmpu_rtl,
 )
 
 
 # ------------------------------------------------------------------------- mgmt
 def _mgmt_golden_params(cfg):
-    from aimcflow.models.periphery.mgmt import MgmtParams
-
     return MgmtParams.from_config(cfg)
 
 
 def _mgmt_check(cfg, x: Arrays) -> None:
-    from aimcflow.cosim.benches.mgmt import W_BITS
-    from aimcflow.models.periphery.fixedpoint import signed_range
-    from aimcflow.models.periphery.mgmt import check_x
-    from aimcflow.models.periphery.nmpu import check_range
-
     check_x(x["x"], _mgmt_golden_params(cfg))
     check_range("w", x["w"], *signed_range(W_BITS), f"signed {W_BITS}-bit weight")
     check_range("shift", x["shift"], 0, 62, "shift")
 
 
 def _mgmt_golden(cfg, x: Arrays) -> Arrays:
-    from aimcflow.models.periphery.mgmt import ideal_linear_tile, manage
-
     gp = _mgmt_golden_params(cfg)
     a, e, it, sat = manage(x["x"], ideal_linear_tile(x["w"], int(x["shift"]), gp.adc_bits), gp)
     return {"a": a, "e": e, "iter": it, "sat_any": sat}
 
 
 def _mgmt_rtl(cfg, x: Arrays, sim: str) -> Arrays:
-    from aimcflow.cosim import runner
-    from aimcflow.cosim.benches import mgmt as bench
-    from aimcflow.flows.verilog import generate_block, mgmt_params
+    from .benches import mgmt as bench  # lazy: bench modules import cocotb
 
     R = x["x"].shape[1]
-    sizes = {"max_rows": max(cfg.tile.rows, R)}
-    rtl = mgmt_params(cfg, **sizes)
-    gen = generate_block(cfg, "mgmt", **sizes)
-    b = runner.build(gen.verilog, gen.module, name=f"mgmt-l{rtl.lanes}", sim=sim)
+    rtl = mgmt_params(cfg, max_rows=max(cfg.tile.rows, R))
+    b = bench.build(rtl, sim=sim)
     return _run_file_bench(
         b,
         bench.MODULE,
@@ -250,32 +214,28 @@ def _mgmt_rtl(cfg, x: Arrays, sim: str) -> Arrays:
     )
 
 
-register(
-    VectorBlock(
-        name="mgmt",
-        fields={"x": ("V", "R"), "w": ("R", "C"), "shift": ()},
-        outputs=("a", "e", "iter", "sat_any"),
-        check=_mgmt_check,
-        golden=_mgmt_golden,
-        rtl=_mgmt_rtl,
-    )
+MGMT_VECTORS = VectorBlock(
+    name="mgmt",
+    fields={"x": ("V", "R"), "w": ("R", "C"), "shift": ()},
+    outputs=("a", "e", "iter", "sat_any"),
+    check=_mgmt_check,
+    golden=_mgmt_golden,
+    rtl=_mgmt_rtl,
 )
 
 
 # ------------------------------------------------------------------------- spg
 def _spg_check(cfg, x: Arrays) -> None:
-    from aimcflow.models.periphery import spg
-
-    spg.validate_inputs(
+    spg_golden.validate_inputs(
         x["x"],
         x["d"],
         x["gain_x"],
         x["gain_d"],
         int(x["bl"]),
-        spg.SpgParams.from_config(cfg),
+        spg_golden.SpgParams.from_config(cfg),
         what="--in spg",
     )
-    spg.lane_seeds(int(x["seed"]), 0)  # range check of the seed only
+    spg_golden.lane_seeds(int(x["seed"]), 0)  # range check of the seed only
 
 
 def _spg_arrays(o) -> Arrays:
@@ -288,28 +248,27 @@ def _spg_arrays(o) -> Arrays:
 
 
 def _spg_golden(cfg, x: Arrays) -> Arrays:
-    from aimcflow.models.periphery import spg
-
     return _spg_arrays(
-        spg.generate(
+        spg_golden.generate(
             x["x"],
             x["d"],
             x["gain_x"],
             x["gain_d"],
             int(x["bl"]),
             int(x["seed"]),
-            spg.SpgParams.from_config(cfg),
+            spg_golden.SpgParams.from_config(cfg),
             deterministic=cfg.spg.deterministic,
         )
     )
 
 
 def _spg_rtl(cfg, x: Arrays, sim: str) -> Arrays:
-    from aimcflow.cosim.benches import spg as bench
-    from aimcflow.models.periphery.spg import SpgParams
+    from .benches import spg as bench  # lazy: bench modules import cocotb
 
     V = x["x"].shape[0]
-    params = bench.rtl_params(x["x"].shape[1], x["d"].shape[1], SpgParams.from_config(cfg))
+    params = bench.rtl_params(
+        x["x"].shape[1], x["d"].shape[1], spg_golden.SpgParams.from_config(cfg)
+    )
     seg = {
         "seed": int(x["seed"]),
         "x": x["x"],
@@ -323,20 +282,18 @@ def _spg_rtl(cfg, x: Arrays, sim: str) -> Arrays:
     return _spg_arrays(out)
 
 
-register(
-    VectorBlock(
-        name="spg",
-        fields={
-            "x": ("V", "R"),
-            "d": ("V", "C"),
-            "gain_x": ("V",),
-            "gain_d": ("V",),
-            "bl": (),
-            "seed": (),
-        },
-        outputs=("row_pulses", "col_pulses", "row_sign", "col_sign"),
-        check=_spg_check,
-        golden=_spg_golden,
-        rtl=_spg_rtl,
-    )
+SPG_VECTORS = VectorBlock(
+    name="spg",
+    fields={
+        "x": ("V", "R"),
+        "d": ("V", "C"),
+        "gain_x": ("V",),
+        "gain_d": ("V",),
+        "bl": (),
+        "seed": (),
+    },
+    outputs=("row_pulses", "col_pulses", "row_sign", "col_sign"),
+    check=_spg_check,
+    golden=_spg_golden,
+    rtl=_spg_rtl,
 )

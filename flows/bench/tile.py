@@ -14,6 +14,11 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import torch
+from aimcflow.models.analog import fused
+from aimcflow.models.analog.tile import AnalogTile
+from aimcflow.models.config import load_config
+from threadpoolctl import threadpool_limits
 
 ROWS = COLS = 512
 BATCH = 1024
@@ -32,8 +37,6 @@ def _time_s(fn, reps: int = REPS) -> tuple[float, float]:
 
 
 def _everything_on(name: str):
-    from aimcflow.models.config import load_config
-
     cfg = load_config(name)
     if name == "baseline-ftj":
         # the FTJ tile has no 1/f read noise of its own; switch on every remaining knob:
@@ -55,8 +58,6 @@ def _breakdown(tile, x: np.ndarray, images: np.ndarray) -> dict[str, float]:
     step called on its own with the tile's own methods on the data the forward would give
     it: where the time of ``forward_float`` goes.  Pass 1 is the screened first pass,
     pass 2 the full pass of the rows it saturates."""
-    import torch
-    from aimcflow.models.analog import fused
 
     cfg = tile.cfg
     step = np.float32(tile.input_lsb)
@@ -112,10 +113,6 @@ def _breakdown(tile, x: np.ndarray, images: np.ndarray) -> dict[str, float]:
 
 
 def main() -> dict:
-    import torch
-    from aimcflow.models.analog.tile import AnalogTile
-    from threadpoolctl import threadpool_limits
-
     torch.set_num_threads(1)
     results = {}
     with threadpool_limits(limits=1):

@@ -12,6 +12,14 @@ from __future__ import annotations
 
 import time
 
+import torch
+from aimcflow.models.config import load_config
+from aimcflow.models.nn.compiler import compile_network
+from aimcflow.models.nn.convert import convert
+from aimcflow.models.nn.data import load_digits_dataset
+from aimcflow.models.nn.golden import forward_golden
+from aimcflow.models.nn.workloads import pretrained
+
 
 def _best_of(fn, n: int = 3) -> float:
     fn()  # warm-up: first calls pay for lazy initialisation
@@ -24,14 +32,6 @@ def _best_of(fn, n: int = 3) -> float:
 
 
 def main() -> dict:
-    import torch
-    from aimcflow.models.config import load_config
-    from aimcflow.models.nn.compiler import compile_network
-    from aimcflow.models.nn.convert import convert
-    from aimcflow.models.nn.data import load_digits_dataset
-    from aimcflow.models.nn.golden import forward_golden
-    from aimcflow.models.nn.workloads import pretrained
-
     torch.set_num_threads(1)  # one core, like the analog models: a like-for-like ratio
     data = load_digits_dataset()
     cfg = load_config("baseline-ftj")

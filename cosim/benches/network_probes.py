@@ -1,0 +1,84 @@
+"""Level-4 variants for tests and benchmarks (not part of ``aimcflow run``).
+
+Run through :func:`aimcflow.cosim.network.run_level4` with ``bench=CORRUPTED`` or
+``bench=BARE`` and the extra parameters in ``bench_params``:
+
+* ``network_corrupted`` (``{"corrupt": {"layer": stage index, "field": gain|offset|mult|bias,
+  "column": c, "delta": int}}``): adds ``delta`` to one coefficient as loaded into the RTL
+  (the golden reference keeps the right one), so the comparator must report it.
+* ``network_bare`` (``{"bare_cycles": n}``): after the network, times bare cocotb clock
+  loops of ``n`` cycles on the same Verilated top (the cosim cost floor):
+  ``bare_s_per_cycle`` (one ``RisingEdge`` per cycle), ``two_trigger_s_per_cycle`` (the
+  bench's ``FallingEdge`` + ``ReadOnly`` per cycle without agents) and
+  ``two_trigger_4_reads_s_per_cycle`` (those plus reading the four handshake signals).
+"""
+
+from __future__ import annotations
+
+import time
+
+import cocotb
+import numpy as np
+from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
+
+from ..network.cocotb_tests import finish, run_network
+from ..runner import load_params
+
+MODULE = "aimcflow.cosim.benches.network_probes"
+CORRUPTED = (MODULE, "network_corrupted")
+BARE = (MODULE, "network_bare")
+
+
+@cocotb.test()
+async def network_corrupted(dut):
+    """The network with one coefficient loaded wrong into the RTL."""
+    p = load_params()
+    c = p["corrupt"]
+
+    def corrupt(layer: int, coef: dict[str, np.ndarray]) -> None:
+        if layer == int(c["layer"]):
+            coef[c["field"]][..., int(c["column"])] += int(c["delta"])
+
+    _, result, failed = await run_network(dut, p, coef_hook=corrupt)
+    finish(result, failed)
+
+
+async def bare_loops(dut, n: int) -> dict:
+    """Seconds per cycle of bare clock loops on ``dut`` (its clock already running)."""
+    clk = dut.clk
+    rising, falling, readonly = RisingEdge(clk), FallingEdge(clk), ReadOnly()
+    await falling
+    t0 = time.perf_counter()
+    for _ in range(n):
+        await rising
+    bare = (time.perf_counter() - t0) / n
+    await falling
+    t0 = time.perf_counter()
+    for _ in range(n):
+        await falling
+        await readonly
+    two = (time.perf_counter() - t0) / n
+    sigs = [dut.x__ready, dut.dac__valid, dut.o__valid, dut.adc__ready]
+    await falling
+    t0 = time.perf_counter()
+    for _ in range(n):
+        await falling
+        await readonly
+        for sig in sigs:
+            bool(sig.value)
+    reads = (time.perf_counter() - t0) / n
+    return {
+        "bare_s_per_cycle": bare,
+        "two_trigger_s_per_cycle": two,
+        "two_trigger_4_reads_s_per_cycle": reads,
+    }
+
+
+@cocotb.test()
+async def network_bare(dut):
+    """The network, then the bare clock loops on the same top."""
+    p = load_params()
+    tb, result, failed = await run_network(dut, p)
+    if not failed:
+        result.update(await bare_loops(tb.dut, int(p["bare_cycles"])))
+    finish(result, failed)

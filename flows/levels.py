@@ -1,0 +1,114 @@
+"""The network levels that ``aimcflow run`` and ``aimcflow sweep`` share: level 3
+(analog-golden: compile the chip program and run the golden periphery) and level 4
+(analog-rtl: the same program with the Verilated periphery in the loop).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+
+import numpy as np
+from aimcflow.cosim import network
+from aimcflow.models.errors import UserInputError
+from aimcflow.models.nn.compiler import compile_network
+from aimcflow.models.nn.golden import LayerTrace, forward_golden
+from aimcflow.models.periphery.mgmt import MgmtParams
+from aimcflow.models.periphery.nmpu import NmpuParams
+
+CALIBRATION_IMAGES = 512  # training images for the compiler's output-scale percentiles
+
+
+def analog_golden_level(net, cfg, data, x, y, images, t_s: float, out=None, console=None):
+    """Compile the seed-``cfg.seed`` programming at ``t_s`` and run level 3 on it; the chip
+    program goes to ``out/chip_program.{npz,json}`` (not saved when ``out`` is None, as in
+    ``aimcflow sweep``).  Returns (level-3 dict, program or None, level-3 logits or None)."""
+
+    try:  # a config the integer periphery cannot be built for (e.g. 16-bit ADC) skips level 3
+        NmpuParams.from_config(cfg)
+        MgmtParams.from_config(cfg)
+    except UserInputError as exc:
+        return {"accuracy": None, "reason": str(exc)}, None, None
+    net.build(cfg)
+    net.program()
+    net.drift(t_s)
+    acc2 = net.accuracy(x, y, images)
+
+    def status(text: str):  # a spinner on the console when there is one
+        return console.status(text) if console is not None else contextlib.nullcontext()
+
+    try:  # a model level 2 runs but the NMPU cannot (e.g. LeakyReLU 0.1): reported, not fatal
+        with status("compiling the chip program (calibrating every tile)"):
+            prog = compile_network(net, data.x_train[:CALIBRATION_IMAGES], t_s=t_s)
+    except UserInputError as exc:
+        return {"accuracy": None, "reason": str(exc)}, None, None
+    if out is not None:
+        prog.save(out / "chip_program")
+    traces = [LayerTrace(lp.name) for lp in prog.layers]
+    with status(f"analog-golden on {len(x)} images"):
+        logits3 = forward_golden(prog, x, images, traces=traces)
+    acc3 = float(np.mean(logits3.argmax(1) == y))
+    layers = []
+    for lp, tr in zip(prog.layers, traces, strict=True):
+        its = np.concatenate(tr.iters)
+        sat = np.concatenate(tr.sat)
+        layers.append(
+            {
+                "name": lp.name,
+                "adc_sat_rate": float(np.mean(sat)),
+                "bm_iterations_hist": np.bincount(
+                    its, minlength=cfg.mgmt.bound_max_iter + 1
+                ).tolist(),
+                "shrink_k": lp.shrink_k,
+                "gain_bits_used": lp.gain_bits_used,
+                "mult_bits_used": lp.mult_bits_used,
+                "in_scale": lp.in_scale,
+                "out_scale": lp.out_scale,
+            }
+        )
+    return (
+        {
+            "accuracy": acc3,
+            "drift_s": t_s,
+            "seed": cfg.seed,
+            "analog_float_same_tiles": acc2,
+            "chip_program": None if out is None else str(out / "chip_program.npz"),
+            "layers": layers,
+        },
+        prog,
+        logits3,
+    )
+
+
+def level4(prog, x, y, images, logits3, console) -> dict:
+    """Level 4 on ``prog`` (:mod:`aimcflow.cosim.network`); its logits are also checked against level
+    3's as a whole (the job-by-job comparison already covers every activation)."""
+    try:  # a program or config the periphery RTL cannot hold: reported, not fatal
+        network.check_fits(prog)
+        with console.status("building periphery_top with Verilator (cached per config)"):
+            tb = time.perf_counter()
+            build = network.build_for(prog)
+            build_s = time.perf_counter() - tb  # Verilog generation + cache lookup or build
+    except UserInputError as exc:
+        return {"accuracy": None, "reason": str(exc)}
+    with console.status(f"analog-rtl: Verilated periphery in the loop, {len(x)} images"):
+        r = network.run_level4(prog, x, images, build=build)
+    mismatches = r.mismatches
+    if r.logits is not None and not np.array_equal(r.logits, logits3):
+        mismatches += int(np.sum(r.logits != logits3))  # cannot happen if every job matched
+    acc = float(np.mean(r.logits.argmax(1) == y)) if r.logits is not None else None
+    return {
+        "accuracy": acc,
+        "activations_compared": r.activations_compared,
+        "mismatches": mismatches,
+        "errors": r.errors,
+        "rtl_cycles": r.rtl_cycles,
+        "ideal_cycles": r.ideal_cycles,
+        "cycle_efficiency": r.efficiency,
+        "sim_wall_s": r.sim_wall_s,
+        "verilator_build_s": build_s,
+        "verilator_build_cached": r.build_cached,
+        "waves": r.waves,
+        "log": r.log,
+        "layers": r.layers,
+    }
