@@ -80,18 +80,19 @@ def analog_golden_level(net, cfg, data, x, y, images, t_s: float, out=None, cons
     )
 
 
-def level4(prog, x, y, images, logits3, console) -> dict:
+def level4(prog, x, y, images, logits3, console, sim: str = "verilator") -> dict:
     """Level 4 on ``prog`` (:mod:`aimcflow.cosim.network`); its logits are also checked against level
-    3's as a whole (the job-by-job comparison already covers every activation)."""
+    3's as a whole (the job-by-job comparison already covers every activation).  ``sim``:
+    the RTL simulator, ``"verilator"`` or ``"icarus"`` (same bench, same results)."""
     try:  # a program or config the periphery RTL cannot hold: reported, not fatal
         network.check_fits(prog)
-        with console.status("building periphery_top with Verilator (cached per config)"):
+        with console.status(f"building periphery_top with {sim} (cached per config)"):
             tb = time.perf_counter()
-            build = network.build_for(prog)
+            build = network.build_for(prog, sim)
             build_s = time.perf_counter() - tb  # Verilog generation + cache lookup or build
     except UserInputError as exc:
         return {"accuracy": None, "reason": str(exc)}
-    with console.status(f"analog-rtl: Verilated periphery in the loop, {len(x)} images"):
+    with console.status(f"analog-rtl: periphery RTL ({sim}) in the loop, {len(x)} images"):
         r = network.run_level4(prog, x, images, build=build)
     mismatches = r.mismatches
     if r.logits is not None and not np.array_equal(r.logits, logits3):
@@ -106,6 +107,8 @@ def level4(prog, x, y, images, logits3, console) -> dict:
         "ideal_cycles": r.ideal_cycles,
         "cycle_efficiency": r.efficiency,
         "sim_wall_s": r.sim_wall_s,
+        "simulator": sim,
+        # the build of ``simulator`` (key name kept from when Verilator was the only one)
         "verilator_build_s": build_s,
         "verilator_build_cached": r.build_cached,
         "waves": r.waves,
