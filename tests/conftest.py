@@ -30,6 +30,16 @@ def missing_tools() -> dict[str, str]:
             f"needs {lib} (Debian qflow-tech-osu018), OpenSTA 'sta' (Debian opensta) and "
             "iverilog (make setup installs them when run as root)"
         )
+    try:
+        import importlib.util
+
+        have_ll = importlib.util.find_spec("librelane") is not None
+    except ValueError:
+        have_ll = False
+    if not have_ll:
+        out["librelane"] = (
+            "the optional extra 'librelane' is not installed (pip install -e '.[librelane]')"
+        )
     return out
 
 

@@ -17,11 +17,10 @@ import pytest
 from aimcflow.cosim import runner
 from aimcflow.cosim.blocks import BLOCKS, generate_block
 from aimcflow.cosim.rtlparams import mgmt_params, nmpu_params
-from aimcflow.flows.cli import main as cli
 from aimcflow.models.config import load_config
 from aimcflow.models.periphery.mgmt import MgmtParams
 from aimcflow.models.periphery.nmpu import NmpuParams
-from flow_helpers import write_config
+from flow_helpers import cli, write_config
 
 pytestmark = [pytest.mark.cosim, pytest.mark.icarus]
 

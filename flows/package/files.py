@@ -132,13 +132,17 @@ def write_package(out: Path, cfg, blocks, waivers: str, icarus_flavour) -> dict:
 
 
 def librelane_declared(names) -> set[str]:
-    """The subset of ``names`` LibreLane itself declares (needs ``librelane`` installed)."""
-    from librelane.flows import Flow  # lazy: optional extra
+    """The subset of ``names`` LibreLane itself declares: the variables of its Classic flow,
+    of every step in it, and its common flow variables (needs the ``librelane`` extra)."""
+    from librelane.config import flow as common  # lazy: optional extra, heavy
+    from librelane.flows import Flow  # lazy: optional extra, heavy
 
-    declared = set()
-    flow = Flow.factory.get("Classic")
-    for var in flow.config_vars + [v for s in flow.Steps for v in s.config_vars]:
-        declared.add(var.name)
+    classic = Flow.factory.get("Classic")
+    declared = {v.name for v in classic.config_vars}
+    declared |= {v.name for step in classic.Steps for v in step.config_vars}
+    for obj in vars(common).values():
+        if isinstance(obj, list):
+            declared |= {v.name for v in obj if hasattr(v, "name")}
     return {n for n in names if n in declared}
 
 

@@ -7,10 +7,11 @@ field, LSB first, with signedness, so a designer can wire them without reading t
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 from aimcflow.models.io import write_json_atomic, write_text_atomic
-from amaranth.hdl import Shape
+from amaranth.hdl import Shape, UnusedElaboratable
 from amaranth.lib import data, stream, wiring
 
 from .sdc import Port
@@ -58,7 +59,25 @@ def _latencies(block: str) -> list[dict]:
 
 def component_ports(component) -> tuple[list[dict], list[dict]]:
     """(ports, streams) of a component: every Verilog port with its fields."""
-    ports, streams = [], []
+    ports: list[dict] = [
+        {
+            "port": "clk",
+            "direction": "input",
+            "width": 1,
+            "side": "clk",
+            "fields": [{"field": "clock, rising edge", "lsb": 0, "width": 1, "signed": False}],
+        },
+        {
+            "port": "rst",
+            "direction": "input",
+            "width": 1,
+            "side": "rst",
+            "fields": [
+                {"field": "synchronous reset, active high", "lsb": 0, "width": 1, "signed": False}
+            ],
+        },
+    ]
+    streams = []
     for path, member, value in component.signature.flatten(component):
         name = "__".join(map(str, path))
         shape = value.shape() if hasattr(value, "shape") else Shape.cast(member.shape)
