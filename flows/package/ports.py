@@ -7,11 +7,10 @@ field, LSB first, with signedness, so a designer can wire them without reading t
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 from aimcflow.models.io import write_json_atomic, write_text_atomic
-from amaranth.hdl import Shape, UnusedElaboratable
+from amaranth.hdl import Shape
 from amaranth.lib import data, stream, wiring
 
 from .sdc import Port
@@ -160,6 +159,14 @@ def _markdown(module: str, ports: list[dict], lats: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _silence(comp) -> None:
+    """Built for its signature only, never elaborated: no "created but never used" warning
+    (Amaranth's MustUse flag) for it or the sub-blocks it made."""
+    for obj in (comp, *vars(comp).values()):
+        if hasattr(obj, "_MustUse__silence"):
+            obj._MustUse__silence = True
+
+
 def port_tables(cfg, blocks, out: Path) -> dict:
     """Write ``ports/<module>.md`` and ``waves/<module>_<stream>.json`` for ``blocks``;
     return the JSON tables for the manifest."""
@@ -167,11 +174,9 @@ def port_tables(cfg, blocks, out: Path) -> dict:
 
     result = {}
     for b in blocks:
-        with warnings.catch_warnings():
-            # built for its signature only, never elaborated
-            warnings.simplefilter("ignore", UnusedElaboratable)
-            comp = BLOCKS[b.name].component(block_params(cfg, b.name))
-            ports, streams = component_ports(comp)
+        comp = BLOCKS[b.name].component(block_params(cfg, b.name))
+        ports, streams = component_ports(comp)
+        _silence(comp)
         lats = _latencies(b.name)
         write_text_atomic(out / "ports" / f"{b.module}.md", _markdown(b.module, ports, lats))
         waves = []
