@@ -57,7 +57,7 @@ bench: setup
 	$(PY) -m aimcflow.flows.bench
 
 soak: setup
-	AIMCFLOW_SOAK=1 $(PY) -m pytest -n $(JOBS) -m slow tests
+	$(PY) -m pytest -n $(JOBS) -m slow tests
 
 lint: setup
 	$(VENV)/bin/ruff check rtl models cosim flows tests

@@ -23,9 +23,12 @@ from aimcflow.rtl.mgmt import MgmtController
 from aimcflow.rtl.nmpu import Nmpu
 from aimcflow.rtl.periphery_top import PeripheryTop
 from aimcflow.rtl.plain_mac import PlainMac
+from aimcflow.rtl.pool import Pool
+from aimcflow.rtl.residual import ResidualAdd
 from aimcflow.rtl.secure_mac import SecureMac
 from aimcflow.rtl.spg import StochasticPulseGenerator
 
+from .postops import POOL_VECTORS, RESIDUAL_VECTORS, pool_params, residual_params
 from .rtlparams import (
     ascon_params,
     mgmt_params,
@@ -62,6 +65,11 @@ BLOCKS: dict[str, RtlBlock] = {
     "nmpu": RtlBlock("nmpu", "aimcflow_nmpu", nmpu_params, Nmpu, vectors=NMPU_VECTORS),
     "mgmt": RtlBlock("mgmt", "aimcflow_mgmt", mgmt_params, MgmtController, vectors=MGMT_VECTORS),
     "periphery_top": RtlBlock("periphery_top", "aimcflow_periphery_top", top_params, _top),
+    # the integer ops between layers: residual add and max / average pooling
+    "residual": RtlBlock(
+        "residual", "aimcflow_residual", residual_params, ResidualAdd, vectors=RESIDUAL_VECTORS
+    ),
+    "pool": RtlBlock("pool", "aimcflow_pool", pool_params, Pool, vectors=POOL_VECTORS),
     # one lane per row and column of the tile: 1024 lanes (~9 MB of Verilog, ~1 min to
     # elaborate) for a 512 x 512 tile, so it is generated when asked for by name
     "spg": RtlBlock(

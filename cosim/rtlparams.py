@@ -148,7 +148,8 @@ def spg_params(cfg: AcceleratorConfig, **overrides):
 
 
 MAC_LANES = 64
-"""Lanes of the plain and secure MACs (issue 6's N): not a config key."""
+"""Lanes of the plain and secure MACs (the dot-product length N of the TVLA experiment): not a
+config key."""
 
 
 def plain_mac_params(cfg: AcceleratorConfig | None = None, n: int = MAC_LANES):

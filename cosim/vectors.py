@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 from aimcflow.models.config import AcceleratorConfig
 from aimcflow.models.errors import UserInputError
+from aimcflow.models.npzfile import load_npz
 from aimcflow.models.periphery import spg as spg_golden
 from aimcflow.models.periphery.fixedpoint import signed_range
 from aimcflow.models.periphery.mgmt import IDEAL_TILE_W_BITS as W_BITS
@@ -63,15 +64,34 @@ class VectorBlock:
     rtl: Callable[[AcceleratorConfig, Arrays, str], Arrays]
 
 
+MAX_DIM = {"V": 1_000_000, "T": 64, "R": 1024, "C": 1024}
+"""Largest size of each symbolic dimension of an IN file: V vectors; T row tiles; R rows and
+C columns (the config's tile limit, ``tile.rows``/``tile.cols`` <= 1024).  The RTL memories
+are sized from T, R and C, so these bound the Verilator build as well as the run."""
+MAX_FIELD_ELEMENTS = 1 << 26
+"""Largest IN field (elements; 512 MiB of int64), checked before it is read."""
+
+
+def _check_sizes(block: VectorBlock, path: Path, headers: dict) -> None:
+    for name, dims in block.fields.items():
+        if name not in headers:
+            continue  # reported as missing below
+        shape = headers[name][0]
+        for sym, n in zip(dims, shape, strict=False):
+            if n > MAX_DIM.get(sym, n):
+                raise UserInputError(
+                    f"--in {path}: field {name} has {sym} = {n}; allowed: {sym} <= {MAX_DIM[sym]}"
+                )
+        if int(np.prod(shape, dtype=np.int64)) > MAX_FIELD_ELEMENTS:
+            raise UserInputError(
+                f"--in {path}: field {name} has shape {shape}; allowed: at most "
+                f"{MAX_FIELD_ELEMENTS} elements per field"
+            )
+
+
 def load_inputs(block: VectorBlock, path: Path) -> Arrays:
-    """Read and structurally validate an IN ``.npz`` (fields, dtype, shapes)."""
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            present = {k: f[k] for k in f.files}
-    except FileNotFoundError:
-        raise UserInputError(f"--in {path}: no such file") from None
-    except Exception as exc:  # zipfile/pickle/format errors all mean: not our npz
-        raise UserInputError(f"--in {path}: not a readable .npz file ({exc})") from None
+    """Read and structurally validate an IN ``.npz`` (fields, dtype, shapes, sizes)."""
+    present = load_npz(path, f"--in {path}", lambda h: _check_sizes(block, path, h))
     missing = [k for k in block.fields if k not in present]
     if missing:
         raise UserInputError(

@@ -17,6 +17,23 @@ def positive_int(text: str) -> int:
     return v
 
 
+def bounded_int(lo: int, hi: int):
+    """An argparse type: an integer in ``lo..hi`` (every size argument has an upper bound,
+    checked before any work starts)."""
+
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if not lo <= v <= hi:
+            raise argparse.ArgumentTypeError(f"{v} is not allowed; give an integer in {lo}..{hi}")
+        return v
+
+    parse.__name__ = "integer"  # argparse names the type in its messages
+    return parse
+
+
 def nonneg_int(text: str) -> int:
     try:
         v = int(text)
@@ -48,9 +65,30 @@ def duration_s(text: str) -> float:
     return v
 
 
+MAX_DRIFT_TIMES = 64
+MAX_REPEATS = 1000
+
+
+def fmt_duration(t_s: float) -> str:
+    """A time for people: ``3600`` -> ``1 h``, ``86400`` -> ``1 d``, ``90`` -> ``1.5 m``,
+    ``0.25`` -> ``0.25 s`` (the inverse of :func:`duration_s` for whole units)."""
+    for unit, sec in (("y", _UNITS["y"]), ("d", 86400.0), ("h", 3600.0), ("m", 60.0)):
+        if t_s >= sec and (t_s / sec).is_integer():
+            return f"{int(t_s / sec)} {unit}"
+    for unit, sec in (("y", _UNITS["y"]), ("d", 86400.0), ("h", 3600.0), ("m", 60.0)):
+        if t_s >= sec:
+            return f"{t_s / sec:.3g} {unit}"
+    return f"{t_s:g} s"
+
+
 def duration_list(text: str) -> list[float]:
-    """Comma-separated times, e.g. ``1,3600,1d,1y``."""
-    return [duration_s(p) for p in text.split(",") if p.strip()] or [duration_s("")]
+    """Comma-separated times, e.g. ``1,3600,1d,1y`` (at most MAX_DRIFT_TIMES of them)."""
+    times = [duration_s(p) for p in text.split(",") if p.strip()] or [duration_s("")]
+    if len(times) > MAX_DRIFT_TIMES:
+        raise argparse.ArgumentTypeError(
+            f"{len(times)} times given; allowed: at most {MAX_DRIFT_TIMES}"
+        )
+    return times
 
 
 def existing_file(text: str) -> Path:
@@ -99,7 +137,8 @@ def add_drift_list_arg(parser: argparse.ArgumentParser, default: str) -> None:
         type=duration_list,
         default=duration_list(default),
         metavar="T[,T...]",
-        help=f"times after programming: seconds or 1h, 1d, 1y (default {default})",
+        help=f"times after programming: seconds or 1h, 1d, 1y; at most {MAX_DRIFT_TIMES} "
+        f"(default {default})",
     )
 
 
@@ -107,8 +146,8 @@ def add_repeats_arg(parser: argparse.ArgumentParser, default: int, what: str) ->
     """``--repeats N``: independent programmings (fresh noise each) per ``what``."""
     parser.add_argument(
         "--repeats",
-        type=positive_int,
+        type=bounded_int(1, MAX_REPEATS),
         default=default,
         metavar="N",
-        help=f"programmings per {what}, fresh noise each (default {default})",
+        help=f"programmings per {what}, fresh noise each; 1..{MAX_REPEATS} (default {default})",
     )

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 
 from aimcflow.cosim.toolchain import ToolMissing
 from aimcflow.models.errors import UserInputError
@@ -54,25 +56,47 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _terminate(signum, frame):  # SIGTERM: unwind like Ctrl-C, so staged outputs are removed
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    # lazy: numpy (through the atomic writers), kept out of ``aimcflow --help``
+    from aimcflow.flows import io
+
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _terminate)
     try:
-        return int(args.func(args) or 0)
-    except UserInputError as exc:
-        print(f"aimcflow {args.command}: error: {exc}", file=sys.stderr)
+        rc = int(args.func(args) or 0)
+        io.commit_outputs()  # results are complete: move them into --out
+        return rc
+    except BaseException as exc:
+        io.discard_outputs()  # nothing partial is left behind
+        return _report(args.command, exc)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _report(command: str, exc: BaseException) -> int:
+    """Exit status for an exception a command raised: 2 with one line for bad input and
+    missing tools, 130 for an interrupt; anything else is a bug and keeps its traceback."""
+    if isinstance(exc, UserInputError | ToolMissing):
+        print(f"aimcflow {command}: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"aimcflow {args.command}: interrupted", file=sys.stderr)
+    if isinstance(exc, KeyboardInterrupt):
+        print(f"aimcflow {command}: interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:  # tool problems are reported, not dumped
-        if isinstance(exc, ToolMissing):
-            print(f"aimcflow {args.command}: error: {exc}", file=sys.stderr)
-            return 2
-        raise
+    if isinstance(exc, OSError) and exc.filename is not None:  # a file the user named
+        print(f"aimcflow {command}: error: {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return 2
+    raise exc
 
 
 def entry() -> None:

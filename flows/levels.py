@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 from aimcflow.cosim import network
+from aimcflow.flows.io import shown
 from aimcflow.models.errors import UserInputError
 from aimcflow.models.nn.compiler import compile_network
 from aimcflow.models.nn.golden import LayerTrace, forward_golden
@@ -72,7 +73,7 @@ def analog_golden_level(net, cfg, data, x, y, images, t_s: float, out=None, cons
             "drift_s": t_s,
             "seed": cfg.seed,
             "analog_float_same_tiles": acc2,
-            "chip_program": None if out is None else str(out / "chip_program.npz"),
+            "chip_program": None if out is None else str(shown(out) / "chip_program.npz"),
             "layers": layers,
         },
         prog,

@@ -13,7 +13,18 @@ import html
 import io
 from pathlib import Path
 
+from aimcflow.flows.args import fmt_duration
 from aimcflow.flows.io import write_text_atomic
+
+VMM_ERROR = (
+    "relative VMM error = ||y_analog - y_ideal||_2 / ||y_ideal||_2 over the sampled outputs "
+    "of the layer's matrix product (bias excluded), first 64 test images"
+)
+
+
+def _level(key: str) -> str:
+    """results.json level keys (analog_float) as the CLI spells the level (analog-float)."""
+    return key.replace("_", "-")
 
 
 def _png(fig) -> str:
@@ -31,7 +42,7 @@ def _img(fig, alt: str) -> str:
 
 
 def _drift_plot(plt, results: dict, table: list) -> str:
-    fig, ax = plt.subplots(figsize=(5, 3))
+    fig, ax = plt.subplots(figsize=(5.5, 3.2))
     t = [r["drift_s"] for r in table]
     ax.errorbar(
         t,
@@ -39,14 +50,27 @@ def _drift_plot(plt, results: dict, table: list) -> str:
         yerr=[100 * r["accuracy_std"] for r in table],
         marker="o",
         capsize=3,
-        label="analog-float",
+        lw=2.5,
+        color="tab:blue",
+        label="analog-float (mean ± std)",
+        zorder=2,
     )
-    ax.axhline(100 * results["levels"]["float"]["accuracy"], color="k", ls="--", label="float")
+    # drawn last and dashed in a contrasting colour: visible even where it coincides
+    ax.axhline(
+        100 * results["levels"]["float"]["accuracy"],
+        color="tab:red",
+        ls=(0, (4, 3)),
+        lw=1.5,
+        label="float",
+        zorder=3,
+    )
     ax.set_xscale("log")
-    ax.set_xlabel("time since programming (s)")
+    ax.set_xticks(t, [fmt_duration(v) for v in t])
+    ax.minorticks_off()
+    ax.set_xlabel("time since programming")
     ax.set_ylabel("test accuracy (%)")
-    ax.legend()
-    ax.set_title("drift")
+    ax.legend(fontsize=8)
+    ax.set_title("accuracy over drift time")
     return _img(fig, "accuracy over drift time")
 
 
@@ -60,20 +84,28 @@ def write_report(path: str | Path, results: dict, pairs: list) -> Path:
     import matplotlib.pyplot as plt
     import numpy as np
 
+    repeats = (
+        f"{results['repeats']} repeat{'s' if results['repeats'] > 1 else ''} (analog-float), "
+        if results["drift_table"]
+        else ""
+    )
     parts = [
         f"<h1>aimcflow run: {html.escape(str(results['model']))} under "
         f"{html.escape(str(results['config']))}</h1>",
-        f"<p>{results['images']} test images, {results['repeats']} repeats, reference "
-        f"drift {results['drift_s']:g} s, wall {results['wall_s']:.1f} s.</p>",
+        f"<p>{results['images']} test images, {repeats}reference drift "
+        f"{fmt_duration(results['drift_s'])} after programming, wall "
+        f"{fmt_duration(round(results['wall_s'], 1))}.</p>",
     ]
 
-    levels = [(k, v.get("accuracy")) for k, v in results["levels"].items()]
-    fig, ax = plt.subplots(figsize=(5, 3))
+    levels = [(_level(k), v.get("accuracy")) for k, v in results["levels"].items()]
+    fig, ax = plt.subplots(figsize=(6.4, 3.2))
     names = [k for k, a in levels if a is not None]
-    ax.bar(names, [100 * a for k, a in levels if a is not None], color="tab:blue")
+    bars = ax.bar(names, [100 * a for k, a in levels if a is not None], color="tab:blue")
+    ax.bar_label(bars, fmt="%.2f %%", fontsize=8)
+    ax.tick_params(axis="x", labelsize=9)
     ax.set_ylabel("test accuracy (%)")
     lo = min(100 * a for _, a in levels if a is not None)
-    ax.set_ylim(max(0, lo - 5), 100)
+    ax.set_ylim(max(0, lo - 5), 101)
     ax.set_title("accuracy per level")
     parts.append(_img(fig, "accuracy per level"))
     skipped = [k for k, a in levels if a is None]
@@ -93,11 +125,16 @@ def write_report(path: str | Path, results: dict, pairs: list) -> Path:
             m = float(np.max(np.abs(ideal))) or 1.0
             ax.plot([-m, m], [-m, m], "k-", lw=0.8)
             err = np.linalg.norm(analog - ideal) / max(np.linalg.norm(ideal), 1e-30)
-            ax.set_title(f"layer {name}: rel. error {err:.3f}")
+            ax.set_title(f"layer {name}: VMM error {err:.3f}", fontsize=10)
             ax.set_xlabel("ideal x @ W")
-        axes[0][0].set_ylabel("analog-float")
+        axes[0][0].set_ylabel("analog-float x @ W")
+        fig.tight_layout()
+        fig.text(
+            0.5, -0.04, "VMM error = ||y_analog - y_ideal||₂ / ||y_ideal||₂", ha="center", va="top"
+        )
         parts.append("<h2>VMM error per layer (analog-float, reference drift)</h2>")
         parts.append(_img(fig, "VMM scatter per layer"))
+        parts.append(f"<p>{html.escape(VMM_ERROR)}.</p>")
 
     golden = results["levels"].get("analog_golden") or {}
     if golden.get("layers"):
@@ -115,14 +152,17 @@ def write_report(path: str | Path, results: dict, pairs: list) -> Path:
         a1.set_xlabel("bound-management iterations")
         a1.set_ylabel("fraction of vectors")
         a1.legend()
-        a2.bar([lay["name"] for lay in lays], [100 * lay["adc_sat_rate"] for lay in lays])
-        a2.set_xlabel("layer")
+        sat = [100 * lay["adc_sat_rate"] for lay in lays]
+        bars = a2.bar([f"layer {lay['name']}" for lay in lays], sat, color="tab:orange")
+        a2.bar_label(bars, fmt="%.2f %%", fontsize=8)
         a2.set_ylabel("ADC saturated vectors (%)")
-        a2.set_ylim(bottom=0, top=max(1.0, 110 * max(lay["adc_sat_rate"] for lay in lays)))
+        a2.set_ylim(bottom=0, top=max(1.0, 1.2 * max(sat)))
+        if not any(sat):  # an empty-looking panel would read as a missing plot
+            a2.text(0.5, 0.6, "no ADC saturation in any layer", ha="center", transform=a2.transAxes)
         parts.append("<h2>Management at level 3 (analog-golden)</h2>")
         parts.append(_img(fig, "bound management and saturation"))
         rows = "".join(
-            f"<tr><td>{html.escape(lay['name'])}</td><td>{lay['shrink_k']}</td>"
+            f"<tr><td>layer {html.escape(lay['name'])}</td><td>{lay['shrink_k']}</td>"
             f"<td>{lay['gain_bits_used']:.1f}</td><td>{lay['mult_bits_used']:.1f}</td>"
             f"<td>{lay['in_scale']:.4g}</td><td>{lay['out_scale']:.4g}</td></tr>"
             for lay in lays

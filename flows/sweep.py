@@ -151,8 +151,22 @@ def _get(cfg: AcceleratorConfig, key: str) -> Any:
     return node
 
 
+MAX_POINTS = 2000
+"""Largest sweep (points of the cross product): each point runs a network at one or two
+levels, seconds to a minute each, so 2000 points is already hours on a small cluster."""
+
+
 def grid(cfg: AcceleratorConfig, axes: Sequence[SweepAxis]) -> list[tuple[dict, AcceleratorConfig]]:
     """Every point of the cross product (first axis slowest) with its validated config."""
+    n = 1
+    for a in axes:
+        n *= len(a.values)
+    if n > MAX_POINTS:
+        raise UserInputError(
+            f"the --set values make {n} points ("
+            + " x ".join(f"{len(a.values)} {a.key}" for a in axes)
+            + f"); allowed: at most {MAX_POINTS} points per sweep"
+        )
     points = []
     for combo in itertools.product(*(a.values for a in axes)):
         params = {a.key: v for a, v in zip(axes, combo, strict=True)}

@@ -1,6 +1,6 @@
 """The accelerator configuration: one TOML file validated into frozen pydantic models.
 
-Section and parameter names follow shared/SPEC.md where it names them.  Every field has
+Section and parameter names follow docs/SPEC.md where it names them.  Every field has
 a type, a range and a docstring-like description with its unit; ``load_config`` turns any
 problem into one :class:`UserInputError` naming the key, the value and what is allowed.
 """
@@ -20,7 +20,8 @@ from .errors import UserInputError
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+    # strict: a TOML true is not the integer 1 (nor a float); ints are still taken for floats
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 def _f(default, ge=None, le=None, gt=None, lt=None, description: str = ""):
@@ -236,6 +237,47 @@ class AcceleratorConfig(_Section):
 PRESETS = ("baseline-ftj", "pcm", "ideal")
 
 
+_TYPE_NAMES = {
+    bool: "a boolean (true/false)",
+    int: "an integer",
+    float: "a number",
+    str: "a string",
+}
+
+
+def _toml(value) -> str:
+    """``value`` as it reads in TOML (true, not Python's True)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value)
+
+
+def _field_bounds(loc: tuple) -> str:
+    """' in lo..hi' (or ' >= lo') from the Field of ``loc`` in AcceleratorConfig, if any."""
+    model, info = AcceleratorConfig, None
+    for part in loc:
+        fields = getattr(model, "model_fields", {})
+        if part not in fields:
+            return ""
+        info = fields[part]
+        model = info.annotation
+    lim = {
+        type(m).__name__: getattr(m, type(m).__name__.lower())
+        for m in getattr(info, "metadata", [])
+        if type(m).__name__ in ("Ge", "Gt", "Le", "Lt")
+    }
+    lo = lim.get("Ge", lim.get("Gt"))
+    hi = lim.get("Le", lim.get("Lt"))
+    if lo is not None and hi is not None and "Gt" not in lim and "Lt" not in lim:
+        return f" in {lo}..{hi}"
+    parts = [
+        f"{op} {lim[k]}"
+        for k, op in (("Ge", ">="), ("Gt", ">"), ("Le", "<="), ("Lt", "<"))
+        if k in lim
+    ]
+    return f" ({' and '.join(parts)})" if parts else ""
+
+
 def _format_error(err: dict, source: str) -> str:
     loc = ".".join(str(p) for p in err["loc"]) or "<top level>"
     kind = err["type"]
@@ -244,13 +286,22 @@ def _format_error(err: dict, source: str) -> str:
     if kind == "extra_forbidden":
         return f"{source}: unknown key '{loc}'"
     if kind == "literal_error":
-        return f"{source}: {loc} = {value!r} is not allowed; allowed: {ctx.get('expected')}"
+        return f"{source}: {loc} = {_toml(value)} is not allowed; allowed: {ctx.get('expected')}"
+    if kind == "value_error":  # a rule across fields: name them, not the whole section
+        return f"{source}: [{loc}]: {str(ctx.get('error', err['msg']))}"
+    wanted = {"int_type": int, "float_type": float, "bool_type": bool, "string_type": str}
+    if kind in wanted:
+        got = _TYPE_NAMES.get(type(value), f"a {type(value).__name__}")
+        return (
+            f"{source}: {loc} = {_toml(value)} is {got}; give {_TYPE_NAMES[wanted[kind]]}"
+            f"{_field_bounds(tuple(err['loc']))}"
+        )
     bounds = [f"{k} {ctx[k]}" for k in ("ge", "gt", "le", "lt") if k in ctx]
     names = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
     if bounds:
         allowed = " and ".join(f"{names[b.split()[0]]} {b.split()[1]}" for b in bounds)
-        return f"{source}: {loc} = {value!r} is out of range; allowed: {allowed}"
-    return f"{source}: {loc} = {value!r}: {err['msg']}"
+        return f"{source}: {loc} = {_toml(value)} is out of range; allowed: {allowed}"
+    return f"{source}: {loc} = {_toml(value)}: {err['msg']}"
 
 
 def validate_config(data: dict, source: str = "<config>") -> AcceleratorConfig:
@@ -283,12 +334,25 @@ def load_config(path: str | Path | None = None) -> AcceleratorConfig:
                 f"config '{name}' not found: give a TOML file path or a preset "
                 f"({', '.join(PRESETS)})"
             )
-        text = p.read_text()
         source = str(p)
+        try:
+            text = p.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise UserInputError(
+                f"{source}: not UTF-8 text (byte {exc.start}); a TOML config is UTF-8"
+            ) from None
+        except OSError as exc:
+            raise UserInputError(f"{source}: cannot read ({exc.strerror})") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise UserInputError(f"{source}: not valid TOML: {exc}") from None
+    if not data:
+        raise UserInputError(
+            f"{source}: holds no settings; a config file sets at least its name (name = "
+            '"..."); keys it leaves out take the built-in defaults (aimcflow generate lists '
+            f"every value in manifest.json), not those of a preset ({', '.join(PRESETS)})"
+        )
     return validate_config(data, source)
 
 

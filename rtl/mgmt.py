@@ -1,6 +1,6 @@
 """Noise + bound management controller for one tile: input exponent, DAC codes, retries.
 
-Numerics are exactly shared/SPEC.md; the golden model is
+Numerics are exactly docs/SPEC.md; the golden model is
 ``aimcflow.models.periphery.mgmt.manage`` (with the tile behind the ``dac``/``adc`` streams).
 
 Ports (all ``amaranth.lib.stream``; a beat transfers when valid and ready are high):

@@ -1,7 +1,7 @@
 """Near-memory fixed-point unit (NMPU): per-column affine correction, exponent shift,
 saturating row-tile accumulation, output multiplier + bias, activation, saturation.
 
-Numerics are exactly shared/SPEC.md; the golden model is ``aimcflow.models.periphery.nmpu``
+Numerics are exactly docs/SPEC.md; the golden model is ``aimcflow.models.periphery.nmpu``
 (same operand widths: ``offset_bits`` default ``adc_bits + gain_bits``, ``bias_bits``
 default ``acc_bits``; clamp registers hold bounds already saturated to the output range,
 ``rtl_clamp_bounds`` of the golden model).
@@ -358,21 +358,33 @@ class Nmpu(wiring.Component):
         z_bits = max(p.acc_bits + p.mult_bits - p.out_shift + 2, p.bias_bits + 1) + 1
         z = Signal(signed(z_bits), name=f"z{lane}")
         m.d.comb += z.eq(rounded + bias)
-        half_k = (Const(1, unsigned(1)) << leaky_k) >> 1
-        leaky = Mux(z >= 0, z, (z + half_k) >> leaky_k)
-        act = Signal(signed(len(z) + 1), name=f"act{lane}")
-        with m.Switch(activation):
-            with m.Case(ACT_NONE):
-                m.d.comb += act.eq(z)
-            with m.Case(ACT_RELU):
-                m.d.comb += act.eq(Mux(z < 0, 0, z))
-            with m.Case(ACT_LEAKY):
-                m.d.comb += act.eq(leaky)
-            with m.Case(ACT_CLAMP):
-                m.d.comb += act.eq(Mux(z < clamp_lo, clamp_lo, Mux(z > clamp_hi, clamp_hi, z)))
-        n = p.out_bits
-        return Mux(
-            out_signed,
-            saturate(m, act, -(1 << (n - 1)), (1 << (n - 1)) - 1, f"sat_s{lane}"),
-            saturate(m, act, 0, (1 << n) - 1, f"sat_u{lane}"),
+        return activate(
+            m, z, activation, out_signed, leaky_k, clamp_lo, clamp_hi, p.out_bits, str(lane)
         )
+
+
+def activate(
+    m: Module, z, activation, out_signed, leaky_k, clamp_lo, clamp_hi, out_bits: int, tag: str
+) -> Value:
+    """SPEC.md's activation and output saturation of a signed value ``z``, by the activation
+    registers (``activation`` code, ``out_signed``, ``leaky_k``, clamp bounds held as in
+    :class:`Nmpu`); combinational.  Shared by every block with the NMPU's activation set
+    (``tag`` makes the helper signals' names unique within the module)."""
+    half_k = (Const(1, unsigned(1)) << leaky_k) >> 1
+    leaky = Mux(z >= 0, z, (z + half_k) >> leaky_k)
+    act = Signal(signed(len(z) + 1), name=f"act{tag}")
+    with m.Switch(activation):
+        with m.Case(ACT_NONE):
+            m.d.comb += act.eq(z)
+        with m.Case(ACT_RELU):
+            m.d.comb += act.eq(Mux(z < 0, 0, z))
+        with m.Case(ACT_LEAKY):
+            m.d.comb += act.eq(leaky)
+        with m.Case(ACT_CLAMP):
+            m.d.comb += act.eq(Mux(z < clamp_lo, clamp_lo, Mux(z > clamp_hi, clamp_hi, z)))
+    n = out_bits
+    return Mux(
+        out_signed,
+        saturate(m, act, -(1 << (n - 1)), (1 << (n - 1)) - 1, f"sat_s{tag}"),
+        saturate(m, act, 0, (1 << n) - 1, f"sat_u{tag}"),
+    )

@@ -1,6 +1,6 @@
 """Elaboration parameters of the periphery blocks: one frozen dataclass per block.
 
-Field names are those of shared/SPEC.md (``adc_bits`` is ``adc.bits`` ...).  ``rtl/`` never
+Field names are those of docs/SPEC.md (``adc_bits`` is ``adc.bits`` ...).  ``rtl/`` never
 imports the config: ``aimcflow.flows`` maps an ``AcceleratorConfig`` onto these.  Run-time
 choices (activation, output signedness, noise mode, retries, T, C) are registers, not
 parameters; their reset values come from the ``*_reset`` fields.

@@ -1,6 +1,6 @@
 """Stochastic pulse generator: R row lanes and C column lanes, one pulse slot per clock.
 
-Numerics are those of shared/SPEC.md "Stochastic pulse generator" and the choices recorded
+Numerics are those of docs/SPEC.md "Stochastic pulse generator" and the choices recorded
 in ``models/periphery/spg.py`` (its golden model): translator
 ``q = min(2**P, scale(|v| * gain, value_bits - 1 + gain_frac - P))``; a 32-bit xorshift
 (13, 17, 5) per lane whose low P bits are compared ``r < q`` every slot; lane ``k``

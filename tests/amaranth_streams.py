@@ -1,6 +1,6 @@
 """Reusable async helpers for Amaranth-simulator testbenches on ``amaranth.lib.stream``.
 
-Every stream test in the project uses these instead of hand-written handshakes:
+The helpers, so a test need not hand-write a handshake:
 
 - :func:`put` / :func:`get`: one payload onto / off a stream (blocking on the handshake).
 - :func:`send` / :func:`receive`: many payloads, with optional random idle cycles on the

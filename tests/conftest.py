@@ -1,6 +1,7 @@
-"""Shared pytest fixtures and the tool check.  Stream helpers for Amaranth testbenches live
-in ``tests/amaranth_streams.py``; cocotb benches live in ``cosim/`` and are built by
-``aimcflow.cosim.runner``.
+"""Shared pytest setup.  Stream helpers for Amaranth testbenches live in
+``tests/amaranth_streams.py``; cocotb benches live in ``cosim/`` and are built by
+``aimcflow.cosim.runner``.  Long variants carry ``@pytest.mark.slow`` and run under
+``make soak`` (``pytest -m slow``) only.
 
 Tests that need a Debian tool carry a marker (``icarus``, ``osu018``).  Where the tool is
 missing they are *deselected*, never silently skipped: the run prints which marker, why
@@ -12,7 +13,6 @@ import shutil
 
 import pytest
 
-SOAK = os.environ.get("AIMCFLOW_SOAK") == "1"
 OSU018_DIR = "/usr/share/qflow/tech/osu018"
 
 
@@ -76,9 +76,3 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     # under pytest-xdist the workers collect; the controller then only knows the reasons
     for nodeid, m in config.stash.get(_DESELECTED, []):
         tr.write_line(f"  deselected ({m}): {nodeid}")
-
-
-@pytest.fixture
-def soak() -> bool:
-    """True under ``make soak``: tests scale their vector counts up."""
-    return SOAK

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from aimcflow.models.config import load_config
 
-FAST_VECTORS = 20_000  # issue 3: >= 20 000 random vectors per block, periphery_top included
+FAST_VECTORS = 20_000  # >= 20 000 random vectors per block, periphery_top included
 SOAK_CONFIGS = [(1, 4, 4), (4, 8, 8), (8, 10, 4), (16, 10, 8)]
 SOAK_VECTORS = 1_000_000 // len(SOAK_CONFIGS) + 1
 

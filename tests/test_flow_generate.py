@@ -27,7 +27,7 @@ def test_generate_is_byte_identical_and_complete(small_cfg, tmp_path, capsys):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
     manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
     assert manifest["config"]["digest"] == cfg.digest()
-    assert set(manifest["blocks"]) == {"nmpu", "mgmt", "periphery_top"}
+    assert set(manifest["blocks"]) == {"nmpu", "mgmt", "periphery_top", "residual", "pool"}
     assert manifest["blocks"]["nmpu"]["params"]["lanes"] == 2
     assert manifest["blocks"]["mgmt"]["params"]["max_rows"] == 64
     assert {"verilator", "amaranth", "cocotb"} <= set(manifest["tools"])
@@ -65,7 +65,7 @@ def test_generate_refuses_unbuildable_config_and_existing_out(small_cfg, tmp_pat
 def test_lint_generated_blocks_clean(small_cfg, capsys):
     assert cli("lint", "--config", small_cfg[1]) == 0
     out = capsys.readouterr().out
-    assert "lint: 0 warning(s) in 3 block(s) with -Wall" in out
+    assert "lint: 0 warning(s) in 5 block(s) with -Wall" in out
 
 
 def test_lint_still_finds_real_problems():

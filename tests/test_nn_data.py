@@ -70,5 +70,5 @@ def test_user_npz_not_a_file(tmp_path):
         load_npz_dataset(tmp_path / "missing.npz")
     bad = tmp_path / "bad.npz"
     bad.write_text("not a zip")
-    with pytest.raises(UserInputError, match="not a readable"):
+    with pytest.raises(UserInputError, match="not an .npz archive"):
         load_npz_dataset(bad)

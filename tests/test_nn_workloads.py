@@ -1,5 +1,7 @@
 """Reference workloads: accuracy, deterministic training, the weights cache, user models."""
 
+from pathlib import Path
+
 import pytest
 import torch
 from aimcflow.models.errors import UserInputError
@@ -107,3 +109,27 @@ def test_user_model_errors(digits, tmp_path):
         load_user_model(tensor, digits)
     with pytest.raises(UserInputError, match="unknown model 'resnet'"):
         get_model("resnet", digits)
+
+
+class _Payload:
+    """Pickles as a call of ``Path.touch``: unpickling it would create the marker file."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_model_file_never_runs_code(digits, tmp_path):
+    """A crafted file whose unpickling runs a call is refused before anything runs."""
+    marker = tmp_path / "ran"
+    evil = tmp_path / "evil.pt"
+    torch.save({"w": _Payload(marker)}, evil)
+    with pytest.raises(UserInputError, match="cannot be loaded without running code"):
+        load_user_model(evil, digits)
+    assert not marker.exists()
+    lstm = tmp_path / "lstm.pt"
+    torch.save(nn.Sequential(nn.LSTM(64, 10)), lstm)
+    with pytest.raises(UserInputError, match="LSTM"):
+        load_user_model(lstm, digits)

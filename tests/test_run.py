@@ -39,7 +39,7 @@ def test_unsupported_model_file_exits_2(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     torch.save(nn.Sequential(nn.Linear(64, 10), nn.Softmax(dim=1)), "soft.pt")
     assert main(["run", "--config", "ideal", "--model", "soft.pt", "--out", "o"]) == 2
-    assert "layer 1 has unsupported type Softmax" in capsys.readouterr().err
+    assert "holds torch.nn.modules.activation.Softmax" in capsys.readouterr().err
     torch.save(nn.Sequential(nn.Linear(32, 10)), "narrow.pt")
     assert main(["run", "--config", "ideal", "--model", "narrow.pt", "--out", "o"]) == 2
     assert "does not accept (batch, 64) inputs" in capsys.readouterr().err

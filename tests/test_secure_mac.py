@@ -9,6 +9,7 @@ from aimcflow.models.periphery import secure_mac as golden
 from aimcflow.rtl.plain_mac import MacParams, PlainMac
 from aimcflow.rtl.secure_mac import SecureMac, SecureMacParams
 from amaranth.sim import Simulator
+from amaranth_streams import get, put
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -141,20 +142,15 @@ def test_golden_rejects_out_of_range_inputs():
 
 
 def _amaranth_run(dut, w, x):
+    """Each vector through the stream handshakes (``put`` holds ``valid`` until ``ready``):
+    the weights first (held in the MAC), then the activations, which start the product."""
     outs = []
 
     async def tb(ctx):
-        ctx.set(dut.y.ready, 1)
         for v in range(len(x)):
-            ctx.set(dut.w.payload, [int(a) for a in w[v]])
-            ctx.set(dut.x.payload, [int(a) for a in x[v]])
-            ctx.set(dut.w.valid, 1)
-            ctx.set(dut.x.valid, 1)
-            await ctx.tick()
-            ctx.set(dut.w.valid, 0)
-            ctx.set(dut.x.valid, 0)
-            await ctx.tick().until(dut.y.valid)
-            p = ctx.get(dut.y.payload)
+            await put(ctx, dut.w, [int(a) for a in w[v]])
+            await put(ctx, dut.x, [int(a) for a in x[v]])
+            p = await get(ctx, dut.y)
             outs.append([int(p[j]) for j in range(4)] if isinstance(dut, SecureMac) else int(p))
 
     sim = Simulator(dut)

@@ -39,11 +39,12 @@ def _segment(rng, seed: int, updates: int, bl: int) -> dict:
     }
 
 
-def test_bit_exact_random_inputs_and_seeds(build, soak):
+@pytest.mark.parametrize("scale", [1, pytest.param(10, marks=pytest.mark.slow, id="soak")])
+def test_bit_exact_random_inputs_and_seeds(build, scale):
     """>= 20 000 updates over 9 seeds (0 and 2**32-1 included), BL from 1 to 255, stochastic
-    and deterministic updates mixed, random valid gaps and ready backpressure."""
+    and deterministic updates mixed, random valid gaps and ready backpressure; ``make soak``
+    (the slow case) runs ten times as many."""
     rng = np.random.default_rng(2024)
-    scale = 10 if soak else 1
     plan = [(0, 1), (1, 2), (0xFFFFFFFF, 1), (7, 3), (12345, 2), (99, 1), (5, 4), (3, 2)]
     segs = [_segment(rng, s, 2500 * scale, bl) for s, bl in plan]
     segs.append(_segment(rng, 424242, 20, 255))

@@ -67,7 +67,7 @@ def test_bad_set_exits_2_before_any_work(sets, words, tmp_path, capsys, monkeypa
             ["--levels", "analog-rtl"],
             "unknown level 'analog-rtl'; allowed: analog-float, analog-golden",
         ),
-        (["--workers", "0"], "give an integer >= 1"),
+        (["--workers", "0"], "give an integer in 1.."),
         (["--scheduler", "tcp://127.0.0.1:8786", "--workers", "2"], "give one of them"),
         (["--images", "361"], "the test split has only 360 images"),
         (["--model", "resnet"], "unknown model 'resnet'"),

@@ -11,10 +11,17 @@ from aimcflow.models.training.mlp import TrainSettings
 pytestmark = pytest.mark.cosim
 
 
-@pytest.mark.parametrize("device,algo,steps", [("ftj-constrained", "sgd", 120)])
-def test_rtl_pulse_trains_give_bit_identical_weights(device, algo, steps, soak):
+@pytest.mark.parametrize(
+    "device,algo,steps",
+    [
+        ("ftj-constrained", "sgd", 120),
+        # make soak: one full epoch of the last layer (None = every training image)
+        pytest.param("ftj-constrained", "sgd", None, marks=pytest.mark.slow, id="soak-epoch"),
+    ],
+)
+def test_rtl_pulse_trains_give_bit_identical_weights(device, algo, steps):
     data = load_digits_dataset()
-    if soak:  # make soak: one full epoch of the last layer
+    if steps is None:
         steps = len(data.y_train)
     r = run_rtl_steps(data, TrainSettings(lr=0.1, desired_bl=255), device, algo, steps)
     assert r["rtl_updates"] == steps  # every step produced a pulsed update on the RTL

@@ -175,8 +175,8 @@ def test_cli_writes_results_and_plot(plain, tmp_path):
 @pytest.mark.parametrize(
     "args, msg",
     [
-        (["--traces", "3"], "at least 2 traces in each class"),
-        (["--traces", "0"], "give an integer >= 1"),
+        (["--traces", "3"], "give an integer in 4..10000000"),
+        (["--traces", "0"], "give an integer in 4..10000000"),
         (["--secret", "key"], "invalid choice"),
         (["--power-model", "wires"], "invalid choice"),
     ],

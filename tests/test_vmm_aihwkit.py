@@ -1,4 +1,4 @@
-"""``pcm.toml`` against IBM's aihwkit 1.2.0: the VMM-error experiment (issue 2 §6).
+"""``pcm.toml`` against IBM's aihwkit 1.2.0: the VMM-error experiment of the FTJ thesis §4.2.1.
 
 The reference numbers are aihwkit's own (``tests/data/aihwkit``: 40 repeats of its
 default ``InferenceRPUConfig``); aihwkit is not a dependency, so they are stored.  Each

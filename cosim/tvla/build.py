@@ -13,6 +13,7 @@ import hashlib
 import json
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from aimcflow.cosim.blocks import BLOCKS
 from aimcflow.models.periphery.secure_mac import SecureMacSpec, plain_cycles
 from aimcflow.rtl.secure_mac import SecureMac
 
+from .. import deathsig
 from ..runner import (
     _locked,
     _make_overrides,
@@ -132,6 +134,12 @@ def build_harness(
     with _locked(cache_dir() / "tvla" / f"{tag}.lock"):
         cached = ok.exists()
         if not cached:
+            print(
+                f"building the TVLA harness of {design} ({lanes} lanes, {power_model}) with "
+                "Verilator: not in the cache yet, up to a few minutes ...",
+                file=sys.stderr,
+                flush=True,
+            )
             shutil.rmtree(bdir, ignore_errors=True)
             bdir.mkdir(parents=True)
             (bdir / f"{TOP}.v").write_text(verilog)
@@ -151,7 +159,7 @@ def build_harness(
                     ],
                     ["make", "-j", "2", "-C", str(bdir), "-f", "Vtop.mk", *make],
                 ):
-                    r = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT)
+                    r = subprocess.run(deathsig.wrap(cmd), stdout=fh, stderr=subprocess.STDOUT)
                     if r.returncode:
                         raise RuntimeError(
                             f"TVLA harness build failed ({cmd[0]}); log {log}:\n"
@@ -216,7 +224,9 @@ def run_harness(
     if dump:
         cmd += ["--dump", str(dump)]
     run = TvlaRun(traces, float("nan"))
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+    with subprocess.Popen(
+        deathsig.wrap(cmd), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as proc:
         assert proc.stdout is not None
         for line in proc.stdout:
             f = line.split()

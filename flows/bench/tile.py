@@ -2,7 +2,7 @@
 float32 matmul of the same shape in the same run, single-threaded.
 
 Threads: BLAS and torch are limited to one thread with ``threadpoolctl`` (and
-``torch.set_num_threads(1)``) for both sides.  Targets (issue 2 §7): with every
+``torch.set_num_threads(1)``) for both sides.  Targets (the tile's speed budget): with every
 non-ideality on, within 3x the bare matmul; under ``pcm.toml`` within 1.8x.
 Each side is timed by this process's CPU time (``time.process_time``: with one thread it
 is the time the work itself took, not the time spent waiting for a core on this shared

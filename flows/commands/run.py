@@ -38,8 +38,10 @@ from aimcflow.flows.args import (
     add_images_arg,
     add_out_arg,
     add_repeats_arg,
+    fmt_duration,
 )
-from aimcflow.flows.io import prepare_out_dir, write_json_atomic
+from aimcflow.flows.io import prepare_out_dir, shown, write_json_atomic
+from aimcflow.models.errors import UserInputError
 
 DEFAULT_DRIFT = "1s,1h,1d,1y"
 DEFAULT_REPEATS = 10
@@ -87,7 +89,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--levels",
         type=level_list,
-        default=list(LEVELS),
+        default=None,
         metavar="L[,L...]",
         help=f"levels to run (default all: {','.join(LEVELS)}); float always runs",
     )
@@ -107,11 +109,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _fmt_time(t_s: float) -> str:
-    for unit, sec in (("y", 365.0 * 86400), ("d", 86400.0), ("h", 3600.0), ("m", 60.0)):
-        if t_s >= sec and (t_s / sec).is_integer():
-            return f"{int(t_s / sec)} {unit}"
-    return f"{t_s:g} s"
+_fmt_time = fmt_duration
 
 
 def run(args: argparse.Namespace) -> int:
@@ -138,6 +136,10 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     console = Console()
     # --- validate every input before any output exists
+    if args.no_rtl and args.levels is not None and "analog-rtl" in args.levels:
+        raise UserInputError(
+            "--levels names analog-rtl and --no-rtl leaves it out; give one of them"
+        )
     cfg = load_config(args.config)
     data = load_dataset(args.data)
     n = data.test_images(args.images)
@@ -145,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
     check_input_width(model, data.n_features, data.n_classes)
     net = convert(model, cfg, program=False)
     drifts = list(args.drift)
-    levels = set(args.levels) - ({"analog-rtl"} if args.no_rtl else set())
+    levels = set(args.levels or LEVELS) - ({"analog-rtl"} if args.no_rtl else set())
     if "analog-rtl" in levels:
         levels.add("analog-golden")  # level 4 runs level 3's chip program and checks it
         if args.sim == "icarus":
@@ -207,10 +209,12 @@ def run(args: argparse.Namespace) -> int:
         rtl = {"accuracy": None, "reason": why}
     wall = time.perf_counter() - t0
 
-    t = Table(
-        title=f"{name} on {data.name} ({n} test images), config {cfg.name}, "
-        f"{args.repeats} repeat{'s' if args.repeats > 1 else ''}"
+    repeats = (
+        f", {args.repeats} repeat{'s' if args.repeats > 1 else ''}"
+        if "analog-float" in levels
+        else ""
     )
+    t = Table(title=f"{name} on {data.name} ({n} test images), config {cfg.name}{repeats}")
     t.add_column("level")
     t.add_column("drift", justify="right")
     t.add_column("accuracy (mean ± std)", justify="right")
@@ -272,7 +276,7 @@ def run(args: argparse.Namespace) -> int:
         )
     console.print(
         f"chance error (random weights, mean of 10 seeds): {100 * err_chance:.1f} %; "
-        f"wall {wall:.1f} s; results in {out / 'results.json'}"
+        f"wall {wall:.1f} s; results in {shown(out) / 'results.json'}"
     )
 
     results = {
@@ -313,7 +317,7 @@ def run(args: argparse.Namespace) -> int:
     net.drift(ref_t)
     write_report(out / "report.html", results, vmm_pairs(net, x[:64], images[:64]))
     write_json_atomic(out / "results.json", results)
-    console.print(f"report: {out / 'report.html'}")
+    console.print(f"report: {shown(out) / 'report.html'}")
     if rtl.get("mismatches"):
         console.print(f"[red]level 4 differs from level 3: {rtl['mismatches']} mismatches[/red]")
         for e in rtl["errors"]:

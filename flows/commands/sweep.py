@@ -17,6 +17,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
+import re
+import socket
 import time
 
 from aimcflow.flows.args import (
@@ -24,16 +27,52 @@ from aimcflow.flows.args import (
     add_images_arg,
     add_out_arg,
     add_repeats_arg,
-    duration_s,
-    positive_int,
+    bounded_int,
+    duration_list,
+    fmt_duration,
 )
-from aimcflow.flows.io import prepare_out_dir, write_json_atomic
+from aimcflow.flows.io import prepare_out_dir, shown, write_json_atomic
 from aimcflow.models.errors import UserInputError
 
 DEFAULT_DRIFT = "1h"
 DEFAULT_REPEATS = 1
 DEFAULT_WORKERS = 2
 SCHEDULER_TIMEOUT_S = 10
+MAX_WORKERS = max(4, 4 * (os.cpu_count() or 1))  # processes; more only thrash the cores
+
+
+def scheduler_address(text: str) -> str:
+    """``--scheduler``: ``tcp://host:port`` (or ``tls://``, or plain ``host:port``)."""
+    m = re.fullmatch(r"(?:(tcp|tls)://)?(\[[0-9a-fA-F:.]+\]|[\w.-]+):(\d{1,5})", text.strip())
+    if not m or not 0 < int(m.group(3)) < 65536:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a scheduler address; give tcp://host:port, e.g. tcp://127.0.0.1:8786"
+        )
+    return text.strip()
+
+
+def _probe_scheduler(address: str) -> None:
+    """Fail fast (one line, no Dask traceback) when nothing listens at ``address``."""
+    hostport = address.split("://", 1)[-1]
+    host, port = hostport.rsplit(":", 1)
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=SCHEDULER_TIMEOUT_S).close()
+    except OSError as exc:
+        raise UserInputError(
+            f"--scheduler {address}: cannot connect ({exc.strerror or type(exc).__name__}); "
+            "give the address of a running Dask scheduler, e.g. tcp://host:8786"
+        ) from None
+
+
+def one_time(text: str) -> float:
+    """``--drift T``: a sweep compares periphery choices at one drift time (argparse type)."""
+    times = duration_list(text)
+    if len(times) != 1:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: a sweep runs at one drift time; give one "
+            "(aimcflow run --drift T,T,... gives a drift table)"
+        )
+    return times[0]
 
 
 def level_list(text: str) -> list[str]:
@@ -73,15 +112,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=[],
         metavar="KEY=V1,V2,...",
         help="a dotted config key and its values, e.g. adc.bits=4,6,8 or "
-        "mgmt.noise=off,absmax_pow2; repeat for more keys (the sweep is the cross product)",
+        "mgmt.noise=off,absmax_pow2; repeat for more keys (the sweep is the cross product, "
+        "at most 2000 points)",
     )
     add_images_arg(p)
     p.add_argument(
         "--drift",
-        type=duration_s,
-        default=duration_s(DEFAULT_DRIFT),
+        type=one_time,
+        default=one_time(DEFAULT_DRIFT),
         metavar="T",
-        help=f"time after programming: seconds or 1h, 1d, 1y (default {DEFAULT_DRIFT})",
+        help="one time after programming: seconds or 1h, 1d, 1y (default "
+        f"{DEFAULT_DRIFT}); unlike run and vmm, one time only: every point is run at it",
     )
     add_repeats_arg(p, DEFAULT_REPEATS, "point (analog-float)")
     p.add_argument(
@@ -93,6 +134,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--scheduler",
+        type=scheduler_address,
         default=None,
         metavar="ADDR",
         help="address of a running Dask scheduler, e.g. tcp://host:8786 "
@@ -100,11 +142,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--workers",
-        type=positive_int,
+        type=bounded_int(1, MAX_WORKERS),
         default=None,
         metavar="N",
-        help=f"LocalCluster worker processes, one thread each (default {DEFAULT_WORKERS}); "
-        "not with --scheduler",
+        help=f"LocalCluster worker processes, one thread each: 1..{MAX_WORKERS} (4 per "
+        f"core; default {DEFAULT_WORKERS}); not with --scheduler",
     )
     add_out_arg(p, "sweep")
     p.set_defaults(func=run)
@@ -166,6 +208,8 @@ def run(args: argparse.Namespace) -> int:
             "--workers sizes the LocalCluster; with --scheduler the "
             "remote cluster's workers are used: give one of them"
         )
+    if args.scheduler is not None:
+        _probe_scheduler(args.scheduler)
     cfg = load_config(args.config)
     axes = build_axes(cfg, args.sets)
     points = grid(cfg, axes)
@@ -203,7 +247,7 @@ def run(args: argparse.Namespace) -> int:
     level_keys = [lv.replace("-", "_") for lv in args.levels]
     t = Table(
         title=f"{name} on {data.name} ({n} test images), config {cfg.name}, drift "
-        f"{args.drift:g} s, float accuracy {100 * acc_float:.2f} %"
+        f"{fmt_duration(args.drift)}, float accuracy {100 * acc_float:.2f} %"
     )
     for a in axes:
         t.add_column(a.key)
@@ -249,12 +293,12 @@ def run(args: argparse.Namespace) -> int:
         out / "sweep.png",
         axes,
         results,
-        f"{name}, config {cfg.name}, {n} images, drift {args.drift:g} s",
+        f"{name}, config {cfg.name}, {n} images, drift {fmt_duration(args.drift)}",
     )
     write_json_atomic(out / "results.json", results_json)
     console.print(
         f"{len(points)} points on {workers} worker{'s' if workers > 1 else ''}; "
-        f"wall {wall:.1f} s; results in {out / 'results.json'}, plot "
-        f"{out / 'sweep.png'}"
+        f"wall {wall:.1f} s; results in {shown(out) / 'results.json'}, plot "
+        f"{shown(out) / 'sweep.png'}"
     )
     return 0

@@ -6,7 +6,7 @@ import argparse
 import time
 
 from aimcflow.flows.args import add_config_arg, add_out_arg
-from aimcflow.flows.io import prepare_out_dir, write_json_atomic
+from aimcflow.flows.io import prepare_out_dir, shown, write_json_atomic
 
 SYNTH_BLOCKS = ("nmpu", "mgmt")
 
@@ -74,6 +74,10 @@ def run(args: argparse.Namespace) -> int:
         for b in blocks:
             block_params(c, b)
     # one snapshot of every Verilog text before the (long) synthesis runs start
+    print(
+        f"generating Verilog of {', '.join(blocks)} for lanes {', '.join(map(str, lanes))} ...",
+        flush=True,
+    )
     verilog = {(b, n): generate_block(c, b) for b in blocks for n, c in configs.items()}
     if args.liberty:
         return run_liberty(args, cfg, blocks, lanes, verilog)
@@ -109,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
             "(cells and bits listed, no transistors)",
         },
     )
-    print(f"results: {out / 'results.json'}")
+    print(f"results: {shown(out) / 'results.json'}")
     print(
         "note: memories (coefficient, accumulator, input buffers) are excluded from cells and "
         "transistors; see 'mem bits' (--liberty gives areas with and without them)"
@@ -162,5 +166,5 @@ def run_liberty(args, cfg, blocks, lanes, verilog) -> int:
             "blocks": rows,
         },
     )
-    print(f"results: {out / 'results.json'}")
+    print(f"results: {shown(out) / 'results.json'}")
     return 0

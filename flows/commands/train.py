@@ -14,9 +14,14 @@ from __future__ import annotations
 import argparse
 import time
 
-from aimcflow.flows.args import add_config_arg, add_out_arg, nonneg_int, positive_int
-from aimcflow.flows.io import prepare_out_dir, write_json_atomic
+from aimcflow.flows.args import add_config_arg, add_out_arg, bounded_int
+from aimcflow.flows.io import prepare_out_dir, shown, write_json_atomic
 from aimcflow.models.errors import UserInputError
+
+MAX_EPOCHS = 1000
+MAX_HIDDEN = 2036  # the pulse generator's lanes: hidden units + bias row + 10 outputs <= 2047
+MAX_RTL_STEPS = 20_000  # each step is simulated cycle by cycle: about an hour
+MAX_LR = 100.0  # beyond it SGD on [0, 1] inputs only overflows
 
 DEVICES = ("ftj-extreme", "ftj-balanced", "ftj-constrained", "ecram-protonic", "reram", "ideal")
 
@@ -26,8 +31,8 @@ def _positive_float(text: str) -> float:
         v = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not (v > 0 and v < float("inf")):
-        raise argparse.ArgumentTypeError(f"{v} is not allowed; give a number > 0")
+    if not 0 < v <= MAX_LR:
+        raise argparse.ArgumentTypeError(f"{text} is not allowed; give a number in (0, {MAX_LR:g}]")
     return v
 
 
@@ -52,17 +57,25 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="analog SGD or Tiki-Taka v2 (default sgd)",
     )
     p.add_argument(
-        "--epochs", type=positive_int, default=5, metavar="N", help="training epochs (default 5)"
+        "--epochs",
+        type=bounded_int(1, MAX_EPOCHS),
+        default=5,
+        metavar="N",
+        help=f"training epochs: 1..{MAX_EPOCHS} (default 5)",
     )
     p.add_argument(
         "--lr",
         type=_positive_float,
         default=0.1,
         metavar="LR",
-        help="learning rate of both the analog and the float run (default 0.1)",
+        help=f"learning rate of both the analog and the float run: (0, {MAX_LR:g}] (default 0.1)",
     )
     p.add_argument(
-        "--hidden", type=positive_int, default=32, metavar="N", help="hidden units (default 32)"
+        "--hidden",
+        type=bounded_int(1, MAX_HIDDEN),
+        default=32,
+        metavar="N",
+        help=f"hidden units: 1..{MAX_HIDDEN} (default 32)",
     )
     p.add_argument(
         "--bl",
@@ -75,11 +88,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--rtl-steps",
-        type=nonneg_int,
+        type=bounded_int(0, MAX_RTL_STEPS),
         default=0,
         metavar="N",
         help="repeat the first N steps with the Verilated SPG on the last layer "
-        "and compare weights bit for bit (default 0 = off)",
+        f"and compare weights bit for bit: 0..{MAX_RTL_STEPS} (default 0 = off)",
     )
     add_config_arg(p)
     add_out_arg(p, "train")
@@ -101,10 +114,6 @@ def run(args: argparse.Namespace) -> int:
     if not 1 <= args.bl <= spg.max_bl:
         raise UserInputError(
             f"--bl {args.bl} is out of range; allowed: 1 .. {spg.max_bl} (spg.max_bl of the config)"
-        )
-    if args.hidden + 1 > 2047 - 10:
-        raise UserInputError(
-            f"--hidden {args.hidden}: the pulse generator has at most 2036 hidden lanes"
         )
     settings = TrainSettings(
         hidden=args.hidden, lr=args.lr, seed=cfg.seed % (1 << 32), desired_bl=args.bl, spg=spg
@@ -161,5 +170,5 @@ def run(args: argparse.Namespace) -> int:
             "wall_s": time.perf_counter() - t0,
         },
     )
-    print(f"wrote {out / 'results.json'}")
+    print(f"wrote {shown(out) / 'results.json'}")
     return 1 if mismatches else 0

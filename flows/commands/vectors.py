@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from aimcflow.flows.args import add_config_arg
-from aimcflow.flows.io import save_npz_atomic
+from aimcflow.flows.io import check_out_file, save_npz_atomic
 from aimcflow.models.errors import UserInputError
 
 
@@ -15,9 +15,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "vectors",
         help="run a block on the vectors of an .npz and write its outputs",
         description="Run BLOCK's RTL under Verilator (default), Icarus or its golden model on every "
-        "vector of IN (.npz, int64 arrays as shared/SPEC.md lists) and write OUT (.npz).",
+        "vector of IN (.npz, int64 arrays as docs/SPEC.md lists) and write OUT (.npz).",
     )
-    p.add_argument("block", metavar="BLOCK", help="nmpu, mgmt (and spg where available)")
+    p.add_argument("block", metavar="BLOCK", help="nmpu, mgmt, spg, residual or pool")
     add_config_arg(p)
     p.add_argument("--in", dest="inp", required=True, metavar="IN.npz", help="input vectors")
     p.add_argument("--out", required=True, metavar="OUT.npz", help="output file (.npz)")
@@ -39,13 +39,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.block not in vector_blocks():
         raise UserInputError(f"unknown block {args.block!r}; allowed: {', '.join(vector_blocks())}")
-    out = Path(args.out)
+    out = check_out_file(args.out, args.force, inputs=(Path(args.inp),))
     if out.suffix != ".npz":
         raise UserInputError(f"--out {out}: must end in .npz")
-    if out.exists() and not args.force:
-        raise UserInputError(f"--out {out}: exists; choose another name or pass --force")
-    if out.parent and not out.parent.exists():
-        raise UserInputError(f"--out {out}: directory {out.parent} does not exist")
     cfg = load_config(args.config)
     result = run_vectors(args.block, cfg, Path(args.inp), args.sim)
     save_npz_atomic(out, **result)

@@ -17,9 +17,10 @@ from aimcflow.flows.args import (
     add_drift_list_arg,
     add_out_arg,
     add_repeats_arg,
+    fmt_duration,
     positive_int,
 )
-from aimcflow.flows.io import prepare_out_dir, write_atomic_with, write_json_atomic
+from aimcflow.flows.io import prepare_out_dir, shown, write_atomic_with, write_json_atomic
 from aimcflow.models.errors import UserInputError
 
 DEFAULT_DRIFT = "1,1h,1d,1y"
@@ -31,7 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "vmm",
         help="VMM error of an analog tile over drift time (FTJ thesis §4.2.1)",
-        description=__doc__.splitlines()[0].strip("`. "),
+        description="The VMM-error experiment of the FTJ thesis §4.2.1: relative error of an "
+        "analog tile's matrix-vector products over drift time; prints a table, writes "
+        "results.json and scatter.png.",
     )
     add_config_arg(p)
     p.add_argument(
@@ -39,21 +42,24 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=positive_int,
         default=512,
         metavar="N",
-        help=f"matrix rows = inputs (default 512, at most {MAX_DIM})",
+        help=f"matrix rows = inputs, tiled over tile.rows-row tiles (default 512, at most "
+        f"{MAX_DIM})",
     )
     p.add_argument(
         "--cols",
         type=positive_int,
         default=512,
         metavar="N",
-        help=f"matrix columns = outputs (default 512, at most {MAX_DIM})",
+        help=f"matrix columns = outputs, tiled over tile.cols-column tiles (default 512, "
+        f"at most {MAX_DIM})",
     )
     p.add_argument(
         "--vectors",
         type=positive_int,
         default=1000,
         metavar="N",
-        help="input vectors per measurement (default 1000)",
+        help="input vectors per measurement (default 1000; vectors x max(rows, cols) "
+        f"at most {MAX_ELEMENTS})",
     )
     add_drift_list_arg(p, DEFAULT_DRIFT)
     add_repeats_arg(p, 5, "drift time")
@@ -81,10 +87,12 @@ def _scatter_png(path, scatter: dict, errors_mean, title: str) -> None:
         ax.scatter(ideal, analog, s=1, alpha=0.3, rasterized=True)
         lim = float(max(abs(ideal).max(), abs(analog).max()))
         ax.plot([-lim, lim], [-lim, lim], "k--", lw=0.8)
-        ax.set_title(f"t = {drift_key(t)} s, error {err:.3f}", fontsize=9)
+        ax.set_title(f"t = {fmt_duration(t)}, mean VMM error {err:.3f}", fontsize=9)
         ax.set_xlabel("ideal output")
         ax.set_ylabel("analog output")
-    fig.suptitle(title, fontsize=10)
+    fig.suptitle(
+        title + "\nVMM error = ||y - y_ideal||₂ / ||y_ideal||₂ over the batch", fontsize=10
+    )
     fig.tight_layout()
 
     write_atomic_with(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110), suffix=".png")
@@ -137,11 +145,11 @@ def run(args: argparse.Namespace) -> int:
         title=f"VMM error: {cfg.name}",
         caption=f"{args.rows}x{args.cols}, {args.vectors} vectors, {args.repeats} repeats",
     )
-    table.add_column("drift (s)", justify="right")
+    table.add_column("drift", justify="right")
     table.add_column("mean", justify="right")
     table.add_column("std", justify="right")
     for t, m, s in zip(drift_s, res.mean, res.std, strict=True):
-        table.add_row(drift_key(t), f"{m:.4f}", f"{s:.4f}")
+        table.add_row(fmt_duration(t), f"{m:.4f}", f"{s:.4f}")
     console.print(table)
 
     _scatter_png(
@@ -173,5 +181,5 @@ def run(args: argparse.Namespace) -> int:
         "wall_s": time.perf_counter() - t0,
     }
     write_json_atomic(out / "results.json", results)
-    console.print(f"wrote {out / 'results.json'} and {out / 'scatter.png'}")
+    console.print(f"wrote {shown(out) / 'results.json'} and {shown(out) / 'scatter.png'}")
     return 0

@@ -23,8 +23,8 @@ import numpy as np
 from aimcflow.models.periphery.fixedpoint import signed_range
 
 # Energy per conversion step (Walden figure of merit, J/conv-step) by ADC architecture.
-# SAR: the median of the FTJ thesis' Table 2.1 survey of 8-bit ~1 GS/s ADCs (shared/
-# references/002): P/(f_s 2^ENOB) for the five designs = 33.2, 33.7, 17.0, 12.7, 25.1 fJ,
+# SAR: the median of the FTJ thesis' Table 2.1 survey of 8-bit ~1 GS/s ADCs
+# (docs/ARCHITECTURE.md, References): P/(f_s 2^ENOB) for the five designs = 33.2, 33.7, 17.0, 12.7, 25.1 fJ,
 # median 25 fJ.  Ramp: a ramp conversion spends 2^B comparator steps per column (thesis
 # §2.2: energy O(N_c 2^B)); we charge it the same energy per step, i.e. the same FoM.
 # Ideal: no energy (an abstraction).

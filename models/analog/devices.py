@@ -136,7 +136,7 @@ class PCMDevice(DeviceModel):
 
 @dataclass(frozen=True)
 class FTJDevice(DeviceModel):
-    """Ferroelectric tunnel junction, the FTJ thesis (shared/references/002, §3.1, §3.4.3).
+    """Ferroelectric tunnel junction, the FTJ thesis (docs/ARCHITECTURE.md, References; §3.1, §3.4.3).
 
     * G_max 14 nS (Table 3.1, ``noise_model.g_max``).
     * Drift (eq. 3.4/3.5): g(t) = g_prog (t / t_c)^-nu with the deterministic exponent
@@ -158,7 +158,7 @@ class FTJDevice(DeviceModel):
     g_max_siemens: float = 14e-9
     t0_s: float = 1.0
     t_read_s: float = 250e-9
-    source: str = "FTJ thesis (shared/references/002) Table 3.1, eq. 3.4/3.5, §5.1"
+    source: str = "FTJ thesis Table 3.1, eq. 3.4/3.5, §5.1"
     nu_coeff: tuple[float, float, float, float] = (0.0122, -0.0241, 0.0112, 0.001)
 
     def programming_sigma(self, g_target: np.ndarray) -> np.ndarray:
@@ -207,7 +207,7 @@ class ReRAMDevice(DeviceModel):
 class ECRAMDevice(DeviceModel):
     """Protonic ECRAM: linear, symmetric conductance updates with low noise.
 
-    Source: the protonic-synapse abstracts in shared/references/000 ("Analog In-memory
+    Source: the protonic-synapse abstracts (docs/ARCHITECTURE.md, References: "Analog In-memory
     Computing with Protonic Synapses", "Symmetric PSG/WO3 Protonic Synapses"): linear and
     symmetric modulation, no drift reported.  Numbers (sigma_prog 0.5 % of g_max, 1000
     states, dw_min 0.001, symmetric) are assumptions of that order, not a fit.
@@ -216,9 +216,7 @@ class ECRAMDevice(DeviceModel):
     name: str = "ecram-protonic"
     g_max_siemens: float = 1e-6
     t0_s: float = 1.0
-    source: str = (
-        "shared/references/000 protonic-synapse abstracts (linear, symmetric); values assumed"
-    )
+    source: str = "protonic-synapse abstracts (linear, symmetric); values assumed"
     prog_sigma_rel: float = 0.005
     dw_min: float = 0.001
     n_states: int = 1000

@@ -1,4 +1,4 @@
-"""Compiler: a converted float network -> a chip program (issue 4 section 1).
+"""Compiler: a converted float network -> a chip program.
 
 For every analog layer (Linear / Conv2d, plus a BatchNorm and an activation directly
 after it) the chip program holds the NMPU coefficients of SPEC.md:

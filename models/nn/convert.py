@@ -391,6 +391,11 @@ def check_input_width(model, n_features: int, n_classes: int | None = None) -> N
         raise UserInputError(
             f"model does not accept (batch, {n_features}) inputs: {type(exc).__name__}: {exc}"
         ) from None
+    if not isinstance(out, torch.Tensor):  # e.g. an LSTM's (output, (h, c)) tuple
+        raise UserInputError(
+            f"model returns a {type(out).__name__}, not a tensor of logits; supported: an "
+            f"nn.Sequential of {', '.join(SUPPORTED)}"
+        )
     if out.ndim != 2 or (n_classes is not None and out.shape[1] != n_classes):
         want = f"(batch, {n_classes})" if n_classes is not None else "(batch, classes)"
         raise UserInputError(f"model returns shape {tuple(out.shape)} for 2 inputs; need {want}")

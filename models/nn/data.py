@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 from aimcflow.models.errors import UserInputError
+from aimcflow.models.npzfile import load_npz
 
 DIGITS_SPLIT_SEED = 0
 DIGITS_TEST_FRACTION = 0.2
@@ -71,11 +72,7 @@ def load_npz_dataset(path: str | Path) -> Dataset:
     p = Path(path)
     if not p.is_file():
         raise UserInputError(f"data '{p}': no such file; give an .npz with {', '.join(_FIELDS)}")
-    try:
-        with np.load(p, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-    except Exception as exc:  # noqa: BLE001 -- any unreadable file is the user's input problem
-        raise UserInputError(f"data '{p}': not a readable .npz file ({exc})") from None
+    arrays = load_npz(p, f"data '{p}'")
     missing = [f for f in _FIELDS if f not in arrays]
     if missing:
         raise UserInputError(

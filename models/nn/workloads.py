@@ -13,10 +13,11 @@ Training is deterministic (``torch.manual_seed``, one thread) and cached under
 architecture, every hyper-parameter and a digest of the training data.
 
 User models (``--model PATH``): either a state dict (``torch.save(model.state_dict())``)
-of one of the two architectures, recognised by its parameter names and shapes and loaded
-safely (``weights_only=True``), or a whole ``torch.save``'d ``nn.Sequential`` built from
-the layer types :mod:`aimcflow.models.nn.convert` supports.  Unpickling a whole module
-runs code from the file: only load model files you trust.
+of one of the two architectures, recognised by its parameter names and shapes, or a whole
+``torch.save``'d ``nn.Sequential`` built from the layer types
+:mod:`aimcflow.models.nn.convert` supports.  Both are read with ``weights_only=True``: the
+unpickler may build only tensors, containers and those layer classes, so a file can never
+run code; anything else is refused.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import hashlib
 import json
 import os
 import pickle
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -178,6 +180,39 @@ def _matches(state: dict, arch: str, data: Dataset) -> bool:
     )
 
 
+_SAVE_HINT = (
+    "save a state dict (torch.save(model.state_dict(), path)) of "
+    + " or ".join(WORKLOADS)
+    + ", an nn.Sequential of supported layers, or a torch.export program (.pt2)"
+)
+
+
+def _safe_layer_classes() -> list[type]:
+    """The classes a whole-``nn.Sequential`` file may name: the layers the converter maps."""
+    # lazy: torch, and the converter's numba tile kernels (only when a model file is read)
+    from aimcflow.models.nn.convert import SUPPORTED
+    from torch import nn
+
+    return [nn.Sequential, *(getattr(nn, n) for n in SUPPORTED if hasattr(nn, n))]
+
+
+def _refusal(p: Path, torch_message: str) -> str:
+    """One line for a file the safe unpickler refused (torch's own text advises
+    ``weights_only=False``, which we never suggest)."""
+    m = re.search(r"GLOBAL ([\w.]+)", torch_message)
+    if m is None:
+        return (
+            f"model '{p}': not a torch model file (not a readable torch.save archive); {_SAVE_HINT}"
+        )
+    what = m.group(1)
+    from aimcflow.models.nn.convert import SUPPORTED  # lazy: numba tile kernels (see above)
+
+    return (
+        f"model '{p}': holds {what}, which cannot be loaded without running code from the "
+        f"file (aimcflow never does); supported layers: {', '.join(SUPPORTED)}; {_SAVE_HINT}"
+    )
+
+
 def load_user_model(path: str | Path, data: Dataset):
     """A user's model file (see the module docstring for the two accepted forms)."""
 
@@ -191,18 +226,14 @@ def load_user_model(path: str | Path, data: Dataset):
             f"model '{p}': no such file; give {', '.join(WORKLOADS)} "
             "or a torch.save'd state dict / nn.Sequential"
         )
-    try:
-        obj = torch.load(p, weights_only=True, map_location="cpu")
-    except pickle.UnpicklingError:
-        try:  # a whole pickled module: not loadable with weights_only
-            obj = torch.load(p, weights_only=False, map_location="cpu")
-        except Exception as exc:  # noqa: BLE001
-            raise UserInputError(
-                f"model '{p}': not a torch model file ({type(exc).__name__}: {exc})"
-            ) from None
-    except Exception as exc:  # noqa: BLE001 -- any unreadable file is a bad model file
+    try:  # never weights_only=False: unpickling arbitrary objects runs code from the file
+        with torch.serialization.safe_globals(_safe_layer_classes()):
+            obj = torch.load(p, weights_only=True, map_location="cpu")
+    except pickle.UnpicklingError as exc:
+        raise UserInputError(_refusal(p, str(exc))) from None
+    except Exception:  # noqa: BLE001 -- any unreadable file is a bad model file
         raise UserInputError(
-            f"model '{p}': not a torch model file ({type(exc).__name__}: {exc})"
+            f"model '{p}': not a torch model file (torch.load cannot read it); {_SAVE_HINT}"
         ) from None
     if isinstance(obj, dict):
         if not all(isinstance(v, torch.Tensor) for v in obj.values()):

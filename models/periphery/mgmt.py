@@ -1,4 +1,4 @@
-"""Bit-exact golden model of the noise + bound management controller, shared/SPEC.md.
+"""Bit-exact golden model of the noise + bound management controller, docs/SPEC.md.
 
 Per tile and input vector ``x[0..R)`` (integers, int64):
 

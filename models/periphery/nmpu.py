@@ -1,4 +1,4 @@
-"""Bit-exact golden model of the near-memory fixed-point unit (NMPU), shared/SPEC.md.
+"""Bit-exact golden model of the near-memory fixed-point unit (NMPU), docs/SPEC.md.
 
 Per output column ``c`` and row tile ``t = 0..T-1`` (all values integers, int64)::
 

@@ -1,6 +1,6 @@
 """Golden model of the stochastic pulse generator (SPG), bit-exact to ``rtl/spg.py``.
 
-Numerics (shared/SPEC.md, "Stochastic pulse generator"; the choices SPEC leaves open are
+Numerics (docs/SPEC.md, "Stochastic pulse generator"; the choices SPEC leaves open are
 fixed here and mirrored by the RTL):
 
 * Values ``v`` are signed ``value_bits`` integers meaning ``v / 2**(value_bits-1)``; gains

@@ -44,7 +44,10 @@ class TrainSettings:
 
 
 def _sigmoid(z: NDArray) -> NDArray:
-    return 1.0 / (1.0 + np.exp(-z))
+    # exp(-z) overflows to inf for z < -709 and the result is then exactly 0, as it should
+    # be: a large learning rate drives units there, which is no reason for a warning
+    with np.errstate(over="ignore"):
+        return 1.0 / (1.0 + np.exp(-z))
 
 
 def _softmax(z: NDArray) -> NDArray:

@@ -22,10 +22,10 @@ Presets take ``dw_min``, ``n_states``, ``up_down_asymmetry``, ``dw_min_dtod``,
 ``dw_min_ctoc`` and ``linear`` from the inference device presets
 (``models/analog/devices.py``: one place for those numbers) and add the update law and
 bounds: ``w_bound = n_states * dw_min / 2`` (n_states steps across ``[-w_bound, w_bound]``).
-Sources: FTJ thesis (shared/references/002) §3.1.1 and §5.1 — "Extreme" (largest dw_min,
+Sources: FTJ thesis (docs/ARCHITECTURE.md, References) §3.1.1 and §5.1 — "Extreme" (largest dw_min,
 nonlinear, unstable in training), "Balanced" (dw_min 0.1, asymmetric), "Constrained"
 (50x smaller dw_min, linear response, higher cycle-to-cycle variation); ECRAM: the
-protonic-synapse abstracts (shared/references/000), linear and symmetric.  The step laws
+protonic-synapse abstracts, linear and symmetric.  The step laws
 chosen per preset (exp_step for ftj-extreme, soft_bounds for ftj-balanced and reram) are
 our reading of "nonlinear"/"asymmetric" where the thesis' response figures are lost.
 """
