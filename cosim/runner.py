@@ -34,7 +34,7 @@ from typing import Any
 from aimcflow.models.jsonable import json_default
 from amaranth.back import verilog
 
-from . import deathsig
+from . import deathsig, icarus
 from .toolchain import find_verilator
 
 WAIVER_FILE = "verilator_waivers.vlt"
@@ -253,8 +253,6 @@ class Build:
         results_xml = run_dir / "results.xml"
         extra: dict[str, Any] = {}
         if self.sim == "icarus":
-            from . import icarus
-
             runner = icarus._runner_class()()
             extra = icarus.run_kwargs(run_dir, waves)
         else:
@@ -317,8 +315,6 @@ def build(
     """
     versions = tool_versions()  # also exports VERILATOR_ROOT / PATH for the build
     if sim != "verilator":
-        from . import icarus
-
         icarus.check_simulator(sim)
         return icarus.build_icarus(
             verilog, toplevel, name=name, build_args=build_args, versions=versions

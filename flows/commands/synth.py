@@ -7,6 +7,8 @@ import time
 
 from aimcflow.flows.args import add_config_arg, add_out_arg
 from aimcflow.flows.io import prepare_out_dir, shown, write_json_atomic
+from aimcflow.flows.package.sdc import clock_period_ns
+from aimcflow.flows.sta import liberty, liberty_row, require_sta
 
 SYNTH_BLOCKS = ("nmpu", "mgmt")
 
@@ -123,9 +125,6 @@ def run(args: argparse.Namespace) -> int:
 
 def run_liberty(args, cfg, blocks, lanes, verilog) -> int:
     """``synth --liberty``: per block and lane count, OpenSTA timing and liberty areas."""
-    from aimcflow.flows.package.sdc import clock_period_ns
-    from aimcflow.flows.sta import liberty, liberty_row, require_sta
-
     lib = liberty(args.liberty)  # refused before any work when not installed
     require_sta()
     period = clock_period_ns(cfg)

@@ -13,6 +13,7 @@ import re
 from dataclasses import replace
 from pathlib import Path
 
+from aimcflow.models.errors import UserInputError
 from aimcflow.models.io import write_json_atomic, write_text_atomic
 
 from .sdc import clock_period_ns, clock_reset_spec, sdc
@@ -38,8 +39,6 @@ CORE_UTILISATION = 40
 
 def module_prefix(text: str, digest: str) -> str:
     """``--module-prefix``: a Verilog identifier prefix, or ``hash`` = ``aimcflow_<digest8>_``."""
-    from aimcflow.models.errors import UserInputError
-
     p = f"aimcflow_{digest[:8]}_" if text == "hash" else text
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", p) or len(p) > 64:
         raise UserInputError(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from aimcflow.cosim.blocks import BLOCKS, block_params
 from aimcflow.models.io import write_json_atomic, write_text_atomic
 from amaranth.hdl import Shape
 from amaranth.lib import data, stream, wiring
@@ -170,8 +171,6 @@ def _silence(comp) -> None:
 def port_tables(cfg, blocks, out: Path) -> dict:
     """Write ``ports/<module>.md`` and ``waves/<module>_<stream>.json`` for ``blocks``;
     return the JSON tables for the manifest."""
-    from aimcflow.cosim.blocks import BLOCKS, block_params
-
     result = {}
     for b in blocks:
         comp = BLOCKS[b.name].component(block_params(cfg, b.name))
