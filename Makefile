@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.aimcflow-installed
 TORCH  := torch==2.13.0
 JOBS   ?= 2
 
-.PHONY: setup test demo bench soak lint clean
+.PHONY: setup test demo bench soak mutate lint clean
 
 setup: $(STAMP) $(VENV)/.aimcflow-waves $(VENV)/.aimcflow-eda
 
@@ -58,6 +58,11 @@ bench: setup
 
 soak: setup
 	$(PY) -m pytest -n $(JOBS) -m slow tests
+
+# Mutation testing of the test suite (not part of `make test`; ~45 min on 2 cores):
+# out/mutate/results.json.  See flows/mutate.py and the catalogue in flows/mutants.py.
+mutate: setup
+	$(PY) -m aimcflow.flows.mutate --jobs $(JOBS)
 
 lint: setup
 	$(VENV)/bin/ruff check rtl models cosim flows tests

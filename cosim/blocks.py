@@ -26,6 +26,7 @@ from aimcflow.rtl.plain_mac import PlainMac
 from aimcflow.rtl.pool import Pool
 from aimcflow.rtl.residual import ResidualAdd
 from aimcflow.rtl.secure_mac import SecureMac
+from aimcflow.rtl.sfu import Sfu
 from aimcflow.rtl.spg import StochasticPulseGenerator
 
 from .postops import POOL_VECTORS, RESIDUAL_VECTORS, pool_params, residual_params
@@ -35,11 +36,20 @@ from .rtlparams import (
     nmpu_params,
     plain_mac_params,
     secure_mac_params,
+    sfu_params,
     spg_params,
     top_params,
 )
 from .runner import amaranth_verilog
-from .vectors import MGMT_VECTORS, NMPU_VECTORS, SPG_VECTORS, Arrays, VectorBlock, compute
+from .vectors import (
+    MGMT_VECTORS,
+    NMPU_VECTORS,
+    SFU_VECTORS,
+    SPG_VECTORS,
+    Arrays,
+    VectorBlock,
+    compute,
+)
 
 
 def _top(p):
@@ -88,6 +98,8 @@ BLOCKS: dict[str, RtlBlock] = {
     "ascon_decrypt": RtlBlock(
         "ascon_decrypt", "aimcflow_ascon_decrypt", ascon_params, AsconDecrypt, False
     ),
+    # the transformer special-function unit: generated when named
+    "sfu": RtlBlock("sfu", "aimcflow_sfu", sfu_params, Sfu, False, vectors=SFU_VECTORS),
 }
 
 

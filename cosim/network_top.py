@@ -14,11 +14,24 @@ of ``periphery_top`` itself, never the wrapper's load/drain cycles).  Two modes:
   clock while ``go`` = 0), every output stream (and every ``status`` record) is captured
   into a ring of beats that Python reads ``K`` beats per clock.  Inside, ``periphery_top``
   still sees one beat per clock with valid/ready: an input ring offers its next beat as
-  soon as the previous one is taken, ``o`` is always ready, and the tile interface keeps
+  soon as the previous one is taken, ``o`` is ready, and the tile interface keeps
   the protocol of the per-beat bench's tile responder -- ``dac`` is ready while no request
   is pending; once a request's ``last`` DAC beat is taken, ``dac`` is held off and the
   ``adc`` ring offers the (pre-loaded) answer from the next clock until its ``last`` beat
-  is taken.
+  is taken -- except in the cycles a seeded random stall holds ``o``, ``dac`` or ``adc``
+  off (below).
+
+Random stalls (ring mode): a 32-bit xorshift ``rnd`` (13, 17, 5), loaded from
+``stall_seed`` while ``stall_seed_wen`` is high and stepped in every counted cycle, holds
+off ``o`` (``o.ready`` low) when its bits 0..7 are below ``stall_o``, the tile's ``adc``
+answer (``adc.valid`` low) when bits 8..15 are below ``stall_tile`` and its ``dac`` input
+(``dac.ready`` low) when bits 16..23 are below ``stall_tile``: per-cycle stall
+probabilities ``stall_o / 256`` and ``stall_tile / 256``, reproducible from the seed and
+independent of when Python wakes.  Both at 0 (reset): no stalls.  Stalled cycles are
+counted cycles (``periphery_top`` runs and waits), so they show in ``cycles``.
+
+``nmpu_handshake_errors`` counts the counted cycles in which the NMPU's documented
+handshake ``i.ready = ~o.valid | o.ready`` does not hold (a protocol monitor, both modes).
 
 ``en`` = ``go`` and not ``done`` and ``cycles < limit`` and every input ring is non-empty
 or marked ``final`` (Python has nothing more for it) and no output ring is full.  ``stop``
@@ -82,6 +95,9 @@ class NetworkTop(wiring.Component):
         ports = {n: m[n] for n in ("x", "dac", "adc", "o", "nmpu_load", "mgmt_load", "status")}
         ports |= {"bypass": In(1), "go": In(1), "stop": Out(1), "done": Out(1)}
         ports |= {"cycles": Out(COUNT_BITS), "limit": In(COUNT_BITS)}
+        ports |= {"stall_o": In(8), "stall_tile": In(8)}
+        ports |= {"stall_seed": In(32), "stall_seed_wen": In(1)}
+        ports |= {"nmpu_handshake_errors": Out(COUNT_BITS)}
         for n in IN_RINGS:
             ports[f"{n}_wdata"] = In(p.k * self.widths[n] + self.count_bits)
             ports[f"{n}_wen"] = In(1)
@@ -103,6 +119,22 @@ class NetworkTop(wiring.Component):
         m.submodules.top = EnableInserter(en)(top)
         ring = ~self.bypass
         k = p.k
+
+        # seeded random stalls of ring mode (module docstring): one xorshift32 step per
+        # counted cycle, so the stall pattern depends only on the periphery's own clock
+        rnd = Signal(32, init=1)
+        with m.If(self.stall_seed_wen):
+            m.d.sync += rnd.eq(Mux(self.stall_seed.any(), self.stall_seed, 1))
+        with m.Elif(en & ring):
+            x1 = (rnd ^ (rnd << 13))[:32]
+            x2 = x1 ^ (x1 >> 17)
+            m.d.sync += rnd.eq((x2 ^ (x2 << 5))[:32])
+        o_hold, adc_hold, dac_hold = Signal(), Signal(), Signal()
+        m.d.comb += [
+            o_hold.eq(rnd[0:8] < self.stall_o),
+            adc_hold.eq(rnd[8:16] < self.stall_tile),
+            dac_hold.eq(rnd[16:24] < self.stall_tile),
+        ]
 
         # tile protocol state of ring mode: a DAC request taken, its answer not yet
         pending = Signal()
@@ -136,7 +168,7 @@ class NetworkTop(wiring.Component):
                     with m.Case(i):
                         m.d.comb += beat.eq(rd.data[i * w : (i + 1) * w])
             count = rd.data[k * w :]
-            valid = nonempty & pending if n == "adc" else nonempty
+            valid = nonempty & pending & ~adc_hold if n == "adc" else nonempty
             inner, outer = getattr(top, n), getattr(self, n)
             m.d.comb += [
                 inner.valid.eq(Mux(self.bypass, outer.valid, valid)),
@@ -157,15 +189,15 @@ class NetworkTop(wiring.Component):
         m.d.comb += [
             self.dac.valid.eq(top.dac.valid & self.bypass),
             self.dac.payload.eq(top.dac.payload),
-            top.dac.ready.eq(Mux(self.bypass, self.dac.ready, ~pending)),
+            top.dac.ready.eq(Mux(self.bypass, self.dac.ready, ~pending & ~dac_hold)),
             self.o.valid.eq(top.o.valid & self.bypass),
             self.o.payload.eq(top.o.payload),
-            top.o.ready.eq(Mux(self.bypass, self.o.ready, 1)),
+            top.o.ready.eq(Mux(self.bypass, self.o.ready, ~o_hold)),
             self.status.eq(top.status),
         ]
         outs = {
-            "dac": (top.dac.valid & ~pending, top.dac.payload.as_value()),
-            "o": (top.o.valid, top.o.payload.as_value()),
+            "dac": (top.dac.valid & top.dac.ready, top.dac.payload.as_value()),
+            "o": (top.o.valid & top.o.ready, top.o.payload.as_value()),
             "status": (top.status.valid, top.status.as_value()),
         }
         counts = {}
@@ -215,6 +247,12 @@ class NetworkTop(wiring.Component):
                     m.d.sync += cnt.eq(cnt + 1)
             done_terms.append(cnt >= getattr(self, f"{n}_target"))
         m.d.comb += self.done.eq(Cat(*done_terms).all())
+
+        # protocol monitor: the NMPU promises i.ready = ~o.valid | o.ready (rtl/nmpu.py); a
+        # counted cycle where that fails is counted (stalls on o make the promise testable)
+        nm = top.nmpu
+        with m.If(en & (nm.i.ready != (~nm.o.valid | nm.o.ready))):
+            m.d.sync += self.nmpu_handshake_errors.eq(self.nmpu_handshake_errors + 1)
 
         run_ok = Signal()
         m.d.comb += [

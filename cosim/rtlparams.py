@@ -19,11 +19,13 @@ from aimcflow.models.periphery import spg as spg_golden
 from aimcflow.models.periphery.mgmt import NOISE_MODES, MgmtParams
 from aimcflow.models.periphery.nmpu import ACTIVATIONS, NmpuParams, rtl_clamp_bounds
 from aimcflow.models.periphery.secure_mac import SecureMacSpec, rtl_mask_seeds
+from aimcflow.models.periphery.sfu import SfuParams
 from aimcflow.rtl.ascon import AsconParams
 from aimcflow.rtl.params import MgmtRtlParams, NmpuRtlParams
 from aimcflow.rtl.periphery_top import PeripheryTopParams
 from aimcflow.rtl.plain_mac import MacParams
 from aimcflow.rtl.secure_mac import SecureMacParams
+from aimcflow.rtl.sfu import SfuRtlParams
 from aimcflow.rtl.spg import SpgParams
 
 MAX_TILES = 4
@@ -171,3 +173,21 @@ def ascon_params(cfg: AcceleratorConfig | None = None, max_blocks: int = 64):
     """The Ascon-AEAD128 weight decryptor, messages up to ``max_blocks`` 16-byte blocks."""
 
     return _checked("ascon_decrypt", AsconParams, {"max_blocks": max_blocks})
+
+
+def sfu_rtl_params(gp: SfuParams) -> SfuRtlParams:
+    """``rtl.sfu.SfuRtlParams`` of golden ``SfuParams`` ``gp``: its widths and the constants
+    it derives (exp polynomial, LOG2E, GELU clip and KA, reciprocal and root widths), so the
+    RTL holds exactly the golden model's numbers."""
+    c0, c1, c2 = gp.exp_coefs
+    fields = {
+        f.name: getattr(gp, f.name) for f in dataclasses.fields(SfuRtlParams) if hasattr(gp, f.name)
+    }
+    fields.update(exp_c0=c0, exp_c1=c1, exp_c2=c2)
+    return _checked("sfu", SfuRtlParams, fields)
+
+
+def sfu_params(cfg: AcceleratorConfig, **overrides) -> SfuRtlParams:
+    """The SFU of a config's ``[sfu]`` section (after the golden model's own check);
+    ``overrides`` replace golden fields (e.g. ``seq_max``)."""
+    return sfu_rtl_params(SfuParams.from_config(cfg, **overrides))

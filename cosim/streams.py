@@ -233,6 +233,42 @@ class Scoreboard:
         return int(bad.sum())
 
 
+class ReadyPromise:
+    """Per-cycle monitor of a block's documented handshake ``<sink>.ready = ~<source>.valid
+    | <source>.ready`` (its input stalls only while its output is stalled, e.g. the NMPU):
+    counts the cycles where it fails, sampled when every signal has settled."""
+
+    def __init__(self, dut: Any, sink: str, source: str) -> None:
+        self.in_ready = getattr(dut, f"{sink}__ready")
+        self.out_valid = getattr(dut, f"{source}__valid")
+        self.out_ready = getattr(dut, f"{source}__ready")
+        self.violations = 0
+        self.checked = 0
+
+    def drive(self) -> None:
+        pass
+
+    def sample(self) -> None:
+        promise = not self.out_valid.value or bool(self.out_ready.value)
+        self.violations += bool(self.in_ready.value) != promise
+        self.checked += 1
+
+    def flush(self) -> None:
+        pass
+
+
+PROGRESS_BOUND = 10_000
+"""Cycles :meth:`TB.run` waits without any beat transferred on any agent before it fails:
+a lost beat fails within milliseconds of simulated time instead of running to the
+(work-scaled) ``max_cycles``.  Longer than any legitimate pause of the blocks here."""
+
+
+def transfers(agents) -> int:
+    """Beats moved so far by the stream agents among ``agents`` (sources' ``sent`` plus
+    sinks' received ``words``): a progress count for no-progress bounds."""
+    return sum(getattr(a, "sent", 0) + len(getattr(a, "words", ())) for a in agents)
+
+
 class TB:
     """Test-bench base: clock, reset and the per-cycle loop over stream agents.
 
@@ -268,17 +304,33 @@ class TB:
         self.dut.rst.value = 0
 
     async def run(
-        self, until: Callable[[], bool], max_cycles: int, hooks: Sequence[Callable[[], None]] = ()
+        self,
+        until: Callable[[], bool],
+        max_cycles: int,
+        hooks: Sequence[Callable[[], None]] = (),
+        progress_bound: int | None = PROGRESS_BOUND,
     ) -> int:
-        """Step cycles until ``until()`` holds; returns cycles spent.  Raises on timeout."""
+        """Step cycles until ``until()`` holds; returns cycles spent.  Raises on timeout,
+        and after ``progress_bound`` cycles in which no agent transferred a beat (``None``:
+        no such bound, for deliberate idling)."""
 
         clk = self.dut.clk
         agents = self.agents
         start = self.cycle
         falling, readonly = FallingEdge(clk), ReadOnly()
+        moved, last_move = transfers(agents), start
         while not until():
             if self.cycle - start >= max_cycles:
                 raise AssertionError(f"timeout after {max_cycles} cycles")
+            if progress_bound is not None and (self.cycle - start) % 256 == 0:
+                now = transfers(agents)  # checked every 256 cycles: the loop stays cheap
+                if now != moved:
+                    moved, last_move = now, self.cycle
+                elif self.cycle - last_move > progress_bound:
+                    raise AssertionError(
+                        f"no beat transferred for {self.cycle - last_move} cycles "
+                        f"(after {now} beats): a lost beat or a hung handshake"
+                    )
             await falling
             for a in agents:
                 a.drive()
@@ -293,4 +345,4 @@ class TB:
     async def idle(self, cycles: int) -> None:
         """Let ``cycles`` cycles pass with the agents still active."""
         end = self.cycle + cycles
-        await self.run(lambda: self.cycle >= end, cycles + 1)
+        await self.run(lambda: self.cycle >= end, cycles + 1, progress_bound=None)

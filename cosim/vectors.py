@@ -16,6 +16,9 @@ Choices SPEC.md leaves open (recorded here, tested in tests/test_flow_vectors.py
   OUT ``sat_any`` is int64 0/1 like every other OUT field.
 - ``nmpu``: any T and C; the Verilated NMPU's memories are sized
   ``max(4, T)`` row tiles x ``max(tile.cols, C)`` columns for the file.
+- ``sfu``: ``op`` selects the operation; the row ops ignore ``b`` (any (K,N) array),
+  softmax and gelu ignore ``mult``/``shift``; only matmul reads ``wide``.  Row lengths
+  are bounded by the ``[sfu]`` parameters (the RTL is not resized for a file).
 - ``--sim icarus`` runs the same bench on an Icarus Verilog build
   (:mod:`aimcflow.cosim.icarus`); its OUT must equal Verilator's bit for bit.
 """
@@ -32,14 +35,17 @@ import numpy as np
 from aimcflow.models.config import AcceleratorConfig
 from aimcflow.models.errors import UserInputError
 from aimcflow.models.npzfile import load_npz
+from aimcflow.models.periphery import sfu as sfu_golden
 from aimcflow.models.periphery import spg as spg_golden
 from aimcflow.models.periphery.fixedpoint import signed_range
 from aimcflow.models.periphery.mgmt import IDEAL_TILE_W_BITS as W_BITS
 from aimcflow.models.periphery.mgmt import MgmtParams, check_x, ideal_linear_tile, manage
 from aimcflow.models.periphery.nmpu import NmpuParams, check_operands, check_range, nmpu
+from aimcflow.models.periphery.sfu import OPS as SFU_OPS
+from aimcflow.models.periphery.sfu import SfuParams
 
 from .icarus import icarus_version
-from .rtlparams import MAX_TILES, mgmt_params, nmpu_params
+from .rtlparams import MAX_TILES, mgmt_params, nmpu_params, sfu_params
 from .runner import cache_dir
 
 Arrays = dict[str, np.ndarray]
@@ -316,4 +322,60 @@ SPG_VECTORS = VectorBlock(
     check=_spg_check,
     golden=_spg_golden,
     rtl=_spg_rtl,
+)
+
+
+# -------------------------------------------------------------------------- sfu
+def _sfu_golden(cfg, x: Arrays) -> Arrays:
+    """``op`` 0 matmul (``x`` @ ``b``), 1 softmax, 2 layernorm, 3 gelu of the rows of ``x``;
+    ``b`` is ignored by the row ops, ``mult``/``shift`` by softmax and gelu, ``wide`` by all
+    but matmul.  The golden model's own checks name any value outside its width."""
+    gp = SfuParams.from_config(cfg)
+    op = int(x["op"])
+    if not 0 <= op < len(SFU_OPS):
+        raise UserInputError(
+            f"--in: op {op}; allowed: " + ", ".join(f"{i} ({n})" for i, n in enumerate(SFU_OPS))
+        )
+    wide = int(x["wide"])
+    if wide not in (0, 1):
+        raise UserInputError(f"--in: wide {wide}; allowed: 0 or 1")
+    mult, shift = int(x["mult"]), int(x["shift"])
+    name = SFU_OPS[op]
+    if name == "matmul":
+        return {"y": sfu_golden.matmul(x["x"], x["b"], mult, shift, gp, bool(wide))}
+    if name == "softmax":
+        return {"y": sfu_golden.softmax(x["x"], gp)}
+    if name == "layernorm":
+        return {"y": sfu_golden.layernorm(x["x"], mult, shift, gp)}
+    if x["x"].shape[1] > gp.k_max:
+        raise UserInputError(
+            f"--in: gelu row length {x['x'].shape[1]}; allowed: 1 .. {gp.k_max} (sfu parameters)"
+        )
+    return {"y": sfu_golden.gelu(x["x"], gp)}
+
+
+def _sfu_check(cfg, x: Arrays) -> None:
+    _sfu_golden(cfg, x)  # every check lives in the golden model; it is cheap
+
+
+def _sfu_rtl(cfg, x: Arrays, sim: str) -> Arrays:
+    from .benches import sfu as bench  # lazy: bench modules import cocotb
+
+    rtl = sfu_params(cfg)
+    return _run_file_bench(
+        bench.build(rtl, sim=sim),
+        bench.MODULE,
+        bench.bench_params(rtl, SfuParams.from_config(cfg)),
+        x,
+        ("y",),
+    )
+
+
+SFU_VECTORS = VectorBlock(
+    name="sfu",
+    fields={"op": (), "x": ("V", "K"), "b": ("K", "N"), "mult": (), "shift": (), "wide": ()},
+    outputs=("y",),
+    check=_sfu_check,
+    golden=_sfu_golden,
+    rtl=_sfu_rtl,
 )

@@ -13,11 +13,12 @@ from aimcflow.cosim import network
 from aimcflow.flows.io import shown
 from aimcflow.models.errors import UserInputError
 from aimcflow.models.nn.compiler import compile_network
-from aimcflow.models.nn.golden import LayerTrace, forward_golden
+from aimcflow.models.nn.golden import LayerTrace, forward_golden, periphery_corners
 from aimcflow.models.periphery.mgmt import MgmtParams
 from aimcflow.models.periphery.nmpu import NmpuParams
 
 CALIBRATION_IMAGES = 512  # training images for the compiler's output-scale percentiles
+STALLS = 0.25  # fraction of cycles the stalled level-4 run holds o, dac and adc off
 
 
 def analog_golden_level(net, cfg, data, x, y, images, t_s: float, out=None, console=None):
@@ -50,13 +51,18 @@ def analog_golden_level(net, cfg, data, x, y, images, t_s: float, out=None, cons
         logits3 = forward_golden(prog, x, images, traces=traces)
     acc3 = float(np.mean(logits3.argmax(1) == y))
     layers = []
-    for lp, tr in zip(prog.layers, traces, strict=True):
+    corners = periphery_corners(prog, traces)
+    for lp, tr, corner in zip(prog.layers, traces, corners, strict=True):
         its = np.concatenate(tr.iters)
         sat = np.concatenate(tr.sat)
         layers.append(
             {
                 "name": lp.name,
                 "adc_sat_rate": float(np.mean(sat)),
+                # final ADC codes at the [negative, positive] rail; accumulators at the
+                # [negative, positive] rail of nmpu.acc_bits (models.nn.golden.periphery_corners)
+                "adc_rail_codes": corner["adc_rails"],
+                "acc_rail_sums": corner["acc_rails"],
                 "bm_iterations_hist": np.bincount(
                     its, minlength=cfg.mgmt.bound_max_iter + 1
                 ).tolist(),
@@ -99,6 +105,25 @@ def level4(prog, x, y, images, logits3, console, sim: str = "verilator") -> dict
     if r.logits is not None and not np.array_equal(r.logits, logits3):
         mismatches += int(np.sum(r.logits != logits3))  # cannot happen if every job matched
     acc = float(np.mean(r.logits.argmax(1) == y)) if r.logits is not None else None
+    stalled = None
+    if not mismatches:  # the same images again, with random stalls on o, dac and adc
+        with console.status(f"analog-rtl with {STALLS:.0%} random stalls, {len(x)} images"):
+            rs = network.run_level4(prog, x, images, build=build, stalls=STALLS)
+        bad = rs.mismatches
+        if rs.logits is not None and not np.array_equal(rs.logits, logits3):
+            bad += int(np.sum(rs.logits != logits3))
+        mismatches += bad
+        stalled = {
+            "stall_fraction": STALLS,
+            "mismatches": bad,
+            "rtl_cycles": rs.rtl_cycles,
+            "ideal_cycles": rs.ideal_cycles,
+            "cycle_efficiency": rs.efficiency,
+            "sim_wall_s": rs.sim_wall_s,
+        }
+        if bad:
+            r = rs  # report the stalled run's errors, waves and log
+            acc = None
     return {
         "accuracy": acc,
         "activations_compared": r.activations_compared,
@@ -115,4 +140,5 @@ def level4(prog, x, y, images, logits3, console, sim: str = "verilator") -> dict
         "waves": r.waves,
         "log": r.log,
         "layers": r.layers,
+        "stalled": stalled,
     }

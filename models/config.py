@@ -203,6 +203,22 @@ class SpgConfig(_Section):
     deterministic: bool = _f(False, description="spread round(BL*q/2**P) pulses evenly")
 
 
+class SfuConfig(_Section):
+    """Special-function unit (transformer ops outside the tiles), docs/SPEC.md."""
+
+    lanes: int = _f(8, ge=1, le=64, description="elements per beat")
+    seq_max: int = _f(64, ge=2, le=1024, description="longest softmax row (sequence length)")
+    width_max: int = _f(64, ge=2, le=1024, description="widest layernorm row / matmul K")
+    in_bits: int = _f(8, ge=2, le=16, description="signed matmul operand and GELU width (bits)")
+    wide_bits: int = _f(
+        16, ge=2, le=24, description="signed softmax/layernorm input, wide matmul output (bits)"
+    )
+    out_bits: int = _f(8, ge=2, le=24, description="signed softmax/layernorm/matmul output (bits)")
+    mult_bits: int = _f(16, ge=2, le=24, description="signed output multiplier width (bits)")
+    sm_frac: int = _f(8, ge=0, le=16, description="fractional bits of the softmax input")
+    gelu_frac: int = _f(4, ge=0, le=15, description="fractional bits of GELU input and output")
+
+
 class AcceleratorConfig(_Section):
     """One accelerator: tile, device, converters, management, NMPU, noise, pulse generator."""
 
@@ -216,6 +232,7 @@ class AcceleratorConfig(_Section):
     nmpu: NmpuConfig = NmpuConfig()
     noise: NoiseConfig = NoiseConfig()
     spg: SpgConfig = SpgConfig()
+    sfu: SfuConfig = SfuConfig()
 
     def digest(self) -> str:
         """Stable hash of every parameter: names Verilator builds and manifests."""
@@ -234,7 +251,7 @@ class AcceleratorConfig(_Section):
         return validate_config(data, source="<replace>")
 
 
-PRESETS = ("baseline-ftj", "pcm", "ideal")
+PRESETS = ("baseline-ftj", "pcm", "ideal", "stress")
 
 
 _TYPE_NAMES = {

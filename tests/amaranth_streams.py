@@ -30,8 +30,10 @@ import numpy as np
 from amaranth.lib import data
 from amaranth.sim import Simulator
 
-DEFAULT_TIMEOUT = 100_000
-"""Cycles a helper waits for a handshake before failing (guards against hangs)."""
+DEFAULT_TIMEOUT = 10_000
+"""Cycles a helper waits without any transfer before failing: a lost beat or a hung
+handshake fails within seconds of simulation, not at the pytest timeout.  Far above any
+legitimate pause of the blocks tested here (pipeline latency plus a run of random stalls)."""
 
 
 def to_py(value: Any) -> Any:
@@ -57,6 +59,16 @@ async def put(ctx, stream, payload, *, timeout: int = DEFAULT_TIMEOUT) -> None:
             ctx.set(stream.valid, 0)
             return
     raise AssertionError(f"put: stream not ready within {timeout} cycles")
+
+
+async def until_high(ctx, signal, what: str, bound: int = DEFAULT_TIMEOUT) -> None:
+    """Tick until ``signal`` is high at a clock edge (a handshake completes there); fail
+    after ``bound`` cycles instead of waiting forever (``ctx.tick().until`` has no bound)."""
+    for _ in range(bound):
+        _, _, value = await ctx.tick().sample(signal)
+        if value:
+            return
+    raise AssertionError(f"{what}: no handshake within {bound} cycles")
 
 
 async def get(ctx, stream, *, timeout: int = DEFAULT_TIMEOUT):
@@ -138,6 +150,7 @@ async def transfer(
     idle: float = 0.0,
     stall: float = 0.0,
     timeout: int = DEFAULT_TIMEOUT,
+    trace: list[tuple[int, int, int, int]] | None = None,
 ) -> tuple[list, list[int], list[int]]:
     """Put ``payloads`` on the DUT's input ``sink`` while collecting ``count`` payloads from
     its output ``source``, both in one cycle loop.
@@ -146,6 +159,8 @@ async def transfer(
     valid and stable until accepted (stream rule); ``ready`` on ``source`` is low with
     probability ``stall`` per cycle.  Returns ``(received, in_cycles, out_cycles)``: the
     payloads and the cycle index (from this call's start) of each input and output transfer.
+    With ``trace``, every cycle appends ``(sink.valid, sink.ready, source.valid,
+    source.ready)`` as seen at that clock edge, for per-cycle handshake invariants.
     """
     received: list = []
     in_cycles: list[int] = []
@@ -167,6 +182,8 @@ async def transfer(
         _, _, in_ready, out_valid, out_payload = await ctx.tick().sample(
             sink.ready, source.valid, source.payload
         )
+        if trace is not None:
+            trace.append((int(offering), int(in_ready), int(out_valid), int(ready)))
         if offering and in_ready:
             in_cycles.append(n)
             k += 1

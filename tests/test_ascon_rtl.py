@@ -8,6 +8,7 @@ import pytest
 from aimcflow.cosim import runner
 from aimcflow.models.periphery import ascon
 from aimcflow.rtl.ascon import AsconDecrypt, AsconParams
+from amaranth_streams import until_high
 
 KAT = Path(__file__).parent / "data" / "ascon-aead128" / "LWC_AEAD_KAT_128_128.txt"
 
@@ -60,7 +61,7 @@ def _amaranth_decrypt(dut, key: bytes, nonce: bytes, ad: bytes, ct: bytes):
         for beat in message_beats(ad, ct):
             ctx.set(dut.i.payload.as_value(), beat)
             ctx.set(dut.i.valid, 1)
-            await ctx.tick().until(dut.i.ready)
+            await until_high(ctx, dut.i.ready, "input beat", 1000)
         ctx.set(dut.i.valid, 0)
         for _ in range(200):
             _, _, en, addr, data, strb, done, err = await ctx.tick().sample(

@@ -62,6 +62,8 @@ def test_cosim_nmpu_random(lanes, adc_bits, out_bits):
     )
     assert res["mismatches"] == 0, res["errors"]
     assert res["vectors"] >= FAST_VECTORS
+    # the docstring's handshake, every cycle under random output stalls
+    assert res["handshake_violations"] == 0 and res["handshake_checked"] > res["vectors"]
     assert "reset_after_beats" in res  # the mid-stream reset happened and was checked
     # the corners really occurred: saturated accumulators and outputs, all-zero vectors
     assert res["acc_saturated"] > 0 and res["out_saturated"] > 0 and res["zero_vectors"] > 0

@@ -84,6 +84,15 @@ def test_accumulator_saturates_after_each_addition():
     assert one([-1, 7], [-1, 1], [1, 31], [0, 0], 1, 0, p) == 511
 
 
+def test_unit_product_shifted_past_the_accumulator_saturates():
+    """acc_bits = 10 ([-512, 511]), e - e_min up to 21: a product of magnitude 1 shifted by
+    21 is +-2**21, so acc + s must hit the rail whatever acc held (SPEC: the shift is exact).
+    A shift cut short at 2**9 would leave 5 - 512 = -507 and -5 + 512 = 507."""
+    p = small(acc_bits=10, out_shift=0, out_bits=12, e_max=20, activation="none")
+    assert one([5, -1], [-1, 20], [1, 1], [0, 0], 1, 0, p) == -512
+    assert one([-5, 1], [-1, 20], [1, 1], [0, 0], 1, 0, p) == 511
+
+
 def test_output_saturation_signed_and_unsigned():
     # acc = -8*(-32)= 256 -> hmm: a most negative (-8), gain most negative (-32): 256 << 0
     p = small(out_shift=0, out_bits=4)

@@ -1,10 +1,10 @@
 """Level 4 ("analog-rtl"): the Verilated ``periphery_top`` in the loop of a whole network
 equals level 3 ("analog-golden") on every activation of every layer.
 
-Budget (``make test``, <= 240 s CPU for this file): two Verilator builds (baseline-ftj and
-pcm differ in DAC/ADC widths; ~30-60 s CPU each when cold, shared with ``aimcflow run``
-afterwards) and five co-simulations of ~10 s fixed cost each (simulator start, imports,
-chip program).  The image counts keep each simulation's own share small: the MLP costs
+Budget (``make test``, <= 300 s CPU for this file): three Verilator builds (baseline-ftj,
+pcm and stress differ in converter or accumulator widths; ~30-60 s CPU each when cold,
+shared with ``aimcflow run`` afterwards) and seven co-simulations of ~10 s fixed cost each
+(simulator start, imports, chip program).  The image counts keep each simulation's own share small: the MLP costs
 ~3 ms of simulation per image and the CNN (64 + 16 im2col vectors per image) ~80 ms, so
 60 MLP images and 12 CNN images add ~1-2 s per run while still exercising every layer,
 every column tile and bound-management retries (checked below).  ``make soak`` runs the
@@ -162,3 +162,27 @@ def test_level4_live_tiles_equal_recorded_answers(digits):
     ]
     assert [lay["requests"] for lay in ring.layers] == [lay["requests"] for lay in r.layers]
     assert ring.ideal_cycles == r.ideal_cycles
+
+
+@pytest.mark.cosim
+def test_level4_stress_config_with_random_stalls(digits):
+    """configs/stress.toml drives the periphery's corners in real layers -- accumulator
+    saturation on both sides, two or three bound-management retries, final ADC codes at
+    both rails -- and level 4 still equals level 3 on every activation, also with random
+    stalls on o, dac and adc in a quarter of the cycles (seeded): the stalls cost cycles
+    and nothing else, and no stream promise breaks (NMPU handshake, last flags, sat_any)."""
+    from aimcflow.models.nn.golden import periphery_corners
+
+    n = 20
+    r, traces = _check_level4(digits, "digits-mlp", "stress", n)
+    corners = periphery_corners(_program("digits-mlp", "stress"), traces)
+    assert sum(c["acc_rails"][0] for c in corners) > 0  # negative accumulator rail
+    assert sum(c["acc_rails"][1] for c in corners) > 0  # positive accumulator rail
+    assert sum(c["adc_rails"][0] for c in corners) > 0  # most negative ADC code
+    assert sum(c["adc_rails"][1] for c in corners) > 0  # most positive ADC code
+    assert max(len(c["iters"]) - 1 for c in corners) >= 2  # several retries
+    stalled, _ = _check_level4(digits, "digits-mlp", "stress", n, stalls=0.25)
+    assert stalled.extra["protocol_errors"] == 0 and stalled.extra["sat_flag_errors"] == 0
+    assert stalled.ideal_cycles == r.ideal_cycles
+    # a quarter of the cycles stall the output or the tile interface: clearly slower
+    assert stalled.rtl_cycles > 1.1 * r.rtl_cycles

@@ -38,6 +38,10 @@ SMALL = NmpuParams(
     clamp_hi=5,
 )
 
+PROGRESS_BOUND = 200
+"""Cycles without any transfer after which a run fails (a lost beat fails in seconds): the
+longest legitimate pause is LATENCY plus a run of random stalls, far below this."""
+
 # Amaranth deprecations fail the test (warnings as errors, as amaranth-soc does)
 pytestmark = pytest.mark.filterwarnings("error::DeprecationWarning")
 
@@ -106,8 +110,18 @@ def run_jobs(
                 await put(ctx, dut.load, beat)
             V, _, C = case["a"].shape
             ins = list(nmpu_input_beats(rp, case["a"], case["e"]))
+            trace: list[tuple[int, int, int, int]] = []
             got, in_cycles, out_cycles = await transfer(
-                ctx, dut.i, ins, dut.o, V * groups(C, rp.lanes), rng=rng, idle=idle, stall=stall
+                ctx,
+                dut.i,
+                ins,
+                dut.o,
+                V * groups(C, rp.lanes),
+                rng=rng,
+                idle=idle,
+                stall=stall,
+                timeout=PROGRESS_BOUND,
+                trace=trace,
             )
             beats = [to_py(b) for b in got]
             results.append(
@@ -116,6 +130,8 @@ def run_jobs(
                     last=[b["last"] for b in beats],
                     in_cycles=in_cycles,
                     out_cycles=out_cycles,
+                    trace=np.array(trace),
+                    beats=len(ins),
                 )
             )
 
@@ -124,6 +140,13 @@ def run_jobs(
 
 
 def check(gp: NmpuParams, case: dict, res: dict) -> None:
+    """Outputs bit for bit, ``last`` flags, and the docstring's handshake promise in every
+    cycle: ``i.ready = ~o.valid | o.ready`` (a stall freezes the pipeline, nothing else
+    drops ``i.ready``)."""
+    _, in_ready, out_valid, out_ready = res["trace"].T
+    promise = (1 - out_valid) | out_ready
+    bad = np.flatnonzero(in_ready != promise)
+    assert bad.size == 0, f"i.ready != ~o.valid | o.ready in cycles {bad[:8].tolist()}"
     expected = nmpu(params=gp, **case)
     assert np.array_equal(res["y"], expected), f"RTL\n{res['y']}\ngolden\n{expected}"
     C = case["a"].shape[2]
@@ -199,6 +222,23 @@ def test_four_tiles_full_rate_and_spec_widths():
     (res,) = run_jobs(rtl_params(gp, max_tiles=4, max_cols=4), [(gp, case)])
     check(gp, case, res)
     assert res["in_cycles"] == list(range(4 * 4 * groups(3, 2)))
+
+
+@pytest.mark.parametrize("T", [1, 3])
+def test_random_output_stalls_cost_exactly_the_stalled_cycles(T):
+    """Input always offered, output stalled at random (40 %): the handshake promise holds in
+    every cycle (checked by ``check``) and the run takes exactly beats + LATENCY + stalled
+    cycles (a stalled cycle: ``o.valid`` high, ``o.ready`` low); any bubble after a stall
+    would add cycles."""
+    gp = dataclasses.replace(SMALL, activation="relu", out_signed=False)
+    rng = np.random.default_rng(20 + T)
+    case = random_case(rng, gp, V=10, T=T, C=5)
+    (res,) = run_jobs(rtl_params(gp), [(gp, case)], seed=21 + T, stall=0.4)
+    check(gp, case, res)
+    _, _, out_valid, out_ready = res["trace"].T
+    stalled = int(np.sum(out_valid & (1 - out_ready)))
+    assert stalled >= 5  # the case really stalls
+    assert res["out_cycles"][-1] + 1 == res["beats"] + LATENCY + stalled
 
 
 def test_output_stall_keeps_every_beat():

@@ -4,17 +4,34 @@ updates, random backpressure on both sides, BL = 1 and BL = max."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from aimcflow.cosim.benches.spg import rtl_params
 from aimcflow.models.periphery import spg as golden
 from aimcflow.rtl.spg import SpgParams, StochasticPulseGenerator
 from amaranth.sim import Simulator
+from amaranth_streams import until_high
 
 
 def _params(rows: int, cols: int, **widths) -> SpgParams:
     """RTL parameters built the way the flows build them (golden jump constants included)."""
     return rtl_params(rows, cols, golden.SpgParams(**widths))
+
+
+PROGRESS_BOUND = 500
+"""Cycles a handshake may take before the test fails: a lost beat fails in well under a
+second instead of hanging until the pytest timeout (the longest legitimate wait is one
+update of ``max_bl`` slots under random stalls)."""
+
+
+async def load_seed(ctx, dut, seed: int) -> None:
+    """Offer ``seed`` on the seed stream until it is taken."""
+    ctx.set(dut.seed.payload, seed)
+    ctx.set(dut.seed.valid, 1)
+    await until_high(ctx, dut.seed.ready, "seed", PROGRESS_BOUND)
+    ctx.set(dut.seed.valid, 0)
 
 
 def _bits(view, n: int) -> list[int]:
@@ -44,10 +61,7 @@ def run_rtl(
     gaps_out = rng.random(V * bl * 4 + 16) > p_ready
 
     async def driver(ctx):
-        ctx.set(dut.seed.payload, seed)
-        ctx.set(dut.seed.valid, 1)
-        await ctx.tick().until(dut.seed.ready)
-        ctx.set(dut.seed.valid, 0)
+        await load_seed(ctx, dut, seed)
         for v in range(V):
             if gaps_in[v]:
                 await ctx.tick()
@@ -63,11 +77,11 @@ def run_rtl(
                 },
             )
             ctx.set(dut.i.valid, 1)
-            await ctx.tick().until(dut.i.ready)
+            await until_high(ctx, dut.i.ready, f"update {v}", PROGRESS_BOUND)
             ctx.set(dut.i.valid, 0)
 
     async def monitor(ctx):
-        k = 0
+        k = idle = 0
         while len(slots) < V * bl:
             ready = 0 if gaps_out[k % len(gaps_out)] else 1
             k += 1
@@ -75,6 +89,10 @@ def run_rtl(
             _, _, valid, payload = await ctx.tick().sample(dut.o.valid, dut.o.payload)
             if valid and ready:
                 slots.append(payload)
+                idle = 0
+            else:
+                idle += 1
+                assert idle < PROGRESS_BOUND, f"{len(slots)} of {V * bl} slots, then none"
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)
@@ -158,17 +176,14 @@ def test_no_bubble_between_updates():
     cycles = []
 
     async def driver(ctx):
-        ctx.set(dut.seed.payload, 7)
-        ctx.set(dut.seed.valid, 1)
-        await ctx.tick().until(dut.seed.ready)
-        ctx.set(dut.seed.valid, 0)
+        await load_seed(ctx, dut, 7)
         ctx.set(
             dut.i.payload,
             {"x": [1, 2], "d": [3, 4], "gain_x": 256, "gain_d": 256, "bl": bl, "deterministic": 0},
         )
         ctx.set(dut.i.valid, 1)
-        for _ in range(V):
-            await ctx.tick().until(dut.i.ready)
+        for v in range(V):
+            await until_high(ctx, dut.i.ready, f"update {v}", PROGRESS_BOUND)
         ctx.set(dut.i.valid, 0)
 
     async def monitor(ctx):
@@ -179,6 +194,7 @@ def test_no_bubble_between_updates():
             if valid:
                 cycles.append(t)
             t += 1
+            assert t < PROGRESS_BOUND + V * bl, f"{len(cycles)} of {V * bl} slots"
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)
@@ -208,7 +224,7 @@ def test_bl_zero_emits_nothing():
                 },
             )
             ctx.set(dut.i.valid, 1)
-            await ctx.tick().until(dut.i.ready)
+            await until_high(ctx, dut.i.ready, f"update bl={bl}", PROGRESS_BOUND)
         ctx.set(dut.i.valid, 0)
 
     async def monitor(ctx):
@@ -224,3 +240,48 @@ def test_bl_zero_emits_nothing():
     sim.add_testbench(monitor)
     sim.run()
     assert seen == [0, 0, 1]  # only the BL = 3 update's three slots
+
+
+KAT_FROM_1 = (1, 270369, 67634689, 2647435461)
+"""docs/SPEC.md: xorshift32 (13, 17, 5) from state 1, and its next three states."""
+
+
+def test_prng_known_answer_and_comparator_at_r_equal_q():
+    """The RTL's first slots from seed 1 follow the SPEC's known-answer sequence, and a lane
+    with ``q == r`` does not pulse (``r < q`` is strict) while ``q == r + 1`` does.
+
+    P = 32 so ``r`` is the whole state; translator shift 0 (value_bits 8, gain_frac 25), so
+    ``q = |v| * gain`` = the gain for ``v = 1``.  Both lanes get the identity seed jump, so
+    both start at the seed: the row lane with ``q = KAT``, the column lane with ``KAT + 1``,
+    one slot per update."""
+    widths = dict(value_bits=8, gain_bits=32, gain_frac=25, prob_bits=32, max_bl=3)
+    identity = tuple(1 << j for j in range(32))
+    params = dataclasses.replace(_params(1, 1, **widths), lane_jumps=(identity, identity))
+    dut = StochasticPulseGenerator(params)
+    seen = []
+
+    async def driver(ctx):
+        await load_seed(ctx, dut, 1)
+        for kat in KAT_FROM_1:
+            upd = {"x": [1], "d": [1], "gain_x": kat, "gain_d": kat + 1, "bl": 1}
+            ctx.set(dut.i.payload, {**upd, "deterministic": 0})
+            ctx.set(dut.i.valid, 1)
+            await until_high(ctx, dut.i.ready, f"update q={kat}", PROGRESS_BOUND)
+        ctx.set(dut.i.valid, 0)
+
+    async def monitor(ctx):
+        ctx.set(dut.o.ready, 1)
+        for _ in range(PROGRESS_BOUND):
+            _, _, valid, payload = await ctx.tick().sample(dut.o.valid, dut.o.payload)
+            if valid:
+                seen.append((_bits(payload.row, 1)[0], _bits(payload.col, 1)[0]))
+            if len(seen) == len(KAT_FROM_1):
+                return
+        raise AssertionError(f"{len(seen)} slots only")
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(driver)
+    sim.add_testbench(monitor)
+    sim.run()
+    assert seen == [(0, 1)] * len(KAT_FROM_1)

@@ -29,7 +29,7 @@ import cocotb
 import numpy as np
 from aimcflow.cosim.packing import PayloadCodec
 from aimcflow.cosim.runner import build_component, load_params, save_result
-from aimcflow.cosim.streams import TB, Scoreboard, StreamSink, StreamSource
+from aimcflow.cosim.streams import TB, ReadyPromise, Scoreboard, StreamSink, StreamSource
 from aimcflow.models.periphery import nmpu as golden
 from aimcflow.models.periphery.fixedpoint import signed_range
 from aimcflow.rtl.nmpu import LATENCY, Nmpu
@@ -198,6 +198,7 @@ class NmpuTB(TB):
         self.src = self.add(StreamSource(dut, "i", self.rng, p_valid))
         self.load = self.add(StreamSource(dut, "load", self.rng, p_valid))
         self.snk = self.add(StreamSink(dut, "o", self.rng, p_ready))
+        self.promise = self.add(ReadyPromise(dut, "i", "o"))  # i.ready = ~o.valid | o.ready
 
     async def program(self, job: Job) -> None:
         beats = load_beats(job, self.rtl)
@@ -336,6 +337,8 @@ async def random_jobs(dut):
         acc_saturated=int(coverage[0]),
         out_saturated=int(coverage[1]),
         zero_vectors=int(coverage[2]),
+        handshake_checked=tb.promise.checked,
+        handshake_violations=tb.promise.violations,
     )
     save_result(result)
     assert sb.mismatches == 0, "\n".join(sb.errors)

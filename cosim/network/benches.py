@@ -21,9 +21,16 @@ from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 
 from ..benches.periphery_top import top_codecs
 from ..network_top import COUNT_BITS, IN_RINGS, OUT_RINGS, TARGETS, NetworkTop, NetworkTopParams
-from ..streams import TB, StreamSink, StreamSource
+from ..streams import PROGRESS_BOUND, TB, StreamSink, StreamSource, transfers
 from .agents import AnswerSource, AnswerStatusMonitor, NetTileResponder
-from .jobs import RecordingTile, decode_result, ideal_cycles, load_words, x_segment_words
+from .jobs import (
+    RecordingTile,
+    decode_result,
+    ideal_cycles,
+    last_flags_ok,
+    load_words,
+    x_segment_words,
+)
 
 
 class NetworkTB(TB):
@@ -48,6 +55,7 @@ class NetworkTB(TB):
         # only agents with work in a phase are called (status drives nothing, the
         # responder samples nothing)
         self.loop_s = 0.0  # wall time inside the per-cycle loop
+        self.protocol_errors: list[str] = []  # per job: broken stream promises
         self.drivers = [a.drive for a in self.agents if a is not self.status]
         self.samplers = [a.sample for a in self.agents if a is not self.tile]
 
@@ -58,10 +66,17 @@ class NetworkTB(TB):
         t0 = time.perf_counter()
         start = cycle = self.cycle
         end = start + max_cycles
+        moved, last_move = transfers(self.agents), start
         try:
             while not until():
                 if cycle >= end:
                     raise AssertionError(f"timeout after {max_cycles} cycles")
+                if (cycle - start) % 256 == 0:  # no-progress bound, as streams.TB.run
+                    now = transfers(self.agents)
+                    if now != moved:
+                        moved, last_move = now, cycle
+                    elif cycle - last_move > PROGRESS_BOUND:
+                        raise AssertionError(f"no beat transferred for {cycle - last_move} cycles")
                 await falling
                 for d in drivers:
                     d()
@@ -80,6 +95,8 @@ class NetworkTB(TB):
         """The RTL's result of a job from its captured ``o``/``status`` words and its ideal
         cycles (``nw``/``mw``: the load words, ``seg_beats``: beats per row tile's segment)."""
         res = decode_result(self.codec, self.nrtl.lanes, job, o_words, status_words, a)
+        if not last_flags_ok(self.codec, self.nrtl.lanes, job, o_words):
+            self.protocol_errors.append("o.last is not set on exactly each vector's final beat")
         G = groups(len(job.mult), self.nrtl.lanes)
         return res, ideal_cycles(len(nw) + len(mw), seg_beats, res.iters, G)
 
@@ -148,6 +165,19 @@ class RingNetworkTB(NetworkTB):
             getattr(dut, f"{n}_rp").value = 0
         for n in TARGETS:
             getattr(dut, f"{n}_target").value = 0
+        self.stall_level = 0
+
+    async def set_stalls(self, fraction: float, seed: int) -> None:
+        """Random stalls on ``o``, ``dac`` and ``adc`` in ``fraction`` of the cycles
+        (network_top's seeded xorshift; call after reset)."""
+        self.stall_level = min(255, max(0, round(fraction * 256)))
+        await self.falling
+        self._set("stall_seed", seed & 0xFFFFFFFF)
+        self._set("stall_seed_wen", 1)
+        self._set("stall_o", self.stall_level)
+        self._set("stall_tile", self.stall_level)
+        await self.falling
+        self._set("stall_seed_wen", 0)
 
     def _u(self, name: str) -> int:
         return getattr(self.dut, name).value.to_unsigned()

@@ -17,12 +17,13 @@ from collections.abc import Callable
 import cocotb
 import numpy as np
 from aimcflow.models.nn.golden import LayerTrace, golden_periphery, input_codes, layer_jobs
+from aimcflow.models.periphery.mgmt import adc_sat_any
 from aimcflow.rtl.params import MgmtRtlParams, NmpuRtlParams
 
 from ..network_top import NetworkTopParams
 from ..runner import load_params, save_result
 from .benches import NetworkTB, RingNetworkTB
-from .compare import compare_job, format_mismatch, report_dac_mismatches
+from .compare import MAX_REPORT, compare_job, format_mismatch, report_dac_mismatches
 from .jobs import RecordingTile, job_coefficients
 
 _IMPORTED_AT = time.time()  # in the simulator: when cocotb imported this module
@@ -73,12 +74,20 @@ async def run_network(dut, p: dict, coef_hook: CoefHook | None = None):
     t_tb = time.time()
     tb.start_clock()
     await tb.reset()
+    stalls = float(p.get("stalls", 0.0))
+    if stalls > 0:
+        if not isinstance(tb, RingNetworkTB):
+            raise ValueError("stalls need ring mode (no gaps, no backpressure, recorded tiles)")
+        await tb.set_stalls(stalls, int(p["seed"]))
+    hs_seen = 0  # network_top's count of NMPU handshake-promise violations so far
     t_loaded = time.time()
     t0 = time.perf_counter()
     traces = [LayerTrace(lp.name) for lp in prog.layers]
     stats = [_layer_stats(lp.name) for lp in prog.layers]
     errors: list[dict] = []
     compared = status_compared = mismatches = dac_mismatches = 0
+    protocol_errors = sat_flag_errors = 0
+    adc_bits = int(prog.cfg.adc.bits)
     outs = []
     failed = False
     for b0 in range(0, len(x), bs):
@@ -116,6 +125,36 @@ async def run_network(dut, p: dict, coef_hook: CoefHook | None = None):
                 dac_mismatches += len(dac_bad)
                 mismatches += len(dac_bad)
                 report_dac_mismatches(cj, lp, lj, ids, dac_bad, errors)
+                # stream promises: the NMPU's handshake (network_top's monitor), o.last
+                hs = dut.nmpu_handshake_errors.value.to_unsigned()
+                if hs != hs_seen:
+                    tb.protocol_errors.append(
+                        f"NMPU i.ready != ~o.valid | o.ready in {hs - hs_seen} cycles"
+                    )
+                    hs_seen = hs
+                # the tile contract: sat_any = some code at an ADC rail (the mgmt golden rule)
+                bad_sat = sum(
+                    int(np.sum(s != adc_sat_any(a, adc_bits)))
+                    for rt in rec
+                    for _, _, a, s in rt.calls.values()
+                )
+                if bad_sat:
+                    tb.protocol_errors.append(
+                        f"{bad_sat} tile answers whose sat_any disagrees with their codes"
+                    )
+                    sat_flag_errors += bad_sat
+                for msg in tb.protocol_errors[: max(0, MAX_REPORT - len(errors))]:
+                    errors.append(
+                        {
+                            "layer": int(lp.index),
+                            "layer_name": lp.name,
+                            "tile": int(cj.column_tile),
+                            "protocol": msg,
+                        }
+                    )
+                protocol_errors += len(tb.protocol_errors)
+                mismatches += len(tb.protocol_errors)
+                tb.protocol_errors = []
                 st = stats[i]
                 st["rtl_cycles"] += cyc
                 st["jobs"] += 1
@@ -143,6 +182,9 @@ async def run_network(dut, p: dict, coef_hook: CoefHook | None = None):
         "status_compared": status_compared,
         "mismatches": mismatches,
         "dac_mismatches": dac_mismatches,
+        "protocol_errors": protocol_errors,
+        "sat_flag_errors": sat_flag_errors,
+        "stalls": stalls,
         "errors": errors,
         "rtl_cycles": sum(s["rtl_cycles"] for s in stats),
         "ideal_cycles": sum(s["ideal_cycles"] for s in stats),

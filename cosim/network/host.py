@@ -114,12 +114,16 @@ def run_level4(
     seed: int = 1,
     waves_on_failure: bool = True,
     per_beat: bool = False,
+    stalls: float = 0.0,
     bench: tuple[str, str] = (MODULE, TESTCASE),
     bench_params: dict | None = None,
 ) -> Level4Result:
     """Run ``x`` (float inputs) through ``prog`` at level 4.
 
     ``p_valid``/``p_ready`` < 1 add random gaps and backpressure on the streams.
+    ``stalls`` (0 .. 255/256) > 0: in ring mode the wrapper holds ``o``, ``dac`` and ``adc``
+    off at random in that fraction of cycles (seeded by ``seed``,
+    :mod:`aimcflow.cosim.network_top`): backpressure on the output and on the analog side.
     ``bench`` (cocotb test module, test name) and ``bench_params`` (extra parameters)
     select a variant of the test (:mod:`aimcflow.cosim.benches.network_probes`); result
     keys it adds land in ``extra``.
@@ -157,6 +161,7 @@ def run_level4(
             "seed": seed,
             "ring": RING,
             "per_beat": per_beat,
+            "stalls": stalls,
             **(bench_params or {}),
         }
         waves = log = None

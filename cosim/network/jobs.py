@@ -98,6 +98,14 @@ def ideal_cycles(load_beats: int, seg_beats: list[int], iters: np.ndarray, G: in
     return load_beats + sum(int(np.sum(its[:, t] + 1)) * (nb + G) for t, nb in enumerate(seg_beats))
 
 
+def last_flags_ok(codec: dict, lanes: int, job: ColumnJob, o_words: list[int]) -> bool:
+    """``o.last`` is set on exactly each vector's final beat (``rtl/nmpu.py``)."""
+    V, C = len(job.x_segments[0]), len(job.mult)
+    G = groups(C, lanes)
+    last = np.asarray(codec["o"].unpack(o_words[: V * G])["last"]).reshape(V, G)
+    return bool(np.array_equal(last, np.tile(np.arange(G) == G - 1, (V, 1))))
+
+
 def decode_result(
     codec: dict,
     lanes: int,

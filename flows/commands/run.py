@@ -21,6 +21,12 @@ Verilated ``periphery_top`` in the loop and compares every activation of every l
 level 3; ``levels.analog_rtl`` then holds its accuracy and cycle counts, and the top-level
 ``activations_compared``, ``mismatches``, ``rtl_cycles``, ``ideal_cycles`` and
 ``verilator_build_s`` (this run's build step: a cold build or the cache lookup) are filled.
+Level 4 runs twice on the same images: once with every stream always ready (the cycle
+counts above, ``cycle_efficiency``) and once with seeded random stalls (a quarter of the
+cycles, ``flows.levels.STALLS``, hold off the NMPU's output and both directions of the tile
+interface: ``levels.analog_rtl.stalled`` with its own cycle counts and efficiency), so the
+network also exercises backpressure.  Both runs compare every activation with level 3 and
+check stream promises (the NMPU's handshake, ``last`` flags, the tile answers' ``sat_any``).
 A mismatch prints layer, tile, image, column, expected and actual values and the wave
 file, and the command exits with status 1 (results.json is still written).
 ``--levels`` picks levels; ``--no-rtl`` drops analog-rtl.  analog-rtl needs the chip
@@ -260,6 +266,14 @@ def run(args: argparse.Namespace) -> int:
             f"{rtl['simulator']} build {rtl['verilator_build_s']:.1f} s"
             f"{' (cached)' if rtl['verilator_build_cached'] else ' (cold)'}"
         )
+        st = rtl.get("stalled")
+        if st is not None:
+            console.print(
+                f"with {st['stall_fraction']:.0%} random stalls on o, dac and adc: "
+                f"{st['mismatches']} mismatches; RTL cycles {st['rtl_cycles']}, ideal "
+                f"{st['ideal_cycles']}, cycle efficiency {st['cycle_efficiency']:.3f} "
+                f"(without stalls {'-' if eff is None else f'{eff:.3f}'})"
+            )
     elif "analog-rtl" in levels:
         console.print(f"[yellow]analog-rtl not run: {rtl['reason']}[/yellow]")
     if golden["accuracy"] is None:
@@ -269,7 +283,9 @@ def run(args: argparse.Namespace) -> int:
             "analog-golden per layer: "
             + "; ".join(
                 f"{lay['name']}: ADC saturation {100 * lay['adc_sat_rate']:.2f} %, bound-management "
-                f"iterations {lay['bm_iterations_hist']}, gain/mult bits {lay['gain_bits_used']:.1f}/"
+                f"iterations {lay['bm_iterations_hist']}, codes at the ADC rails -/+ "
+                f"{lay['adc_rail_codes'][0]}/{lay['adc_rail_codes'][1]}, accumulators at the rails "
+                f"-/+ {lay['acc_rail_sums'][0]}/{lay['acc_rail_sums'][1]}, gain/mult bits {lay['gain_bits_used']:.1f}/"
                 f"{lay['mult_bits_used']:.1f}"
                 for lay in golden["layers"]
             )

@@ -2,7 +2,10 @@
 
 Power model: per clock edge, the Hamming distance of every register of the design (all
 ``sync``-domain signals, exported by ``cosim.tvla.probe``), summed; with ``--power-model
-nets`` also of every named combinational signal.  The traces come from
+nets`` also of every named combinational signal.  The registers model is blind to
+combinational nets by construction: a mask flaw visible only between registers (a Goubin
+gamma reused across loads, an unmasked value formed on a wire) needs ``nets``; neither
+model sees glitches.  The traces come from
 a native Verilator program generated and built on first use (cached under ``.cache/tvla``);
 Python only reads its progress.  Writes ``results.json`` (SPEC.md keys plus details) and
 ``tvla.png`` (max |t| vs traces with the 4.5 threshold) into ``--out``.
@@ -63,7 +66,11 @@ def register(subparsers) -> None:
         choices=("registers", "nets"),
         default="registers",
         help="registers: Hamming distance of every register per clock edge; nets: also of "
-        "every named combinational signal (default registers)",
+        "every named combinational signal (default registers).  The registers model cannot "
+        "see combinational logic: a flaw that shows only on nets between registers (e.g. a "
+        "Goubin conversion reusing its gamma across loads, or one that forms the unmasked "
+        "value on a wire) passes it; use nets for those (settled values only: glitches and "
+        "coupling are modelled by neither)",
     )
     p.add_argument("--seed", type=int, default=1, help="seed of the harness's input randomness")
     add_out_arg(p, "tvla")

@@ -145,6 +145,57 @@ class LayerJobs:
         return y
 
 
+def _nmpu_params(cfg, lp) -> nmpu_model.NmpuParams:
+    """The NMPU parameters of layer program ``lp``: the config's, with the layer's own
+    activation and output format."""
+    return nmpu_model.NmpuParams.from_config(
+        cfg,
+        activation=lp.activation,
+        out_signed=lp.out_signed,
+        out_bits=lp.out_bits,
+        leaky_k=lp.leaky_k,
+    )
+
+
+def periphery_corners(prog, traces: list[LayerTrace]) -> list[dict]:
+    """Per layer, how often a run reached the periphery's corners: final ADC codes at the
+    most negative / most positive code, accumulators (after the last row tile) at the
+    negative / positive rail of ``nmpu.acc_bits``, and the bound-management iteration
+    histogram.  The accumulators are recomputed from the trace's final codes and exponents
+    with the NMPU golden model's own ``affine`` and ``accumulate``."""
+    cfg = prog.cfg
+    adc_lo, adc_hi = -(1 << (cfg.adc.bits - 1)), (1 << (cfg.adc.bits - 1)) - 1
+    out = []
+    for i, (lp, tr) in enumerate(zip(prog.layers, traces, strict=True)):
+        if not tr.a:
+            out.append({"name": lp.name, "adc_rails": [0, 0], "acc_rails": [0, 0], "iters": []})
+            continue
+        a, e = np.concatenate(tr.a), np.concatenate(tr.e)
+        p = _nmpu_params(cfg, lp)
+        cols = prog.stages[i].layer.matrix.col_slices
+        acc = np.concatenate(
+            [
+                nmpu_model.accumulate(
+                    nmpu_model.affine(a[:, :, cs], lp.gain[None, :, cs], lp.offset[None, :, cs]),
+                    e[:, :, k],
+                    p,
+                )
+                for k, cs in enumerate(cols)
+            ],
+            axis=1,
+        )
+        acc_lo, acc_hi = -(1 << (p.acc_bits - 1)), (1 << (p.acc_bits - 1)) - 1
+        out.append(
+            {
+                "name": lp.name,
+                "adc_rails": [int(np.sum(a == adc_lo)), int(np.sum(a == adc_hi))],
+                "acc_rails": [int(np.sum(acc == acc_lo)), int(np.sum(acc == acc_hi))],
+                "iters": np.bincount(np.concatenate(tr.iters)).tolist(),
+            }
+        )
+    return out
+
+
 def layer_jobs(prog, i: int, h: np.ndarray, images: np.ndarray) -> LayerJobs:
     """Integer activations into stage ``i`` -> its column jobs (one per column tile)."""
     cfg = prog.cfg
@@ -153,13 +204,7 @@ def layer_jobs(prog, i: int, h: np.ndarray, images: np.ndarray) -> LayerJobs:
         h = op(h)
     rows, keys, shape = st.layer.to_rows(h, images)
     mp = mgmt_model.MgmtParams.from_config(cfg, x_bits=lp.in_bits, x_signed=lp.in_signed)
-    np_ = nmpu_model.NmpuParams.from_config(
-        cfg,
-        activation=lp.activation,
-        out_signed=lp.out_signed,
-        out_bits=lp.out_bits,
-        leaky_k=lp.leaky_k,
-    )
+    np_ = _nmpu_params(cfg, lp)
     m = st.layer.matrix
     jobs = [
         ColumnJob(
