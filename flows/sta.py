@@ -71,6 +71,7 @@ class MappedBlock:
     cells: int
     max_fanout: int
     netlist: str | None
+    abc: str = ""
 
 
 def _yosys(tmp: Path, script: str, timeout_s: float) -> None:
@@ -120,16 +121,26 @@ def map_block(
             write="write_verilog -noattr -noexpr out.v",
         )
         script = script.replace("hilomap -hicell BUFX2:Y -locell BUFX2:Y\n", "")
-        try:
-            _yosys(tmp, script, timeout_s)
-        except RuntimeError:
-            # the WASM ABC gives up on the largest designs with the choice/sizing script
-            # (exit 1, no message): retry with plain delay mapping plus the fanout buffering
-            light = f"+strash;map,-D,{ps};buffer,-N,{MAX_FANOUT};stime,-p"
-            plain = re.sub(
+        # the WASM ABC gives up on the largest designs (exit 1, no message) with the
+        # choice/sizing script and even with plain mapping + buffering: fall back step by
+        # step, the last one Yosys' own delay script (no fanout limit); the row says which
+        light = f"+strash;map,-D,{ps};buffer,-N,{MAX_FANOUT};stime,-p"
+        scripts = {
+            "dch+map+buffer+sizing": script,
+            "map+buffer": re.sub(
                 r"(abc -liberty \S+ -D \d+ -script )\S+", lambda m: m.group(1) + light, script
-            )
-            _yosys(tmp, plain, timeout_s)
+            ),
+            "yosys default abc -D (no fanout buffering)": re.sub(
+                r"(abc -liberty \S+ -D \d+) -script \S+", r"\1", script
+            ),
+        }
+        for abc, text in scripts.items():
+            try:
+                _yosys(tmp, text, timeout_s)
+                break
+            except RuntimeError:
+                if abc.startswith("yosys default"):
+                    raise
         text = (tmp / "stat.txt").read_text()
         area = re.search(r"Chip area for (?:top )?module .*?:\s*([\d.]+)", text)
         # Yosys >= 0.50: "  796    28232 cells"; older: "Number of cells: 796"
@@ -144,6 +155,7 @@ def map_block(
         int(cells[-1]),
         _max_fanout(netlist),
         netlist,
+        abc,
     )
 
 
@@ -238,4 +250,5 @@ def liberty_row(gen, lib: Path, period_ns: float, flop_memories: bool) -> dict:
     row |= t.as_dict()
     row["timed_netlist"] = "memories as flops" if flop_memories else "memories as black boxes"
     row["max_fanout"] = timed.max_fanout
+    row["abc_script"] = timed.abc
     return row
