@@ -16,17 +16,18 @@ from typing import Any
 from aimcflow.models.config import AcceleratorConfig
 from aimcflow.models.errors import UserInputError
 from aimcflow.models.periphery import spg as spg_golden
-from aimcflow.models.periphery.mgmt import NOISE_MODES, MgmtParams
-from aimcflow.models.periphery.nmpu import ACTIVATIONS, NmpuParams, rtl_clamp_bounds
+from aimcflow.models.periphery.mgmt import MgmtParams
+from aimcflow.models.periphery.nmpu import NmpuParams, rtl_clamp_bounds
 from aimcflow.models.periphery.secure_mac import SecureMacSpec, rtl_mask_seeds
 from aimcflow.models.periphery.sfu import SfuParams
 from aimcflow.rtl.ascon import AsconParams
-from aimcflow.rtl.params import MgmtRtlParams, NmpuRtlParams
+from aimcflow.rtl.codes import activation_code, noise_code
+from aimcflow.rtl.params import MgmtRtlParams, MgmtWidths, NmpuRtlParams, NmpuWidths, SpgWidths
 from aimcflow.rtl.periphery_top import PeripheryTopParams
 from aimcflow.rtl.plain_mac import MacParams
 from aimcflow.rtl.secure_mac import SecureMacParams
 from aimcflow.rtl.sfu import SfuRtlParams
-from aimcflow.rtl.spg import SpgParams
+from aimcflow.rtl.spg import SpgRtlParams
 
 MAX_TILES = 4
 """Row tiles the NMPU's coefficient memory holds per layer (``max_tiles``): a flow choice,
@@ -45,29 +46,22 @@ def _checked(block: str, cls: type, fields: dict[str, Any]) -> Any:
         raise _rtl_error(block, exc) from None
 
 
+def _widths(cls: type, gp) -> dict[str, Any]:
+    """The fields of the widths class ``cls`` (shared by a golden and an RTL parameter
+    class) as ``gp`` holds them."""
+    return {f.name: getattr(gp, f.name) for f in dataclasses.fields(cls)}
+
+
 def nmpu_rtl_params(gp, max_tiles: int, max_cols: int, **overrides):
     """``rtl.params.NmpuRtlParams`` of golden ``NmpuParams`` ``gp``: the widths as they are,
     the run-time choices (activation, signedness, leaky k, clamp bounds) as register reset
     values, and the memories sized for ``max_tiles`` row tiles of ``max_cols`` columns.
     ``overrides`` replace single fields.  Refused parameters raise :class:`UserInputError`."""
-
     lo, hi = rtl_clamp_bounds(gp)
-    fields = dict(
-        lanes=gp.lanes,
-        adc_bits=gp.adc_bits,
-        gain_bits=gp.gain_bits,
-        gain_frac=gp.gain_frac,
-        acc_bits=gp.acc_bits,
-        mult_bits=gp.mult_bits,
-        out_shift=gp.out_shift,
-        out_bits=gp.out_bits,
-        e_min=gp.e_min,
-        e_max=gp.e_max,
-        offset_bits=gp.offset_bits,
-        bias_bits=gp.bias_bits,
+    fields = _widths(NmpuWidths, gp) | dict(
         max_tiles=max_tiles,
         max_cols=max_cols,
-        activation_reset=ACTIVATIONS.index(gp.activation),
+        activation_reset=activation_code(gp.activation),
         out_signed_reset=gp.out_signed,
         leaky_k_reset=gp.leaky_k,
         clamp_lo_reset=lo,
@@ -78,7 +72,6 @@ def nmpu_rtl_params(gp, max_tiles: int, max_cols: int, **overrides):
 
 def nmpu_params(cfg: AcceleratorConfig, **overrides):
     """``rtl.params.NmpuRtlParams`` of a config (after the golden model's own check)."""
-
     gp = NmpuParams.from_config(cfg)  # UserInputError with config key names
     sizes = dict(max_tiles=MAX_TILES, max_cols=cfg.tile.cols)
     return nmpu_rtl_params(gp, **(sizes | overrides))
@@ -89,18 +82,11 @@ def mgmt_rtl_params(gp, x_lanes: int, lanes: int, max_rows: int, **overrides):
     the noise mode and retry bound as register reset values, ``x_lanes`` input values and
     ``lanes`` ADC codes per beat, an input buffer of ``max_rows`` rows.  ``overrides``
     replace single fields.  Refused parameters raise :class:`UserInputError`."""
-
-    fields = dict(
-        dac_bits=gp.dac_bits,
-        adc_bits=gp.adc_bits,
-        e_min=gp.e_min,
-        e_max=gp.e_max,
-        x_bits=gp.x_bits,
-        x_signed=gp.x_signed,
+    fields = _widths(MgmtWidths, gp) | dict(
         x_lanes=x_lanes,
         lanes=lanes,
         max_rows=max_rows,
-        noise_reset=NOISE_MODES.index(gp.noise),
+        noise_reset=noise_code(gp.noise),
         bound_max_iter_reset=gp.bound_max_iter,
     )
     return _checked("mgmt", MgmtRtlParams, fields | overrides)
@@ -108,43 +94,32 @@ def mgmt_rtl_params(gp, x_lanes: int, lanes: int, max_rows: int, **overrides):
 
 def mgmt_params(cfg: AcceleratorConfig, **overrides):
     """``rtl.params.MgmtRtlParams`` of a config (after the golden model's own check)."""
-
     gp = MgmtParams.from_config(cfg)
     sizes = dict(x_lanes=cfg.nmpu.lanes, lanes=cfg.nmpu.lanes, max_rows=cfg.tile.rows)
     return mgmt_rtl_params(gp, **(sizes | overrides))
 
 
 def top_params(cfg: AcceleratorConfig, **ov) -> dict[str, Any]:
-
+    """The NMPU's and the controller's parameters of ``periphery_top`` under ``cfg``."""
     blocks = {"nmpu": nmpu_params(cfg), "mgmt": mgmt_params(cfg)}
     _checked("periphery_top", PeripheryTopParams, blocks)
     return blocks
 
 
 def spg_rtl_params(rows: int, cols: int, gp):
-    """``rtl.spg.SpgParams`` of an R x C pulse generator with golden widths ``gp``
+    """``rtl.spg.SpgRtlParams`` of an R x C pulse generator with golden widths ``gp``
     (``models.periphery.spg.SpgParams``) and the golden model's per-lane seed-jump
     constants (the GF(2) jumps live only in the golden model)."""
-
     return _checked(
         "spg",
-        SpgParams,
-        {
-            "rows": rows,
-            "cols": cols,
-            "value_bits": gp.value_bits,
-            "gain_bits": gp.gain_bits,
-            "gain_frac": gp.gain_frac,
-            "prob_bits": gp.prob_bits,
-            "max_bl": gp.max_bl,
-            "lane_jumps": spg_golden.rtl_lane_jumps(rows + cols),
-        },
+        SpgRtlParams,
+        _widths(SpgWidths, gp)
+        | {"rows": rows, "cols": cols, "lane_jumps": spg_golden.rtl_lane_jumps(rows + cols)},
     )
 
 
 def spg_params(cfg: AcceleratorConfig, **overrides):
     """The pulse generator of one tile: ``tile.rows`` + ``tile.cols`` lanes, ``[spg]`` widths."""
-
     p = spg_rtl_params(cfg.tile.rows, cfg.tile.cols, spg_golden.SpgParams.from_config(cfg))
     return dataclasses.replace(p, **overrides) if overrides else p
 
@@ -156,14 +131,12 @@ config key."""
 
 def plain_mac_params(cfg: AcceleratorConfig | None = None, n: int = MAC_LANES):
     """The unprotected MAC: ``n`` lanes, 8-bit weights and activations (``cfg`` unused)."""
-
     return _checked("plain_mac", MacParams, {"n": n})
 
 
 def secure_mac_params(cfg: AcceleratorConfig | None = None, n: int = MAC_LANES):
     """The share-masked MAC with the golden model's reset states of its mask generators
     (seeded once from ``SecureMacSpec.seed``; ``cfg`` unused)."""
-
     return _checked(
         "secure_mac", SecureMacParams, {"n": n, "mask_seeds": rtl_mask_seeds(SecureMacSpec(n=n))}
     )
@@ -171,7 +144,6 @@ def secure_mac_params(cfg: AcceleratorConfig | None = None, n: int = MAC_LANES):
 
 def ascon_params(cfg: AcceleratorConfig | None = None, max_blocks: int = 64):
     """The Ascon-AEAD128 weight decryptor, messages up to ``max_blocks`` 16-byte blocks."""
-
     return _checked("ascon_decrypt", AsconParams, {"max_blocks": max_blocks})
 
 

@@ -1,8 +1,8 @@
 """Build Verilog with Verilator through ``cocotb_tools.runner`` and run cocotb benches on it.
 
 One build per distinct (Verilog text, toplevel, build arguments, waiver file, tool
-versions) lives under ``<cache>/verilator/<key>``; ``<cache>`` is ``$AIMCFLOW_CACHE`` or
-``<repo>/.cache``.  Builds are shared between processes: an ``fcntl`` lock per key makes
+versions) lives under ``<cache>/verilator/<key>``; ``<cache>`` is :func:`aimcflow.models.io.cache_dir`
+(``$AIMCFLOW_CACHE``, else ``<repo>/.cache``).  Builds are shared between processes: an ``fcntl`` lock per key makes
 the second pytest-xdist worker wait for the first one's build instead of racing it, and a
 ``BUILD_OK`` marker written last tells a finished build from a half-written one.
 
@@ -31,6 +31,7 @@ from importlib.metadata import version as _dist_version
 from pathlib import Path
 from typing import Any
 
+from aimcflow.models.io import cache_dir
 from aimcflow.models.jsonable import json_default
 from amaranth.back import verilog
 
@@ -44,21 +45,6 @@ RESULT_ENV = "AIMCFLOW_BENCH_RESULT"
 
 class CosimFailure(AssertionError):
     """A cocotb bench failed; the message names the failing tests, the log and the FST."""
-
-
-def repo_root() -> Path | None:
-    """The source checkout holding this package (editable install), if there is one."""
-    root = Path(__file__).resolve().parent.parent
-    return root if (root / "pyproject.toml").is_file() else None
-
-
-def cache_dir() -> Path:
-    """Where Verilator builds and bench runs live: ``$AIMCFLOW_CACHE`` or ``<repo>/.cache``."""
-    env = os.environ.get("AIMCFLOW_CACHE")
-    if env:
-        return Path(env)
-    root = repo_root()
-    return (root / ".cache") if root else Path.home() / ".cache" / "aimcflow"
 
 
 def waiver_path() -> Path:

@@ -27,7 +27,32 @@ from cocotb.handle import Immediate
 from cocotb.triggers import FallingEdge, ReadOnly
 
 
-class StreamSource:
+class _StreamAgent:
+    """The three ports of stream ``<prefix>`` (``__valid``, ``__ready``, ``__payload``) and
+    the random draws of one agent, taken from ``rng`` in blocks of 4096 (one numpy call per
+    4096 cycles)."""
+
+    def __init__(self, dut: Any, prefix: str, rng: np.random.Generator, lean: bool) -> None:
+        self.valid = getattr(dut, f"{prefix}__valid")
+        self.payload = getattr(dut, f"{prefix}__payload")
+        self.ready = getattr(dut, f"{prefix}__ready")
+        self.name = prefix
+        self.rng = rng
+        self.lean = lean
+        self._coins = iter(())
+
+    def _coin(self, p: float) -> bool:
+        """True with probability ``p``."""
+        if p >= 1.0:
+            return True
+        try:
+            return next(self._coins)
+        except StopIteration:
+            self._coins = iter((self.rng.random(4096) < p).tolist())
+            return next(self._coins)
+
+
+class StreamSource(_StreamAgent):
     """Drives ``<prefix>__valid``/``__payload`` from a queue of payload ints; random gaps.
 
     ``p_valid`` is the probability of offering the next beat in a cycle where nothing is
@@ -48,19 +73,13 @@ class StreamSource:
         *,
         lean: bool = False,
     ) -> None:
-        self.valid = getattr(dut, f"{prefix}__valid")
-        self.payload = getattr(dut, f"{prefix}__payload")
-        self.ready = getattr(dut, f"{prefix}__ready")
-        self.name = prefix
-        self.rng = rng
+        super().__init__(dut, prefix, rng, lean)
         self.p_valid = p_valid
-        self.lean = lean
         self.queue: deque[int] = deque()
         self.sent = 0
         self._offering = False
         self._taken = False
         self._valid_now = 0
-        self._gaps = iter(())
         self.valid.value = 0
         # a defined payload from time 0: Icarus starts undriven inputs at X (Verilator at
         # 0), and a ready that decodes another stream's idle payload would be X
@@ -84,15 +103,6 @@ class StreamSource:
         """The payload word offered now (or next): the front of the queue."""
         return self.queue[0]
 
-    def _gap(self) -> bool:
-        if self.p_valid >= 1.0:
-            return False
-        try:
-            return next(self._gaps)
-        except StopIteration:  # draw random numbers in blocks: one numpy call per 4096 cycles
-            self._gaps = iter((self.rng.random(4096) >= self.p_valid).tolist())
-            return next(self._gaps)
-
     def _advance(self) -> bool:
         """Retire the beat taken last cycle; start offering the next one unless a gap is
         drawn.  True when a new beat is offered (its payload must be written)."""
@@ -100,7 +110,7 @@ class StreamSource:
             self.queue.popleft()
             self.sent += 1
             self._offering = self._taken = False
-        if not self._offering and self.queue and not self._gap():
+        if not self._offering and self.queue and self._coin(self.p_valid):
             self._offering = True
             return True
         return False
@@ -129,7 +139,7 @@ class StreamSource:
         self.valid.value = 0
 
 
-class StreamSink:
+class StreamSink(_StreamAgent):
     """Drives ``<prefix>__ready`` randomly (probability ``p_ready``) and records payloads.
 
     ``hold`` (set by a bench) forces ``ready`` low until cleared, e.g. while the party
@@ -145,31 +155,16 @@ class StreamSink:
         *,
         lean: bool = False,
     ) -> None:
-        self.valid = getattr(dut, f"{prefix}__valid")
-        self.payload = getattr(dut, f"{prefix}__payload")
-        self.ready = getattr(dut, f"{prefix}__ready")
-        self.name = prefix
-        self.rng = rng
+        super().__init__(dut, prefix, rng, lean)
         self.p_ready = p_ready
-        self.lean = lean
         self.hold = False
         self.words: list[int] = []
         self._ready = False
         self._ready_now = False
-        self._draws = iter(())
         self.ready.value = 0
 
-    def _draw(self) -> bool:
-        if self.p_ready >= 1.0:
-            return True
-        try:
-            return next(self._draws)
-        except StopIteration:
-            self._draws = iter((self.rng.random(4096) < self.p_ready).tolist())
-            return next(self._draws)
-
     def drive(self) -> None:
-        r = self._ready = not self.hold and self._draw()
+        r = self._ready = not self.hold and self._coin(self.p_ready)
         if not self.lean:
             self.ready.value = int(r)
         elif r != self._ready_now:

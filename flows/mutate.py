@@ -21,9 +21,9 @@ on the mutated copy (level 4 compares the Verilated periphery with the golden mo
 every activation) and counts the mutant killed when the run exits non-zero; results go to
 ``out/mutate/network-<CONFIG>.json``.
 
-Verilator builds go to ``$AIMCFLOW_CACHE`` or ``out/mutate/cache`` (keyed by the generated
-Verilog, so unmutated designs are built once); the trained-model cache of the checkout is
-reused.  ``--tree DIR`` mutates another checkout (e.g. an older commit, for a before/after
+Verilator builds and trained models go to aimcflow's one cache
+(:func:`aimcflow.models.io.cache_dir`: ``$AIMCFLOW_CACHE`` or the checkout's ``.cache``);
+builds are keyed by the generated Verilog, so unmutated designs are built once.  ``--tree DIR`` mutates another checkout (e.g. an older commit, for a before/after
 comparison) with this catalogue.
 Bounds: ``--jobs`` 1..8, ``--images`` 1..360 (the digits test split).
 """
@@ -49,6 +49,7 @@ from aimcflow.flows.io import write_json_atomic
 from aimcflow.flows.mutants import CATALOGUE, TIERS, Mutant
 from aimcflow.models.config import load_config
 from aimcflow.models.errors import UserInputError
+from aimcflow.models.io import cache_dir
 
 SRC_DIRS = ("rtl", "models", "cosim", "flows", "configs")
 """Package directories of the checkout; each is the ``aimcflow.<name>`` subpackage."""
@@ -152,13 +153,12 @@ class Scratch:
                 if p.read_bytes() != data:
                     raise RuntimeError(f"could not restore {p}")
 
-    def env(self, cache: Path, model_cache: Path) -> dict[str, str]:
+    def env(self, cache: Path) -> dict[str, str]:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join([str(self.dir), str(self.dir / "tests")])
         # no .pyc: a restored file of the mutant's size and mtime second would reuse its code
         env["PYTHONDONTWRITEBYTECODE"] = "1"
         env["AIMCFLOW_CACHE"] = str(cache)
-        env["AIMCFLOW_CACHE_DIR"] = str(model_cache)
         return env
 
 
@@ -397,15 +397,14 @@ def _main(args: argparse.Namespace) -> int:
     scratches = [Scratch(root, work / f"tree{j}") for j in range(jobs)]
     free = list(scratches)
     lock = threading.Lock()
-    model_cache = Path(__file__).resolve().parent.parent / ".cache"  # trained models
     # Verilator builds are keyed by the Verilog they build, so a shared cache is safe
-    cache = Path(os.environ.get("AIMCFLOW_CACHE") or (out / "cache")).resolve()
+    cache = cache_dir().resolve()
 
     def task(m: Mutant) -> dict:
         with lock:
             s = free.pop()
         try:
-            env = s.env(cache, model_cache)
+            env = s.env(cache)
             if args.network:
                 r = network_one(m, s, env, args.network, args.images)
                 print(

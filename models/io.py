@@ -16,6 +16,21 @@ from typing import Any
 import numpy as np
 from aimcflow.models.jsonable import json_default
 
+CACHE_ENV = "AIMCFLOW_CACHE"
+
+
+def cache_dir() -> Path:
+    """aimcflow's one cache (Verilator builds, bench runs, trained workload weights):
+    ``$AIMCFLOW_CACHE``, else ``.cache`` of the source checkout (editable install), else
+    ``~/.cache/aimcflow``."""
+    env = os.environ.get(CACHE_ENV)
+    if env:
+        return Path(env)
+    root = Path(__file__).resolve().parent.parent
+    if (root / "pyproject.toml").is_file():
+        return root / ".cache"
+    return Path.home() / ".cache" / "aimcflow"
+
 
 @contextmanager
 def atomic_path(path: str | Path, suffix: str = ""):

@@ -54,11 +54,11 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from .codes import MgmtReg
 from .nmpu import exponent_shape, saturate
 from .params import MgmtRtlParams
 
 ITER_BITS = 4
-REG_NOISE, REG_BOUND_MAX_ITER = range(2)
 
 
 def exponent_thresholds(p: MgmtRtlParams) -> dict[int, int]:
@@ -117,7 +117,7 @@ class MgmtController(wiring.Component):
         bound_max_iter = Signal(ITER_BITS, init=p.bound_max_iter_reset)
         m.d.comb += self.load.ready.eq(1)
         with m.If(self.load.valid):
-            with m.If(self.load.payload.reg == REG_NOISE):
+            with m.If(self.load.payload.reg == MgmtReg.NOISE):
                 m.d.sync += noise.eq(self.load.payload.value)
             with m.Else():
                 m.d.sync += bound_max_iter.eq(self.load.payload.value)

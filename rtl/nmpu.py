@@ -57,22 +57,11 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from .codes import Activation, NmpuLoad, NmpuReg
 from .params import NmpuRtlParams
 
 LATENCY = 4
 """Clock edges from a last-row-tile input transfer to the earliest transfer of its output."""
-
-ACT_NONE, ACT_RELU, ACT_LEAKY, ACT_CLAMP = range(4)
-LOAD_TILE_COEF, LOAD_COL_COEF, LOAD_REG = range(3)
-(
-    REG_ACTIVATION,
-    REG_OUT_SIGNED,
-    REG_LEAKY_K,
-    REG_CLAMP_LO,
-    REG_CLAMP_HI,
-    REG_N_TILES,
-    REG_N_COLS,
-) = range(7)
 
 
 def _bits(n: int) -> int:
@@ -124,7 +113,7 @@ class NmpuLoadLayout(data.StructLayout):
             {
                 "kind": 2,
                 "tile": _bits(p.max_tiles - 1),
-                "group": _bits(max(p.max_groups - 1, REG_N_COLS)),
+                "group": _bits(max(p.max_groups - 1, NmpuReg.N_COLS.value)),
                 "a": data.ArrayLayout(signed(a_bits), p.lanes),
                 "b": data.ArrayLayout(signed(b_bits), p.lanes),
             }
@@ -214,25 +203,25 @@ class Nmpu(wiring.Component):
         value = ld.payload.b[0]
         with m.If(ld.valid):
             with m.Switch(ld.payload.kind):
-                with m.Case(LOAD_TILE_COEF):
+                with m.Case(NmpuLoad.TILE_COEF):
                     m.d.comb += tile_wp.en.eq(1)
-                with m.Case(LOAD_COL_COEF):
+                with m.Case(NmpuLoad.COL_COEF):
                     m.d.comb += col_wp.en.eq(1)
-                with m.Case(LOAD_REG):
+                with m.Case(NmpuLoad.REG):
                     with m.Switch(ld.payload.group):
-                        with m.Case(REG_ACTIVATION):
+                        with m.Case(NmpuReg.ACTIVATION):
                             m.d.sync += activation.eq(value)
-                        with m.Case(REG_OUT_SIGNED):
+                        with m.Case(NmpuReg.OUT_SIGNED):
                             m.d.sync += out_signed.eq(value)
-                        with m.Case(REG_LEAKY_K):
+                        with m.Case(NmpuReg.LEAKY_K):
                             m.d.sync += leaky_k.eq(value)
-                        with m.Case(REG_CLAMP_LO):
+                        with m.Case(NmpuReg.CLAMP_LO):
                             m.d.sync += clamp_lo.eq(value)
-                        with m.Case(REG_CLAMP_HI):
+                        with m.Case(NmpuReg.CLAMP_HI):
                             m.d.sync += clamp_hi.eq(value)
-                        with m.Case(REG_N_TILES):
+                        with m.Case(NmpuReg.N_TILES):
                             m.d.sync += n_tiles.eq(value)
-                        with m.Case(REG_N_COLS):
+                        with m.Case(NmpuReg.N_COLS):
                             cols = value.as_unsigned()
                             if lanes & (lanes - 1) == 0:
                                 groups = (cols + (lanes - 1)) >> (lanes.bit_length() - 1)
@@ -374,13 +363,13 @@ def activate(
     leaky = Mux(z >= 0, z, (z + half_k) >> leaky_k)
     act = Signal(signed(len(z) + 1), name=f"act{tag}")
     with m.Switch(activation):
-        with m.Case(ACT_NONE):
+        with m.Case(Activation.NONE):
             m.d.comb += act.eq(z)
-        with m.Case(ACT_RELU):
+        with m.Case(Activation.RELU):
             m.d.comb += act.eq(Mux(z < 0, 0, z))
-        with m.Case(ACT_LEAKY):
+        with m.Case(Activation.LEAKY):
             m.d.comb += act.eq(leaky)
-        with m.Case(ACT_CLAMP):
+        with m.Case(Activation.CLAMP):
             m.d.comb += act.eq(Mux(z < clamp_lo, clamp_lo, Mux(z > clamp_hi, clamp_hi, z)))
     n = out_bits
     return Mux(

@@ -1,9 +1,13 @@
 """Elaboration parameters of the periphery blocks: one frozen dataclass per block.
 
 Field names are those of docs/SPEC.md (``adc_bits`` is ``adc.bits`` ...).  ``rtl/`` never
-imports the config: ``aimcflow.flows`` maps an ``AcceleratorConfig`` onto these.  Run-time
-choices (activation, output signedness, noise mode, retries, T, C) are registers, not
-parameters; their reset values come from the ``*_reset`` fields.
+imports the config: ``aimcflow.cosim.rtlparams`` maps an ``AcceleratorConfig`` onto these.
+Run-time choices (activation, output signedness, noise mode, retries, T, C) are registers,
+not parameters; their reset values come from the ``*_reset`` fields.
+
+The widths a block shares with its golden model (:class:`NmpuWidths`, :class:`MgmtWidths`,
+:class:`SpgWidths`) are declared once here, with their defaults; the golden parameter
+classes in ``aimcflow.models.periphery`` derive from them.
 """
 
 from __future__ import annotations
@@ -17,12 +21,12 @@ def _check(ok: bool, msg: str) -> None:
 
 
 @dataclass(frozen=True)
-class NmpuRtlParams:
-    """NMPU elaboration parameters (widths in bits).
+class NmpuWidths:
+    """The NMPU's numeric widths (bits; ``out_shift`` and exponents in bit positions), shared
+    by :class:`NmpuRtlParams` and the golden ``NmpuParams``.
 
     ``offset_bits`` defaults to ``adc_bits + gain_bits`` (the width of ``gain * a``) and
-    ``bias_bits`` to ``acc_bits``, as in the golden model.  ``max_tiles`` / ``max_cols`` size
-    the coefficient and accumulator memories.
+    ``bias_bits`` to ``acc_bits``.
     """
 
     lanes: int = 8
@@ -37,6 +41,20 @@ class NmpuRtlParams:
     e_max: int = 7
     offset_bits: int | None = None
     bias_bits: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.offset_bits is None:
+            object.__setattr__(self, "offset_bits", self.adc_bits + self.gain_bits)
+        if self.bias_bits is None:
+            object.__setattr__(self, "bias_bits", self.acc_bits)
+
+
+@dataclass(frozen=True)
+class NmpuRtlParams(NmpuWidths):
+    """NMPU elaboration parameters: the widths (:class:`NmpuWidths`), ``max_tiles`` /
+    ``max_cols`` sizing the coefficient and accumulator memories, and register resets.
+    """
+
     max_tiles: int = 4
     max_cols: int = 256
     activation_reset: int = 1
@@ -46,10 +64,7 @@ class NmpuRtlParams:
     clamp_hi_reset: int = 127
 
     def __post_init__(self) -> None:
-        if self.offset_bits is None:
-            object.__setattr__(self, "offset_bits", self.adc_bits + self.gain_bits)
-        if self.bias_bits is None:
-            object.__setattr__(self, "bias_bits", self.acc_bits)
+        super().__post_init__()
         _check(self.lanes >= 1, f"lanes = {self.lanes} must be >= 1")
         _check(self.e_min <= self.e_max, f"e_min {self.e_min} > e_max {self.e_max}")
         _check(
@@ -66,12 +81,10 @@ class NmpuRtlParams:
 
 
 @dataclass(frozen=True)
-class MgmtRtlParams:
-    """Management-controller elaboration parameters (widths in bits).
-
-    ``x_lanes`` input values and DAC codes per beat, ``lanes`` ADC codes per beat (the NMPU's
-    lane count).  ``max_rows`` sizes the input buffer (rows of one tile).
-    """
+class MgmtWidths:
+    """The management controller's numeric widths (bits) and exponent range, shared by
+    :class:`MgmtRtlParams` and the golden ``MgmtParams``: DAC and ADC codes, the input
+    format ``x_bits`` (signed iff ``x_signed``)."""
 
     dac_bits: int = 8
     adc_bits: int = 8
@@ -79,6 +92,15 @@ class MgmtRtlParams:
     e_max: int = 7
     x_bits: int = 8
     x_signed: bool = True
+
+
+@dataclass(frozen=True)
+class MgmtRtlParams(MgmtWidths):
+    """Management-controller elaboration parameters: the widths (:class:`MgmtWidths`),
+    ``x_lanes`` input values and DAC codes per beat, ``lanes`` ADC codes per beat (the NMPU's
+    lane count), ``max_rows`` sizing the input buffer (rows of one tile), register resets.
+    """
+
     x_lanes: int = 8
     lanes: int = 8
     max_rows: int = 256
@@ -99,3 +121,22 @@ class MgmtRtlParams:
     def max_beats(self) -> int:
         """Input beats of the largest segment: ``ceil(max_rows / x_lanes)``."""
         return -(-self.max_rows // self.x_lanes)
+
+
+@dataclass(frozen=True)
+class SpgWidths:
+    """Widths of the stochastic pulse generator (``[spg]`` of the config), shared by
+    ``rtl.spg.SpgRtlParams`` and the golden ``SpgParams``: input values ``value_bits``
+    (signed), gains ``gain_bits`` with ``gain_frac`` fraction bits, probabilities
+    ``prob_bits``, bit-stream lengths up to ``max_bl`` slots."""
+
+    value_bits: int = 8
+    gain_bits: int = 16
+    gain_frac: int = 8
+    prob_bits: int = 16
+    max_bl: int = 255
+
+    @property
+    def translator_shift(self) -> int:
+        """Exponent ``e`` of ``scale(|v| * gain, e)`` in the translator."""
+        return self.value_bits - 1 + self.gain_frac - self.prob_bits

@@ -9,27 +9,12 @@ Arrays are anything numpy can convert to integers; nothing here imports the mode
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
-from .mgmt import REG_BOUND_MAX_ITER, REG_NOISE
-from .nmpu import (
-    LOAD_COL_COEF,
-    LOAD_REG,
-    LOAD_TILE_COEF,
-    REG_ACTIVATION,
-    REG_CLAMP_HI,
-    REG_CLAMP_LO,
-    REG_LEAKY_K,
-    REG_N_COLS,
-    REG_N_TILES,
-    REG_OUT_SIGNED,
-)
+from .codes import MgmtReg, NmpuLoad, NmpuReg, activation_code, noise_code
 from .params import MgmtRtlParams, NmpuRtlParams
-
-ACTIVATION_CODES = {"none": 0, "relu": 1, "leaky": 2, "clamp": 3}
-NOISE_CODES = {"off": 0, "absmax_pow2": 1}
 
 
 def groups(cols: int, lanes: int) -> int:
@@ -64,12 +49,12 @@ def _lane_slice(row: Sequence, g: int, lanes: int) -> list[int]:
     return lane_beats(np.asarray(row)[g * lanes : (g + 1) * lanes], lanes)[0].tolist()
 
 
-def nmpu_reg_beat(p: NmpuRtlParams, reg: int, value: int) -> dict:
+def nmpu_reg_beat(p: NmpuRtlParams, reg: NmpuReg, value: int) -> dict:
     """A ``load`` beat writing register ``reg``."""
     return {
-        "kind": LOAD_REG,
+        "kind": NmpuLoad.REG.value,
         "tile": 0,
-        "group": reg,
+        "group": NmpuReg(reg).value,
         "a": [0] * p.lanes,
         "b": [int(value)] + [0] * (p.lanes - 1),
     }
@@ -98,20 +83,20 @@ def nmpu_load_beats(
     beats = [
         nmpu_reg_beat(p, reg, v)
         for reg, v in (
-            (REG_ACTIVATION, ACTIVATION_CODES[activation]),
-            (REG_OUT_SIGNED, int(out_signed)),
-            (REG_LEAKY_K, leaky_k),
-            (REG_CLAMP_LO, clamp_lo),
-            (REG_CLAMP_HI, clamp_hi),
-            (REG_N_TILES, T),
-            (REG_N_COLS, C),
+            (NmpuReg.ACTIVATION, activation_code(activation)),
+            (NmpuReg.OUT_SIGNED, int(out_signed)),
+            (NmpuReg.LEAKY_K, leaky_k),
+            (NmpuReg.CLAMP_LO, clamp_lo),
+            (NmpuReg.CLAMP_HI, clamp_hi),
+            (NmpuReg.N_TILES, T),
+            (NmpuReg.N_COLS, C),
         )
     ]
     for t in range(T):
         for g in range(G):
             beats.append(
                 {
-                    "kind": LOAD_TILE_COEF,
+                    "kind": NmpuLoad.TILE_COEF.value,
                     "tile": t,
                     "group": g,
                     "a": _lane_slice(gain[t], g, p.lanes),
@@ -121,7 +106,7 @@ def nmpu_load_beats(
     for g in range(G):
         beats.append(
             {
-                "kind": LOAD_COL_COEF,
+                "kind": NmpuLoad.COL_COEF.value,
                 "tile": 0,
                 "group": g,
                 "a": _lane_slice(mult, g, p.lanes),
@@ -131,24 +116,33 @@ def nmpu_load_beats(
     return beats
 
 
-def nmpu_input_beats(p: NmpuRtlParams, a: Sequence, e: Sequence) -> Iterator[dict]:
-    """``i`` beats for ``a`` (V,T,C) and ``e`` (V,T): per vector, tile-major, group-minor."""
-    for av, ev in zip(a, e, strict=True):
-        for t, at in enumerate(av):
-            for g in range(groups(len(at), p.lanes)):
-                yield {"a": _lane_slice(at, g, p.lanes), "e": int(ev[t])}
+def nmpu_input_fields(a, e, lanes: int) -> dict[str, np.ndarray]:
+    """``i`` stream fields for ``a`` (V,T,C) and ``e`` (V,T): per vector, tile-major,
+    group-minor, the row tile's exponent on each of its beats."""
+    a = np.asarray(a, dtype=np.int64)
+    V, T, C = a.shape
+    e = np.asarray(e, dtype=np.int64).reshape(V * T)
+    return {"a": lane_beats(a, lanes), "e": np.repeat(e, groups(C, lanes))}
+
+
+def nmpu_input_beats(p: NmpuRtlParams, a: Sequence, e: Sequence) -> list[dict]:
+    """``i`` beats for ``a`` (V,T,C) and ``e`` (V,T) (:func:`nmpu_input_fields`)."""
+    return as_dicts(nmpu_input_fields(a, e, p.lanes))
+
+
+def nmpu_output_values(y, cols: int, lanes: int) -> np.ndarray:
+    """``y`` (V,C) from the ``y`` fields of ``V * ceil(cols/lanes)`` ``o`` beats
+    (beats, lanes), dropping padding lanes."""
+    G = groups(cols, lanes)
+    y = np.asarray(y, dtype=np.int64).reshape(-1, lanes)
+    if len(y) % G:
+        raise ValueError(f"{len(y)} output beats is not a multiple of {G} groups")
+    return y.reshape(-1, G * lanes)[:, :cols]
 
 
 def nmpu_outputs(beats: Sequence[dict], cols: int, lanes: int) -> list[list[int]]:
     """``y`` (V,C) from the ``o`` beats (as dicts, ``to_py``), dropping padding lanes."""
-    G = groups(cols, lanes)
-    if len(beats) % G:
-        raise ValueError(f"{len(beats)} output beats is not a multiple of {G} groups")
-    rows = []
-    for v in range(len(beats) // G):
-        row = [y for b in beats[v * G : (v + 1) * G] for y in b["y"]]
-        rows.append(row[:cols])
-    return rows
+    return nmpu_output_values([b["y"] for b in beats], cols, lanes).tolist()
 
 
 def segment_beats(x, lanes: int) -> dict[str, np.ndarray]:
@@ -172,10 +166,10 @@ def answer_beats(a, sat_any, lanes: int) -> dict[str, np.ndarray]:
 
 def mgmt_reg_beats(noise: str, bound_max_iter: int) -> dict[str, np.ndarray]:
     """The management controller's ``load`` fields that set both run-time registers:
-    noise mode (a name of :data:`NOISE_CODES`) and the retry bound."""
+    noise mode (a name of :data:`aimcflow.rtl.codes.NOISE_MODES`) and the retry bound."""
     return {
-        "reg": np.array([REG_NOISE, REG_BOUND_MAX_ITER], dtype=np.int64),
-        "value": np.array([NOISE_CODES[noise], int(bound_max_iter)], dtype=np.int64),
+        "reg": np.array([MgmtReg.NOISE.value, MgmtReg.BOUND_MAX_ITER.value], dtype=np.int64),
+        "value": np.array([noise_code(noise), int(bound_max_iter)], dtype=np.int64),
     }
 
 

@@ -19,7 +19,7 @@ Ports (all ``amaranth.lib.stream``, valid/ready, backpressure honoured):
   Each lane's xorshift advances exactly once per transferred slot.
 
 This module imports nothing from ``aimcflow.models``: the per-lane jump matrices arrive as
-constants in ``SpgParams.lane_jumps`` (computed by the golden model's ``rtl_lane_jumps``),
+constants in ``SpgRtlParams.lane_jumps`` (computed by the golden model's ``rtl_lane_jumps``),
 and the RTL only turns them into XOR networks.
 """
 
@@ -31,22 +31,19 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .params import SpgWidths
+
 XORSHIFT_SHIFTS = (13, 17, 5)
 STATE_BITS = 32
 ZERO_SEED_BASE = 0x9E3779B9
 
 
 @dataclass(frozen=True)
-class SpgParams:
-    """Elaboration parameters: lane counts and the SPEC widths (``[spg]`` of the config)."""
+class SpgRtlParams(SpgWidths):
+    """Elaboration parameters: lane counts and the SPEC widths (:class:`SpgWidths`)."""
 
-    rows: int
-    cols: int
-    value_bits: int = 8
-    gain_bits: int = 16
-    gain_frac: int = 8
-    prob_bits: int = 16
-    max_bl: int = 255
+    rows: int = field(kw_only=True)
+    cols: int = field(kw_only=True)
     #: lane k's seed jump ``T**(k * 2**21)`` as 32 column words (bit i of word j set: state
     #: bit j feeds output bit i), one matrix per lane; from ``models.periphery.spg.rtl_lane_jumps``
     lane_jumps: tuple[tuple[int, ...], ...] = field(kw_only=True)
@@ -72,10 +69,6 @@ class SpgParams:
     @property
     def bl_bits(self) -> int:
         return max(1, self.max_bl.bit_length())
-
-    @property
-    def translator_shift(self) -> int:
-        return self.value_bits - 1 + self.gain_frac - self.prob_bits
 
     @property
     def lanes(self) -> int:
@@ -104,7 +97,7 @@ def _xorshift(s):
 # --------------------------------------------------------------- the component
 
 
-def update_layout(p: SpgParams) -> data.StructLayout:
+def update_layout(p: SpgRtlParams) -> data.StructLayout:
     return data.StructLayout(
         {
             "x": data.ArrayLayout(signed(p.value_bits), p.rows),
@@ -117,7 +110,7 @@ def update_layout(p: SpgParams) -> data.StructLayout:
     )
 
 
-def slot_layout(p: SpgParams) -> data.StructLayout:
+def slot_layout(p: SpgRtlParams) -> data.StructLayout:
     return data.StructLayout(
         {
             "row": data.ArrayLayout(unsigned(1), p.rows),
@@ -132,7 +125,7 @@ def slot_layout(p: SpgParams) -> data.StructLayout:
 class StochasticPulseGenerator(wiring.Component):
     """R + C stochastic (or deterministic) pulse lanes; see the module docstring."""
 
-    def __init__(self, params: SpgParams):
+    def __init__(self, params: SpgRtlParams):
         self.params = params
         super().__init__(
             {

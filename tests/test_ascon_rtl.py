@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 from aimcflow.cosim import runner
+from aimcflow.cosim.benches.ascon_decrypt import message_beats
 from aimcflow.models.periphery import ascon
 from aimcflow.rtl.ascon import AsconDecrypt, AsconParams
+from amaranth.sim import Simulator
 from amaranth_streams import until_high
 
 KAT = Path(__file__).parent / "data" / "ascon-aead128" / "LWC_AEAD_KAT_128_128.txt"
@@ -49,8 +51,6 @@ def test_buffer_overflow_commits_nothing(tmp_path):
 
 def _amaranth_decrypt(dut, key: bytes, nonce: bytes, ad: bytes, ct: bytes):
     """Drive one message through the Amaranth simulator; return (written bytes, error)."""
-    from aimcflow.cosim.benches.ascon_decrypt import message_beats
-    from amaranth.sim import Simulator
 
     mem: dict[int, bytes] = {}
     status = {}

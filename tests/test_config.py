@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import pytest
+from aimcflow.models.analog.converters import lsb
 from aimcflow.models.config import PRESETS, load_config
 from aimcflow.models.errors import UserInputError
 
@@ -99,7 +100,6 @@ def test_baseline_ftj_is_thesis_table_3_1():
 
 def test_pcm_is_aihwkit_default_inference_config():
     """inp_res 1/126 over +-1 and out_res 1/510 over +-12 are the 7- and 9-bit code steps."""
-    from aimcflow.models.analog.converters import lsb
 
     cfg = load_config("pcm")
     assert lsb(cfg.dac.bits, cfg.dac.bound) == pytest.approx(2 * 1.0 / 126)

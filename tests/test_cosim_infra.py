@@ -3,11 +3,14 @@ scoreboard, reset mid-stream, and the failure path (waves kept, clear error)."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+from aimcflow.cosim.benches.demo import PairAdder
 from aimcflow.cosim.packing import PayloadCodec
+from aimcflow.cosim.runner import CosimFailure, build_component, wave_format
 from amaranth.hdl import signed, unsigned
 from amaranth.lib import data
 
@@ -41,17 +44,11 @@ def test_payload_codec_roundtrip_matches_amaranth_layout():
 
 @pytest.fixture(scope="module")
 def adder_build():
-    from aimcflow.cosim.benches.demo import PairAdder
-    from aimcflow.cosim.runner import build_component
-
     return build_component(PairAdder(8), "pair_adder")
 
 
 @pytest.mark.cosim
 def test_cosim_pair_adder_random_backpressure_and_reset(adder_build):
-    from aimcflow.cosim.benches.demo import PairAdder
-    from aimcflow.cosim.runner import build_component
-
     n = 10_000
     r = adder_build.run(MODULE, {"vectors": n, "seed": 7, "p_valid": 0.7, "p_ready": 0.6})
     # phase 1 is cut by a reset after >= n/3 outputs; phase 2 must deliver all n
@@ -66,18 +63,14 @@ def test_cosim_pair_adder_random_backpressure_and_reset(adder_build):
 
 @pytest.mark.cosim
 def test_cosim_failure_keeps_waves(adder_build, capsys):
-    from aimcflow.cosim.runner import CosimFailure
-
     with pytest.raises(CosimFailure) as err:
         adder_build.run(MODULE, {"vectors": 200, "seed": 1, "wrong_by": 1})
     msg = str(err.value)
     assert "waves:" in msg
     wave = msg.rsplit("waves: ", 1)[1].strip()
     assert Path(wave).stat().st_size > 0
-    from aimcflow.cosim.runner import wave_format
 
     # FST wherever Verilator's FST writer compiles (make setup installs lz4.h when it may)
     assert Path(wave).suffix == "." + wave_format()
-    import shutil
 
     shutil.rmtree(Path(wave).parent.parent)  # the kept run directory of this deliberate failure

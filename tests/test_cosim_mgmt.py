@@ -11,7 +11,12 @@ from __future__ import annotations
 import itertools
 
 import pytest
+from aimcflow.cosim import runner
+from aimcflow.cosim.benches import mgmt as bench
+from aimcflow.cosim.blocks import generate_block
+from aimcflow.cosim.rtlparams import mgmt_params
 from aimcflow.models.config import load_config
+from aimcflow.models.periphery.mgmt import MgmtParams
 
 COVER = [(1, 4, 8), (8, 10, 4), (16, 8, 8)]
 FULL = list(itertools.product((1, 4, 8, 16), (4, 8, 10), (4, 8)))
@@ -20,12 +25,6 @@ SOAK_VECTORS = 1_000_000 // len(FULL) + 1
 
 
 def _run(lanes: int, adc_bits: int, out_bits: int, vectors: int, **kw) -> dict:
-    from aimcflow.cosim import runner
-    from aimcflow.cosim.benches import mgmt as bench
-    from aimcflow.cosim.blocks import generate_block
-    from aimcflow.cosim.rtlparams import mgmt_params
-    from aimcflow.models.periphery.mgmt import MgmtParams
-
     # leaky output -> signed controller input: exercises |x| of negative values
     cfg = load_config("baseline-ftj").replace(
         **{

@@ -7,11 +7,17 @@ with >= 20 000 random vectors in total; ``make soak`` runs the full cross produc
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import shutil
 
 import pytest
+from aimcflow.cosim import runner
+from aimcflow.cosim.benches import nmpu as bench
+from aimcflow.cosim.blocks import generate_block
+from aimcflow.cosim.rtlparams import nmpu_params
 from aimcflow.models.config import load_config
+from aimcflow.models.periphery.nmpu import NmpuParams
 
 LANES, ADC_BITS, OUT_BITS = (1, 4, 8, 16), (4, 8, 10), (4, 8)
 # covering set: each value of each swept parameter at least once (lanes needs 4 builds)
@@ -22,10 +28,6 @@ SOAK_VECTORS = 1_000_000 // len(FULL) + 1
 
 
 def _setup(lanes: int, adc_bits: int, out_bits: int, acc_extra: int | None = None):
-    from aimcflow.cosim.blocks import generate_block
-    from aimcflow.cosim.rtlparams import nmpu_params
-    from aimcflow.models.periphery.nmpu import NmpuParams
-
     changes = {"nmpu.lanes": lanes, "adc.bits": adc_bits, "nmpu.out_bits": out_bits}
     cfg = load_config("baseline-ftj")
     if acc_extra is not None:  # a narrow accumulator makes saturation common
@@ -35,9 +37,6 @@ def _setup(lanes: int, adc_bits: int, out_bits: int, acc_extra: int | None = Non
 
 
 def _run(lanes, adc_bits, out_bits, vectors, acc_extra=None, **kw):
-    from aimcflow.cosim import runner
-    from aimcflow.cosim.benches import nmpu as bench
-
     cfg, rtl, gp, gen = _setup(lanes, adc_bits, out_bits, acc_extra)
     b = runner.build(gen.verilog, gen.module, name=f"nmpu-l{lanes}")
     r = b.run(
@@ -75,10 +74,6 @@ def test_cosim_nmpu_random(lanes, adc_bits, out_bits):
 @pytest.mark.cosim
 def test_cosim_nmpu_scoreboard_catches_wrong_golden():
     """The bench is not vacuous: a golden model one bit off in out_shift must fail it."""
-    import dataclasses
-
-    from aimcflow.cosim import runner
-    from aimcflow.cosim.benches import nmpu as bench
 
     cfg, rtl, gp, gen = _setup(4, 10, 8)
     b = runner.build(gen.verilog, gen.module, name="nmpu-l4")

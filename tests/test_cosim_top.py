@@ -4,7 +4,13 @@
 from __future__ import annotations
 
 import pytest
+from aimcflow.cosim import runner
+from aimcflow.cosim.benches import periphery_top as bench
+from aimcflow.cosim.blocks import generate_block
+from aimcflow.cosim.rtlparams import mgmt_params, nmpu_params
 from aimcflow.models.config import load_config
+from aimcflow.models.periphery.mgmt import MgmtParams
+from aimcflow.models.periphery.nmpu import NmpuParams
 
 FAST_VECTORS = 20_000  # >= 20 000 random vectors per block, periphery_top included
 SOAK_CONFIGS = [(1, 4, 4), (4, 8, 8), (8, 10, 4), (16, 10, 8)]
@@ -12,13 +18,6 @@ SOAK_VECTORS = 1_000_000 // len(SOAK_CONFIGS) + 1
 
 
 def _run(lanes: int, adc_bits: int, out_bits: int, vectors: int, **kw) -> dict:
-    from aimcflow.cosim import runner
-    from aimcflow.cosim.benches import periphery_top as bench
-    from aimcflow.cosim.blocks import generate_block
-    from aimcflow.cosim.rtlparams import mgmt_params, nmpu_params
-    from aimcflow.models.periphery.mgmt import MgmtParams
-    from aimcflow.models.periphery.nmpu import NmpuParams
-
     cfg = load_config("baseline-ftj").replace(
         **{"nmpu.lanes": lanes, "adc.bits": adc_bits, "nmpu.out_bits": out_bits}
     )

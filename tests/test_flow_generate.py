@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
+from aimcflow.flows.lint import lint_verilog
 from aimcflow.models.config import load_config
 from flow_helpers import cli, write_config
 
@@ -36,7 +38,6 @@ def test_generate_is_byte_identical_and_complete(small_cfg, tmp_path, capsys):
     assert {"verilator", "amaranth", "cocotb"} <= set(manifest["tools"])
     listed = (tmp_path / "a" / "files.f").read_text().split()
     assert listed and all((tmp_path / "a" / f).is_file() for f in listed)
-    import hashlib
 
     for b in manifest["blocks"].values():
         text = (tmp_path / "a" / b["file"]).read_bytes()
@@ -73,7 +74,6 @@ def test_lint_generated_blocks_clean(small_cfg, capsys):
 
 def test_lint_still_finds_real_problems():
     """The waivers are narrow: a truncating assignment and an unused input are reported."""
-    from aimcflow.flows.lint import lint_verilog
 
     # written in the generator's own style (non-ANSI ports, declarations one per line)
     text = (

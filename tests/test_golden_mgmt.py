@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from aimcflow.models.config import AcceleratorConfig
 from aimcflow.models.errors import UserInputError
 from aimcflow.models.periphery.mgmt import (
     MgmtParams,
@@ -116,8 +117,6 @@ def test_unsigned_input_range_checked():
 
 
 def test_from_config_takes_input_format_from_nmpu_output():
-    from aimcflow.models.config import AcceleratorConfig
-
     cfg = AcceleratorConfig().replace(**{"nmpu.activation": "relu", "nmpu.out_bits": 6})
     p = MgmtParams.from_config(cfg)
     assert (p.x_bits, p.x_signed, p.dac_bits, p.noise) == (6, False, 8, "absmax_pow2")

@@ -20,6 +20,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from aimcflow.cosim import network
+from aimcflow.cosim.benches.network_probes import CORRUPTED
+from aimcflow.cosim.network import format_mismatch, run_level4
 from aimcflow.flows import cli
 from aimcflow.models.config import load_config
 from aimcflow.models.nn.compiler import compile_network
@@ -45,8 +48,6 @@ def _program(arch: str, config: str):
 
 
 def _check_level4(digits, arch: str, config: str, n: int, **kw):
-    from aimcflow.cosim.network import format_mismatch, run_level4
-
     prog = _program(arch, config)
     x, images = digits.x_test[:n], np.arange(n)
     traces = [LayerTrace(lp.name) for lp in prog.layers]
@@ -95,9 +96,6 @@ def main(argv):
 
 @pytest.mark.cosim
 def test_corrupted_coefficient_is_a_mismatch(tmp_path, capsys, monkeypatch):
-    from aimcflow.cosim import network
-    from aimcflow.cosim.benches.network_probes import CORRUPTED
-
     # layer 0's bias of column 5 loaded 7 output LSBs too high into the RTL only
     corrupt = {"layer": 0, "field": "bias", "column": 5, "delta": 7}
     monkeypatch.setattr(

@@ -46,7 +46,7 @@ def test_training_is_deterministic(digits):
 
 
 def test_cache_is_keyed_by_recipe(digits, tmp_path, monkeypatch):
-    monkeypatch.setenv("AIMCFLOW_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("AIMCFLOW_CACHE", str(tmp_path))
     monkeypatch.setitem(
         workloads.RECIPES,
         "digits-mlp",

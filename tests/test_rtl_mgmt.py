@@ -20,9 +20,15 @@ from aimcflow.models.periphery.mgmt import (
     ideal_linear_tile,
     manage,
 )
-from aimcflow.rtl.mgmt import REG_BOUND_MAX_ITER, REG_NOISE, MgmtController
+from aimcflow.rtl.mgmt import MgmtController
 from aimcflow.rtl.params import MgmtRtlParams
-from aimcflow.rtl.protocol import NOISE_CODES, groups, mgmt_answer_beats, mgmt_x_beats
+from aimcflow.rtl.protocol import (
+    as_dicts,
+    groups,
+    mgmt_answer_beats,
+    mgmt_reg_beats,
+    mgmt_x_beats,
+)
 from amaranth.back import verilog
 from amaranth_streams import get, put, receive, run_testbenches, send, to_py, transfer
 
@@ -62,8 +68,8 @@ def run_jobs(
                 await ctx.tick()
             state["job"], state["vector"] = k, -1
             gp = job["gp"]
-            await put(ctx, dut.load, {"reg": REG_NOISE, "value": NOISE_CODES[gp.noise]})
-            await put(ctx, dut.load, {"reg": REG_BOUND_MAX_ITER, "value": gp.bound_max_iter})
+            for beat in as_dicts(mgmt_reg_beats(gp.noise, gp.bound_max_iter)):
+                await put(ctx, dut.load, beat)
             beats = [b for row in job["x"] for b in mgmt_x_beats(rp, row)]
             await send(ctx, dut.x, beats, rng=rng, idle=idle)
 
@@ -230,8 +236,8 @@ def test_next_segment_streams_in_while_the_current_one_is_processed():
     out: dict = {}
 
     async def driver(ctx):
-        await put(ctx, dut.load, {"reg": REG_NOISE, "value": NOISE_CODES[gp.noise]})
-        await put(ctx, dut.load, {"reg": REG_BOUND_MAX_ITER, "value": 0})
+        for beat in as_dicts(mgmt_reg_beats(gp.noise, 0)):
+            await put(ctx, dut.load, beat)
         beats = [b for row in x for b in mgmt_x_beats(rp, row)]
         got, out["x_cycles"], out["o_cycles"] = await transfer(ctx, dut.x, beats, dut.o, V * C)
         out["o"] = [to_py(b) for b in got]
@@ -313,8 +319,8 @@ def test_tile_interface_busy_every_clock(x_lanes):
     log: dict = {"x": [], "dac": [], "adc": [], "o": []}
 
     async def testbench(ctx):
-        await put(ctx, dut.load, {"reg": REG_NOISE, "value": NOISE_CODES[gp.noise]})
-        await put(ctx, dut.load, {"reg": REG_BOUND_MAX_ITER, "value": gp.bound_max_iter})
+        for beat in as_dicts(mgmt_reg_beats(gp.noise, gp.bound_max_iter)):
+            await put(ctx, dut.load, beat)
         x_beats = [b for row in x for b in mgmt_x_beats(rp, row)]
         segment: list = []
         answer: list = []

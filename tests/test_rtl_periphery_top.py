@@ -14,12 +14,12 @@ import pytest
 from aimcflow.cosim.rtlparams import mgmt_rtl_params, nmpu_rtl_params
 from aimcflow.models.periphery.mgmt import MgmtParams, ideal_linear_tile, manage
 from aimcflow.models.periphery.nmpu import NmpuParams, nmpu, rtl_clamp_bounds
-from aimcflow.rtl.mgmt import REG_BOUND_MAX_ITER, REG_NOISE
 from aimcflow.rtl.periphery_top import PeripheryTop, PeripheryTopParams
 from aimcflow.rtl.protocol import (
-    NOISE_CODES,
+    as_dicts,
     groups,
     mgmt_answer_beats,
+    mgmt_reg_beats,
     mgmt_x_beats,
     nmpu_load_beats,
     nmpu_outputs,
@@ -92,8 +92,8 @@ def run_top(
     tile_state = {"segment": -1}
 
     async def driver(ctx):
-        await put(ctx, dut.mgmt_load, {"reg": REG_NOISE, "value": NOISE_CODES[MP.noise]})
-        await put(ctx, dut.mgmt_load, {"reg": REG_BOUND_MAX_ITER, "value": MP.bound_max_iter})
+        for beat in as_dicts(mgmt_reg_beats(MP.noise, MP.bound_max_iter)):
+            await put(ctx, dut.mgmt_load, beat)
         lo, hi = rtl_clamp_bounds(NP)
         for beat in nmpu_load_beats(
             tp.nmpu,

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from aimcflow.cosim.benches.spg import rtl_params
 from aimcflow.models.periphery import spg as golden
-from aimcflow.rtl.spg import SpgParams, StochasticPulseGenerator
+from aimcflow.rtl.spg import SpgRtlParams, StochasticPulseGenerator
 from amaranth.sim import Simulator
 from amaranth_streams import until_high
 
 
-def _params(rows: int, cols: int, **widths) -> SpgParams:
+def _params(rows: int, cols: int, **widths) -> SpgRtlParams:
     """RTL parameters built the way the flows build them (golden jump constants included)."""
     return rtl_params(rows, cols, golden.SpgParams(**widths))
 
@@ -40,7 +40,7 @@ def _bits(view, n: int) -> list[int]:
 
 
 def run_rtl(
-    params: SpgParams,
+    params: SpgRtlParams,
     seed: int,
     x,
     d,
@@ -108,7 +108,7 @@ def run_rtl(
     return row, col, rneg, cneg, last
 
 
-def _golden(params: SpgParams, seed, x, d, gx, gd, bl, det):
+def _golden(params: SpgRtlParams, seed, x, d, gx, gd, bl, det):
     """Golden trains, update by update so stochastic and deterministic updates can mix."""
     gp = golden.SpgParams(
         params.value_bits, params.gain_bits, params.gain_frac, params.prob_bits, params.max_bl
@@ -122,7 +122,7 @@ def _golden(params: SpgParams, seed, x, d, gx, gd, bl, det):
     return cat("row_pulses"), cat("col_pulses"), cat("row_sign"), cat("col_sign")
 
 
-def _random_case(rng, params: SpgParams, V: int):
+def _random_case(rng, params: SpgRtlParams, V: int):
     lo, hi = -(1 << (params.value_bits - 1)), 1 << (params.value_bits - 1)
     x = rng.integers(lo, hi, (V, params.rows))
     d = rng.integers(lo, hi, (V, params.cols))

@@ -27,8 +27,9 @@ from aimcflow.cosim.packing import PayloadCodec, port_codecs
 from aimcflow.cosim.runner import build_component, load_params, save_result
 from aimcflow.cosim.streams import TB, Scoreboard, StreamSink, StreamSource
 from aimcflow.models.periphery import mgmt as golden
-from aimcflow.rtl.mgmt import REG_BOUND_MAX_ITER, REG_NOISE, MgmtController
+from aimcflow.rtl.mgmt import MgmtController
 from aimcflow.rtl.params import MgmtRtlParams
+from aimcflow.rtl.protocol import answer_beats, groups, mgmt_reg_beats, segment_beats
 
 MODULE = "aimcflow.cosim.benches.mgmt"
 TOPLEVEL = "aimcflow_mgmt"
@@ -46,30 +47,6 @@ def bench_params(rtl: MgmtRtlParams, gp: golden.MgmtParams, **kw: Any) -> dict[s
 
 def _params(p: dict[str, Any]) -> tuple[MgmtRtlParams, golden.MgmtParams]:
     return MgmtRtlParams(**p["rtl"]), golden.MgmtParams(**p["golden"])
-
-
-def _groups(n: int, lanes: int) -> int:
-    return -(-n // lanes)
-
-
-def segment_beats(x: np.ndarray, lanes: int) -> dict[str, np.ndarray]:
-    """``x`` (V,R) -> ``x`` stream beats: ``lanes`` values each, ``last`` per segment."""
-    V, R = x.shape
-    B = _groups(R, lanes)
-    xs = np.pad(x, [(0, 0), (0, B * lanes - R)]).reshape(V * B, lanes)
-    last = np.tile(np.arange(B) == B - 1, V).astype(np.int64)
-    return {"x": xs, "last": last}
-
-
-def answer_beats(a: np.ndarray, sat_any: bool, lanes: int) -> dict[str, np.ndarray]:
-    """One tile answer ``a`` (C,) -> ``adc`` beats (``sat_any`` on every beat)."""
-    C = a.shape[0]
-    B = _groups(C, lanes)
-    return {
-        "a": np.pad(a, (0, B * lanes - C)).reshape(B, lanes),
-        "sat_any": np.full(B, int(sat_any)),
-        "last": (np.arange(B) == B - 1).astype(np.int64),
-    }
 
 
 @dataclass
@@ -177,7 +154,7 @@ class TileResponder:
             self.segment_index += 1
         tile = self.tile_for(self.segment_index - 1)
         a, sat_any = tile(d[None, :], np.array([it]), np.array([True]))
-        self.adc.send(self.adc_codec.pack(answer_beats(a[0], bool(sat_any[0]), self.lanes)))
+        self.adc.send(self.adc_codec.pack(answer_beats(a[:1], sat_any[:1], self.lanes)))
 
     def sample(self) -> None:
         pass
@@ -202,17 +179,13 @@ class MgmtTB(TB):
         )
 
     async def program(self, gp: golden.MgmtParams) -> None:
-        beats = {
-            "reg": np.array([REG_NOISE, REG_BOUND_MAX_ITER]),
-            "value": np.array([golden.NOISE_MODES.index(gp.noise), gp.bound_max_iter]),
-        }
-        self.load.send(self.codec["load"].pack(beats))
+        self.load.send(self.codec["load"].pack(mgmt_reg_beats(gp.noise, gp.bound_max_iter)))
         await self.run(lambda: self.load.idle, max_cycles=10_000)
 
     async def stream(self, job: Job, stop_after: int | None = None) -> int:
         V, R = job.x.shape
         C = job.w.shape[1]
-        B = _groups(C, self.rtl.lanes)
+        B = groups(C, self.rtl.lanes)
         self.osnk.words.clear()
         self.dac.words.clear()
         self.tile.segments.clear()
@@ -220,12 +193,12 @@ class MgmtTB(TB):
         self.tile.start(R, lambda i: tile)
         self.xsrc.send(self.codec["x"].pack(segment_beats(job.x, self.rtl.x_lanes)))
         want = V * B if stop_after is None else stop_after
-        budget = 200 * V * (_groups(R, self.rtl.x_lanes) + B) * (job.gp.bound_max_iter + 1)
+        budget = 200 * V * (groups(R, self.rtl.x_lanes) + B) * (job.gp.bound_max_iter + 1)
         return await self.run(lambda: len(self.osnk.words) >= want, max_cycles=budget + 1000)
 
     def received(self, job: Job):
         C = job.w.shape[1]
-        B = _groups(C, self.rtl.lanes)
+        B = groups(C, self.rtl.lanes)
         n = len(self.osnk.words) // B * B
         v = n // B
         if not n:
@@ -324,7 +297,7 @@ async def random_segments(dut):
         exp = job.expected()
         await tb.program(job.gp)
         if not reset_done and V >= 8:
-            B = _groups(job.w.shape[1], rtl.lanes)
+            B = groups(job.w.shape[1], rtl.lanes)
             await tb.stream(job, stop_after=(V // 2) * B + 1)
             check_job(sb_o, sb_d, tb, job, exp)
             await tb.reset()

@@ -4,7 +4,7 @@ Python side (pytest, ``aimcflow vectors nmpu``, ``make bench``):
 
 * :func:`build` builds (or reuses) the Verilated NMPU for given RTL parameters.
 * :func:`bench_params` packs RTL + golden parameters into the bench's JSON parameters.
-* Beat helpers (:func:`input_beats`, :func:`load_beats`, :func:`decode_outputs`) map the
+* Beat helpers (:func:`load_beats`, :func:`decode_outputs`, on ``rtl/protocol.py``) map the
   golden model's arrays onto the RTL's stream protocol (module docstring of ``rtl/nmpu.py``).
 
 cocotb side:
@@ -34,7 +34,7 @@ from aimcflow.models.periphery import nmpu as golden
 from aimcflow.models.periphery.fixedpoint import signed_range
 from aimcflow.rtl.nmpu import LATENCY, Nmpu
 from aimcflow.rtl.params import NmpuRtlParams
-from aimcflow.rtl.protocol import nmpu_load_beats
+from aimcflow.rtl.protocol import groups, nmpu_input_fields, nmpu_load_beats, nmpu_output_values
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly
 
@@ -78,26 +78,6 @@ class Job:
         return golden.nmpu(self.a, self.e, self.gain, self.offset, self.mult, self.bias, self.gp)
 
 
-def _groups(C: int, lanes: int) -> int:
-    return -(-C // lanes)
-
-
-def _pad_cols(x: np.ndarray, lanes: int) -> np.ndarray:
-    C = x.shape[-1]
-    G = _groups(C, lanes)
-    pad = [(0, 0)] * (x.ndim - 1) + [(0, G * lanes - C)]
-    return np.pad(x, pad).reshape(*x.shape[:-1], G, lanes)
-
-
-def input_beats(a: np.ndarray, e: np.ndarray, lanes: int) -> dict[str, np.ndarray]:
-    """``a`` (V,T,C), ``e`` (V,T) -> beat fields in stream order (v, t, g)."""
-    V, T, C = a.shape
-    G = _groups(C, lanes)
-    ab = _pad_cols(a, lanes).reshape(V * T * G, lanes)
-    eb = np.repeat(e.reshape(V * T), G)
-    return {"a": ab, "e": eb}
-
-
 def load_beats(job: Job, rtl: NmpuRtlParams) -> dict[str, np.ndarray]:
     """Load-stream beats for a job (registers, gain/offset per tile, mult/bias), encoded by
     ``rtl/protocol.py`` -- the one place that knows the load protocol -- as field arrays."""
@@ -121,9 +101,8 @@ def decode_outputs(
     fields: dict[str, np.ndarray], V: int, C: int, lanes: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Output beats -> ``y`` (V,C) and ``last`` (V,G); expects exactly ``V * G`` beats."""
-    G = _groups(C, lanes)
-    y = fields["y"].reshape(V, G * lanes)[:, :C]
-    return y, fields["last"].reshape(V, G)
+    y = nmpu_output_values(fields["y"][: V * groups(C, lanes)], C, lanes)
+    return y, fields["last"].reshape(V, groups(C, lanes))
 
 
 def _rand_signed(rng: np.random.Generator, bits: int, size) -> np.ndarray:
@@ -209,9 +188,9 @@ class NmpuTB(TB):
         """Send the job's vectors; return cycles until all (or ``stop_after``) output
         beats arrived.  The sink's word list is cleared first."""
         V, T, C = job.shape
-        G = _groups(C, self.rtl.lanes)
+        G = groups(C, self.rtl.lanes)
         self.snk.words.clear()
-        self.src.send(self.in_codec.pack(input_beats(job.a, job.e, self.rtl.lanes)))
+        self.src.send(self.in_codec.pack(nmpu_input_fields(job.a, job.e, self.rtl.lanes)))
         want = V * G if stop_after is None else stop_after
         return await self.run(
             lambda: len(self.snk.words) >= want, max_cycles=200 * V * T * G + 1000
@@ -220,7 +199,7 @@ class NmpuTB(TB):
     def received(self, job: Job) -> tuple[np.ndarray, np.ndarray, int]:
         """Output so far as ``y`` (v,C), ``last`` (v,G) for the ``v`` complete vectors."""
         V, T, C = job.shape
-        G = _groups(C, self.rtl.lanes)
+        G = groups(C, self.rtl.lanes)
         n = len(self.snk.words) // G * G
         f = (
             self.out_codec.unpack(self.snk.words[:n])
@@ -298,7 +277,7 @@ async def random_jobs(dut):
         coverage += _coverage(job)
         await tb.program(job)
         if not reset_done and V >= 8:
-            G = _groups(job.shape[2], rtl.lanes)
+            G = groups(job.shape[2], rtl.lanes)
             await tb.stream(job, stop_after=(V // 2) * G + 1)
             _check_job(sb, tb, job, exp)  # the prefix delivered before the reset
             await tb.reset()
@@ -317,7 +296,7 @@ async def random_jobs(dut):
         await tb.program(job)
         cycles = await tb.stream(job)
         _check_job(sb, tb, job, job.expected())
-        G = _groups(job.shape[2], rtl.lanes)
+        G = groups(job.shape[2], rtl.lanes)
         ideal = V * T * G + LATENCY
         result.update(
             measure_vectors=V,

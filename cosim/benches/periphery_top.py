@@ -23,9 +23,9 @@ from aimcflow.cosim.runner import load_params, save_result
 from aimcflow.cosim.streams import TB, Scoreboard, StreamSink, StreamSource
 from aimcflow.models.periphery import mgmt as mgolden
 from aimcflow.models.periphery import nmpu as ngolden
-from aimcflow.rtl.mgmt import REG_BOUND_MAX_ITER, REG_NOISE
 from aimcflow.rtl.params import MgmtRtlParams, NmpuRtlParams
 from aimcflow.rtl.periphery_top import PeripheryTop
+from aimcflow.rtl.protocol import groups, mgmt_reg_beats, segment_beats
 
 from . import mgmt as mbench
 from . import nmpu as nbench
@@ -135,27 +135,24 @@ class TopTB(TB):
 
     async def program(self, job: TopJob) -> None:
         self.nload.send(self.codec["nmpu_load"].pack(nbench.load_beats(job.coef, self.nrtl)))
-        m = {
-            "reg": np.array([REG_NOISE, REG_BOUND_MAX_ITER]),
-            "value": np.array([mgolden.NOISE_MODES.index(job.mgp.noise), job.mgp.bound_max_iter]),
-        }
-        self.mload.send(self.codec["mgmt_load"].pack(m))
+        regs = mgmt_reg_beats(job.mgp.noise, job.mgp.bound_max_iter)
+        self.mload.send(self.codec["mgmt_load"].pack(regs))
         await self.run(lambda: self.nload.idle and self.mload.idle, max_cycles=100_000)
 
     async def stream(self, job: TopJob, stop_after: int | None = None) -> int:
         V, T, R = job.x.shape
         C = job.w.shape[2]
-        G = -(-C // self.nrtl.lanes)
+        G = groups(C, self.nrtl.lanes)
         for agent in (self.osnk, self.dac, self.status):
             agent.words.clear()
         tiles = job.tiles()
         self.tile.segments.clear()
         self.tile.start(R, lambda seg: tiles[seg % T])
         self.xsrc.send(
-            self.codec["x"].pack(mbench.segment_beats(job.x.reshape(V * T, R), self.mrtl.x_lanes))
+            self.codec["x"].pack(segment_beats(job.x.reshape(V * T, R), self.mrtl.x_lanes))
         )
         want = V * G if stop_after is None else stop_after
-        beats = V * T * (-(-R // self.mrtl.x_lanes) + G) * (job.mgp.bound_max_iter + 1)
+        beats = V * T * (groups(R, self.mrtl.x_lanes) + G) * (job.mgp.bound_max_iter + 1)
         return await self.run(lambda: len(self.osnk.words) >= want, max_cycles=200 * beats + 1000)
 
 
@@ -163,7 +160,7 @@ def check(sbs: dict[str, Scoreboard], tb: TopTB, job: TopJob, exp) -> None:
     y_exp, e_exp, it_exp, sat_exp = exp
     V, T, R = job.x.shape
     C = job.w.shape[2]
-    G = -(-C // tb.nrtl.lanes)
+    G = groups(C, tb.nrtl.lanes)
     v = len(tb.osnk.words) // G
     if v:
         f = tb.codec["o"].unpack(tb.osnk.words[: v * G])
@@ -223,7 +220,7 @@ async def random_jobs(dut):
         exp = job.expected()
         await tb.program(job)
         if not reset_done and V >= 8:
-            G = -(-job.w.shape[2] // nrtl.lanes)
+            G = groups(job.w.shape[2], nrtl.lanes)
             await tb.stream(job, stop_after=(V // 2) * G + 1)
             check(sbs, tb, job, exp)
             await tb.reset()

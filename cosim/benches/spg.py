@@ -26,20 +26,20 @@ from aimcflow.cosim.rtlparams import spg_rtl_params
 from aimcflow.cosim.runner import build_component, load_params, save_result
 from aimcflow.cosim.streams import TB, Scoreboard, StreamSink, StreamSource
 from aimcflow.models.periphery import spg as golden
-from aimcflow.rtl.spg import SpgParams, StochasticPulseGenerator, slot_layout, update_layout
+from aimcflow.rtl.spg import SpgRtlParams, StochasticPulseGenerator, slot_layout, update_layout
 
 TOPLEVEL = "spg"
 MODULE = "aimcflow.cosim.benches.spg"
 
 
-def rtl_params(rows: int, cols: int, gp: golden.SpgParams) -> SpgParams:
+def rtl_params(rows: int, cols: int, gp: golden.SpgParams) -> SpgRtlParams:
     """RTL parameters of an R x C generator with the golden widths ``gp`` (the mapping
     lives in ``cosim/rtlparams.py``, with every other block's)."""
 
     return spg_rtl_params(rows, cols, gp)
 
 
-def build_spg(params: SpgParams, sim: str = "verilator"):
+def build_spg(params: SpgRtlParams, sim: str = "verilator"):
     """The cached Verilator (or Icarus) build of one SPG configuration."""
 
     return build_component(
@@ -50,14 +50,14 @@ def build_spg(params: SpgParams, sim: str = "verilator"):
     )
 
 
-def _unpack_slots(params: SpgParams, words: np.ndarray) -> dict[str, np.ndarray]:
+def _unpack_slots(params: SpgRtlParams, words: np.ndarray) -> dict[str, np.ndarray]:
     codec = PayloadCodec(slot_layout(params))
     f = codec.unpack([int(w) for w in words])
     return {k: f[k].astype(np.uint8) for k in ("row", "col", "row_neg", "col_neg", "last")}
 
 
 def simulate(
-    params: SpgParams,
+    params: SpgRtlParams,
     segments: list[dict],
     *,
     check: bool = False,
@@ -121,7 +121,7 @@ def simulate(
     return outs, res
 
 
-def golden_segment(params: SpgParams, s: dict) -> golden.SpgOutput:
+def golden_segment(params: SpgRtlParams, s: dict) -> golden.SpgOutput:
     """The golden model's trains for one segment (fresh seed load, updates in order)."""
     gp = golden.SpgParams(
         params.value_bits, params.gain_bits, params.gain_frac, params.prob_bits, params.max_bl
@@ -157,7 +157,7 @@ def golden_segment(params: SpgParams, s: dict) -> golden.SpgOutput:
 class SpgTB(TB):
     """Seed and update sources, slot sink; the scoreboard calls the golden model."""
 
-    def __init__(self, dut, params: SpgParams, seed: int, p_valid: float, p_ready: float):
+    def __init__(self, dut, params: SpgRtlParams, seed: int, p_valid: float, p_ready: float):
         super().__init__(dut, seed)
         self.params = params
         self.seed_src = self.add(StreamSource(dut, "seed", self.rng, p_valid))
@@ -187,7 +187,7 @@ class SpgTB(TB):
 async def stream_updates(dut):
     """Segments from an .npz through the DUT; raw slots to an .npz; optional scoreboard."""
     p = load_params()
-    params = SpgParams(**p["params"])
+    params = SpgRtlParams(**p["params"])
     tb = SpgTB(
         dut,
         params,

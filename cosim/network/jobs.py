@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from aimcflow.models.nn.golden import ColumnJob, ColumnResult
 from aimcflow.rtl.params import NmpuRtlParams
-from aimcflow.rtl.protocol import groups, mgmt_reg_beats, segment_beats
+from aimcflow.rtl.protocol import groups, mgmt_reg_beats, nmpu_output_values, segment_beats
 
 from ..benches.nmpu import Job, load_beats
 
@@ -118,8 +118,7 @@ def decode_result(
     without padding lanes, and ``e``, ``iter``, ``sat_any`` (V,T) per segment; ``a`` are
     the tile's final ADC codes (V,T,C)."""
     V, T, C = len(job.x_segments[0]), len(job.x_segments), len(job.mult)
-    G = groups(C, lanes)
-    y = codec["o"].unpack(o_words[: V * G])["y"].reshape(V, G * lanes)[:, :C]
+    y = nmpu_output_values(codec["o"].unpack(o_words[: V * groups(C, lanes)])["y"], C, lanes)
     s = codec["status"].unpack(status_words[: V * T])
     e, it, sat = (s[k].reshape(V, T) for k in ("e", "iter", "sat_any"))
     return ColumnResult(y.astype(np.int64), a.copy(), e, it, sat.astype(bool))

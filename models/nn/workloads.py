@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 from aimcflow.models.errors import UserInputError
-from aimcflow.models.io import atomic_path
+from aimcflow.models.io import atomic_path, cache_dir
 from aimcflow.models.nn.data import Dataset
 
 WORKLOADS = ("digits-mlp", "digits-cnn")
@@ -90,17 +90,6 @@ def build(arch: str, n_features: int = 64, n_classes: int = 10):
     raise UserInputError(
         f"unknown model '{arch}'; allowed: {', '.join(WORKLOADS)} or a path to a torch model file"
     )
-
-
-def cache_dir() -> Path:
-    """``$AIMCFLOW_CACHE_DIR``, else ``.cache`` of the source tree, else ``~/.cache/aimcflow``."""
-    env = os.environ.get("AIMCFLOW_CACHE_DIR")
-    if env:
-        return Path(env)
-    root = Path(__file__).resolve().parents[2]
-    if (root / "pyproject.toml").is_file():
-        return root / ".cache"
-    return Path.home() / ".cache" / "aimcflow"
 
 
 def _data_digest(data: Dataset) -> str:

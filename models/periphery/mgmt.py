@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
+from aimcflow.rtl.codes import NOISE_MODES
+from aimcflow.rtl.params import MgmtWidths
 from numpy.typing import ArrayLike
 
 from ..errors import UserInputError
@@ -40,24 +42,18 @@ if TYPE_CHECKING:
     from ..config import AcceleratorConfig
 
 NoiseMode = Literal["off", "absmax_pow2"]
-NOISE_MODES: tuple[NoiseMode, ...] = ("off", "absmax_pow2")
-"""Noise-management modes; the RTL's mode register holds the index into this tuple."""
 
 Tile = Callable[[IntArray, IntArray, np.ndarray], tuple[IntArray, np.ndarray]]
 
 
 @dataclass(frozen=True)
-class MgmtParams:
-    """Everything that fixes the management controller's numerics (widths in bits)."""
+class MgmtParams(MgmtWidths):
+    """Everything that fixes the management controller's numerics: the widths the RTL
+    shares (:class:`~aimcflow.rtl.params.MgmtWidths`) and the run-time choices it holds in
+    registers."""
 
-    dac_bits: int = 8
-    adc_bits: int = 8
-    e_min: int = -4
-    e_max: int = 7
     noise: NoiseMode = "absmax_pow2"
     bound_max_iter: int = 3
-    x_bits: int = 8
-    x_signed: bool = True
 
     def __post_init__(self) -> None:
         self.validate()

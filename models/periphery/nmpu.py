@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
+from aimcflow.rtl.codes import ACTIVATIONS
+from aimcflow.rtl.params import NmpuWidths
 from numpy.typing import ArrayLike
 
 from ..errors import UserInputError
@@ -41,39 +43,24 @@ if TYPE_CHECKING:
     from ..config import AcceleratorConfig
 
 Activation = Literal["none", "relu", "leaky", "clamp"]
-ACTIVATIONS: tuple[Activation, ...] = ("none", "relu", "leaky", "clamp")
-"""Activation kinds; the RTL's activation register holds the index into this tuple."""
 
 _INT64_BITS = 63  # usable magnitude bits of int64 incl. sign
 
 
 @dataclass(frozen=True)
-class NmpuParams:
-    """Everything that fixes the NMPU's numerics (widths in bits, shifts in bit positions)."""
+class NmpuParams(NmpuWidths):
+    """Everything that fixes the NMPU's numerics: the widths the RTL shares
+    (:class:`~aimcflow.rtl.params.NmpuWidths`, with its ``offset_bits``/``bias_bits`` rule)
+    and the run-time choices the RTL holds in registers."""
 
-    lanes: int = 8
-    adc_bits: int = 8
-    gain_bits: int = 16
-    gain_frac: int = 14
-    acc_bits: int = 32
-    mult_bits: int = 16
-    out_shift: int = 15
-    out_bits: int = 8
     out_signed: bool = False
-    e_min: int = -4
-    e_max: int = 7
     activation: Activation = "relu"
     leaky_k: int = 3
     clamp_lo: int = 0
     clamp_hi: int = 127
-    offset_bits: int | None = None
-    bias_bits: int | None = None
 
     def __post_init__(self) -> None:
-        if self.offset_bits is None:
-            object.__setattr__(self, "offset_bits", self.adc_bits + self.gain_bits)
-        if self.bias_bits is None:
-            object.__setattr__(self, "bias_bits", self.acc_bits)
+        super().__post_init__()
         self.validate()
 
     @classmethod

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 from aimcflow.models.errors import UserInputError
 from aimcflow.models.periphery.fixedpoint import rshr, scale
+from aimcflow.rtl.params import SpgWidths
 from numpy.typing import ArrayLike, NDArray
 
 XORSHIFT_SHIFTS = (13, 17, 5)
@@ -46,24 +47,14 @@ _MASK32 = (1 << STATE_BITS) - 1
 
 
 @dataclass(frozen=True)
-class SpgParams:
-    """Widths of the pulse generator (mirrors ``[spg]`` of the accelerator config)."""
-
-    value_bits: int = 8
-    gain_bits: int = 16
-    gain_frac: int = 8
-    prob_bits: int = 16
-    max_bl: int = 255
+class SpgParams(SpgWidths):
+    """Widths of the pulse generator (``[spg]`` of the accelerator config), declared once in
+    :class:`~aimcflow.rtl.params.SpgWidths`."""
 
     @classmethod
     def from_config(cls, cfg) -> SpgParams:
         s = cfg.spg
         return cls(s.value_bits, s.gain_bits, s.gain_frac, s.prob_bits, s.max_bl)
-
-    @property
-    def translator_shift(self) -> int:
-        """Exponent ``e`` of ``scale(|v| * gain, e)`` in the translator."""
-        return self.value_bits - 1 + self.gain_frac - self.prob_bits
 
     @property
     def gain_max(self) -> int:
@@ -138,7 +129,7 @@ def lane_seeds(seed: int, lanes: int) -> NDArray[np.uint32]:
 
 def rtl_lane_jumps(lanes: int) -> tuple[tuple[int, ...], ...]:
     """Per-lane seed-jump matrices ``T**(k * LANE_STRIDE)`` (32 column words each, lane k =
-    0..lanes-1) for ``rtl/spg.py``'s ``SpgParams.lane_jumps``: the RTL wires these constants
+    0..lanes-1) for ``rtl/spg.py``'s ``SpgRtlParams.lane_jumps``: the RTL wires these constants
     into XOR networks, so the jump rule lives only here."""
     if not 1 <= lanes <= PERIOD // LANE_STRIDE:
         raise ValueError(
