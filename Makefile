@@ -12,7 +12,22 @@ JOBS   ?= 2
 
 .PHONY: setup test demo bench soak mutate lint clean
 
-setup: $(STAMP) $(VENV)/.aimcflow-waves
+setup: $(STAMP) $(VENV)/.aimcflow-waves $(VENV)/.aimcflow-eda
+
+# Icarus Verilog (second simulator), the OSU 0.18 um library with its Verilog cell models
+# (qflow-tech-osu018) and OpenSTA: Debian packages, installed when we may (root with
+# apt-get); otherwise the tests that need them are deselected and the test run says why.
+EDA_DEBS := iverilog qflow-tech-osu018 opensta
+$(VENV)/.aimcflow-eda: | $(STAMP)
+	@if command -v iverilog >/dev/null && command -v sta >/dev/null && \
+	    [ -f /usr/share/qflow/tech/osu018/osu018_stdcells.lib ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  (apt-get install -y -qq --no-install-recommends $(EDA_DEBS) >/dev/null 2>&1 || \
+	   (apt-get update -qq >/dev/null 2>&1 && \
+	    apt-get install -y -qq --no-install-recommends $(EDA_DEBS) >/dev/null 2>&1)) \
+	  || echo "note: could not install $(EDA_DEBS); Icarus, timing and gate-level tests will be deselected"; \
+	else echo "note: not root: $(EDA_DEBS) not installed; Icarus, timing and gate-level tests will be deselected"; fi
+	@touch $@
 
 # Verilator's FST wave writer needs lz4.h (Debian's liblz4-dev). Installed when we may
 # (root with apt-get, as on CI); otherwise failing benches dump VCD instead, and say so.

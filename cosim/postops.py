@@ -82,12 +82,14 @@ def _residual_check(cfg: AcceleratorConfig, x: Arrays) -> None:
     _residual_golden(cfg, x)  # the golden model's own checks; it is cheap
 
 
-def _residual_rtl(cfg: AcceleratorConfig, x: Arrays) -> Arrays:
+def _residual_rtl(cfg: AcceleratorConfig, x: Arrays, sim: str) -> Arrays:
     from .benches import residual as bench  # lazy: bench modules import cocotb
 
     gp, _ = _residual_args(cfg, x)
     rtl = residual_rtl_params(gp)
-    return _run_file_bench(bench.build(rtl), bench.MODULE, bench.bench_params(rtl, gp), x, ("y",))
+    return _run_file_bench(
+        bench.build(rtl, sim=sim), bench.MODULE, bench.bench_params(rtl, gp), x, ("y",)
+    )
 
 
 RESIDUAL_VECTORS = VectorBlock(
@@ -125,12 +127,14 @@ def _pool_check(cfg: AcceleratorConfig, x: Arrays) -> None:
     _pool_golden(cfg, x)
 
 
-def _pool_rtl(cfg: AcceleratorConfig, x: Arrays) -> Arrays:
+def _pool_rtl(cfg: AcceleratorConfig, x: Arrays, sim: str) -> Arrays:
     from .benches import pool as bench  # lazy: bench modules import cocotb
 
     _, _, gp, _ = _pool_args(cfg, x)
     rtl = pool_rtl_params(gp)
-    return _run_file_bench(bench.build(rtl), bench.MODULE, bench.bench_params(rtl, gp), x, ("y",))
+    return _run_file_bench(
+        bench.build(rtl, sim=sim), bench.MODULE, bench.bench_params(rtl, gp), x, ("y",)
+    )
 
 
 POOL_VECTORS = VectorBlock(

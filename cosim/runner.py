@@ -35,7 +35,7 @@ from aimcflow.models.io import cache_dir
 from aimcflow.models.jsonable import json_default
 from amaranth.back import verilog
 
-from . import deathsig
+from . import deathsig, icarus
 from .toolchain import find_verilator
 
 WAIVER_FILE = "verilator_waivers.vlt"
@@ -178,6 +178,8 @@ class Build:
     build_s: float
     cached: bool
     versions: dict[str, str] = field(default_factory=dict)
+    #: "verilator" or "icarus" (:mod:`aimcflow.cosim.icarus`)
+    sim: str = "verilator"
 
     def run(
         self,
@@ -235,7 +237,12 @@ class Build:
         params_file.write_text(json.dumps(dict(params or {})))
         result_file = run_dir / "result.json"
         results_xml = run_dir / "results.xml"
-        runner = _runner_class()()
+        extra: dict[str, Any] = {}
+        if self.sim == "icarus":
+            runner = icarus._runner_class()()
+            extra = icarus.run_kwargs(run_dir, waves)
+        else:
+            runner = _runner_class()()
         env = {
             PARAMS_ENV: str(params_file),
             RESULT_ENV: str(result_file),
@@ -257,6 +264,7 @@ class Build:
                 waves=waves,
                 results_xml=str(results_xml),
                 log_file=run_dir / "sim.log",
+                **extra,
             )
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 1
@@ -283,15 +291,22 @@ def build(
     build_args: Sequence[str] = (),
     name: str | None = None,
     models: Mapping[str, str] | None = None,
+    sim: str = "verilator",
 ) -> Build:
     """Verilate ``verilog`` (text whose top module is ``toplevel``) or reuse a cached build.
 
     ``name`` only labels the cache directory.  ``models``: further modules the design
     instantiates (module name -> Verilog, e.g. SRAM macro models), one file each.  The
     waiver file is always applied; there is no blanket Wno-fatal flag: a warning outside
-    the waivers fails the build.
+    the waivers fails the build.  ``sim="icarus"`` compiles with Icarus Verilog instead
+    (:mod:`aimcflow.cosim.icarus`; ``build_args`` then go to ``iverilog``).
     """
     versions = tool_versions()  # also exports VERILATOR_ROOT / PATH for the build
+    if sim != "verilator":
+        icarus.check_simulator(sim)
+        return icarus.build_icarus(
+            verilog, toplevel, name=name, build_args=build_args, versions=versions
+        )
     waivers = waiver_path().read_text()
     trace = ["--trace-fst"] if wave_format() == "fst" else ["--trace-vcd"]
     args = [*trace, "--trace-structs", *build_args]

@@ -81,6 +81,9 @@ class StreamSource(_StreamAgent):
         self._taken = False
         self._valid_now = 0
         self.valid.value = 0
+        # a defined payload from time 0: Icarus starts undriven inputs at X (Verilator at
+        # 0), and a ready that decodes another stream's idle payload would be X
+        self.payload.value = 0
 
     def send(self, words: Iterable[int]) -> None:
         self.queue.extend(words)

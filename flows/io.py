@@ -55,7 +55,22 @@ OUTPUTS: dict[str, tuple[str, ...]] = {
     "tvla": ("results.json", "tvla.png"),
     "train": ("results.json",),
     "synth": ("results.json",),
-    "generate": ("manifest.json", "files.f", "verilator_waivers.vlt"),
+    "generate": (
+        "manifest.json",
+        "files.f",
+        "verilator_waivers.vlt",
+        # the tapeout package (flows/package): files and whole directories
+        "timescale.v",
+        "CLOCK_RESET.md",
+        "verilator.f",
+        "icarus.f",
+        "yosys.ys",
+        "constraints",
+        "icarus",
+        "librelane",
+        "ports",
+        "waves",
+    ),
 }
 
 
@@ -189,7 +204,11 @@ def commit_outputs() -> None:
             stale = old.name in owned and old.name not in names
             if stale and old.is_file():
                 old.unlink()
+            elif stale and old.is_dir():
+                shutil.rmtree(old)
         for name in sorted(names, key=lambda n: n == s.marker):
+            if (s.final / name).is_dir() and name in owned:  # a directory output: replaced whole
+                shutil.rmtree(s.final / name)
             os.replace(s.staging / name, s.final / name)
         s.staging.rmdir()
 

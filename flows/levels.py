@@ -115,21 +115,22 @@ def throughput(rtl_cycles: int, conv_cycles: int, images: int, period_ns: float)
     }
 
 
-def level4(prog, x, y, images, logits3, console) -> dict:
+def level4(prog, x, y, images, logits3, console, sim: str = "verilator") -> dict:
     """Level 4 on ``prog`` (:mod:`aimcflow.cosim.network`); its logits are also checked against level
-    3's as a whole (the job-by-job comparison already covers every activation)."""
+    3's as a whole (the job-by-job comparison already covers every activation).  ``sim``:
+    the RTL simulator, ``"verilator"`` or ``"icarus"`` (same bench, same results)."""
     try:  # a program or config the periphery RTL cannot hold: reported, not fatal
         network.check_fits(prog)
-        with console.status("building periphery_top with Verilator (cached per config)"):
+        with console.status(f"building periphery_top with {sim} (cached per config)"):
             tb = time.perf_counter()
-            build = network.build_for(prog)
+            build = network.build_for(prog, sim)
             build_s = time.perf_counter() - tb  # Verilog generation + cache lookup or build
     except UserInputError as exc:
         return {"accuracy": None, "reason": str(exc)}
     # where each op runs: analog layers' periphery in RTL; adds and pools on golden models
     # until their RTL is in the loop (said in the results, never claimed as RTL)
-    ops = placement(prog, "RTL (Verilated periphery_top, compared with level 3)")
-    with console.status(f"analog-rtl: Verilated periphery in the loop, {len(x)} images"):
+    ops = placement(prog, f"RTL (periphery_top on {sim}, compared with level 3)")
+    with console.status(f"analog-rtl: periphery RTL ({sim}) in the loop, {len(x)} images"):
         r = network.run_level4(prog, x, images, build=build)
     mismatches = r.mismatches
     if r.logits is not None and not np.array_equal(r.logits, logits3):
@@ -164,6 +165,8 @@ def level4(prog, x, y, images, logits3, console) -> dict:
         "cycle_efficiency": r.efficiency,
         **throughput(r.rtl_cycles, r.conv_cycles, len(x), prog.cfg.clock.period_ns),
         "sim_wall_s": r.sim_wall_s,
+        "simulator": sim,
+        # the build of ``simulator`` (key name kept from when Verilator was the only one)
         "verilator_build_s": build_s,
         "verilator_build_cached": r.build_cached,
         "waves": r.waves,

@@ -138,11 +138,6 @@ ROWS: list[tuple[str, list[str], str]] = [
         ["vectors", "bogus", "--in", "{afile}", "--out", "o.npz"],
         "unknown block 'bogus'",
     ),
-    (
-        "vectors-icarus",
-        ["vectors", "mgmt", "--in", "{mgmt_npz}", "--out", "o.npz", "--sim", "icarus"],
-        "--sim icarus",
-    ),
     ("lint-unknown-block", ["lint", "--blocks", "bogus"], "unknown block(s) bogus"),
     (
         "ascon-short-key",

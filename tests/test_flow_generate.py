@@ -23,10 +23,13 @@ def test_generate_is_byte_identical_and_complete(small_cfg, tmp_path, capsys):
     assert load_config(path) == cfg  # the TOML round trip is faithful
     assert cli("generate", "--config", path, "--out", tmp_path / "a") == 0
     assert cli("generate", "--config", path, "--out", tmp_path / "b") == 0
-    files = sorted(p.name for p in (tmp_path / "a").iterdir())
-    assert files == sorted(p.name for p in (tmp_path / "b").iterdir())
+    # the whole package, subdirectories included, is byte-identical across runs
+    files = sorted(str(p.relative_to(tmp_path / "a")) for p in (tmp_path / "a").rglob("*"))
+    assert files == sorted(str(p.relative_to(tmp_path / "b")) for p in (tmp_path / "b").rglob("*"))
     for name in files:
-        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+        if (tmp_path / "a" / name).is_file():
+            a, b = (tmp_path / "a" / name).read_bytes(), (tmp_path / "b" / name).read_bytes()
+            assert a == b, name
     manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
     assert manifest["config"]["digest"] == cfg.digest()
     assert set(manifest["blocks"]) == {"nmpu", "mgmt", "periphery_top", "residual", "pool"}

@@ -36,9 +36,9 @@ TOPLEVEL = "aimcflow_mgmt"
 W_BITS = golden.IDEAL_TILE_W_BITS
 
 
-def build(rtl: MgmtRtlParams, toplevel: str = TOPLEVEL):
-    """The cached Verilator build of the management controller with these parameters."""
-    return build_component(MgmtController(rtl), toplevel, name=f"mgmt-l{rtl.lanes}")
+def build(rtl: MgmtRtlParams, toplevel: str = TOPLEVEL, sim: str = "verilator"):
+    """The cached Verilator (or Icarus) build of the management controller."""
+    return build_component(MgmtController(rtl), toplevel, name=f"mgmt-l{rtl.lanes}", sim=sim)
 
 
 def bench_params(rtl: MgmtRtlParams, gp: golden.MgmtParams, **kw: Any) -> dict[str, Any]:

@@ -42,10 +42,10 @@ MODULE = "aimcflow.cosim.benches.nmpu"
 TOPLEVEL = "aimcflow_nmpu"
 
 
-def build(rtl: NmpuRtlParams, toplevel: str = TOPLEVEL):
-    """The cached Verilator build of the NMPU with these parameters."""
+def build(rtl: NmpuRtlParams, toplevel: str = TOPLEVEL, sim: str = "verilator"):
+    """The cached Verilator (or Icarus) build of the NMPU with these parameters."""
 
-    return build_component(Nmpu(rtl), toplevel, name=f"nmpu-l{rtl.lanes}")
+    return build_component(Nmpu(rtl), toplevel, name=f"nmpu-l{rtl.lanes}", sim=sim)
 
 
 def bench_params(rtl: NmpuRtlParams, gp: golden.NmpuParams, **kw: Any) -> dict[str, Any]:

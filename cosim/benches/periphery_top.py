@@ -107,9 +107,11 @@ class StatusMonitor:
         pass
 
     def sample(self) -> None:
-        w = self.sig.value.to_unsigned()
-        if w & 1:
-            self.words.append(w)
+        # valid (bit 0) first: the other fields are don't-care (X under Icarus) without it
+        v = self.sig.value
+        if str(v)[-1] != "1":
+            return
+        self.words.append(v.to_unsigned())
 
     def flush(self) -> None:
         pass

@@ -42,8 +42,8 @@ MODULE = "aimcflow.cosim.benches.pool"
 TOPLEVEL = "aimcflow_pool"
 
 
-def build(rtl: PoolRtlParams, toplevel: str = TOPLEVEL):
-    return build_component(Pool(rtl), toplevel, name=f"pool-l{rtl.lanes}")
+def build(rtl: PoolRtlParams, toplevel: str = TOPLEVEL, sim: str = "verilator"):
+    return build_component(Pool(rtl), toplevel, name=f"pool-l{rtl.lanes}", sim=sim)
 
 
 def bench_params(rtl: PoolRtlParams, gp: golden.PoolParams, **kw: Any) -> dict[str, Any]:

@@ -39,9 +39,9 @@ MODULE = "aimcflow.cosim.benches.residual"
 TOPLEVEL = "aimcflow_residual"
 
 
-def build(rtl: ResidualRtlParams, toplevel: str = TOPLEVEL):
-    """The cached Verilator build of the unit with these parameters."""
-    return build_component(ResidualAdd(rtl), toplevel, name=f"residual-l{rtl.lanes}")
+def build(rtl: ResidualRtlParams, toplevel: str = TOPLEVEL, sim: str = "verilator"):
+    """The cached Verilator (or Icarus) build of the unit with these parameters."""
+    return build_component(ResidualAdd(rtl), toplevel, name=f"residual-l{rtl.lanes}", sim=sim)
 
 
 def bench_params(rtl: ResidualRtlParams, gp: golden.ResidualParams, **kw: Any) -> dict[str, Any]:

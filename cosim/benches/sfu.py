@@ -208,9 +208,9 @@ def random_job(
     return Job(op, x, gp, mult=mult, shift=shift)
 
 
-def build(rtl: SfuRtlParams, toplevel: str = TOPLEVEL):
-    """The cached Verilator build of the SFU with these parameters."""
-    return build_component(Sfu(rtl), toplevel, name=f"sfu-l{rtl.lanes}")
+def build(rtl: SfuRtlParams, toplevel: str = TOPLEVEL, sim: str = "verilator"):
+    """The cached Verilator (or Icarus) build of the SFU with these parameters."""
+    return build_component(Sfu(rtl), toplevel, name=f"sfu-l{rtl.lanes}", sim=sim)
 
 
 def _coverage(job: Job, exp: np.ndarray) -> dict[str, int]:

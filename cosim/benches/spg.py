@@ -39,11 +39,14 @@ def rtl_params(rows: int, cols: int, gp: golden.SpgParams) -> SpgRtlParams:
     return spg_rtl_params(rows, cols, gp)
 
 
-def build_spg(params: SpgRtlParams):
-    """The cached Verilator build of one SPG configuration."""
+def build_spg(params: SpgRtlParams, sim: str = "verilator"):
+    """The cached Verilator (or Icarus) build of one SPG configuration."""
 
     return build_component(
-        StochasticPulseGenerator(params), TOPLEVEL, name=f"spg-r{params.rows}c{params.cols}"
+        StochasticPulseGenerator(params),
+        TOPLEVEL,
+        name=f"spg-r{params.rows}c{params.cols}",
+        sim=sim,
     )
 
 

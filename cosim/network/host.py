@@ -70,13 +70,13 @@ def check_fits(prog) -> None:
             )
 
 
-def build_for(prog):
-    """The Verilator build of ``periphery_top`` for this program's config (cached by the
-    hash of its Verilog, i.e. of every parameter): a :class:`aimcflow.cosim.runner.Build`
-    with ``build_s`` and ``cached``."""
+def build_for(prog, sim: str = "verilator"):
+    """The Verilator (or ``sim="icarus"``: Icarus) build of ``periphery_top`` for this
+    program's config (cached by the hash of its Verilog, i.e. of every parameter): a
+    :class:`aimcflow.cosim.runner.Build` with ``build_s`` and ``cached``."""
     nrtl, mrtl = rtl_params(prog)
     top = NetworkTop(NetworkTopParams(nrtl, mrtl, conv_cycles(prog.cfg), **RING))
-    return build_component(top, TOPLEVEL, name="network-top")
+    return build_component(top, TOPLEVEL, name="network-top", sim=sim)
 
 
 @dataclass

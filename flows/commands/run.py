@@ -99,6 +99,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="leave out analog-rtl (no Verilator build or co-simulation)",
     )
+    p.add_argument(
+        "--sim",
+        default="verilator",
+        choices=("verilator", "icarus"),
+        help="RTL simulator of analog-rtl: verilator (default) or icarus (Icarus Verilog, "
+        "slower, same results bit for bit)",
+    )
     add_out_arg(p, "run")
     p.set_defaults(func=run)
 
@@ -109,6 +116,7 @@ _fmt_time = fmt_duration
 def run(args: argparse.Namespace) -> int:
     # lazy: numpy, torch, amaranth, matplotlib, pydantic, rich (kept out of ``aimcflow --help``)
     import numpy as np
+    from aimcflow.cosim.icarus import icarus_version
     from aimcflow.cosim.network import format_mismatch
     from aimcflow.flows.args import load_data
     from aimcflow.flows.levels import THROUGHPUT_KEYS, analog_golden_level, level4
@@ -142,6 +150,8 @@ def run(args: argparse.Namespace) -> int:
     levels = set(args.levels or LEVELS) - ({"analog-rtl"} if args.no_rtl else set())
     if "analog-rtl" in levels:
         levels.add("analog-golden")  # level 4 runs level 3's chip program and checks it
+        if args.sim == "icarus":
+            icarus_version()  # no iverilog: one message and exit 2 before any output
     out = prepare_out_dir(args.out, "run", args.force)
 
     x, y = data.x_test[:n], data.y_test[:n]
@@ -193,7 +203,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         golden = {"accuracy": None, "reason": "not requested (--levels)"}
     if "analog-rtl" in levels and prog is not None:
-        rtl = level4(prog, x, y, images, logits3, console)
+        rtl = level4(prog, x, y, images, logits3, console, sim=args.sim)
     else:
         why = "not requested" if "analog-rtl" not in levels else "analog-golden did not run"
         rtl = {"accuracy": None, "reason": why}
@@ -247,7 +257,7 @@ def run(args: argparse.Namespace) -> int:
             f"[{'red' if rtl['mismatches'] else 'green'}]{rtl['mismatches']} mismatches"
             f"[/]; RTL cycles {rtl['rtl_cycles']}, ideal {rtl['ideal_cycles']}, cycle "
             f"efficiency {'-' if eff is None else f'{eff:.3f}'}; cosim {rtl['sim_wall_s']:.1f} s; "
-            f"Verilator build {rtl['verilator_build_s']:.1f} s"
+            f"{rtl['simulator']} build {rtl['verilator_build_s']:.1f} s"
             f"{' (cached)' if rtl['verilator_build_cached'] else ' (cold)'}"
         )
         console.print(

@@ -9,6 +9,8 @@ import time
 from aimcflow.flows.args import add_config_arg, add_memories_arg, add_out_arg
 from aimcflow.flows.io import prepare_out_dir, shown, write_json_atomic
 from aimcflow.flows.memory_manifest import macro_models
+from aimcflow.flows.package.sdc import clock_period_ns
+from aimcflow.flows.sta import liberty, liberty_row, require_sta
 
 SYNTH_BLOCKS = ("nmpu", "mgmt")
 
@@ -45,6 +47,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="B,B",
         help=f"blocks to synthesize, comma-separated, or all (default {','.join(SYNTH_BLOCKS)})",
     )
+    p.add_argument(
+        "--liberty",
+        default=None,
+        metavar="LIB",
+        help="map to a standard-cell library and time it with OpenSTA: osu018 (Debian "
+        "qflow-tech-osu018); prints slack, Fmax, critical path, area with/without memories",
+    )
+    p.add_argument(
+        "--no-flop-memories",
+        action="store_true",
+        help="with --liberty: skip the (slow) map of the memories to flip-flops; timing then "
+        "treats the memories as black boxes",
+    )
     add_out_arg(p, "synth")
     add_memories_arg(p)
     p.set_defaults(func=run)
@@ -71,6 +86,8 @@ def run(args: argparse.Namespace) -> int:
     verilog = {
         (b, n): generate_block(c, b, args.memories) for b in blocks for n, c in configs.items()
     }
+    if args.liberty:
+        return run_liberty(args, cfg, blocks, lanes, verilog)
     out = prepare_out_dir(args.out, "synth", args.force)
     table: dict[str, dict] = {}
     print(
@@ -109,6 +126,56 @@ def run(args: argparse.Namespace) -> int:
             "blocks": table,
             "note": "transistors: stat -tech cmos of the logic; memories kept as $mem_v2 cells "
             "(flops) or 1R1W SRAM black boxes (macro): cells and bits listed, no transistors",
+        },
+    )
+    print(f"results: {shown(out) / 'results.json'}")
+    print(
+        "note: memories (coefficient, accumulator, input buffers) are excluded from cells and "
+        "transistors; see 'mem bits' (--liberty gives areas with and without them)"
+    )
+    return 0
+
+
+def run_liberty(args, cfg, blocks, lanes, verilog) -> int:
+    """``synth --liberty``: per block and lane count, OpenSTA timing and liberty areas."""
+    lib = liberty(args.liberty)  # refused before any work when not installed
+    require_sta()
+    period = clock_period_ns(cfg)
+    flops = not args.no_flop_memories
+    out = prepare_out_dir(args.out, "synth", args.force)
+    print(
+        f"library {args.liberty} ({lib}); clock {period:g} ns; memories "
+        f"{'as flip-flops for timing' if flops else 'as black boxes (not timed, no area)'}",
+        flush=True,
+    )
+    head = f"{'block':<14}{'lanes':>6}{'slack ns':>10}{'Fmax MHz':>10}{'area um2':>12}"
+    head += f"{'w/o mem um2':>13}  critical path"
+    print(head, flush=True)
+    rows: dict[str, dict] = {}
+    for b in blocks:
+        rows[b] = {}
+        for n in lanes:
+            t0 = time.perf_counter()
+            r = liberty_row(verilog[(b, n)], lib, period, flops)
+            r["synth_s"] = round(time.perf_counter() - t0, 1)
+            rows[b][str(n)] = r
+            full = r.get("area_with_flop_memories_um2")
+            print(
+                f"{b:<14}{n:>6}{r['worst_slack_ns']:>10.3f}{r['fmax_mhz']:>10.1f}"
+                f"{'-' if full is None else f'{full:.0f}':>12}{r['area_logic_um2']:>13.0f}"
+                f"  {r['startpoint']} -> {r['endpoint']}",
+                flush=True,
+            )
+    write_json_atomic(
+        out / "results.json",
+        {
+            "config": cfg.name,
+            "config_digest": cfg.digest(),
+            "liberty": args.liberty,
+            "clock_period_ns": period,
+            "memories": "flops" if flops else "excluded",
+            "lanes": lanes,
+            "blocks": rows,
         },
     )
     print(f"results: {shown(out) / 'results.json'}")

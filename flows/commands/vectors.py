@@ -14,7 +14,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "vectors",
         help="run a block on the vectors of an .npz and write its outputs",
-        description="Run BLOCK's RTL under Verilator (default) or its golden model on every "
+        description="Run BLOCK's RTL under Verilator (default), Icarus or its golden model on every "
         "vector of IN (.npz, int64 arrays as docs/SPEC.md lists) and write OUT (.npz).",
     )
     p.add_argument("block", metavar="BLOCK", help="nmpu, mgmt, spg, residual or pool")
@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--sim",
         default="verilator",
         choices=("verilator", "icarus", "golden"),
-        help="verilator (RTL, default), icarus (not implemented yet: refused with exit 2) or "
+        help="verilator (RTL, default), icarus (RTL under Icarus Verilog, same bench) or "
         "golden (the bit-exact model)",
     )
     p.add_argument("--force", action="store_true", help="overwrite an existing OUT file")

