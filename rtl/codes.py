@@ -69,3 +69,57 @@ def activation_code(name: str) -> int:
 def noise_code(name: str) -> int:
     """Register value of noise mode ``name`` (a member of :data:`NOISE_MODES`)."""
     return NoiseMode[name.upper()].value
+
+
+class ResidualReg(enum.Enum, shape=3):
+    """Residual-add register numbers (``rtl/residual.py``): the activation registers keep
+    the NMPU's numbers (:class:`NmpuReg`), then the two branch multipliers and the shift."""
+
+    ACTIVATION = NmpuReg.ACTIVATION.value
+    OUT_SIGNED = NmpuReg.OUT_SIGNED.value
+    LEAKY_K = NmpuReg.LEAKY_K.value
+    CLAMP_LO = NmpuReg.CLAMP_LO.value
+    CLAMP_HI = NmpuReg.CLAMP_HI.value
+    MULT_A = 5
+    MULT_B = 6
+    SHIFT = 7
+
+
+class PoolKind(enum.Enum, shape=1):
+    """The pooling unit's kind register (``rtl/pool.py``)."""
+
+    MAX = 0
+    AVG = 1
+
+
+class PoolReg(enum.Enum, shape=2):
+    """Pooling-unit register numbers."""
+
+    KIND = 0
+    SIGNED = 1
+    MULT = 2
+    SHIFT = 3
+
+
+class SfuOp(enum.Enum, shape=2):
+    """The special-function unit's op register (``rtl/sfu.py``); golden models name the ops
+    by the lower-case member names (:data:`SFU_OPS`)."""
+
+    MATMUL = 0
+    SOFTMAX = 1
+    LAYERNORM = 2
+    GELU = 3
+
+
+class SfuReg(enum.Enum, shape=3):
+    """Special-function-unit register numbers."""
+
+    OP = 0
+    LEN = 1
+    MULT = 2
+    SHIFT = 3
+    WIDE = 4
+
+
+SFU_OPS = tuple(o.name.lower() for o in SfuOp)
+"""SFU op names in code order: ``("matmul", "softmax", "layernorm", "gelu")``."""

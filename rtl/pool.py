@@ -42,14 +42,15 @@ from amaranth import Const, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .codes import PoolKind, PoolReg
 from .nmpu import saturate
 from .registers import write_registers
 
 LATENCY = 3
 """Clock edges from a window's last input transfer to the earliest transfer of its output."""
 
-KIND_MAX, KIND_AVG = 0, 1
-REG_KIND, REG_SIGNED, REG_MULT, REG_SHIFT = range(4)
+KIND_MAX, KIND_AVG = (k.value for k in PoolKind)
+REG_KIND, REG_SIGNED, REG_MULT, REG_SHIFT = (r.value for r in PoolReg)
 
 
 @dataclass(frozen=True)

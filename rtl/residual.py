@@ -39,22 +39,23 @@ from amaranth import Const, Module, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .codes import NmpuReg
+from .codes import ResidualReg
 from .nmpu import activate, saturate
 from .registers import write_registers
 
 LATENCY = 3
 """Clock edges from an input transfer to the earliest transfer of its output."""
 
-# the activation registers keep the NMPU's numbers (rtl/codes.py NmpuReg); then its own
-REG_ACTIVATION, REG_OUT_SIGNED, REG_LEAKY_K, REG_CLAMP_LO, REG_CLAMP_HI = (
-    NmpuReg.ACTIVATION.value,
-    NmpuReg.OUT_SIGNED.value,
-    NmpuReg.LEAKY_K.value,
-    NmpuReg.CLAMP_LO.value,
-    NmpuReg.CLAMP_HI.value,
-)
-REG_MULT_A, REG_MULT_B, REG_SHIFT = 5, 6, 7
+(
+    REG_ACTIVATION,
+    REG_OUT_SIGNED,
+    REG_LEAKY_K,
+    REG_CLAMP_LO,
+    REG_CLAMP_HI,
+    REG_MULT_A,
+    REG_MULT_B,
+    REG_SHIFT,
+) = (r.value for r in ResidualReg)
 
 
 @dataclass(frozen=True)

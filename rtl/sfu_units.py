@@ -11,10 +11,11 @@ from amaranth import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .codes import SfuOp, SfuReg
 from .nmpu import saturate
 
-OP_MATMUL, OP_SOFTMAX, OP_LAYERNORM, OP_GELU = range(4)
-REG_OP, REG_LEN, REG_MULT, REG_SHIFT, REG_WIDE = range(5)
+OP_MATMUL, OP_SOFTMAX, OP_LAYERNORM, OP_GELU = (o.value for o in SfuOp)
+REG_OP, REG_LEN, REG_MULT, REG_SHIFT, REG_WIDE = (r.value for r in SfuReg)
 MATMUL_LATENCY = 3
 GELU_LATENCY = 3
 

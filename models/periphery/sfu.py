@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+from aimcflow.rtl.codes import SFU_OPS
 from numpy.typing import ArrayLike
 
 from ..errors import UserInputError
@@ -34,7 +35,7 @@ from .fixedpoint import IntArray, rshr, sat, signed_range
 if TYPE_CHECKING:
     from ..config import AcceleratorConfig
 
-OPS = ("matmul", "softmax", "layernorm", "gelu")
+OPS = SFU_OPS
 """Operation codes; the RTL's OP register holds the index into this tuple."""
 
 # 2**-r ~= c0 + c1 r + c2 r**2 on r in [0, 1): minimax fit (equioscillating error
