@@ -145,7 +145,14 @@ def test_ascon_icarus_equals_verilator():
     assert res["icarus"] == res["verilator"]
 
 
-@pytest.mark.parametrize("design", ["plain_mac", "secure_mac"])
+@pytest.mark.parametrize(
+    "design",
+    [
+        "plain_mac",
+        # the 16-lane secure MAC's Icarus build and run take tens of minutes on 2 cores: soak
+        pytest.param("secure_mac", marks=pytest.mark.slow),
+    ],
+)
 def test_mac_icarus_equals_verilator(design):
     blk = BLOCKS[design]
     p = blk.params(None, n=16)  # tests/test_secure_mac.py's 16-lane builds
@@ -182,6 +189,10 @@ def test_vectors_icarus_bit_identical(block, tmp_path):
             np.testing.assert_array_equal(got[sim][k], v, err_msg=f"{sim} {k}")
 
 
+# Level 4 under Icarus has not yet been seen to finish: the level-4 ring wrapper's wide
+# combinational read ports make vvp very slow (minutes per image on 2 cores). Kept for
+# make soak until the wrapper is made Icarus-friendly; make test runs every block on Icarus.
+@pytest.mark.slow
 def test_level4_icarus_equals_verilator():
     """Level 4 on Icarus: same logits, same RTL cycle count, every activation checked."""
     from aimcflow.cosim.network import build_for, format_mismatch, run_level4
