@@ -103,8 +103,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--sim",
         default="verilator",
         choices=("verilator", "icarus"),
-        help="RTL simulator of analog-rtl: verilator (default) or icarus (Icarus Verilog, "
-        "slower, same results bit for bit)",
+        help="RTL simulator of analog-rtl: verilator (default) or icarus (Icarus Verilog; "
+        "experimental for level 4: the same bench, but minutes per image, and not yet "
+        "verified against Verilator on a whole run)",
     )
     add_out_arg(p, "run")
     p.set_defaults(func=run)
