@@ -126,7 +126,7 @@ CATALOGUE: tuple[Mutant, ...] = (
     one("nmpu-rtl-last-early", "nmpu", "rtl", N, "self.o.payload.last.eq(glast3)", "self.o.payload.last.eq(glast2)", "last flag from the wrong pipeline stage", True),
     one("nmpu-rtl-ncols-floor", "nmpu", "rtl", N, "groups = (cols + (lanes - 1)) // lanes", "groups = cols // lanes", "N_COLS register: groups rounded down (lanes not a power of 2)"),
     one("nmpu-rtl-tile-base", "nmpu", "rtl", N, "tile_base.eq(tile_base + G)", "tile_base.eq(tile_base + n_groups)", "row-tile coefficient base steps by the used groups, not the memory stride", True),
-    one("nmpu-rtl-acc-not-transparent", "nmpu", "rtl", N, "acc_rp = acc_mem.read_port(transparent_for=(acc_wp,))", "acc_rp = acc_mem.read_port()", "accumulator read port not transparent (read-during-write)", True),
+    one("nmpu-rtl-acc-not-transparent", "nmpu", "rtl", N, "G,\n                True,\n                st,\n                (\"acc_wp\", \"acc_rp\")", "G,\n                False,\n                st,\n                (\"acc_wp\", \"acc_rp\")", "accumulator read port not transparent (read-during-write)", True),
     # ---------------------------------------------------------------- NMPU golden, fixed point
     one("nmpu-gold-acc-wrap", "nmpu", "golden", NG, "acc = sat(acc + s[:, t, :], params.acc_bits)", "acc = acc + s[:, t, :]", "golden accumulator never saturates", True),
     one("nmpu-gold-leaky-floor", "nmpu", "golden", NG, "np.where(z >= 0, z, rshr(z, params.leaky_k))", "np.where(z >= 0, z, z >> params.leaky_k)", "golden leaky floors"),
