@@ -1,7 +1,7 @@
 """The level-4 cocotb test: the whole network, compared job by job with level 3.
 
 Runs inside the simulator (``network_top``, :func:`aimcflow.cosim.network.build_for`).  The
-parameters (:func:`aimcflow.cosim.runner.load_params`) name the pickled job
+parameters (:func:`aimcflow.cosim.runner.load_params`) name the signed job file
 (chip program, inputs, image ids) that :func:`aimcflow.cosim.network.run_level4` wrote.
 :func:`run_network` is the test's body; benches reuse it with a hook on the loaded
 coefficients or extra measurements after it (:mod:`aimcflow.cosim.benches.network_probes`).
@@ -10,7 +10,6 @@ coefficients or extra measurements after it (:mod:`aimcflow.cosim.benches.networ
 from __future__ import annotations
 
 import dataclasses
-import pickle
 import time
 from collections.abc import Callable
 
@@ -25,6 +24,7 @@ from ..network_top import NetworkTopParams
 from ..runner import load_params, save_result
 from .benches import NetworkTB, RingNetworkTB
 from .compare import MAX_REPORT, compare_job, format_mismatch, report_dac_mismatches
+from .jobfile import read_job
 from .jobs import RecordingTile, job_coefficients
 
 _IMPORTED_AT = time.time()  # in the simulator: when cocotb imported this module
@@ -64,11 +64,10 @@ def _layer_stats(name: str) -> dict:
 
 
 async def run_network(dut, p: dict, coef_hook: CoefHook | None = None):
-    """Run the pickled job's network through the RTL, layer by layer; returns
+    """Run the job file's network through the RTL, layer by layer; returns
     ``(tb, result dict, failed)``.  Stops at the first layer with a mismatch."""
     t_start = time.time()
-    with open(p["job"], "rb") as fh:
-        job = pickle.load(fh)  # written by run_level4 in this same run, not user input
+    job = read_job(p["job"], p["job_key"])  # signed by run_level4 in this same run
     t_unpickled = time.time()
     prog, x, images = job["prog"], job["x"], job["images"]
     bs = int(job["batch_size"])

@@ -2,16 +2,14 @@
 :func:`run_level4`, which runs the cocotb test (:mod:`.cocotb_tests`) in a simulator and
 returns its :class:`Level4Result`.
 
-The chip program reaches the simulator as a pickle next to the run's parameters (it holds
-the programmed tiles, which only Python can evaluate); the pickle is written and read by
-this run only, never taken from a user.
+The chip program reaches the simulator as a signed job file (:mod:`.jobfile`) next to the
+run's parameters: written and read by this run only, never taken from a user.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import pickle
 import shutil
 import time
 import uuid
@@ -24,6 +22,7 @@ from aimcflow.models.nn.golden import logits_of
 from ..network_top import NetworkTop, NetworkTopParams
 from ..rtlparams import conv_cycles, mgmt_params, nmpu_params
 from ..runner import CosimFailure, build_component, cache_dir
+from .jobfile import write_job
 
 MODULE = "aimcflow.cosim.network.cocotb_tests"
 TESTCASE = "network"
@@ -141,22 +140,21 @@ def run_level4(
     work = cache_dir() / "network" / uuid.uuid4().hex[:12]
     work.mkdir(parents=True)
     try:
-        blob = work / "job.pkl"
-        with open(blob, "wb") as fh:
-            pickle.dump(
-                {
-                    "prog": prog,
-                    "x": np.asarray(x),
-                    "images": images,
-                    "batch_size": batch_size,
-                    "live_tiles": live_tiles,
-                },
-                fh,
-                protocol=pickle.HIGHEST_PROTOCOL,
-            )
+        blob = work / "job.bin"
+        job_key = write_job(
+            blob,
+            {
+                "prog": prog,
+                "x": np.asarray(x),
+                "images": images,
+                "batch_size": batch_size,
+                "live_tiles": live_tiles,
+            },
+        )
         nrtl, mrtl = rtl_params(prog)
         params = {
             "job": str(blob),
+            "job_key": job_key,
             "nmpu_rtl": dataclasses.asdict(nrtl),
             "mgmt_rtl": dataclasses.asdict(mrtl),
             "p_valid": p_valid,

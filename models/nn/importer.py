@@ -92,7 +92,7 @@ class Imported:
 @contextmanager
 def _weights_only_loads():
     """Force every ``torch.load`` inside to ``weights_only=True`` (torch honours
-    ``TORCH_FORCE_WEIGHTS_ONLY_LOAD`` over a caller's ``weights_only=False``)."""
+    ``TORCH_FORCE_WEIGHTS_ONLY_LOAD`` over a caller's request to load without it)."""
     old = os.environ.get("TORCH_FORCE_WEIGHTS_ONLY_LOAD")
     os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = "1"
     try:
@@ -108,7 +108,7 @@ def load_pt2(path: str | Path):
     """The ``ExportedProgram`` of a ``.pt2`` archive, read without unpickling code.
 
     ``torch.export.load`` documents that it uses pickle: tensors it could not store flat go
-    through ``torch.load`` (with a ``weights_only=False`` fallback), TorchScript objects
+    through ``torch.load`` (falling back to a full, code-running unpickle), TorchScript objects
     through the TorchScript unpickler and opaque constants through ``pickle.loads``.  So
     the archive is checked first: an entry of a custom or opaque object is refused, and
     the load runs with every ``torch.load`` forced to ``weights_only=True``.
