@@ -32,7 +32,12 @@ def write_config(cfg: AcceleratorConfig, path: Path) -> Path:
     return path
 
 
-def cli(*argv: str) -> int:
+def cli(*argv) -> int:
+    """The CLI's exit status, run in-process; argparse's own errors leave ``main`` through
+    ``SystemExit``, whose code is returned too."""
     from aimcflow.flows.cli import main
 
-    return main([str(a) for a in argv])
+    try:
+        return main([str(a) for a in argv])
+    except SystemExit as exc:
+        return exc.code

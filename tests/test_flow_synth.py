@@ -31,11 +31,7 @@ def test_synth_mgmt_lanes_results(tmp_path, capsys):
 
 
 def test_synth_rejects_bad_arguments(tmp_path, capsys):
-    import pytest
-
-    with pytest.raises(SystemExit) as e:
-        cli("synth", "--lanes", "0,4")
-    assert e.value.code == 2
+    assert cli("synth", "--lanes", "0,4") == 2  # argparse's own error
     assert cli("synth", "--blocks", "alu", "--out", tmp_path / "s") == 2
     assert "unknown block" in capsys.readouterr().err
     assert not (tmp_path / "s").exists()

@@ -43,7 +43,9 @@ def test_gelu_every_int8_code_within_tight_bound():
     bound = acc.gelu_error_bound(x, P)
     assert np.all(err <= bound), x[np.argmax(err - bound)]
     assert (err / bound).max() >= 0.9
-    assert err.max() < 0.65  # output LSB (2**-gelu_frac); docs/SPEC.md
+    # the documented measured figure (docs/SPEC.md): max error 0.646 output LSB
+    # (2**-gelu_frac), below the derived 0.792 checked above
+    assert err.max() < 0.65
 
 
 @pytest.mark.parametrize("gelu_frac", [2, 5])

@@ -12,10 +12,11 @@ from aimcflow.models.config import load_config
 from aimcflow.models.nn.compiler import compile_network
 from aimcflow.models.nn.convert import convert
 from aimcflow.models.nn.data import load_digits_dataset
-from aimcflow.models.nn.golden import forward_golden, input_codes
-from aimcflow.models.nn.schedule import placement, walk
+from aimcflow.models.nn.golden import forward_golden, input_codes, layer_forward
+from aimcflow.models.nn.schedule import add_params, placement, walk
 from aimcflow.models.nn.workloads import imported, pretrained
 from aimcflow.models.periphery.pool import PoolParams, avg_coeffs
+from aimcflow.models.periphery.residual import ResidualCoeffs, residual_add
 
 
 @pytest.fixture(scope="module")
@@ -73,8 +74,6 @@ def test_add_output_represents_the_float_sum(resnet_prog):
     rounding (unless saturated at the top code)."""
     digits, _, prog = resnet_prog
     h0 = input_codes(prog, digits.x_test[:16])
-    from aimcflow.models.nn.golden import layer_forward
-
     seen = {}
     gen = walk(prog, h0)
     values = {0: h0}
@@ -94,9 +93,6 @@ def test_add_output_represents_the_float_sum(resnet_prog):
         ap = prog.adds[s.index]
         a, b = values[s.src[0]] * ap.scale_a, values[s.src[1]] * ap.scale_b
         want = np.maximum(a + b, 0.0) / ap.out_scale
-        from aimcflow.models.nn.schedule import add_params
-        from aimcflow.models.periphery.residual import ResidualCoeffs, residual_add
-
         got = residual_add(
             values[s.src[0]],
             values[s.src[1]],
@@ -111,7 +107,8 @@ def test_add_output_represents_the_float_sum(resnet_prog):
         )
         assert np.all(err <= bound + 1e-9)
         seen[s.name] = ok.mean()
-    assert seen  # at least one add had both branches as stage outputs
+    # at least one add had both branches as stage outputs, each with unsaturated outputs
+    assert seen and min(seen.values()) > 0, seen
 
 
 def test_level3_follows_level2_on_digits_resnet(resnet_prog):

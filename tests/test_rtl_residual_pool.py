@@ -16,6 +16,7 @@ from aimcflow.models.periphery import pool as pool_golden
 from aimcflow.models.periphery import residual as res_golden
 from aimcflow.rtl.pool import LATENCY as POOL_LATENCY
 from aimcflow.rtl.pool import Pool
+from aimcflow.rtl.protocol import as_dicts
 from aimcflow.rtl.residual import LATENCY as RES_LATENCY
 from aimcflow.rtl.residual import ResidualAdd
 from amaranth.back import verilog
@@ -25,12 +26,6 @@ pytestmark = pytest.mark.filterwarnings("error::DeprecationWarning")
 
 RES = res_golden.ResidualParams(lanes=3, in_bits=5, mult_bits=6, out_bits=4)
 POOL = pool_golden.PoolParams(lanes=3, bits=5, mult_bits=6, max_window=16)
-
-
-def _rows(fields: dict[str, np.ndarray]) -> list[dict]:
-    """Field arrays (beats first) -> one payload dict per beat."""
-    n = len(next(iter(fields.values())))
-    return [{k: v[i].tolist() for k, v in fields.items()} for i in range(n)]
 
 
 def run_residual(jobs, *, seed=0, idle=0.0, stall=0.0):
@@ -43,7 +38,7 @@ def run_residual(jobs, *, seed=0, idle=0.0, stall=0.0):
             for beat in res_bench.load_beats(job.gp, job.coeffs):
                 await put(ctx, dut.load, beat)
             V, N = job.a.shape
-            ins = _rows(res_bench.input_beats(job.a, job.b, RES.lanes))
+            ins = as_dicts(res_bench.input_beats(job.a, job.b, RES.lanes))
             got, in_c, out_c = await transfer(
                 ctx, dut.i, ins, dut.o, len(ins), rng=rng, idle=idle, stall=stall
             )
@@ -96,7 +91,7 @@ def run_pool(jobs, *, seed=0, idle=0.0, stall=0.0):
             for beat in pool_bench.load_beats(job.kind, job.gp, job.coeffs):
                 await put(ctx, dut.load, beat)
             fields = pool_bench.window_beats(job.x, job.window, job.stride, job.padding, POOL.lanes)
-            ins = _rows(fields)
+            ins = as_dicts(fields)
             n_out = int(fields["last"].sum())
             got, in_c, out_c = await transfer(
                 ctx, dut.i, ins, dut.o, n_out, rng=rng, idle=idle, stall=stall

@@ -14,6 +14,7 @@ import pytest
 from aimcflow.cosim.benches import sfu as bench
 from aimcflow.cosim.rtlparams import sfu_rtl_params
 from aimcflow.models.periphery.sfu import SfuParams
+from aimcflow.rtl.protocol import as_dicts
 from aimcflow.rtl.sfu import GELU_LATENCY, MATMUL_LATENCY, Sfu
 from aimcflow.rtl.sfu_rows import (
     layernorm_latency,
@@ -28,11 +29,6 @@ pytestmark = pytest.mark.filterwarnings("error::DeprecationWarning")
 GP = SfuParams(lanes=3, seq_max=8, width_max=8)
 
 
-def _beats(job: bench.Job, lanes: int) -> list[dict]:
-    f = bench.input_beats(job, lanes)
-    return [{"a": a.tolist(), "b": b.tolist()} for a, b in zip(f["a"], f["b"], strict=True)]
-
-
 def run_jobs(gp: SfuParams, jobs: list[bench.Job], *, idle=0.0, stall=0.0, seed=0, timing=None):
     """Program and stream each job; compare y and last with the golden model."""
     rp = sfu_rtl_params(gp)
@@ -43,7 +39,7 @@ def run_jobs(gp: SfuParams, jobs: list[bench.Job], *, idle=0.0, stall=0.0, seed=
         for job in jobs:
             for beat in bench.load_beats(job):
                 await put(ctx, dut.load, beat)
-            beats = _beats(job, gp.lanes)
+            beats = as_dicts(bench.input_beats(job, gp.lanes))
             n_out = bench.output_beats(job, gp.lanes)
             got, tin, tout = await transfer(
                 ctx, dut.i, beats, dut.o, n_out, rng=rng, idle=idle, stall=stall

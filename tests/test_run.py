@@ -4,16 +4,8 @@ import json
 
 import pytest
 import torch
-from aimcflow.flows import cli
+from flow_helpers import cli
 from torch import nn
-
-
-def main(argv):
-    """The CLI's exit status; argparse's own errors leave through SystemExit."""
-    try:
-        return cli.main(argv)
-    except SystemExit as exc:
-        return exc.code
 
 
 @pytest.mark.parametrize(
@@ -31,7 +23,7 @@ def main(argv):
 )
 def test_bad_input_exits_2_without_output(argv, words, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert main(["run", "--config", "ideal", "--out", "o", *argv]) == 2
+    assert cli("run", "--config", "ideal", "--out", "o", *argv) == 2
     err = capsys.readouterr().err
     assert words in err and "Traceback" not in err
     assert not (tmp_path / "o").exists()
@@ -41,22 +33,22 @@ def test_unsupported_model_file_exits_2(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     model = nn.Sequential(nn.Linear(64, 10), nn.Softmax(dim=1)).eval()
     torch.export.save(torch.export.export(model, (torch.zeros(2, 64),)), "soft.pt2")
-    assert main(["run", "--config", "ideal", "--model", "soft.pt2", "--out", "o"]) == 2
+    assert cli("run", "--config", "ideal", "--model", "soft.pt2", "--out", "o") == 2
     err = capsys.readouterr().err
     assert "graph node 'softmax' (op aten.softmax.int)" in err and "supported ops" in err
     narrow = nn.Sequential(nn.Linear(32, 10)).eval()
     torch.export.save(torch.export.export(narrow, (torch.zeros(2, 32),)), "narrow.pt2")
-    assert main(["run", "--config", "ideal", "--model", "narrow.pt2", "--out", "o"]) == 2
+    assert cli("run", "--config", "ideal", "--model", "narrow.pt2", "--out", "o") == 2
     assert "takes images of shape (32,), the data has (64,)" in capsys.readouterr().err
     five = nn.Sequential(nn.Linear(64, 5)).eval()
     torch.export.save(torch.export.export(five, (torch.zeros(2, 64),)), "five.pt2")
-    assert main(["run", "--config", "ideal", "--model", "five.pt2", "--out", "o"]) == 2
+    assert cli("run", "--config", "ideal", "--model", "five.pt2", "--out", "o") == 2
     assert "the data has 10 classes, so (2, 10) is needed" in capsys.readouterr().err
     torch.save(nn.Sequential(nn.Linear(64, 10)), "whole.pt")
-    assert main(["run", "--config", "ideal", "--model", "whole.pt", "--out", "o"]) == 2
+    assert cli("run", "--config", "ideal", "--model", "whole.pt", "--out", "o") == 2
     assert "a whole pickled module is one" in capsys.readouterr().err
     (tmp_path / "text.pt").write_text("hello")
-    assert main(["run", "--config", "ideal", "--model", "text.pt", "--out", "o"]) == 2
+    assert cli("run", "--config", "ideal", "--model", "text.pt", "--out", "o") == 2
     assert "not a torch model file" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
 
@@ -65,7 +57,7 @@ def test_existing_results_not_overwritten(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "o").mkdir()
     (tmp_path / "o" / "results.json").write_text('{"mine": 1}')
-    assert main(["run", "--config", "ideal", "--out", "o", "--images", "5"]) == 2
+    assert cli("run", "--config", "ideal", "--out", "o", "--images", "5") == 2
     assert "--force" in capsys.readouterr().err
     assert json.loads((tmp_path / "o" / "results.json").read_text()) == {"mine": 1}
 
@@ -85,7 +77,7 @@ def test_run_writes_spec_keys(tmp_path, capsys, monkeypatch):
         "--out",
         "o",
     ]
-    assert main(argv) == 0
+    assert cli(*argv) == 0
     printed = capsys.readouterr().out
     assert "analog-float" in printed and "1 h" in printed
     r = json.loads((tmp_path / "o" / "results.json").read_text())
@@ -110,13 +102,13 @@ def test_run_writes_spec_keys(tmp_path, capsys, monkeypatch):
     row = r["drift_table"][1]
     assert r["levels"]["analog_float"]["accuracy"] == pytest.approx(sum(row["accuracies"]) / 2)
     assert r["levels"]["analog_rtl"] == {"accuracy": None}
-    assert main(argv) == 2  # results exist now: refused without --force
-    assert main([*argv, "--force"]) == 0
+    assert cli(*argv) == 2  # results exist now: refused without --force
+    assert cli(*argv, "--force") == 0
 
 
 def test_run_level3_writes_chip_program(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert main(["run", "--images", "40", "--repeats", "1", "--drift", "1h", "--out", "o"]) == 0
+    assert cli("run", "--images", "40", "--repeats", "1", "--drift", "1h", "--out", "o") == 0
     assert "analog-golden" in capsys.readouterr().out
     r = json.loads((tmp_path / "o" / "results.json").read_text())
     g = r["levels"]["analog_golden"]

@@ -12,7 +12,7 @@ from aimcflow.cosim.benches.spg import rtl_params
 from aimcflow.models.periphery import spg as golden
 from aimcflow.rtl.spg import SpgRtlParams, StochasticPulseGenerator
 from amaranth.sim import Simulator
-from amaranth_streams import until_high
+from amaranth_streams import put, until_high
 
 
 def _params(rows: int, cols: int, **widths) -> SpgRtlParams:
@@ -24,14 +24,6 @@ PROGRESS_BOUND = 500
 """Cycles a handshake may take before the test fails: a lost beat fails in well under a
 second instead of hanging until the pytest timeout (the longest legitimate wait is one
 update of ``max_bl`` slots under random stalls)."""
-
-
-async def load_seed(ctx, dut, seed: int) -> None:
-    """Offer ``seed`` on the seed stream until it is taken."""
-    ctx.set(dut.seed.payload, seed)
-    ctx.set(dut.seed.valid, 1)
-    await until_high(ctx, dut.seed.ready, "seed", PROGRESS_BOUND)
-    ctx.set(dut.seed.valid, 0)
 
 
 def _bits(view, n: int) -> list[int]:
@@ -61,24 +53,19 @@ def run_rtl(
     gaps_out = rng.random(V * bl * 4 + 16) > p_ready
 
     async def driver(ctx):
-        await load_seed(ctx, dut, seed)
+        await put(ctx, dut.seed, seed, timeout=PROGRESS_BOUND)
         for v in range(V):
             if gaps_in[v]:
                 await ctx.tick()
-            ctx.set(
-                dut.i.payload,
-                {
-                    "x": [int(a) for a in x[v]],
-                    "d": [int(a) for a in d[v]],
-                    "gain_x": int(gx[v]),
-                    "gain_d": int(gd[v]),
-                    "bl": bl,
-                    "deterministic": int(det[v]),
-                },
-            )
-            ctx.set(dut.i.valid, 1)
-            await until_high(ctx, dut.i.ready, f"update {v}", PROGRESS_BOUND)
-            ctx.set(dut.i.valid, 0)
+            update = {
+                "x": [int(a) for a in x[v]],
+                "d": [int(a) for a in d[v]],
+                "gain_x": int(gx[v]),
+                "gain_d": int(gd[v]),
+                "bl": bl,
+                "deterministic": int(det[v]),
+            }
+            await put(ctx, dut.i, update, timeout=PROGRESS_BOUND)
 
     async def monitor(ctx):
         k = idle = 0
@@ -176,7 +163,7 @@ def test_no_bubble_between_updates():
     cycles = []
 
     async def driver(ctx):
-        await load_seed(ctx, dut, 7)
+        await put(ctx, dut.seed, 7, timeout=PROGRESS_BOUND)
         ctx.set(
             dut.i.payload,
             {"x": [1, 2], "d": [3, 4], "gain_x": 256, "gain_d": 256, "bl": bl, "deterministic": 0},
@@ -261,7 +248,7 @@ def test_prng_known_answer_and_comparator_at_r_equal_q():
     seen = []
 
     async def driver(ctx):
-        await load_seed(ctx, dut, 1)
+        await put(ctx, dut.seed, 1, timeout=PROGRESS_BOUND)
         for kat in KAT_FROM_1:
             upd = {"x": [1], "d": [1], "gain_x": kat, "gain_d": kat + 1, "bl": 1}
             ctx.set(dut.i.payload, {**upd, "deterministic": 0})

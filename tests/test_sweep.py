@@ -8,22 +8,13 @@ import numpy as np
 import psutil
 import pytest
 import torch
-from aimcflow.flows import cli
 from aimcflow.models.config import load_config
 from aimcflow.models.nn.datasets import load_dataset
 from aimcflow.models.nn.importer import export_module
-from flow_helpers import write_config
+from flow_helpers import cli, write_config
 from torch import nn
 
 IMAGES = 40
-
-
-def main(argv):
-    """The CLI's exit status; argparse's own errors leave through SystemExit."""
-    try:
-        return cli.main([str(a) for a in argv])
-    except SystemExit as exc:
-        return exc.code
 
 
 @pytest.mark.parametrize(
@@ -55,7 +46,7 @@ def test_bad_set_exits_2_before_any_work(sets, words, tmp_path, capsys, monkeypa
     argv = ["sweep", "--config", "ideal", "--out", "o"]
     for s in sets:
         argv += ["--set", s]
-    assert main(argv) == 2
+    assert cli(*argv) == 2
     err = capsys.readouterr().err
     assert words in err and "Traceback" not in err, err
     assert not (tmp_path / "o").exists()
@@ -84,7 +75,7 @@ def test_bad_set_exits_2_before_any_work(sets, words, tmp_path, capsys, monkeypa
 )
 def test_bad_options_exit_2(extra, words, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert main(["sweep", "--config", "ideal", "--set", "adc.bits=4", "--out", "o", *extra]) == 2
+    assert cli("sweep", "--config", "ideal", "--set", "adc.bits=4", "--out", "o", *extra) == 2
     err = capsys.readouterr().err
     assert words in err and "Traceback" not in err, err
     assert not (tmp_path / "o").exists()
@@ -107,7 +98,7 @@ def test_unreachable_scheduler_exits_2_without_results(tmp_path, capsys, monkeyp
         "o",
     ]
     monkeypatch.setattr("aimcflow.flows.commands.sweep.SCHEDULER_TIMEOUT_S", 2)
-    assert main(argv) == 2
+    assert cli(*argv) == 2
     err = capsys.readouterr().err
     assert "cannot connect" in err and "Traceback" not in err, err
     assert not (tmp_path / "o" / "results.json").exists()
@@ -175,7 +166,7 @@ def _sweep(tmp_path, model, workers: int, out: str) -> dict:
         "--out",
         out,
     ]
-    assert main(argv) == 0
+    assert cli(*argv) == 0
     return json.loads((tmp_path / out / "results.json").read_text())
 
 
@@ -231,7 +222,7 @@ def test_sweep_point_equals_aimcflow_run(tiny_model, tmp_path, capsys, monkeypat
         argv = ["sweep", "--config", "baseline-ftj", "--model", tiny_model, "--images", IMAGES,
                 "--set", "mgmt.noise=off", "--repeats", "2", "--drift", "1d",
                 "--scheduler", cluster.scheduler_address, "--out", "s"]  # fmt: skip
-        assert main(argv) == 0
+        assert cli(*argv) == 0
     r = json.loads((tmp_path / "s" / "results.json").read_text())
     assert r["workers"] == 1 and r["scheduler"] == cluster.scheduler_address
     (point,) = r["points"]
@@ -239,7 +230,7 @@ def test_sweep_point_equals_aimcflow_run(tiny_model, tmp_path, capsys, monkeypat
     write_config(cfg, tmp_path / "point.toml")
     argv = ["run", "--config", "point.toml", "--model", tiny_model, "--images", IMAGES,
             "--repeats", "2", "--drift", "1d", "--no-rtl", "--out", "r"]  # fmt: skip
-    assert main(argv) == 0
+    assert cli(*argv) == 0
     run = json.loads((tmp_path / "r" / "results.json").read_text())["levels"]
     # ``aimcflow run`` compiles the seed-``cfg.seed`` programming only: the sweep's repeat 0
     assert point["levels"]["analog_golden"]["accuracies"][0] == run["analog_golden"]["accuracy"]
@@ -251,7 +242,7 @@ def test_thesis_grid_cli_ranks_and_writes_csv(tiny_model, tmp_path, capsys, monk
     monkeypatch.chdir(tmp_path)
     argv = ["sweep", "--grid", "thesis-3.3", "--model", tiny_model, "--images", 20,
             "--repeats", 2, "--levels", "analog-float", "--workers", 1, "--out", "g"]  # fmt: skip
-    assert main(argv) == 0
+    assert cli(*argv) == 0
     printed = capsys.readouterr().out
     assert "ranked by the accuracy" in printed
     r = json.loads((tmp_path / "g" / "results.json").read_text())
