@@ -276,6 +276,9 @@ def _toml(value) -> str:
     return repr(value)
 
 
+_BOUND_OPS = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
+
+
 def _field_bounds(loc: tuple) -> str:
     """' in lo..hi' (or ' >= lo') from the Field of ``loc`` in AcceleratorConfig, if any."""
     model, info = AcceleratorConfig, None
@@ -286,20 +289,19 @@ def _field_bounds(loc: tuple) -> str:
         info = fields[part]
         model = info.annotation
     lim = {
-        type(m).__name__: getattr(m, type(m).__name__.lower())
+        k: getattr(m, k)
         for m in getattr(info, "metadata", [])
-        if type(m).__name__ in ("Ge", "Gt", "Le", "Lt")
+        if (k := type(m).__name__.lower()) in _BOUND_OPS
     }
-    lo = lim.get("Ge", lim.get("Gt"))
-    hi = lim.get("Le", lim.get("Lt"))
-    if lo is not None and hi is not None and "Gt" not in lim and "Lt" not in lim:
-        return f" in {lo}..{hi}"
-    parts = [
-        f"{op} {lim[k]}"
-        for k, op in (("Ge", ">="), ("Gt", ">"), ("Le", "<="), ("Lt", "<"))
-        if k in lim
-    ]
-    return f" ({' and '.join(parts)})" if parts else ""
+    if "ge" in lim and "le" in lim and "gt" not in lim and "lt" not in lim:
+        return f" in {lim['ge']}..{lim['le']}"
+    bounds = _bounds(lim)
+    return f" ({bounds})" if bounds else ""
+
+
+def _bounds(lim: dict) -> str:
+    """``'>= lo and <= hi'`` of pydantic's bound names (ge, gt, le, lt) present in ``lim``."""
+    return " and ".join(f"{op} {lim[k]}" for k, op in _BOUND_OPS.items() if k in lim)
 
 
 def _format_error(err: dict, source: str) -> str:
@@ -320,10 +322,8 @@ def _format_error(err: dict, source: str) -> str:
             f"{source}: {loc} = {_toml(value)} is {got}; give {_TYPE_NAMES[wanted[kind]]}"
             f"{_field_bounds(tuple(err['loc']))}"
         )
-    bounds = [f"{k} {ctx[k]}" for k in ("ge", "gt", "le", "lt") if k in ctx]
-    names = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
-    if bounds:
-        allowed = " and ".join(f"{names[b.split()[0]]} {b.split()[1]}" for b in bounds)
+    allowed = _bounds(ctx)
+    if allowed:
         return f"{source}: {loc} = {_toml(value)} is out of range; allowed: {allowed}"
     return f"{source}: {loc} = {_toml(value)}: {err['msg']}"
 

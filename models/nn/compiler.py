@@ -76,7 +76,6 @@ CAL_KEY_BASE = 1 << 48  # noise keys of calibration vectors: far from any image 
 class Stage:
     """One analog layer with the digital ops the NMPU absorbs."""
 
-    pre: list  # Reshape ops before the layer (integer-safe)
     layer: AnalogLayer
     bn: BatchNorm | None = None
     activation: str = "none"  # none | relu | leaky
@@ -84,8 +83,6 @@ class Stage:
     clamp: tuple | None = None  # (lo, hi) of a ReLU6 / Hardtanh: the output saturation
 
     def float_forward(self, h: np.ndarray) -> np.ndarray:
-        for op in self.pre:
-            h = op(h)
         h = self.layer.forward_ideal(h)
         if self.bn is not None:
             h = self.bn(h)
@@ -138,7 +135,6 @@ class ChipProgram:
 
     net: AnalogNetwork
     stages: list[Stage]
-    post: list
     layers: list[LayerProgram]
     t_s: float  # drift time the tiles were calibrated at
     steps: list = field(default_factory=list)  # the integer schedule (models/nn/schedule.py)
@@ -272,6 +268,17 @@ def _sig_bits(v: float) -> float:
     return float(np.log2(v)) if v > 0 else 0.0
 
 
+def _out_scale(y: np.ndarray, last: bool, percentile: float, clamp, signed: bool, bits: int):
+    """Output scale of a stage or an add from its float outputs ``y`` on the calibration
+    images: the percentile of |y| (the maximum for the logits); a fused clamp is the
+    output saturation, so its upper bound caps the top."""
+    flat = np.abs(y).reshape(-1)
+    top = float(np.max(flat)) if last else float(np.percentile(flat, percentile))
+    if clamp is not None:
+        top = min(top, float(clamp[1])) if top > 0 else float(clamp[1])
+    return (top if top > 0 else 1.0) / _code_max(bits, signed)
+
+
 def _compile_stage(
     st: Stage,
     h_in: np.ndarray,
@@ -292,11 +299,7 @@ def _compile_stage(
     rows_int = quantize_input(rows_f, in_scale, out_bits, in_signed)
     h = st.float_forward(h_in)
     out_signed = st.activation != "relu"
-    flat = np.abs(h).reshape(-1)
-    top = float(np.max(flat)) if last else float(np.percentile(flat, percentile))
-    if st.clamp is not None:  # the clamp is the output saturation: its bound is the top
-        top = min(top, float(st.clamp[1])) if top > 0 else float(st.clamp[1])
-    out_scale = (top if top > 0 else 1.0) / _code_max(out_bits, out_signed)
+    out_scale = _out_scale(h, last, percentile, st.clamp, out_signed, out_bits)
 
     m = st.layer.matrix
     T, C = len(m.row_slices), st.layer.weight.shape[1]
@@ -356,16 +359,6 @@ def _compile_stage(
     return lp, h
 
 
-def _hidden_scale(y: np.ndarray, last: bool, percentile: float, clamp, signed: bool, bits: int):
-    """Output scale of an add: the calibration percentile (max for the logits), capped
-    by a fused clamp's upper bound."""
-    flat = np.abs(y).reshape(-1)
-    top = float(np.max(flat)) if last else float(np.percentile(flat, percentile))
-    if clamp is not None:
-        top = min(top, float(clamp[1])) if top > 0 else float(clamp[1])
-    return (top if top > 0 else 1.0) / _code_max(bits, signed)
-
-
 def compile_network(
     net: AnalogNetwork,
     x_cal: np.ndarray,
@@ -404,7 +397,7 @@ def compile_network(
             continue
         if s.kind == "stage":
             bn = next((op for op in s.ops if isinstance(op, BatchNorm)), None)
-            st = Stage([], s.ops[0], bn, s.activation, s.leaky_k, s.clamp)
+            st = Stage(s.ops[0], bn, s.activation, s.leaky_k, s.clamp)
             sc, sg = fmt[s.src[0]]
             h_in = vals[s.src[0]]
             if s.src[0] == 0:  # the first layer sees the quantized input
@@ -422,7 +415,7 @@ def compile_network(
             for op in s.ops[1:]:
                 z = op(z)
             out_signed = s.activation != "relu"
-            so = _hidden_scale(z, last, percentile, s.clamp, out_signed, out_bits)
+            so = _out_scale(z, last, percentile, s.clamp, out_signed, out_bits)
             ap = sch.AddProgram(
                 s.name, ga, gb, out_signed, s.activation, s.leaky_k, sa, sb, so, 1, 1, 0
             )
@@ -457,7 +450,7 @@ def compile_network(
         fmt[s.out] = out_fmt
     t = t_s if t_s is not None else (net.layers[0].matrix.tiles[0][0].t_s or 0.0)
     return ChipProgram(
-        net, stages, [], layers, float(t), steps, adds, pools, out_value, fmt[out_value][0]
+        net, stages, layers, float(t), steps, adds, pools, out_value, fmt[out_value][0]
     )
 
 

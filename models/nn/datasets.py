@@ -191,9 +191,7 @@ def _normalize(p: Path, x: np.ndarray, norm: Normalization, scale_default: float
             raise UserInputError(f"data '{p}': std must be > 0")
     mean = np.asarray(norm.mean or (0.0,), dtype=np.float32)
     std = np.asarray(norm.std or (1.0,), dtype=np.float32)
-    shape = (1, -1, 1, 1) if x.ndim == 4 else (1, -1)
-    if x.ndim != 4:
-        mean, std = mean[:1], std[:1]
+    shape = (1, -1, 1, 1) if x.ndim == 4 else (1, -1)  # flat: one channel, one value each
     return (out - mean.reshape(shape)) / std.reshape(shape)
 
 

@@ -95,6 +95,11 @@ def repeat_config(cfg: AcceleratorConfig, repeat: int) -> AcceleratorConfig:
     return cfg if repeat == 0 else cfg.replace(seed=cfg.seed + repeat)
 
 
+def _sample_std(a: np.ndarray) -> float:
+    """Sample std (ddof=1); 0 for a single value."""
+    return float(np.std(a, ddof=1)) if len(a) > 1 else 0.0
+
+
 @dataclass(frozen=True)
 class DriftResult:
     """Accuracies (repeats,) at one drift time and their A*."""
@@ -110,8 +115,7 @@ class DriftResult:
     @property
     def std(self) -> float:
         """Sample std over repeats (ddof=1; 0 for one repeat)."""
-        n = len(self.accuracies)
-        return float(np.std(self.accuracies, ddof=1)) if n > 1 else 0.0
+        return _sample_std(self.accuracies)
 
     @property
     def a_star_mean(self) -> float:
@@ -119,8 +123,7 @@ class DriftResult:
 
     @property
     def a_star_std(self) -> float:
-        n = len(self.a_star)
-        return float(np.std(self.a_star, ddof=1)) if n > 1 else 0.0
+        return _sample_std(self.a_star)
 
     def as_dict(self) -> dict:
         return {
@@ -184,12 +187,13 @@ def vmm_pairs(
     def step(op, *h):
         if not isinstance(op, AnalogLayer):
             return op(*h)
-        rows, keys, _ = op.to_rows(h[0], images)
+        rows, keys, shape = op.to_rows(h[0], images)
+        y = op.matrix.forward_float(rows, keys)  # once: it is also what the next op reads
         ideal = (rows @ op.weight).reshape(-1)
-        analog = op.matrix.forward_float(rows, keys).reshape(-1)
+        analog = y.reshape(-1)
         idx = pick.choice(ideal.size, size=min(max_points, ideal.size), replace=False)
         pairs.append((op.name, ideal[idx], analog[idx]))
-        return op.forward_float(h[0], images)
+        return op.from_rows(op.add_bias(y), shape)
 
     net.run(x, step)
     return pairs

@@ -204,8 +204,6 @@ def layer_jobs(prog, i: int, h: np.ndarray, images: np.ndarray) -> LayerJobs:
     """Integer activations into stage ``i`` -> its column jobs (one per column tile)."""
     cfg = prog.cfg
     st, lp = prog.stages[i], prog.layers[i]
-    for op in st.pre:
-        h = op(h)
     rows, keys, shape = st.layer.to_rows(h, images)
     mp = mgmt_model.MgmtParams.from_config(cfg, x_bits=lp.in_bits, x_signed=lp.in_signed)
     np_ = _nmpu_params(cfg, lp)

@@ -472,6 +472,15 @@ class _Walker:
             raise self.unsupported(node)
 
 
+def input_nodes(ep) -> list:
+    """The graph's placeholder nodes of the user's inputs (not parameters or buffers)."""
+    return [
+        n
+        for n in ep.graph.nodes
+        if n.op == "placeholder" and n.name in ep.graph_signature.user_inputs
+    ]
+
+
 def fixed_batch_module(ep):
     """``ep.module()``, made to take any batch size when the program was exported for one
     fixed batch ``B``: inputs go through in chunks of ``B`` (the last one zero-padded)."""
@@ -479,11 +488,7 @@ def fixed_batch_module(ep):
     import torch
 
     gm = ep.module()
-    inp = [
-        n
-        for n in ep.graph.nodes
-        if n.op == "placeholder" and n.name in ep.graph_signature.user_inputs
-    ]
+    inp = input_nodes(ep)
     b0 = inp[0].meta["val"].shape[0] if len(inp) == 1 else None
     if not isinstance(b0, int):
         return gm

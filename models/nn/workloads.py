@@ -33,7 +33,12 @@ from aimcflow.models.errors import UserInputError
 from aimcflow.models.io import atomic_path, cache_dir
 from aimcflow.models.nn.archs import ARCHS, build
 from aimcflow.models.nn.data import Dataset
-from aimcflow.models.nn.importer import fixed_batch_module, import_model, load_pt2
+from aimcflow.models.nn.importer import (
+    fixed_batch_module,
+    import_model,
+    input_nodes,
+    load_pt2,
+)
 
 WORKLOADS = ARCHS
 
@@ -188,11 +193,7 @@ def load_user_model(path: str | Path, data: Dataset, arch: str | None = None):
                 f"--arch {arch}: a .pt2 holds its own graph; give --arch only with a state dict"
             )
         ep = load_pt2(p)
-        inp = [
-            n
-            for n in ep.graph.nodes
-            if n.op == "placeholder" and n.name in ep.graph_signature.user_inputs
-        ]
+        inp = input_nodes(ep)
         shape = tuple(int(s) for s in inp[0].meta["val"].shape[1:]) if len(inp) == 1 else ()
         _check_shape(p, shape, data)
         model = fixed_batch_module(ep)
