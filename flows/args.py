@@ -156,6 +156,17 @@ def add_repeats_arg(parser: argparse.ArgumentParser, default: int, what: str) ->
     )
 
 
+def add_blocks_arg(parser: argparse.ArgumentParser) -> None:
+    """``--blocks B,B``: the generated blocks (parsed by ``cosim.blocks.parse_blocks``)."""
+    parser.add_argument(
+        "--blocks",
+        default=None,
+        metavar="B,B",
+        help="blocks, comma-separated, or all (default: nmpu, mgmt, periphery_top, residual, pool; "
+        "spg, plain_mac, secure_mac and ascon_decrypt when named)",
+    )
+
+
 def add_memories_arg(parser: argparse.ArgumentParser) -> None:
     """``--memories flops|macro``: how the blocks' memory arrays are built."""
     parser.add_argument(

@@ -51,9 +51,10 @@ def _umask() -> int:
 OUTPUTS: dict[str, tuple[str, ...]] = {
     "run": ("results.json", "report.html", "chip_program.npz", "chip_program.json"),
     "vmm": ("results.json", "scatter.png"),
-    "sweep": ("results.json", "sweep.png"),
+    "sweep": ("results.json", "sweep.csv", "sweep.png"),
     "tvla": ("results.json", "tvla.png"),
     "train": ("results.json",),
+    "fit": ("results.json", "model.pt2"),
     "synth": ("results.json",),
     "generate": (
         "manifest.json",

@@ -115,6 +115,14 @@ def throughput(rtl_cycles: int, conv_cycles: int, images: int, period_ns: float)
     }
 
 
+def _mismatches(r, logits3) -> int:
+    """A level-4 run's job mismatches, plus its logits that differ from level 3's (which
+    cannot happen if every job matched)."""
+    if r.logits is None or np.array_equal(r.logits, logits3):
+        return r.mismatches
+    return r.mismatches + int(np.sum(r.logits != logits3))
+
+
 def level4(prog, x, y, images, logits3, console, sim: str = "verilator") -> dict:
     """Level 4 on ``prog`` (:mod:`aimcflow.cosim.network`); its logits are also checked against level
     3's as a whole (the job-by-job comparison already covers every activation).  ``sim``:
@@ -132,17 +140,13 @@ def level4(prog, x, y, images, logits3, console, sim: str = "verilator") -> dict
     ops = placement(prog, f"RTL (periphery_top on {sim}, compared with level 3)")
     with console.status(f"analog-rtl: periphery RTL ({sim}) in the loop, {len(x)} images"):
         r = network.run_level4(prog, x, images, build=build)
-    mismatches = r.mismatches
-    if r.logits is not None and not np.array_equal(r.logits, logits3):
-        mismatches += int(np.sum(r.logits != logits3))  # cannot happen if every job matched
+    mismatches = _mismatches(r, logits3)
     acc = float(np.mean(r.logits.argmax(1) == y)) if r.logits is not None else None
     stalled = None
     if not mismatches:  # the same images again, with random stalls on o, dac and adc
         with console.status(f"analog-rtl with {STALLS:.0%} random stalls, {len(x)} images"):
             rs = network.run_level4(prog, x, images, build=build, stalls=STALLS)
-        bad = rs.mismatches
-        if rs.logits is not None and not np.array_equal(rs.logits, logits3):
-            bad += int(np.sum(rs.logits != logits3))
+        bad = _mismatches(rs, logits3)
         mismatches += bad
         stalled = {
             "stall_fraction": STALLS,

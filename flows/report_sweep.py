@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from aimcflow.flows.args import fmt_duration
 from aimcflow.flows.io import write_atomic_with
 
 LEVELS = ("analog_float", "analog_golden")
@@ -45,16 +46,10 @@ def _finish(ax, lows: list[float]) -> None:
     ax.grid(True, alpha=0.3)
 
 
-_TIME_UNITS = ((365.0 * 86400.0, "y"), (86400.0, "d"), (3600.0, "h"), (60.0, "min"))
-
-
 def _label(key: str, v) -> str:
-    """A tick label: read times in the largest unit they are a whole number of."""
+    """A tick label: read times as the sweep's table prints them (1 s, 1 h, 1 d, 1 y)."""
     if key == "drift_s":
-        for unit_s, name in _TIME_UNITS:
-            if v >= unit_s and float(v / unit_s).is_integer():
-                return f"{v / unit_s:g} {name}"
-        return f"{v:g} s"
+        return fmt_duration(v)
     return f"{v:g}" if isinstance(v, float) else str(v)
 
 

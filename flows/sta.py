@@ -41,13 +41,12 @@ opt_clean
 abc -liberty {lib} -D {period_ps} -script +strash;dch;map,-D,{period_ps};buffer,-N,{fanout};upsize,-D,{period_ps};dnsize,-D,{period_ps};stime,-p
 opt_clean
 setundef -zero
-hilomap -hicell {tiehi} -locell {tielo}
 opt_clean
 tee -o {stat} stat -liberty {lib}
 {write}
 """
 # OSU018 has no tie cells: constants are driven by a buffer from a flop-free constant,
-# which the netlist writes as 1'b0 / 1'b1 assignments (hilomap is skipped then).
+# which the netlist writes as 1'b0 / 1'b1 assignments (so the script has no hilomap).
 
 
 def liberty(name: str) -> Path:
@@ -113,14 +112,11 @@ def map_block(
             top=top,
             memory="" if memories else "-run begin:fine\nopt -fast -full\ntechmap\nopt -fast",
             lib="cells.lib",
-            period_ps=int(round(period_ns * 1000)),
+            period_ps=ps,
             fanout=MAX_FANOUT,
-            tiehi="BUFX2:Y",  # placeholder never used: see the comment below SCRIPT
-            tielo="BUFX2:Y",
             stat="stat.txt",
             write="write_verilog -noattr -noexpr out.v",
         )
-        script = script.replace("hilomap -hicell BUFX2:Y -locell BUFX2:Y\n", "")
         # the WASM ABC gives up on the largest designs (exit 1, no message) with the
         # choice/sizing script and even with plain mapping + buffering: fall back step by
         # step, the last one Yosys' own delay script (no fanout limit); the row says which

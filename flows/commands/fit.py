@@ -22,7 +22,7 @@ import dataclasses
 import time
 
 from aimcflow.flows.args import add_data_args, add_out_arg, bounded_int, load_data
-from aimcflow.flows.io import prepare_out_dir, write_json_atomic
+from aimcflow.flows.io import prepare_out_dir, shown, write_json_atomic
 from aimcflow.models.io import atomic_path
 from aimcflow.models.nn.archs import ARCHS, build
 
@@ -102,5 +102,8 @@ def run(args: argparse.Namespace) -> int:
             "wall_s": time.perf_counter() - t0,
         },
     )
-    print(f"test accuracy {100 * acc:.2f} %; wrote {out / 'model.pt2'} and {out / 'results.json'}")
+    print(
+        f"test accuracy {100 * acc:.2f} %; wrote {shown(out) / 'model.pt2'} and "
+        f"{shown(out) / 'results.json'}"
+    )
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from importlib.metadata import PackageNotFoundError, version
 
-from aimcflow.flows.args import add_config_arg, add_memories_arg
+from aimcflow.flows.args import add_blocks_arg, add_config_arg, add_memories_arg, add_out_arg
 from aimcflow.flows.io import prepare_out_dir, shown, write_json_atomic, write_text_atomic
 from aimcflow.flows.memory_manifest import macro_models
 from aimcflow.flows.memory_manifest import manifest as memory_manifest
@@ -19,19 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "and a manifest (parameters, tool versions, config digest)",
     )
     add_config_arg(p)
-    p.add_argument(
-        "--blocks",
-        default=None,
-        metavar="B,B",
-        help="blocks, comma-separated, or all (default: nmpu, mgmt, periphery_top, residual, pool; "
-        "spg, plain_mac, secure_mac and ascon_decrypt when named)",
-    )
-    p.add_argument(
-        "--out", default=None, metavar="DIR", help="output directory (default out/generate/)"
-    )
-    p.add_argument(
-        "--force", action="store_true", help="overwrite an earlier generate output in --out"
-    )
+    add_blocks_arg(p)
+    add_out_arg(p, "generate")
     add_memories_arg(p)
     p.add_argument(
         "--module-prefix",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from aimcflow.flows.args import add_config_arg, add_memories_arg
+from aimcflow.flows.args import add_blocks_arg, add_config_arg, add_memories_arg
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,13 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(reviewed waivers only); exit 1 on any warning",
     )
     add_config_arg(p)
-    p.add_argument(
-        "--blocks",
-        default=None,
-        metavar="B,B",
-        help="blocks, comma-separated, or all (default: nmpu, mgmt, periphery_top, residual, pool; "
-        "spg, plain_mac, secure_mac and ascon_decrypt when named)",
-    )
+    add_blocks_arg(p)
     add_memories_arg(p)
     p.set_defaults(func=run)
 
