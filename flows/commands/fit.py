@@ -59,8 +59,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     # lazy: torch and numpy (kept out of ``aimcflow --help``)
     import torch
-    from aimcflow.models.nn.importer import export_module
-    from aimcflow.models.nn.workloads import RECIPES, accuracy_float, imported, train
+    from aimcflow.models.nn.importer import export_module, import_program
+    from aimcflow.models.nn.workloads import RECIPES, accuracy_float, check_output, train
 
     t0 = time.perf_counter()
     data = load_data(args)
@@ -83,8 +83,9 @@ def run(args: argparse.Namespace) -> int:
     model = train(recipe, data, on_epoch=report)
     train_s = time.perf_counter() - t_train
     acc = accuracy_float(model, data.x_test, data.y_test)
-    imported(model, data)  # the exported graph must be one aimcflow can map
     ep = export_module(model, data.input_shape)
+    import_program(ep)  # the exported graph must be one aimcflow can map
+    check_output(model, data)
     with atomic_path(out / "model.pt2", suffix=".pt2") as tmp:
         torch.export.save(ep, tmp)
     write_json_atomic(
