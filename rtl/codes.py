@@ -92,6 +92,10 @@ class PoolKind(enum.Enum, shape=1):
     AVG = 1
 
 
+POOL_KINDS = tuple(k.name.lower() for k in PoolKind)
+"""Pooling kind names in code order: ``("max", "avg")``."""
+
+
 class PoolReg(enum.Enum, shape=2):
     """Pooling-unit register numbers."""
 

@@ -64,6 +64,14 @@ LATENCY = 4
 """Clock edges from a last-row-tile input transfer to the earliest transfer of its output."""
 
 
+def lane_groups(n: Value, lanes: int) -> Value:
+    """``ceil(n / lanes)`` of a run-time unsigned count ``n``: beats of ``lanes`` values
+    (a shift when ``lanes`` is a power of two)."""
+    if lanes & (lanes - 1) == 0:
+        return (n + (lanes - 1)) >> (lanes.bit_length() - 1)
+    return (n + (lanes - 1)) // lanes
+
+
 def _bits(n: int) -> int:
     """Unsigned bits to hold 0..n."""
     return max(1, int(n).bit_length())
@@ -233,12 +241,7 @@ class Nmpu(wiring.Component):
                         with m.Case(NmpuReg.N_TILES):
                             m.d.sync += n_tiles.eq(value)
                         with m.Case(NmpuReg.N_COLS):
-                            cols = value.as_unsigned()
-                            if lanes & (lanes - 1) == 0:
-                                groups = (cols + (lanes - 1)) >> (lanes.bit_length() - 1)
-                            else:
-                                groups = (cols + (lanes - 1)) // lanes
-                            m.d.sync += n_groups.eq(groups)
+                            m.d.sync += n_groups.eq(lane_groups(value.as_unsigned(), lanes))
 
         # --- pipeline control: one global advance, frozen while o is stalled ---------
         advance = Signal()

@@ -6,7 +6,7 @@ Run-time choices (activation, output signedness, noise mode, retries, T, C) are 
 not parameters; their reset values come from the ``*_reset`` fields.
 
 The widths a block shares with its golden model (:class:`NmpuWidths`, :class:`MgmtWidths`,
-:class:`SpgWidths`) are declared once here, with their defaults; the golden parameter
+:class:`SpgWidths`, :class:`ResidualWidths`, :class:`PoolWidths`) are declared once here, with their defaults; the golden parameter
 classes in ``aimcflow.models.periphery`` derive from them.
 """
 
@@ -148,3 +148,43 @@ class SpgWidths:
     def translator_shift(self) -> int:
         """Exponent ``e`` of ``scale(|v| * gain, e)`` in the translator."""
         return self.value_bits - 1 + self.gain_frac - self.prob_bits
+
+
+@dataclass(frozen=True)
+class ResidualWidths:
+    """Widths of the residual add (bits), shared by ``rtl.residual.ResidualRtlParams`` and
+    the golden ``ResidualParams``: branch values ``in_bits`` (held as signed
+    ``in_bits + 1``), signed multipliers ``mult_bits``, outputs ``out_bits``."""
+
+    lanes: int = 8
+    in_bits: int = 8
+    mult_bits: int = 16
+    out_bits: int = 8
+
+    @property
+    def sum_bits(self) -> int:
+        """Signed width of ``a * mult_a + b * mult_b`` (inputs held as signed in_bits + 1)."""
+        return self.in_bits + 1 + self.mult_bits + 1
+
+
+@dataclass(frozen=True)
+class PoolWidths:
+    """Widths of the pooling unit (bits), shared by ``rtl.pool.PoolRtlParams`` and the
+    golden ``PoolParams``: values ``bits`` (held as signed ``bits + 1``), the signed
+    reciprocal ``mult_bits``, windows of up to ``max_window`` positions (default: adaptive
+    pooling of a 32 x 32 map)."""
+
+    lanes: int = 8
+    bits: int = 8
+    mult_bits: int = 16
+    max_window: int = 1024
+
+    @property
+    def sum_bits(self) -> int:
+        """Signed width of a window sum of up to ``max_window`` values."""
+        return self.bits + 1 + (self.max_window - 1).bit_length()
+
+    @property
+    def shift_max(self) -> int:
+        """Largest useful ``shift``: beyond it every product rounds to 0 alike."""
+        return self.sum_bits + self.mult_bits

@@ -44,6 +44,7 @@ from amaranth.lib.wiring import In, Out
 
 from .codes import PoolKind, PoolReg
 from .nmpu import saturate
+from .params import PoolWidths
 from .registers import write_registers
 
 LATENCY = 3
@@ -54,13 +55,10 @@ REG_KIND, REG_SIGNED, REG_MULT, REG_SHIFT = (r.value for r in PoolReg)
 
 
 @dataclass(frozen=True)
-class PoolRtlParams:
-    """Elaboration parameters (widths in bits; ``*_reset`` are register reset values)."""
+class PoolRtlParams(PoolWidths):
+    """Elaboration parameters: the widths (:class:`~aimcflow.rtl.params.PoolWidths`) and
+    register reset values (``*_reset``)."""
 
-    lanes: int = 8
-    bits: int = 8
-    mult_bits: int = 16
-    max_window: int = 1024
     kind_reset: int = KIND_MAX
     signed_reset: bool = False
     mult_reset: int = 1
@@ -79,15 +77,6 @@ class PoolRtlParams:
             raise ValueError(f"kind_reset = {self.kind_reset} must be 0 (max) or 1 (avg)")
         if not 0 <= self.shift_reset <= self.shift_max:
             raise ValueError(f"shift_reset = {self.shift_reset} must be in 0 .. {self.shift_max}")
-
-    @property
-    def sum_bits(self) -> int:
-        """Signed width of a window sum of up to ``max_window`` values."""
-        return self.bits + 1 + (self.max_window - 1).bit_length()
-
-    @property
-    def shift_max(self) -> int:
-        return self.sum_bits + self.mult_bits
 
     @property
     def load_bits(self) -> int:

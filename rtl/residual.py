@@ -41,6 +41,7 @@ from amaranth.lib.wiring import In, Out
 
 from .codes import ResidualReg
 from .nmpu import activate, saturate
+from .params import ResidualWidths
 from .registers import write_registers
 
 LATENCY = 3
@@ -59,13 +60,10 @@ LATENCY = 3
 
 
 @dataclass(frozen=True)
-class ResidualRtlParams:
-    """Elaboration parameters (widths in bits; ``*_reset`` are register reset values)."""
+class ResidualRtlParams(ResidualWidths):
+    """Elaboration parameters: the widths (:class:`~aimcflow.rtl.params.ResidualWidths`) and
+    register reset values (``*_reset``)."""
 
-    lanes: int = 8
-    in_bits: int = 8
-    mult_bits: int = 16
-    out_bits: int = 8
     activation_reset: int = 1
     out_signed_reset: bool = False
     leaky_k_reset: int = 3
@@ -87,11 +85,6 @@ class ResidualRtlParams:
             raise ValueError("activation_reset must be 0..3 and leaky_k_reset 0..31")
         if not 0 <= self.shift_reset <= self.sum_bits:
             raise ValueError(f"shift_reset = {self.shift_reset} must be in 0 .. {self.sum_bits}")
-
-    @property
-    def sum_bits(self) -> int:
-        """Signed width of ``a * mult_a + b * mult_b``."""
-        return self.in_bits + 1 + self.mult_bits + 1
 
     @property
     def load_bits(self) -> int:

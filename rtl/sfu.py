@@ -39,6 +39,7 @@ from amaranth import Module, Signal, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .nmpu import lane_groups
 from .sfu_rows import LayerNormUnit, SoftmaxUnit
 from .sfu_units import (
     GELU_LATENCY,
@@ -107,13 +108,14 @@ class Sfu(wiring.Component):
                 with m.Case(REG_LEN):
                     n = val.as_unsigned()[: _bits(p.len_max)]
                     if p.lanes & (p.lanes - 1) == 0:
-                        lb = p.lanes.bit_length() - 1
-                        g = (n + (p.lanes - 1)) >> lb
                         rest = (n - 1) & (p.lanes - 1)
                     else:
-                        g = (n + (p.lanes - 1)) // p.lanes
                         rest = (n - 1) % p.lanes
-                    m.d.sync += [length.eq(n), groups.eq(g), last_lanes.eq(rest + 1)]
+                    m.d.sync += [
+                        length.eq(n),
+                        groups.eq(lane_groups(n, p.lanes)),
+                        last_lanes.eq(rest + 1),
+                    ]
                 with m.Case(REG_MULT):
                     m.d.sync += mult.eq(val)
                 with m.Case(REG_SHIFT):

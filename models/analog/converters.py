@@ -41,12 +41,18 @@ def round_half_up(v: np.ndarray) -> np.ndarray:
     return np.floor(v + 0.5)
 
 
+def adc_sat_any(codes: np.ndarray, bits: int) -> np.ndarray:
+    """Per row (the last axis): is any code the most negative or most positive ``bits``
+    code?  SPEC.md's ``sat_any``, also the management golden model's."""
+    lo, hi = signed_range(bits)
+    return np.any((codes == lo) | (codes == hi), axis=-1)
+
+
 def adc_codes(y: np.ndarray, bits: int, lsb_value: float) -> tuple[np.ndarray, np.ndarray]:
     """Integer ADC: codes sat(round(y / LSB), bits) (int64) and per-row sat_any (bool)."""
     lo, hi = signed_range(bits)
     c = np.clip(round_half_up(y / lsb_value), lo, hi).astype(np.int64)
-    sat_any = np.any((c == lo) | (c == hi), axis=-1)
-    return c, sat_any
+    return c, adc_sat_any(c, bits)
 
 
 def adc_latency_cycles(kind: str, bits: int, cols: int, share: int = 1) -> int:

@@ -34,6 +34,7 @@ from aimcflow.rtl.codes import NOISE_MODES
 from aimcflow.rtl.params import MgmtWidths
 from numpy.typing import ArrayLike
 
+from ..analog.converters import adc_sat_any
 from ..errors import UserInputError
 from .fixedpoint import IntArray, rshr, sat, scale, signed_range, unsigned_range
 from .nmpu import check_range
@@ -159,12 +160,6 @@ def dac_codes(x: ArrayLike, e: ArrayLike, p: MgmtParams) -> IntArray:
     half_range = 1 << (p.dac_bits - 1)
     left = np.left_shift(np.clip(x, -half_range, half_range), np.minimum(-e, p.dac_bits).clip(0))
     return sat(np.where(e <= 0, left, scale(x, np.maximum(e, 0))), p.dac_bits)
-
-
-def adc_sat_any(a: IntArray, adc_bits: int) -> np.ndarray:
-    """Per vector: is any ADC code the most negative or most positive ``adc_bits`` code?"""
-    lo, hi = signed_range(adc_bits)
-    return ((a == lo) | (a == hi)).any(axis=1)
 
 
 def manage(

@@ -47,6 +47,20 @@ Activation = Literal["none", "relu", "leaky", "clamp"]
 _INT64_BITS = 63  # usable magnitude bits of int64 incl. sign
 
 
+def output_format_fields(cfg: AcceleratorConfig) -> dict:
+    """The config's NMPU output format and activation (``nmpu.signed_output``,
+    ``activation``, ``leaky_k``, clamp bounds) as parameter fields, for every block that
+    ends in the NMPU's activation (NMPU, residual add)."""
+    n = cfg.nmpu
+    return dict(
+        out_signed=n.signed_output,
+        activation=n.activation,
+        leaky_k=n.leaky_k,
+        clamp_lo=n.clamp_lo,
+        clamp_hi=n.clamp_hi,
+    )
+
+
 @dataclass(frozen=True)
 class NmpuParams(NmpuWidths):
     """Everything that fixes the NMPU's numerics: the widths the RTL shares
@@ -77,13 +91,9 @@ class NmpuParams(NmpuWidths):
             mult_bits=n.mult_bits,
             out_shift=n.out_shift,
             out_bits=n.out_bits,
-            out_signed=n.signed_output,
             e_min=cfg.mgmt.e_min,
             e_max=cfg.mgmt.e_max,
-            activation=n.activation,
-            leaky_k=n.leaky_k,
-            clamp_lo=n.clamp_lo,
-            clamp_hi=n.clamp_hi,
+            **output_format_fields(cfg),
         )
         fields.update(overrides)
         return cls(**fields)

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
+from aimcflow.rtl.codes import POOL_KINDS
+from aimcflow.rtl.params import PoolWidths
 from numpy.lib.stride_tricks import sliding_window_view
 from numpy.typing import ArrayLike
 
@@ -41,22 +43,14 @@ if TYPE_CHECKING:
     from ..config import AcceleratorConfig
 
 PoolKind = Literal["max", "avg"]
-POOL_KINDS: tuple[PoolKind, ...] = ("max", "avg")
-"""Pooling kinds; the RTL's kind register holds the index into this tuple."""
-
-MAX_WINDOW = 1024
-"""Default largest window (positions): adaptive pooling of a 32 x 32 map."""
 
 
 @dataclass(frozen=True)
-class PoolParams:
-    """Everything that fixes the pooling unit's numerics (widths in bits)."""
+class PoolParams(PoolWidths):
+    """Everything that fixes the pooling unit's numerics: the widths the RTL shares
+    (:class:`~aimcflow.rtl.params.PoolWidths`) and the map format ``signed``."""
 
-    lanes: int = 8
-    bits: int = 8
     signed: bool = False
-    mult_bits: int = 16
-    max_window: int = MAX_WINDOW
 
     def __post_init__(self) -> None:
         self.validate()
@@ -69,16 +63,6 @@ class PoolParams:
         fields = dict(lanes=n.lanes, bits=n.out_bits, signed=n.signed_output, mult_bits=n.mult_bits)
         fields.update(overrides)
         return cls(**fields)
-
-    @property
-    def sum_bits(self) -> int:
-        """Signed width of a window sum (inputs held as signed ``bits + 1``)."""
-        return self.bits + 1 + (self.max_window - 1).bit_length()
-
-    @property
-    def shift_max(self) -> int:
-        """Largest useful ``shift``: beyond it every product rounds to 0 alike."""
-        return self.sum_bits + self.mult_bits
 
     def validate(self) -> None:
         checks = [

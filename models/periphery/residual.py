@@ -23,11 +23,19 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+from aimcflow.rtl.params import ResidualWidths
 from numpy.typing import ArrayLike
 
 from ..errors import UserInputError
 from .fixedpoint import IntArray, rshr, sat, signed_range, unsigned_range
-from .nmpu import ACTIVATIONS, Activation, activation, check_range, saturate_output
+from .nmpu import (
+    ACTIVATIONS,
+    Activation,
+    activation,
+    check_range,
+    output_format_fields,
+    saturate_output,
+)
 
 if TYPE_CHECKING:
     from ..config import AcceleratorConfig
@@ -36,20 +44,17 @@ _INT64_BITS = 63
 
 
 @dataclass(frozen=True)
-class ResidualParams:
-    """Everything that fixes the residual add's numerics (widths in bits).
+class ResidualParams(ResidualWidths):
+    """Everything that fixes the residual add's numerics: the widths the RTL shares
+    (:class:`~aimcflow.rtl.params.ResidualWidths`) and the formats.
 
     ``a_signed``/``b_signed`` are the branches' formats (the producing layers' output
     signedness); ``out_signed``, ``activation``, ``leaky_k`` and the clamp bounds are the
     add's own output format, with the NMPU's meaning (clamp bounds in output LSB).
     """
 
-    lanes: int = 8
-    in_bits: int = 8
     a_signed: bool = False
     b_signed: bool = False
-    mult_bits: int = 16
-    out_bits: int = 8
     out_signed: bool = False
     activation: Activation = "relu"
     leaky_k: int = 3
@@ -73,19 +78,10 @@ class ResidualParams:
             b_signed=n.signed_output,
             mult_bits=n.mult_bits,
             out_bits=n.out_bits,
-            out_signed=n.signed_output,
-            activation=n.activation,
-            leaky_k=n.leaky_k,
-            clamp_lo=n.clamp_lo,
-            clamp_hi=n.clamp_hi,
+            **output_format_fields(cfg),
         )
         fields.update(overrides)
         return cls(**fields)
-
-    @property
-    def sum_bits(self) -> int:
-        """Signed width of ``a * mult_a + b * mult_b`` (inputs held as signed in_bits + 1)."""
-        return self.in_bits + 1 + self.mult_bits + 1
 
     @property
     def shift_max(self) -> int:

@@ -31,6 +31,7 @@ from numpy.typing import ArrayLike
 
 from ..errors import UserInputError
 from .fixedpoint import IntArray, rshr, sat, signed_range
+from .nmpu import check_range
 
 if TYPE_CHECKING:
     from ..config import AcceleratorConfig
@@ -234,12 +235,7 @@ def _ints(name: str, v: ArrayLike, ndim: int) -> IntArray:
 
 
 def _in_range(name: str, v: IntArray, bits: int) -> None:
-    lo, hi = signed_range(bits)
-    if v.size and (v.min() < lo or v.max() > hi):
-        bad = v[(v < lo) | (v > hi)].flat[0]
-        raise UserInputError(
-            f"{name}: value {int(bad)} outside signed {bits}-bit range {lo} .. {hi}"
-        )
+    check_range(name, v, *signed_range(bits), f"signed {bits}-bit")
 
 
 def _length(name: str, n: int, lo: int, hi: int, what: str) -> None:
