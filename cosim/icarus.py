@@ -12,7 +12,6 @@ Amaranth writes no ``timescale``; Icarus' default unit is 1 s, which would make 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import shutil
@@ -109,14 +108,14 @@ def build_icarus(
     Returns a :class:`aimcflow.cosim.runner.Build` whose ``run`` uses ``vvp``.
     """
     # lazy: aimcflow.cosim.runner imports this module (an import cycle otherwise)
-    from .runner import Build, _locked, cache_dir
+    from .runner import Build, cache_key, cached_dir, runner_build
 
     versions = {**versions, "icarus": icarus_version()}
     if isinstance(verilog, str):
         texts = {f"{toplevel}.v": verilog}
     else:
         texts = {Path(p).name: Path(p).read_text() for p in verilog}
-    blob = json.dumps(
+    key = cache_key(
         {
             "v": texts,
             "flavour": FLAVOUR,
@@ -124,41 +123,30 @@ def build_icarus(
             "args": list(build_args),
             "ts": TIMESCALE,
             "t": versions,
-        },
-        sort_keys=True,
+        }
     )
-    key = hashlib.sha256(blob.encode()).hexdigest()[:20]
-    label = f"{name or toplevel}-{key}"
-    bdir = cache_dir() / "icarus" / label
-    ok_marker = bdir / "BUILD_OK"
-    t0 = time.perf_counter()
-    with _locked(cache_dir() / "icarus" / f"{label}.lock"):
-        if ok_marker.exists():
-            return Build(toplevel, key, bdir, time.perf_counter() - t0, True, versions, "icarus")
-        shutil.rmtree(bdir, ignore_errors=True)
-        bdir.mkdir(parents=True)
+
+    def fill(bdir: Path) -> str:
         sources = []
         for fname, text in texts.items():
             (bdir / fname).write_text(text if cells_ok(text) else icarus_source(text))
             sources.append(bdir / fname)
-        log = bdir / "build.log"
-        try:
-            _runner_class()().build(
-                sources=sources,
-                hdl_toplevel=toplevel,
-                build_dir=bdir,
-                build_args=list(build_args),
-                timescale=TIMESCALE,
-                waves=True,  # adds the dump module; runs pass -none unless recording
-                log_file=log,
-            )
-        except (SystemExit, Exception) as exc:
-            tail = log.read_text()[-3000:] if log.exists() else ""
-            raise RuntimeError(
-                f"Icarus build of {toplevel} failed ({exc}); log {log}:\n{tail}"
-            ) from None
-        ok_marker.write_text(json.dumps(versions))
-    return Build(toplevel, key, bdir, time.perf_counter() - t0, False, versions, "icarus")
+        runner_build(
+            _runner_class()(),
+            "Icarus",
+            toplevel,
+            bdir / "build.log",
+            sources=sources,
+            build_dir=bdir,
+            build_args=list(build_args),
+            timescale=TIMESCALE,
+            waves=True,  # adds the dump module; runs pass -none unless recording
+        )
+        return json.dumps(versions)
+
+    t0 = time.perf_counter()
+    bdir, cached = cached_dir("icarus", f"{name or toplevel}-{key}", fill)
+    return Build(toplevel, key, bdir, time.perf_counter() - t0, cached, versions, "icarus")
 
 
 def run_kwargs(run_dir: Path, waves: bool) -> dict:

@@ -24,7 +24,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from importlib.metadata import version as _dist_version
@@ -156,6 +156,38 @@ def _locked(path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def cache_key(items: Mapping[str, Any]) -> str:
+    """The 20-hex-digit build key of ``items`` (everything that changes a build)."""
+    return hashlib.sha256(json.dumps(items, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def cached_dir(kind: str, label: str, fill: Callable[[Path], str]) -> tuple[Path, bool]:
+    """``<cache>/<kind>/<label>``, filled once: under the label's lock, a directory without
+    ``BUILD_OK`` is emptied and ``fill(dir)`` run; its return text is written to
+    ``BUILD_OK`` last.  Returns the directory and whether it was already built."""
+    bdir = cache_dir() / kind / label
+    ok_marker = bdir / "BUILD_OK"
+    with _locked(cache_dir() / kind / f"{label}.lock"):
+        if ok_marker.exists():
+            return bdir, True
+        shutil.rmtree(bdir, ignore_errors=True)
+        bdir.mkdir(parents=True)
+        ok_marker.write_text(fill(bdir))
+    return bdir, False
+
+
+def runner_build(runner: Any, tool: str, toplevel: str, log: Path, **kw: Any) -> None:
+    """``runner.build(..., log_file=log)``; a failure (cocotb raises CalledProcessError
+    or exits) becomes a :class:`RuntimeError` with the log's tail."""
+    try:
+        runner.build(hdl_toplevel=toplevel, log_file=log, **kw)
+    except (SystemExit, Exception) as exc:
+        tail = log.read_text()[-3000:] if log.exists() else ""
+        raise RuntimeError(
+            f"{tool} build of {toplevel} failed ({exc}); log {log}:\n{tail}"
+        ) from None
 
 
 @dataclass
@@ -320,17 +352,9 @@ def build(
     }
     if models:  # only then: the keys of builds without models stay what they were
         key_items["models"] = dict(models)
-    blob = json.dumps(key_items, sort_keys=True)
-    key = hashlib.sha256(blob.encode()).hexdigest()[:20]
-    label = f"{name or toplevel}-{key}"
-    bdir = cache_dir() / "verilator" / label
-    ok_marker = bdir / "BUILD_OK"
-    t0 = time.perf_counter()
-    with _locked(cache_dir() / "verilator" / f"{label}.lock"):
-        if ok_marker.exists():
-            return Build(toplevel, key, bdir, time.perf_counter() - t0, True, versions)
-        shutil.rmtree(bdir, ignore_errors=True)
-        bdir.mkdir(parents=True)
+    key = cache_key(key_items)
+
+    def fill(bdir: Path) -> str:
         # a cold build is silent for tens of seconds: say what is happening (stderr, so
         # command output stays parseable); the cache makes the next run instant
         print(
@@ -352,23 +376,21 @@ def build(
             json.dumps({"tools": versions, "trace": trace, "make": _make_overrides()}).encode()
         ).hexdigest()[:16]
         runner.runtime_store = cache_dir() / "verilator" / "_runtime" / rt_key
-        log = bdir / "build.log"
-        try:
-            runner.build(
-                sources=[vlt, src, *extra],
-                hdl_toplevel=toplevel,
-                build_dir=bdir,
-                build_args=args,
-                waves=True,
-                log_file=log,
-            )
-        except (SystemExit, Exception) as exc:  # cocotb raises CalledProcessError
-            tail = log.read_text()[-3000:] if log.exists() else ""
-            raise RuntimeError(
-                f"Verilator build of {toplevel} failed ({exc}); log {log}:\n{tail}"
-            ) from None
-        ok_marker.write_text(json.dumps(versions))
-    return Build(toplevel, key, bdir, time.perf_counter() - t0, False, versions)
+        runner_build(
+            runner,
+            "Verilator",
+            toplevel,
+            bdir / "build.log",
+            sources=[vlt, src, *extra],
+            build_dir=bdir,
+            build_args=args,
+            waves=True,
+        )
+        return json.dumps(versions)
+
+    t0 = time.perf_counter()
+    bdir, cached = cached_dir("verilator", f"{name or toplevel}-{key}", fill)
+    return Build(toplevel, key, bdir, time.perf_counter() - t0, cached, versions)
 
 
 def build_component(component: Any, toplevel: str, **kw) -> Build:

@@ -9,9 +9,7 @@ flags, tool versions) behind a file lock, like :mod:`aimcflow.cosim.runner`'s bu
 
 from __future__ import annotations
 
-import hashlib
 import json
-import shutil
 import subprocess
 import sys
 import time
@@ -26,10 +24,10 @@ from aimcflow.rtl.secure_mac import SecureMac
 
 from .. import deathsig
 from ..runner import (
-    _locked,
     _make_overrides,
     amaranth_verilog,
-    cache_dir,
+    cache_key,
+    cached_dir,
     tool_versions,
     waiver_path,
 )
@@ -144,51 +142,42 @@ def build_harness(
         "tvla",
     ]
     make = [*_make_overrides(), "OPT_FAST=-O2", "OPT_SLOW=-O1"]
-    key = hashlib.sha256(
-        json.dumps(
-            {"v": verilog, "cpp": cpp, "a": vargs, "m": make, "w": waivers, "t": versions},
-            sort_keys=True,
-        ).encode()
-    ).hexdigest()[:20]
-    tag = f"{design}-{lanes}-{power_model}-{key}"
-    bdir = cache_dir() / "tvla" / tag
-    ok = bdir / "BUILD_OK"
+    key = cache_key({"v": verilog, "cpp": cpp, "a": vargs, "m": make, "w": waivers, "t": versions})
+
+    def fill(bdir: Path) -> str:
+        print(
+            f"building the TVLA harness of {design} ({lanes} lanes, {power_model}) with "
+            "Verilator: not in the cache yet, up to a few minutes ...",
+            file=sys.stderr,
+            flush=True,
+        )
+        (bdir / f"{TOP}.v").write_text(verilog)
+        (bdir / "harness.cpp").write_text(cpp)
+        (bdir / "waivers.vlt").write_text(waivers)
+        log = bdir / "build.log"
+        with open(log, "w") as fh:
+            for cmd in (
+                [
+                    "verilator",
+                    *vargs,
+                    "-Mdir",
+                    str(bdir),
+                    str(bdir / "waivers.vlt"),
+                    str(bdir / f"{TOP}.v"),
+                    str(bdir / "harness.cpp"),
+                ],
+                ["make", "-j", "2", "-C", str(bdir), "-f", "Vtop.mk", *make],
+            ):
+                r = subprocess.run(deathsig.wrap(cmd), stdout=fh, stderr=subprocess.STDOUT)
+                if r.returncode:
+                    raise RuntimeError(
+                        f"TVLA harness build failed ({cmd[0]}); log {log}:\n"
+                        + log.read_text()[-3000:]
+                    )
+        return json.dumps({"state_bits": probe.state_bits, "samples": samples})
+
     t0 = time.perf_counter()
-    with _locked(cache_dir() / "tvla" / f"{tag}.lock"):
-        cached = ok.exists()
-        if not cached:
-            print(
-                f"building the TVLA harness of {design} ({lanes} lanes, {power_model}) with "
-                "Verilator: not in the cache yet, up to a few minutes ...",
-                file=sys.stderr,
-                flush=True,
-            )
-            shutil.rmtree(bdir, ignore_errors=True)
-            bdir.mkdir(parents=True)
-            (bdir / f"{TOP}.v").write_text(verilog)
-            (bdir / "harness.cpp").write_text(cpp)
-            (bdir / "waivers.vlt").write_text(waivers)
-            log = bdir / "build.log"
-            with open(log, "w") as fh:
-                for cmd in (
-                    [
-                        "verilator",
-                        *vargs,
-                        "-Mdir",
-                        str(bdir),
-                        str(bdir / "waivers.vlt"),
-                        str(bdir / f"{TOP}.v"),
-                        str(bdir / "harness.cpp"),
-                    ],
-                    ["make", "-j", "2", "-C", str(bdir), "-f", "Vtop.mk", *make],
-                ):
-                    r = subprocess.run(deathsig.wrap(cmd), stdout=fh, stderr=subprocess.STDOUT)
-                    if r.returncode:
-                        raise RuntimeError(
-                            f"TVLA harness build failed ({cmd[0]}); log {log}:\n"
-                            + log.read_text()[-3000:]
-                        )
-            ok.write_text(json.dumps({"state_bits": probe.state_bits, "samples": samples}))
+    bdir, cached = cached_dir("tvla", f"{design}-{lanes}-{power_model}-{key}", fill)
     return Harness(
         design,
         bdir / "tvla",
