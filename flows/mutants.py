@@ -124,7 +124,7 @@ CATALOGUE: tuple[Mutant, ...] = (
     one("nmpu-rtl-outsat-unsigned-hi", "nmpu", "rtl", N, "saturate(m, act, 0, (1 << n) - 1, f\"sat_u{tag}\")", "saturate(m, act, 0, (1 << n), f\"sat_u{tag}\")", "unsigned output saturation one high", True),
     one("nmpu-rtl-bubble-after-stall", "nmpu", "rtl", N, NMPU_READY, NMPU_BUBBLE, "i.ready drops for a cycle after each output stall (throughput only)", True),
     one("nmpu-rtl-last-early", "nmpu", "rtl", N, "self.o.payload.last.eq(glast3)", "self.o.payload.last.eq(glast2)", "last flag from the wrong pipeline stage", True),
-    one("nmpu-rtl-ncols-floor", "nmpu", "rtl", N, "groups = (cols + (lanes - 1)) // lanes", "groups = cols // lanes", "N_COLS register: groups rounded down (lanes not a power of 2)"),
+    one("nmpu-rtl-ncols-floor", "nmpu", "rtl", N, "return (n + (lanes - 1)) // lanes", "return n // lanes", "N_COLS register: groups rounded down (lanes not a power of 2)"),
     one("nmpu-rtl-tile-base", "nmpu", "rtl", N, "tile_base.eq(tile_base + G)", "tile_base.eq(tile_base + n_groups)", "row-tile coefficient base steps by the used groups, not the memory stride", True),
     one("nmpu-rtl-acc-not-transparent", "nmpu", "rtl", N, "G,\n                True,\n                st,\n                (\"acc_wp\", \"acc_rp\")", "G,\n                False,\n                st,\n                (\"acc_wp\", \"acc_rp\")", "accumulator read port not transparent (read-during-write)", True),
     # ---------------------------------------------------------------- NMPU golden, fixed point
@@ -153,12 +153,11 @@ CATALOGUE: tuple[Mutant, ...] = (
     one("mgmt-gold-extra-retry", "mgmt", "golden", MG, "active = sat_any & (it < p.bound_max_iter) & (e < p.e_max)", "active = sat_any & (it <= p.bound_max_iter) & (e < p.e_max)", "golden retries once more", True),
     one("mgmt-gold-exponent-strict", "mgmt", "golden", MG, "left_ok = M[:, None] <= (p.dac_max >> np.maximum(-es, 0))[None, :]", "left_ok = M[:, None] < (p.dac_max >> np.maximum(-es, 0))[None, :]", "golden exponent: strict fit for e <= 0", True),
     one("mgmt-gold-zero-vector-e", "mgmt", "golden", MG, "return np.where(M == 0, 0, e).astype(np.int64)", "return e.astype(np.int64)", "golden: all-zero vector gets e_min", True),
-    one("mgmt-gold-satany-positive-only", "mgmt", "golden", MG, "return ((a == lo) | (a == hi)).any(axis=1)", "return (a == hi).any(axis=1)", "ideal tile's sat_any sees the positive rail only"),
     both("mgmt-both-extra-retry", "mgmt", "one retry too many, in RTL and golden", (M, "(it >= bound_max_iter)", "(it > bound_max_iter)"), (MG, "(it < p.bound_max_iter)", "(it <= p.bound_max_iter)"), network=True),
     # ---------------------------------------------------------------- analog converter model
-    one("adc-satany-positive-only", "converter", "analog", C, "sat_any = np.any((c == lo) | (c == hi), axis=-1)", "sat_any = np.any(c == hi, axis=-1)", "ADC sat_any checks the positive rail only", True),
-    one("adc-satany-skip-last-col", "converter", "analog", C, "sat_any = np.any((c == lo) | (c == hi), axis=-1)", "sat_any = np.any((c[..., :-1] == lo) | (c[..., :-1] == hi), axis=-1)", "ADC sat_any ignores the last column", True),
-    one("adc-satany-skip-first-col", "converter", "analog", C, "sat_any = np.any((c == lo) | (c == hi), axis=-1)", "sat_any = np.any((c[..., 1:] == lo) | (c[..., 1:] == hi), axis=-1)", "ADC sat_any ignores the first column", True),
+    one("adc-satany-positive-only", "converter", "analog", C, "return np.any((codes == lo) | (codes == hi), axis=-1)", "return np.any(codes == hi, axis=-1)", "ADC sat_any checks the positive rail only", True),
+    one("adc-satany-skip-last-col", "converter", "analog", C, "return np.any((codes == lo) | (codes == hi), axis=-1)", "return np.any((codes[..., :-1] == lo) | (codes[..., :-1] == hi), axis=-1)", "ADC sat_any ignores the last column", True),
+    one("adc-satany-skip-first-col", "converter", "analog", C, "return np.any((codes == lo) | (codes == hi), axis=-1)", "return np.any((codes[..., 1:] == lo) | (codes[..., 1:] == hi), axis=-1)", "ADC sat_any ignores the first column", True),
     one("adc-codes-symmetric", "converter", "analog", C, "c = np.clip(round_half_up(y / lsb_value), lo, hi)", "c = np.clip(round_half_up(y / lsb_value), lo + 1, hi)", "ADC codes clip symmetric (most negative code lost)", True),
     one("adc-round-half-even", "converter", "analog", C, "return np.floor(v + 0.5)", "return np.round(v)", "ADC rounds half to even", True),
     # ---------------------------------------------------------------- SPG, RTL only
