@@ -5,12 +5,8 @@ import pytest
 import torch
 from aimcflow.models.config import load_config
 from aimcflow.models.errors import UserInputError
-from aimcflow.models.nn.convert import (
-    AnalogNetwork,
-    convert,
-    ops_from_model,
-    vector_keys,
-)
+from aimcflow.models.nn.analog_ops import vector_keys
+from aimcflow.models.nn.convert import AnalogNetwork, convert, ops_from_model
 from torch import nn
 
 

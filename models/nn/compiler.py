@@ -59,7 +59,8 @@ from aimcflow.models.config import AcceleratorConfig, validate_config
 from aimcflow.models.errors import UserInputError
 from aimcflow.models.io import save_npz_atomic, write_json_atomic
 from aimcflow.models.nn import schedule as sch
-from aimcflow.models.nn.convert import AnalogLayer, AnalogNetwork, BatchNorm
+from aimcflow.models.nn.analog_ops import AnalogLayer, BatchNorm
+from aimcflow.models.nn.convert import AnalogNetwork
 from aimcflow.models.nn.golden import quantize_input
 from aimcflow.models.periphery import mgmt as mgmt_model
 from aimcflow.models.periphery import pool as pool_model

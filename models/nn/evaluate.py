@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from aimcflow.models.config import AcceleratorConfig
-from aimcflow.models.nn.convert import AnalogLayer
+from aimcflow.models.nn.analog_ops import AnalogLayer
 from aimcflow.models.nn.workloads import accuracy_float
 
 DEFAULT_DRIFTS_S = (1.0, 3600.0, 86400.0, 365.0 * 86400.0)

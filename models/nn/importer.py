@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 from aimcflow.models.errors import UserInputError
 from aimcflow.models.nn import graphops as g
-from aimcflow.models.nn.convert import (
+from aimcflow.models.nn.analog_ops import (
     AnalogLayer,
     BatchNorm,
     ConvGeometry,

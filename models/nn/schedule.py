@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 from aimcflow.models.errors import UserInputError
-from aimcflow.models.nn.convert import AnalogLayer, BatchNorm, LeakyReLU, ReLU, Reshape
+from aimcflow.models.nn.analog_ops import AnalogLayer, BatchNorm, LeakyReLU, ReLU, Reshape
 from aimcflow.models.nn.graphops import Add, Clamp, Pool
 from aimcflow.models.periphery import pool as pool_model
 from aimcflow.models.periphery import residual as res_model
