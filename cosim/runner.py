@@ -15,7 +15,6 @@ parameter set) and the wave file's path is printed and returned.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -24,7 +23,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from importlib.metadata import version as _dist_version
@@ -36,6 +35,7 @@ from aimcflow.models.jsonable import json_default
 from amaranth.back import verilog
 
 from . import deathsig, icarus
+from .buildcache import cache_key, cached_dir, runner_build
 from .toolchain import find_verilator
 
 WAIVER_FILE = "verilator_waivers.vlt"
@@ -145,49 +145,6 @@ def tool_versions() -> dict[str, str]:
             [_cxx(), "--version"], capture_output=True, text=True, timeout=30
         ).stdout.splitlines()[0]
     return out
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def cache_key(items: Mapping[str, Any]) -> str:
-    """The 20-hex-digit build key of ``items`` (everything that changes a build)."""
-    return hashlib.sha256(json.dumps(items, sort_keys=True).encode()).hexdigest()[:20]
-
-
-def cached_dir(kind: str, label: str, fill: Callable[[Path], str]) -> tuple[Path, bool]:
-    """``<cache>/<kind>/<label>``, filled once: under the label's lock, a directory without
-    ``BUILD_OK`` is emptied and ``fill(dir)`` run; its return text is written to
-    ``BUILD_OK`` last.  Returns the directory and whether it was already built."""
-    bdir = cache_dir() / kind / label
-    ok_marker = bdir / "BUILD_OK"
-    with _locked(cache_dir() / kind / f"{label}.lock"):
-        if ok_marker.exists():
-            return bdir, True
-        shutil.rmtree(bdir, ignore_errors=True)
-        bdir.mkdir(parents=True)
-        ok_marker.write_text(fill(bdir))
-    return bdir, False
-
-
-def runner_build(runner: Any, tool: str, toplevel: str, log: Path, **kw: Any) -> None:
-    """``runner.build(..., log_file=log)``; a failure (cocotb raises CalledProcessError
-    or exits) becomes a :class:`RuntimeError` with the log's tail."""
-    try:
-        runner.build(hdl_toplevel=toplevel, log_file=log, **kw)
-    except (SystemExit, Exception) as exc:
-        tail = log.read_text()[-3000:] if log.exists() else ""
-        raise RuntimeError(
-            f"{tool} build of {toplevel} failed ({exc}); log {log}:\n{tail}"
-        ) from None
 
 
 @dataclass
@@ -317,7 +274,7 @@ class Build:
 
 
 def build(
-    verilog: str,
+    verilog: str | Sequence[str | Path],
     toplevel: str,
     *,
     build_args: Sequence[str] = (),
@@ -331,14 +288,16 @@ def build(
     instantiates (module name -> Verilog, e.g. SRAM macro models), one file each.  The
     waiver file is always applied; there is no blanket Wno-fatal flag: a warning outside
     the waivers fails the build.  ``sim="icarus"`` compiles with Icarus Verilog instead
-    (:mod:`aimcflow.cosim.icarus`; ``build_args`` then go to ``iverilog``).
+    (:mod:`aimcflow.cosim.icarus`; ``build_args`` then go to ``iverilog``, and ``verilog`` may
+    also be a list of Verilog files, e.g. a gate-level netlist plus its cell models).
     """
     versions = tool_versions()  # also exports VERILATOR_ROOT / PATH for the build
     if sim != "verilator":
         icarus.check_simulator(sim)
-        return icarus.build_icarus(
+        key, bdir, build_s, cached, versions = icarus.build_icarus(
             verilog, toplevel, name=name, build_args=build_args, versions=versions
         )
+        return Build(toplevel, key, bdir, build_s, cached, versions, "icarus")
     waivers = waiver_path().read_text()
     trace = ["--trace-fst"] if wave_format() == "fst" else ["--trace-vcd"]
     args = [*trace, "--trace-structs", *build_args]

@@ -12,8 +12,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from aimcflow.cosim.icarus import build_icarus
-from aimcflow.cosim.runner import tool_versions
+from aimcflow.cosim.runner import build as runner_build
 
 from .sta import CELL_MODELS, liberty, map_block
 
@@ -27,11 +26,8 @@ def gate_level_build(gen, lib_name: str = "osu018", period_ns: float = 10.0):
     with tempfile.TemporaryDirectory(prefix="aimcflow-gl-") as tmp:
         net = Path(tmp) / f"{gen.module}_{lib_name}.v"
         net.write_text(mapped.netlist)
-        build = build_icarus(
-            [net, CELL_MODELS[lib_name]],
-            gen.module,
-            name=f"{gen.name}-gl-{lib_name}",
-            versions=tool_versions(),
+        build = runner_build(
+            [net, CELL_MODELS[lib_name]], gen.module, name=f"{gen.name}-gl-{lib_name}", sim="icarus"
         )
     build.mapped = mapped  # area, cells, fanout of what was simulated
     return build

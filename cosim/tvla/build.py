@@ -23,14 +23,8 @@ from aimcflow.models.periphery.secure_mac import SecureMacSpec, plain_cycles
 from aimcflow.rtl.secure_mac import SecureMac
 
 from .. import deathsig
-from ..runner import (
-    _make_overrides,
-    amaranth_verilog,
-    cache_key,
-    cached_dir,
-    tool_versions,
-    waiver_path,
-)
+from ..buildcache import cache_key, cached_dir
+from ..runner import _make_overrides, amaranth_verilog, tool_versions, waiver_path
 from .probe import POWER_MODELS, PowerProbe
 
 DESIGNS = ("plain_mac", "secure_mac")
