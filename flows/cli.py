@@ -31,6 +31,7 @@ COMMANDS = (
     "ascon",
     "sweep",
     "fit",
+    "drift_report",
 )
 
 

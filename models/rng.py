@@ -35,6 +35,7 @@ PURPOSES = {
     "update": 8,
     "cycle": 9,
     "d2d": 10,
+    "hwa": 11,
 }
 
 

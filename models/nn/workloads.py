@@ -83,9 +83,11 @@ def recipe_hash(recipe: Recipe, data: Dataset) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def train(recipe: Recipe, data: Dataset, on_epoch=None):
+def train(recipe: Recipe, data: Dataset, on_epoch=None, *, model=None, after_step=None):
     """Train ``recipe.arch`` on ``data`` deterministically (Adam, cross-entropy); eval mode.
-    ``on_epoch(epoch, loss)`` is called after every epoch (mean training loss)."""
+    ``on_epoch(epoch, loss)`` is called after every epoch (mean training loss).
+    ``model``: continue training this module (default: a fresh ``recipe.arch``);
+    ``after_step(model)`` runs after every optimizer step (e.g. HWA weight clipping)."""
     # lazy: torch (~2 s)
     import torch
     from torch import nn
@@ -94,7 +96,8 @@ def train(recipe: Recipe, data: Dataset, on_epoch=None):
     torch.set_num_threads(1)  # bit-reproducible and polite on a shared machine
     try:
         torch.manual_seed(recipe.seed)
-        model = build(recipe.arch, data.input_shape, data.n_classes)
+        if model is None:
+            model = build(recipe.arch, data.input_shape, data.n_classes)
         x = torch.from_numpy(data.x_train)
         y = torch.from_numpy(data.y_train)
         opt = torch.optim.Adam(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
@@ -110,6 +113,8 @@ def train(recipe: Recipe, data: Dataset, on_epoch=None):
                 loss = loss_fn(model(x[idx]), y[idx])
                 loss.backward()
                 opt.step()
+                if after_step is not None:
+                    after_step(model)
                 total += float(loss.detach()) * len(idx)
             if on_epoch is not None:
                 on_epoch(epoch + 1, total / len(x))
