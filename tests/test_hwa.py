@@ -316,3 +316,24 @@ def test_drift_report_bad_input_exits_2(tmp_path, monkeypatch, capsys, case):
     assert cli("drift-report", *argv, "--out", "o") == 2
     assert says in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_drift_report_groups_runs_with_one_label(tmp_path, monkeypatch):
+    """Runs with the same label: statistics over the runs' means (training seeds), A* of
+    each run against its own float accuracy."""
+    monkeypatch.chdir(tmp_path)
+    _fake_run(tmp_path / "s0", {1.0: [0.9, 0.8], 3600.0: [0.9, 0.9]}, float_acc=0.95)
+    _fake_run(tmp_path / "s1", {1.0: [0.7, 0.7], 3600.0: [0.8, 0.6]}, float_acc=0.9)
+    _fake_run(tmp_path / "s2", {2.0: [0.7, 0.7]})
+    assert cli("drift-report", "s0", "s1", "--label", "g", "--label", "g", "--out", "o") == 0
+    (g,) = json.loads((tmp_path / "o" / "drift_report.json").read_text())["runs"]
+    assert g["runs"] == 2
+    d = g["drift"][0]
+    assert d["accuracy"]["mean"] == pytest.approx(0.775)
+    half = stats.t.ppf(0.975, 1) * np.std([0.85, 0.7], ddof=1) / math.sqrt(2)
+    assert d["accuracy"]["ci95"] == pytest.approx([0.775 - half, 0.775 + half])
+    star0 = 1 - ((1 - 0.85) - 0.05) / (0.9 - 0.05)
+    star1 = 1 - ((1 - 0.7) - 0.1) / (0.9 - 0.1)
+    assert d["a_star"]["mean"] == pytest.approx((star0 + star1) / 2)
+    rc = cli("drift-report", "s0", "s2", "--label", "g", "--label", "g", "--out", "o2", "--force")
+    assert rc == 2 and not (tmp_path / "o2").exists()

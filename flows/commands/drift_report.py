@@ -10,13 +10,17 @@ analog-float accuracy of every repeat at every drift time, ``levels.float.accura
 * ``drift_report.png``: accuracy (%) and A* (FTJ thesis eq. 3.8) against the time after
   programming (log axis), one line per run, error bars the 95 % Student-t interval over
   its repeats (:mod:`aimcflow.flows.sweep_stats`); the accuracy axis never runs above 100 %;
-* ``drift_report.csv``: one row per run x drift time: ``label``, ``model``, ``config``,
-  ``images``, ``repeats``, ``drift_s``, then mean, std, ci95_low, ci95_high of accuracy
-  (fraction) and of A*;
+* ``drift_report.csv``: one row per run (or group) x drift time: ``label``, ``model``,
+  ``config``, ``images``, ``runs``, ``drift_s``, then mean, std, ci95_low, ci95_high of
+  accuracy (fraction) and of A*;
 * ``drift_report.json``: the same, with every repeat's values.
 
 A run's label defaults to ``MODEL @ CONFIG`` (its results.json's ``model`` and ``config``);
-``--label`` gives one label per run, in order.
+``--label`` gives one label per run, in order.  Runs with the same label form one group
+(e.g. models trained with different ``fit --seed``): the group's statistics are over its
+runs' means (each the mean over that run's repeats, A* against that run's own float
+accuracy), so its interval covers the training randomness as well as the programming
+noise; ``runs`` says how many.
 """
 
 from __future__ import annotations
@@ -55,7 +59,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="append",
         default=None,
         metavar="TEXT",
-        help="a label per run, in order (default: MODEL @ CONFIG from its results.json)",
+        help="a label per run, in order (default: MODEL @ CONFIG from its results.json); "
+        "runs with the same label are one group, statistics over their means",
     )
     add_out_arg(p, "drift-report")
     p.set_defaults(func=run)
@@ -127,6 +132,7 @@ def summarize_run(res: dict, label: str) -> dict:
         "model": res.get("model"),
         "config": res.get("config"),
         "images": res.get("images"),
+        "runs": 1,
         "repeats": len(res["drift_table"][0]["accuracies"]),
         "float_accuracy": res["levels"]["float"]["accuracy"],
         "chance_error": res["chance_error"],
@@ -134,12 +140,62 @@ def summarize_run(res: dict, label: str) -> dict:
     }
 
 
+def group_runs(runs: list[dict]) -> list[dict]:
+    """Runs with the same label as one entry, statistics over the runs' means."""
+    from aimcflow.flows.sweep_stats import summarize  # lazy: scipy
+
+    by_label: dict[str, list[dict]] = {}
+    for r in runs:
+        by_label.setdefault(r["label"], []).append(r)
+    out = []
+    for label, group in by_label.items():
+        if len(group) == 1:
+            out.append(group[0])
+            continue
+        times = [d["drift_s"] for d in group[0]["drift"]]
+        if any([d["drift_s"] for d in r["drift"]] != times for r in group):
+            raise UserInputError(
+                f"--label {label}: its runs were read at different drift times; a group's "
+                "runs must share them"
+            )
+        rows = []
+        for j, t in enumerate(times):
+            accs = [r["drift"][j]["accuracy"]["mean"] for r in group]
+            stars = [
+                r["drift"][j]["a_star"]["mean"]
+                for r in group
+                if r["drift"][j]["a_star"] is not None
+            ]
+            star = summarize(stars)
+            rows.append(
+                {
+                    "drift_s": t,
+                    "accuracy": summarize(accs).as_dict(),
+                    "a_star": None if star is None else star.as_dict(),
+                    "accuracies": accs,
+                    "a_stars": stars,
+                }
+            )
+        first = group[0]
+        out.append(
+            {
+                **{k: first[k] for k in ("label", "model", "config", "images")},
+                "runs": len(group),
+                "repeats": [r["repeats"] for r in group],
+                "float_accuracy": [r["float_accuracy"] for r in group],
+                "chance_error": [r["chance_error"] for r in group],
+                "drift": rows,
+            }
+        )
+    return out
+
+
 def _csv(runs: list[dict]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     stats = ("mean", "std", "ci95_low", "ci95_high")
     w.writerow(
-        ["label", "model", "config", "images", "repeats", "drift_s"]
+        ["label", "model", "config", "images", "runs", "drift_s"]
         + [f"accuracy_{s}" for s in stats]
         + [f"a_star_{s}" for s in stats]
     )
@@ -153,7 +209,7 @@ def _csv(runs: list[dict]) -> str:
     for r in runs:
         for d in r["drift"]:
             w.writerow(
-                [r["label"], r["model"], r["config"], r["images"], r["repeats"], d["drift_s"]]
+                [r["label"], r["model"], r["config"], r["images"], r["runs"], d["drift_s"]]
                 + vals(d["accuracy"])
                 + vals(d["a_star"])
             )
@@ -223,15 +279,15 @@ def run(args: argparse.Namespace) -> int:
         )
     results = [_load(d) for d in args.runs]
     labels = args.labels or [f"{r.get('model')} @ {r.get('config')}" for r in results]
-    runs = [summarize_run(r, lab) for r, lab in zip(results, labels, strict=True)]
+    runs = group_runs([summarize_run(r, lab) for r, lab in zip(results, labels, strict=True)])
     out = prepare_out_dir(args.out, "drift-report", args.force)
-    print(f"{'run':<40} {'drift':>6} {'accuracy % (95 % CI)':>22} {'A* (95 % CI)':>18}  n")
+    print(f"{'run':<40} {'drift':>6} {'accuracy % (95 % CI)':>22} {'A* (95 % CI)':>18}  n (runs)")
     for r in runs:
         for d in r["drift"]:
             print(
                 f"{r['label']:<40} {fmt_duration(d['drift_s']):>6} "
                 f"{_pm(d['accuracy'], 100.0, 2):>22} {_pm(d['a_star'], 1.0, 3):>18}  "
-                f"{d['accuracy']['n']}"
+                f"{d['accuracy']['n']} ({r['runs']})"
             )
     _plot(out / "drift_report.png", runs)
     write_text_atomic(out / "drift_report.csv", _csv(runs))

@@ -1,7 +1,7 @@
 """``aimcflow fit``: train a built-in architecture's float model on a data set and export it.
 
 ``aimcflow fit --model ARCH [--data PATH] --epochs N [--out DIR]`` trains ``ARCH``
-(Adam, cross-entropy, deterministic: one thread, seed 0; the workload's recipe for the
+(Adam, cross-entropy, deterministic: one thread, seed ``--seed``, default 0; the workload's recipe for the
 batch size, learning rate and weight decay) on the training split and writes to ``--out``
 (default ``out/fit/``):
 
@@ -40,6 +40,7 @@ from aimcflow.models.io import atomic_path
 from aimcflow.models.nn.archs import ARCHS, build
 
 MAX_EPOCHS = 10_000
+MAX_SEED = 2**31 - 1
 # HWA bounds (models/training/hwa.py holds the same numbers; it imports torch, so the
 # parser, which must stay light for ``aimcflow --help``, keeps its own copy checked by
 # tests/test_hwa.py)
@@ -88,6 +89,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         required=True,
         metavar="N",
         help=f"training epochs, 1 .. {MAX_EPOCHS}",
+    )
+    p.add_argument(
+        "--seed",
+        type=bounded_int(0, MAX_SEED),
+        default=0,
+        metavar="S",
+        help=f"training seed (initial weights, batch order, HWA noise), 0 .. {MAX_SEED} "
+        "(default 0)",
     )
     p.add_argument(
         "--hwa",
@@ -150,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
         )
     data = load_data(args)
     build(args.model, data.input_shape, data.n_classes)  # a shape that does not fit: exit 2
-    recipe = dataclasses.replace(RECIPES[args.model], epochs=args.epochs)
+    recipe = dataclasses.replace(RECIPES[args.model], epochs=args.epochs, seed=args.seed)
     hwa_epochs = args.hwa_epochs or args.epochs
     out = prepare_out_dir(args.out, "fit", args.force)
     print(
@@ -206,6 +215,7 @@ def run(args: argparse.Namespace) -> int:
             "model": args.model,
             "data": data.name,
             "epochs": args.epochs,
+            "seed": args.seed,
             "test_accuracy": acc,
             "train_loss": losses,
             "input_shape": list(data.input_shape),

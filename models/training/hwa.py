@@ -39,7 +39,8 @@ weights do not set ``w_scale`` and shrink every other weight towards the noise f
 
 ``noise_scale`` multiplies every injected noise (the thesis trained its ResNet-32 at three
 times the device noise).  Noise comes from one torch generator seeded from
-``models/rng.py`` (purpose ``hwa``), so a run is reproducible.
+``models/rng.py`` (purpose ``hwa``, keyed by the config seed and the training seed), so a
+run is reproducible.
 """
 
 from __future__ import annotations
@@ -309,9 +310,11 @@ def clip_weights(model: nn.Module, sigma: float) -> None:
                     m.weight.clamp_(-lim, lim)
 
 
-def generator(seed: int) -> torch.Generator:
-    """The HWA noise generator, seeded from the keyed stream (seed, "hwa")."""
-    return torch.Generator().manual_seed(int(rng.stream(seed, "hwa").integers(1 << 62)))
+def generator(seed: int, train_seed: int = 0) -> torch.Generator:
+    """The HWA noise generator, seeded from the keyed stream (config seed, "hwa",
+    training seed)."""
+    g = rng.stream(seed, "hwa", train_seed)
+    return torch.Generator().manual_seed(int(g.integers(1 << 62)))
 
 
 def finetune(
@@ -322,7 +325,7 @@ def finetune(
     (:func:`aimcflow.models.nn.workloads.train`), the tile forward of ``spec`` in every
     Linear / Conv2d and the weight clip after every step; returns it in eval mode with
     its original (plain torch) layers, so it exports like any float model."""
-    gen = generator(spec.cfg.seed)
+    gen = generator(spec.cfg.seed, recipe.seed)
     clip_weights(model, spec.clip_sigma)
     swaps = wrap(model, spec, gen)
     try:
