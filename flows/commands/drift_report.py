@@ -33,7 +33,13 @@ import math
 from pathlib import Path
 
 from aimcflow.flows.args import add_out_arg, fmt_duration
-from aimcflow.flows.io import prepare_out_dir, shown, write_json_atomic, write_text_atomic
+from aimcflow.flows.io import (
+    prepare_out_dir,
+    shown,
+    write_atomic_with,
+    write_json_atomic,
+    write_text_atomic,
+)
 from aimcflow.models.errors import UserInputError
 
 MAX_RUNS = 32
@@ -226,14 +232,10 @@ def _bars(s: dict | None, scale: float) -> tuple[float, float, float]:
 
 
 def _plot(path: Path, runs: list[dict]) -> None:
-    # lazy: matplotlib (~1 s)
-    import matplotlib
+    from matplotlib.figure import Figure  # lazy: matplotlib (~1 s)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from aimcflow.flows.io import write_atomic_with
-
-    fig, (ax_a, ax_s) = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig = Figure(figsize=(11, 4.2))
+    ax_a, ax_s = fig.subplots(1, 2)
     lows = []
     for k, r in enumerate(runs):
         t = [d["drift_s"] for d in r["drift"]]
@@ -258,7 +260,6 @@ def _plot(path: Path, runs: list[dict]) -> None:
     ax_s.legend(fontsize=8, loc="lower left")
     fig.tight_layout()
     write_atomic_with(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110), suffix=".png")
-    plt.close(fig)
 
 
 def _pm(s: dict | None, scale: float, digits: int) -> str:
