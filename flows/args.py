@@ -37,6 +37,24 @@ def bounded_int(lo: int, hi: int):
     return parse
 
 
+def bounded_float(lo: float, hi: float):
+    """An argparse type: a number in ``lo..hi`` (NaN is never in range)."""
+
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not lo <= v <= hi:
+            raise argparse.ArgumentTypeError(
+                f"{text} is not allowed; give a number in {lo:g}..{hi:g}"
+            )
+        return v
+
+    parse.__name__ = "number"
+    return parse
+
+
 def nonneg_int(text: str) -> int:
     try:
         v = int(text)

@@ -33,7 +33,13 @@ import argparse
 import dataclasses
 import time
 
-from aimcflow.flows.args import add_data_args, add_out_arg, bounded_int, load_data
+from aimcflow.flows.args import (
+    add_data_args,
+    add_out_arg,
+    bounded_float,
+    bounded_int,
+    load_data,
+)
 from aimcflow.flows.io import prepare_out_dir, shown, write_json_atomic
 from aimcflow.models.errors import UserInputError
 from aimcflow.models.io import atomic_path
@@ -47,24 +53,6 @@ MAX_SEED = 2**31 - 1
 MAX_NOISE_SCALE = 100.0
 MAX_CLIP_SIGMA = 100.0
 DEFAULT_CLIP_SIGMA = 2.5
-
-
-def bounded_float(lo: float, hi: float):
-    """An argparse type: a finite number in ``lo..hi``."""
-
-    def parse(text: str) -> float:
-        try:
-            v = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if not lo <= v <= hi:
-            raise argparse.ArgumentTypeError(
-                f"{text} is not allowed; give a number in {lo:g}..{hi:g}"
-            )
-        return v
-
-    parse.__name__ = "number"
-    return parse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
