@@ -66,7 +66,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         metavar="TEXT",
         help="a label per run, in order (default: MODEL @ CONFIG from its results.json); "
-        "runs with the same label are one group, statistics over their means",
+        "runs with the same label are one group, statistics over their means; give the "
+        "run directories first, then the labels",
     )
     add_out_arg(p, "drift-report")
     p.set_defaults(func=run)
