@@ -121,6 +121,7 @@ class LayerProgram:
     bias: np.ndarray = field(repr=False)  # (C,)
     alpha: np.ndarray = field(repr=False)  # (T, C) float: fitted ADC-code gain
     beta: np.ndarray = field(repr=False)  # (T, C) float: fitted ADC-code offset
+    out_shift: int = 15  # nmpu.out_shift of this layer (config or picked from calibration)
 
     ARRAYS = ("gain", "offset", "mult", "bias", "alpha", "beta")
 
@@ -188,6 +189,20 @@ class ChipProgram:
     @property
     def cfg(self) -> AcceleratorConfig:
         return self.net.cfg
+
+    def layer_cfg(self, i: int) -> AcceleratorConfig:
+        """The config layer ``i`` runs under: its ``[[layer]]`` entry applied and its
+        ``nmpu.out_shift`` the one the compiler used (every golden model and RTL parameter
+        of that layer comes from it)."""
+        return layer_cfg(self.cfg, self.layers[i])
+
+
+def layer_cfg(cfg: AcceleratorConfig, lp: LayerProgram) -> AcceleratorConfig:
+    """``cfg`` as layer program ``lp`` sees it (see :meth:`ChipProgram.layer_cfg`)."""
+    c = cfg.for_layer(lp.name, lp.index)
+    if c.nmpu.out_shift == lp.out_shift:
+        return c
+    return c.model_copy(update={"nmpu": c.nmpu.model_copy(update={"out_shift": lp.out_shift})})
 
 
 def _fit_affine(a: np.ndarray, ideal: np.ndarray, adc_max: int) -> tuple[np.ndarray, np.ndarray]:
@@ -280,6 +295,21 @@ def _out_scale(y: np.ndarray, last: bool, percentile: float, clamp, signed: bool
     return (top if top > 0 else 1.0) / _code_max(bits, signed)
 
 
+OUT_SHIFT_MAX = 62  # nmpu.out_shift's config range
+
+
+def auto_out_shift(m0: np.ndarray, mult_bits: int) -> int:
+    """The largest ``out_shift`` whose output multipliers ``m0 * 2**out_shift`` (``m0`` the
+    unshifted multipliers of a layer) still fit signed ``mult_bits``: the multiplier keeps
+    all its bits and the shrink shift k stays 0, so the gains keep all of theirs too."""
+    m0_max = float(np.max(np.abs(m0)))
+    if m0_max <= 0:
+        return 0
+    mult_max = (1 << (mult_bits - 1)) - 1
+    s = int(np.floor(np.log2((mult_max + 0.5) / m0_max)))
+    return int(np.clip(s, 0, OUT_SHIFT_MAX))
+
+
 def _compile_stage(
     st: Stage,
     h_in: np.ndarray,
@@ -290,7 +320,9 @@ def _compile_stage(
     percentile: float,
 ) -> tuple[LayerProgram, np.ndarray]:
     """One stage's periphery coefficients from its (dequantized) calibration inputs
-    ``h_in``; returns the program and the stage's float outputs on them."""
+    ``h_in``; returns the program and the stage's float outputs on them.  ``cfg`` is the
+    network's config; the layer's ``[[layer]]`` entry applies."""
+    cfg = cfg.for_layer(st.layer.name, st.layer.index)
     n = cfg.nmpu
     out_bits = n.out_bits
     mult_max = (1 << (n.mult_bits - 1)) - 1
@@ -320,11 +352,13 @@ def _compile_stage(
     bn_shift = st.bn.shift if st.bn is not None else np.zeros(C)
     b = st.layer.bias if st.layer.bias is not None else np.zeros(C)
     m0 = in_scale * k_ref * 2.0 ** (cfg.mgmt.e_min - n.gain_frac) * bn_scale / out_scale
-    m0_max = float(np.max(np.abs(m0))) * 2.0**n.out_shift
+    out_shift = n.out_shift if n.out_shift is not None else auto_out_shift(m0, n.mult_bits)
+    m0_max = float(np.max(np.abs(m0))) * 2.0**out_shift
     if m0_max > mult_max + 0.5:
         raise UserInputError(
             f"layer {st.layer.name}: output multiplier {m0_max:.0f} does not fit signed "
-            f"nmpu.mult_bits={n.mult_bits}; lower nmpu.out_shift (now {n.out_shift})"
+            f"nmpu.mult_bits={n.mult_bits}; lower nmpu.out_shift (now {out_shift}) or leave "
+            "it out so the compiler picks it per layer"
         )
     k_fit = int(np.floor(np.log2((mult_max + 0.5) / m0_max))) if m0_max > 0 else n.gain_frac
     k_best = int(np.floor((n.gain_frac - _sig_bits(m0_max)) / 2))
@@ -332,7 +366,7 @@ def _compile_stage(
     g = ratio / k_ref * 2.0 ** (n.gain_frac - k)
     gain = np.clip(np.rint(g), -gain_max - 1, gain_max).astype(np.int64)
     offset = np.rint(-beta * gain).astype(np.int64)
-    mult = np.clip(np.rint(m0 * 2.0 ** (n.out_shift + k)), -mult_max - 1, mult_max).astype(np.int64)
+    mult = np.clip(np.rint(m0 * 2.0 ** (out_shift + k)), -mult_max - 1, mult_max).astype(np.int64)
     bias = np.rint((b * bn_scale + bn_shift) / out_scale).astype(np.int64)
     lp = LayerProgram(
         st.layer.name,
@@ -356,6 +390,7 @@ def _compile_stage(
         bias,
         alpha,
         beta,
+        out_shift,
     )
     return lp, h
 
