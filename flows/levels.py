@@ -136,7 +136,7 @@ def level4(prog, x, y, images, logits3, console, sim: str = "verilator") -> dict
         network.check_fits(prog)
         with console.status(f"building periphery_top with {sim} (cached per config)"):
             tb = time.perf_counter()
-            build = network.build_for(prog, sim)
+            build = network.builds_for(prog, sim)  # one per periphery configuration
             build_s = time.perf_counter() - tb  # Verilog generation + cache lookup or build
     except UserInputError as exc:
         return {"accuracy": None, "reason": str(exc)}

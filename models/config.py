@@ -304,7 +304,7 @@ class LayerOverride(_Section):
     @model_validator(mode="after")
     def _one_key(self):
         if (self.name is None) == (self.index is None):
-            raise ValueError("give exactly one of name = \"...\" or index = N")
+            raise ValueError('give exactly one of name = "..." or index = N')
         return self
 
     @property
