@@ -16,6 +16,7 @@ reference, mean ± 95 % CI paired by seed, in :func:`heatmap_rows`.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 
 from aimcflow.flows.sweep import _field, _get, _parse_value
@@ -128,9 +129,8 @@ def plot_heatmap(path, maps: dict, title: str) -> None:
     from aimcflow.flows.report_sweep import _save
 
     levels = list(maps)
-    fig, axs = plt.subplots(
-        1, len(levels), figsize=(1.6 + 1.3 * len(maps[levels[0]]["settings"]) * len(levels), 4)
-    )
+    width = max(9.0, 1.6 + 1.6 * len(maps[levels[0]]["settings"]) * len(levels))
+    fig, axs = plt.subplots(1, len(levels), figsize=(width, 4.5))
     axs = np.atleast_1d(axs)
     for ax, lv in zip(axs, levels, strict=True):
         m = maps[lv]
@@ -155,7 +155,7 @@ def plot_heatmap(path, maps: dict, title: str) -> None:
                     txt = f"{100 * v:.1f}\n-{100 * d['mean']:.1f}±{half:.1f}"
                 ax.text(j, i, txt, ha="center", va="center", fontsize=7, color="w")
         fig.colorbar(im, ax=ax, label="accuracy (%)")
-    fig.suptitle(title, fontsize=9)
+    fig.suptitle(textwrap.fill(title, 110), fontsize=8)
     fig.tight_layout()
     _save(fig, path)
     plt.close(fig)
