@@ -352,7 +352,10 @@ class AcceleratorConfig(_Section):
     def for_layer(self, name: str, index: int) -> AcceleratorConfig:
         """The config one analog layer sees: its ``[[layer]]`` entry applied to the
         sections, and no ``[[layer]]`` list (so its digest names its parameter set)."""
-        e = self.layer_entry(name, index)
+        return self.for_entry(self.layer_entry(name, index))
+
+    def for_entry(self, e: LayerOverride | None) -> AcceleratorConfig:
+        """The config with ``[[layer]]`` entry ``e`` (None: none) applied, no list."""
         vals = e.values() if e is not None else {}
         if not self.layer and not vals:
             return self
