@@ -402,7 +402,7 @@ class AcceleratorConfig(_Section):
         return validate_config(data, source="<replace>")
 
 
-PRESETS = ("baseline-ftj", "pcm", "ideal", "stress")
+PRESETS = ("baseline-ftj", "pcm", "ideal", "stress", "cnn-adc-per-layer")
 
 
 _TYPE_NAMES = {
