@@ -91,16 +91,7 @@ def run(args: argparse.Namespace) -> int:
             "parameters": cfg.model_dump(mode="json"),
         },
         "tools": versions,
-        "blocks": {
-            b.name: {
-                "module": b.module,
-                "file": f"{b.module}.v",
-                "sha256": b.sha256,
-                "params": b.params,
-                "memories": b.memories,
-            }
-            for b in blocks
-        },
+        "blocks": {b.name: _block_entry(b) for b in blocks},
         "filelist": "files.f",
         "waivers": "verilator_waivers.vlt",
         "memory_style": args.memories,
@@ -118,15 +109,7 @@ def run(args: argparse.Namespace) -> int:
                 "dac.bits": lcfg.dac.bits,
                 "nmpu.out_shift": lcfg.nmpu.shift,
                 "mgmt.bound_max_iter": lcfg.mgmt.bound_max_iter,
-                "blocks": {
-                    b.name: {
-                        "module": b.module,
-                        "file": f"{b.module}.v",
-                        "sha256": b.sha256,
-                        "params": b.params,
-                    }
-                    for b in lblocks
-                },
+                "blocks": {b.name: _block_entry(b) for b in lblocks},
             }
             for labels, lcfg, lblocks in layer_sets
         ],
@@ -146,6 +129,17 @@ def run(args: argparse.Namespace) -> int:
         )
     print(f"manifest: {shown(out) / 'manifest.json'}  config digest {cfg.digest()}")
     return 0
+
+
+def _block_entry(b) -> dict:
+    """A generated block as ``manifest.json`` lists it."""
+    return {
+        "module": b.module,
+        "file": f"{b.module}.v",
+        "sha256": b.sha256,
+        "params": b.params,
+        "memories": b.memories,
+    }
 
 
 LAYER_BLOCKS = ("nmpu", "mgmt", "periphery_top")
