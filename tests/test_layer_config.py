@@ -155,6 +155,7 @@ def test_per_layer_points_degrade_one_layer_and_keep_the_rest_ideal():
 
 def test_sweep_per_layer_cli_writes_heatmap(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COLUMNS", "200")  # rich wraps the tables to the terminal width
     argv = ["sweep", "--per-layer", "adc.bits=4", "--images", 30, "--repeats", 2,
             "--levels", "analog-float", "--workers", 1, "--out", "p"]  # fmt: skip
     assert cli(*argv) == 0

@@ -3,8 +3,10 @@
 ``--set KEY=V1,V2,...`` (repeatable) names a dotted config key and its values; the sweep is
 the cross product.  ``--grid thesis-3.3`` instead runs the FTJ thesis' sensitivity analysis
 (one non-ideality at a time around ``--config``; :mod:`aimcflow.flows.sweep_grid`) and ranks
-the non-idealities by the accuracy they cost.  Every point runs the analog-float and/or
-analog-golden level of ``aimcflow run`` ``--repeats N`` times, seeds ``seed..seed+N-1``
+the non-idealities by the accuracy they cost.  ``--per-layer KEY=V1,V2,...`` degrades one
+analog layer at a time (the others ideal; :mod:`aimcflow.flows.sweep_layers`) and draws a
+heatmap of accuracy by layer and setting (``heatmap.png``).  Every point runs the
+analog-float and/or analog-golden level of ``aimcflow run`` ``--repeats N`` times, seeds ``seed..seed+N-1``
 (:mod:`aimcflow.flows.sweep`), each point x repeat one task on a
 ``dask.distributed.LocalCluster`` (``--workers`` processes, one thread each) or on the
 scheduler given by ``--scheduler``.  Every point reports the mean, the sample std and a
