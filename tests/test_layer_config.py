@@ -160,7 +160,7 @@ def test_sweep_per_layer_cli_writes_heatmap(tmp_path, capsys, monkeypatch):
             "--levels", "analog-float", "--workers", 1, "--out", "p"]  # fmt: skip
     assert cli(*argv) == 0
     printed = capsys.readouterr().out
-    assert "adc.bits=4" in printed and "no layer degraded" in printed
+    assert "adc.bits=4" in printed  # the heatmap table's column
     r = json.loads((tmp_path / "p" / "results.json").read_text())
     m = r["per_layer"]["analog_float"]
     assert m["layers"] == ["0", "2", "4"] and m["settings"] == [4]
