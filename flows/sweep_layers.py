@@ -132,10 +132,17 @@ def plot_heatmap(path, maps: dict, title: str) -> None:
     width = max(9.0, 1.6 + 1.6 * len(maps[levels[0]]["settings"]) * len(levels))
     fig, axs = plt.subplots(1, len(levels), figsize=(width, 4.5))
     axs = np.atleast_1d(axs)
+    grids = {
+        lv: np.array(
+            [[np.nan if v is None else 100 * v for v in row] for row in maps[lv]["accuracy"]]
+        )
+        for lv in levels
+    }
+    finite = np.concatenate([g[np.isfinite(g)] for g in grids.values()])
+    vmin = float(np.floor(finite.min())) if finite.size else 0.0  # one scale for all panels
     for ax, lv in zip(axs, levels, strict=True):
-        m = maps[lv]
-        a = np.array([[np.nan if v is None else 100 * v for v in row] for row in m["accuracy"]])
-        im = ax.imshow(a, cmap="viridis", vmin=0 if np.all(np.isnan(a)) else None, vmax=100)
+        m, a = maps[lv], grids[lv]
+        im = ax.imshow(a, cmap="viridis", vmin=min(vmin, 99.0), vmax=100)
         ax.set_xticks(range(len(m["settings"])), [f"{v:g}" for v in m["settings"]])
         ax.set_yticks(range(len(m["layers"])), m["layers"])
         ax.set_xlabel(m["key"] + " of the one degraded layer")
@@ -152,10 +159,11 @@ def plot_heatmap(path, maps: dict, title: str) -> None:
                     txt = f"{100 * v:.1f}"
                 else:
                     half = 100 * (d["ci95"][1] - d["ci95"][0]) / 2
-                    txt = f"{100 * v:.1f}\n-{100 * d['mean']:.1f}±{half:.1f}"
-                ax.text(j, i, txt, ha="center", va="center", fontsize=7, color="w")
+                    txt = f"{100 * v:.1f}\n{-100 * d['mean']:+.1f}±{half:.1f}"
+                dark = v is None or 100 * v < (vmin + 100) / 2  # text readable on the colour
+                ax.text(j, i, txt, ha="center", va="center", fontsize=7, color="w" if dark else "k")
         fig.colorbar(im, ax=ax, label="accuracy (%)")
     fig.suptitle(textwrap.fill(title, 110), fontsize=8)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.02, 1, 0.95))
     _save(fig, path)
     plt.close(fig)

@@ -468,7 +468,7 @@ def run(args: argparse.Namespace) -> int:
             out / plot_name,
             heatmaps,
             f"{plot_title}: one layer at {per_layer[0]}, the others ideal "
-            f"(cell: accuracy %, drop vs reference ± 95 % CI, pp)",
+            f"(cell: accuracy %, change vs reference ± 95 % CI, pp)",
         )
     elif gname is None:
         plot_sweep(
