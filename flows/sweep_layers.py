@@ -19,7 +19,9 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Sequence
 
-from aimcflow.flows.sweep import _field, _get, _parse_value
+import numpy as np
+from aimcflow.flows.report_sweep import _save
+from aimcflow.flows.sweep import _field, _get, _parse_value, parse_set
 from aimcflow.flows.sweep_stats import summarize
 from aimcflow.models.config import AcceleratorConfig, validate_config
 from aimcflow.models.errors import UserInputError
@@ -39,8 +41,6 @@ def ideal_value(cfg: AcceleratorConfig, key: str):
 def parse_per_layer(cfg: AcceleratorConfig, text: str) -> tuple[str, tuple]:
     """``KEY=V1,V2,...`` of ``--per-layer``: the key (one of :data:`PER_LAYER_KEYS`) and its
     values, each checked against the key's range."""
-    from aimcflow.flows.sweep import parse_set
-
     key, raw = parse_set(text)
     if key not in PER_LAYER_KEYS:
         raise UserInputError(
@@ -121,16 +121,12 @@ def heatmap_rows(results: Sequence[dict], key: str, level: str) -> dict:
 def plot_heatmap(path, maps: dict, title: str) -> None:
     """One heatmap panel per level: mean accuracy (%) by layer and setting, each cell
     annotated with the mean and the 95 % CI half-width of the drop against the reference."""
-    import matplotlib  # lazy: matplotlib (~1 s)
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-    from aimcflow.flows.report_sweep import _save
+    from matplotlib.figure import Figure  # lazy: matplotlib (~1 s)
 
     levels = list(maps)
     width = max(9.0, 1.6 + 1.6 * len(maps[levels[0]]["settings"]) * len(levels))
-    fig, axs = plt.subplots(1, len(levels), figsize=(width, 4.5))
+    fig = Figure(figsize=(width, 4.5))
+    axs = fig.subplots(1, len(levels))
     axs = np.atleast_1d(axs)
     grids = {
         lv: np.array(
@@ -166,4 +162,3 @@ def plot_heatmap(path, maps: dict, title: str) -> None:
     fig.suptitle(textwrap.fill(title, 110), fontsize=8)
     fig.tight_layout(rect=(0, 0.02, 1, 0.95))
     _save(fig, path)
-    plt.close(fig)
