@@ -1,9 +1,10 @@
 """Level 4 ("analog-rtl"): the Verilated ``periphery_top`` in the loop of a whole network
 equals level 3 ("analog-golden") on every activation of every layer.
 
-Budget (``make test``, <= 300 s CPU for this file): three Verilator builds (baseline-ftj,
-pcm and stress differ in converter or accumulator widths; ~30-60 s CPU each when cold,
-shared with ``aimcflow run`` afterwards) and seven co-simulations of ~10 s fixed cost each
+Budget (``make test``, <= 300 s CPU for this file): four Verilator builds (baseline-ftj,
+pcm and stress at out_shift 28 differ in converter or accumulator widths, and the CLI
+run's baseline-ftj with the compiler's out_shift, shared with tests/test_run.py; ~30-60 s
+CPU each when cold) and seven co-simulations of ~10 s fixed cost each
 (simulator start, imports, chip program).  The image counts keep each simulation's own share small: the MLP costs
 ~3 ms of simulation per image and the CNN (64 + 16 im2col vectors per image) ~80 ms, so
 60 MLP images and 12 CNN images add ~1-2 s per run while still exercising every layer,
