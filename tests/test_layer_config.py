@@ -187,3 +187,22 @@ def test_generate_emits_one_configuration_per_layer_set(tmp_path, capsys, monkey
     for m in mods:
         assert f"{m}.v" in files
         assert f"module {m}(" in (tmp_path / "g" / f"{m}.v").read_text()
+
+
+def test_generate_with_model_emits_the_compiled_parameter_sets(tmp_path, capsys, monkeypatch):
+    """With --model, the sets are those level 4 builds: the compiler's out_shift included."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "c.toml").write_text('name = "m"\n[[layer]]\nindex = 2\nadc.bits = 6\n')
+    argv = ["generate", "--config", "c.toml", "--model", "digits-mlp", "--blocks", "nmpu"]
+    assert cli(*argv, "--out", "g") == 0
+    sets = json.loads((tmp_path / "g" / "manifest.json").read_text())["layer_configurations"]
+    prog = _program("digits-mlp", json.dumps([{"index": 2, "adc": {"bits": 6}}]))
+    want = [
+        (g.layers, g.nmpu.adc_bits, g.nmpu.out_shift) for g in rtl_groups(prog)
+    ]  # level 4's configurations
+    got = [
+        (tuple(int(s.split("index ")[1].rstrip(")")) for s in c["layers"]), c["adc.bits"],
+         c["blocks"]["nmpu"]["params"]["out_shift"])
+        for c in sets
+    ]  # fmt: skip
+    assert got == want
