@@ -231,7 +231,8 @@ class Scoreboard:
 class ReadyPromise:
     """Per-cycle monitor of a block's documented handshake ``<sink>.ready = ~<source>.valid
     | <source>.ready`` (its input stalls only while its output is stalled, e.g. the NMPU):
-    counts the cycles where it fails, sampled when every signal has settled."""
+    counts the cycles where it fails, sampled when every signal has settled.  ``enabled``
+    may be cleared while the block runs a mode without the promise (the SFU's row ops)."""
 
     def __init__(self, dut: Any, sink: str, source: str) -> None:
         self.in_ready = getattr(dut, f"{sink}__ready")
@@ -239,11 +240,14 @@ class ReadyPromise:
         self.out_ready = getattr(dut, f"{source}__ready")
         self.violations = 0
         self.checked = 0
+        self.enabled = True
 
     def drive(self) -> None:
         pass
 
     def sample(self) -> None:
+        if not self.enabled:
+            return
         promise = not self.out_valid.value or bool(self.out_ready.value)
         self.violations += bool(self.in_ready.value) != promise
         self.checked += 1

@@ -120,7 +120,12 @@ def both(id: str, block: str, what: str, *edits: tuple[str, str, str], network: 
 N, NG, M, MG = "rtl/nmpu.py", "models/periphery/nmpu.py", "rtl/mgmt.py", "models/periphery/mgmt.py"
 S, SG, FP = "rtl/spg.py", "models/periphery/spg.py", "models/periphery/fixedpoint.py"
 C, SM, SMG = "models/analog/converters.py", "rtl/secure_mac.py", "models/periphery/secure_mac.py"
-R, RG, P, PG = "rtl/residual.py", "models/periphery/residual.py", "rtl/pool.py", "models/periphery/pool.py"
+R, RG, P, PG = (
+    "rtl/residual.py",
+    "models/periphery/residual.py",
+    "rtl/pool.py",
+    "models/periphery/pool.py",
+)
 SF, SFR, SFX, SFG = "rtl/sfu.py", "rtl/sfu_rows.py", "rtl/sfu_units.py", "models/periphery/sfu.py"
 NMPU_READY = "m.d.comb += [self.i.ready.eq(advance), accept.eq(self.i.valid & advance)]"
 NMPU_BUBBLE = (

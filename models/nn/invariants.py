@@ -38,14 +38,22 @@ def _rails(bits: int, signed: bool) -> tuple[int, int]:
 
 
 def _nmpu_reference(lp, cfg, a, e) -> tuple[np.ndarray, float]:
-    """The NMPU outputs (V, C) by the SPEC formula in float64 and the allowed |error|."""
+    """The NMPU outputs (V, C) by the SPEC formula in float64 and the allowed |error|;
+    ``a`` (V, T, C) final codes, ``e`` (V, T, column tiles) their exponents."""
     n = cfg.nmpu
     p = lp.gain[None].astype(np.float64) * a + lp.offset[None]
-    scale = np.exp2(np.minimum(e - cfg.mgmt.e_min, 62)).astype(np.float64)
+    e_cols = np.concatenate(
+        [
+            np.repeat(e[:, :, k : k + 1], c1 - c0, axis=2)
+            for k, (c0, c1) in enumerate(lp.col_slices)
+        ],
+        axis=2,
+    )
+    scale = np.exp2(np.minimum(e_cols - cfg.mgmt.e_min, 62).astype(np.float64))
     lo, hi = _rails(n.acc_bits, True)
     acc = np.zeros((a.shape[0], a.shape[2]))
     for t in range(a.shape[1]):  # the SPEC saturates after each row tile
-        acc = np.clip(acc + p[:, t, :] * scale[:, t, None], lo, hi)
+        acc = np.clip(acc + p[:, t, :] * scale[:, t, :], lo, hi)
     z = acc * lp.mult[None] / np.exp2(n.out_shift) + lp.bias[None]
     bound = 0.5
     if lp.activation == "relu":
@@ -56,6 +64,27 @@ def _nmpu_reference(lp, cfg, a, e) -> tuple[np.ndarray, float]:
     elif lp.activation == "clamp":
         z = np.clip(z, n.clamp_lo, n.clamp_hi)
     return np.clip(z, *_rails(lp.out_bits, lp.out_signed)), bound
+
+
+class _Violations:
+    """Per check: the total count and the first ``MAX_REPORT`` places."""
+
+    def __init__(self) -> None:
+        self.count: dict[str, int] = {}
+        self.where: dict[str, list[str]] = {}
+
+    def add(self, check: str, bad: np.ndarray, what: str) -> None:
+        idx = np.argwhere(bad)
+        if idx.size:
+            self.count[check] = self.count.get(check, 0) + len(idx)
+            places = self.where.setdefault(check, [])
+            places += [f"{what} at {tuple(int(i) for i in r)}" for r in idx[:MAX_REPORT]]
+
+    def lines(self) -> list[str]:
+        return [
+            f"{c}: {n} violations; " + "; ".join(self.where[c][:MAX_REPORT])
+            for c, n in self.count.items()
+        ]
 
 
 def periphery_invariants(prog, traces) -> list[str]:
@@ -70,18 +99,9 @@ def periphery_invariants(prog, traces) -> list[str]:
         if not tr.a:
             continue
         K = len(lp.col_slices)
-        bad: dict[str, list[str]] = {}
-
-        def flag(check: str, where: np.ndarray, what: str) -> None:
-            idx = np.argwhere(where)
-            if idx.size:
-                bad.setdefault(check, []).extend(
-                    f"{what} at {tuple(int(i) for i in row)}" for row in idx[:MAX_REPORT]
-                )
-                bad.setdefault(check + "#", []).append(str(len(idx)))
-
+        found = _Violations()
         for b, (a, e, rows) in enumerate(zip(tr.a, tr.e, tr.rows, strict=True)):
-            flag("adc range", (a < adc_lo) | (a > adc_hi), f"batch {b}: code outside the ADC")
+            found.add("adc range", (a < adc_lo) | (a > adc_hi), f"batch {b}: code outside the ADC")
             seg_zero = np.stack(
                 [~np.any(rows[:, r0:r1] != 0, axis=1) for r0, r1 in lp.row_slices], axis=1
             )
@@ -91,18 +111,17 @@ def periphery_invariants(prog, traces) -> list[str]:
                 it = tr.iters[b * K + k].reshape(ek.shape)
                 at_rail = np.any((ak == adc_lo) | (ak == adc_hi), axis=2)
                 where = f"batch {b}, column tile {k}: (vector, row tile)"
-                flag("adc sat_any", sat != at_rail, f"{where} sat_any disagrees with codes")
-                flag("mgmt iter", (it < 0) | (it > m.bound_max_iter), f"{where} iter out of range")
-                flag("mgmt e", (ek < m.e_min) | (ek > m.e_max), f"{where} e out of range")
+                found.add("adc sat_any", sat != at_rail, f"{where} sat_any disagrees with codes")
+                found.add("mgmt iter", (it < 0) | (it > m.bound_max_iter), f"{where} iter range")
+                found.add("mgmt e", (ek < m.e_min) | (ek > m.e_max), f"{where} e out of range")
                 retry = sat & (it < m.bound_max_iter) & (ek < m.e_max)
-                flag("mgmt final", retry, f"{where} saturated answer not retried")
-                flag("mgmt zero", seg_zero & (ek - it != 0), f"{where} all-zero segment rescaled")
-            y = tr.out[b]
+                found.add("mgmt final", retry, f"{where} saturated answer not retried")
+                found.add("mgmt zero", seg_zero & (ek - it != 0), f"{where} zero segment rescaled")
             ref, bound = _nmpu_reference(lp, cfg, a, e)
-            flag("nmpu", np.abs(y - ref) > bound, f"batch {b}: |y - formula| > {bound} at (v, c)")
-        for check in [c for c in bad if not c.endswith("#")]:
-            n = sum(int(c) for c in bad[check + "#"])
-            out.append(f"{lp.name}: {check}: {n} violations; " + "; ".join(bad[check][:MAX_REPORT]))
+            found.add(
+                "nmpu", np.abs(tr.out[b] - ref) > bound, f"batch {b}: |y - formula| > {bound}"
+            )
+        out += [f"{lp.name}: {line}" for line in found.lines()]
     return out
 
 
