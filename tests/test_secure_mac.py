@@ -9,7 +9,7 @@ from aimcflow.models.periphery import secure_mac as golden
 from aimcflow.rtl.plain_mac import MacParams, PlainMac
 from aimcflow.rtl.secure_mac import SecureMac, SecureMacParams
 from amaranth.sim import Simulator
-from amaranth_streams import get, put
+from amaranth_streams import get, put, recorder
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -187,6 +187,92 @@ def test_amaranth_sim_plain_and_secure_small():
         assert _amaranth_run(SecureMac(_secure_params(m.spec)), w, x, key) == want
     # the masks really come from the port: another key gives other shares
     assert _amaranth_run(SecureMac(_secure_params(m.spec)), w, x, 4) != want
+
+
+def _stalled_run(dut, w, x, stall: float, seed: int, key: int | None = None):
+    """Weights and activations offered together, ``y`` taken with random stalls; returns
+    the results, the (x transfer, y transfer) cycles of each product and the per-cycle
+    trace ``(w.valid, w.ready, x.valid, x.ready, y.valid, y.ready)``."""
+    rng = np.random.default_rng(seed)
+    outs, spans, trace = [], [], []
+    signals = (dut.w.valid, dut.w.ready, dut.x.valid, dut.x.ready, dut.y.valid, dut.y.ready)
+
+    async def tb(ctx):
+        if key is not None:
+            ctx.set(dut.seed, key)
+            for _ in range(dut.params.seeding_cycles):
+                await ctx.tick()
+        n = 0
+        for v in range(len(x)):
+            ctx.set(dut.w.payload, [int(a) for a in w[v]])
+            ctx.set(dut.x.payload, [int(a) for a in x[v]])
+            ctx.set(dut.w.valid, 1)
+            ctx.set(dut.x.valid, 1)
+            t_x = None
+            while True:
+                ready = int(rng.random() >= stall)
+                ctx.set(dut.y.ready, ready)
+                _, _, xr, yv, y = await ctx.tick().sample(dut.x.ready, dut.y.valid, dut.y.payload)
+                if xr and t_x is None:
+                    t_x = n
+                    ctx.set(dut.w.valid, 0)
+                    ctx.set(dut.x.valid, 0)
+                n += 1
+                if yv and ready:
+                    spans.append((t_x, n - 1))
+                    outs.append(
+                        [int(y[j]) for j in range(4)] if isinstance(dut, SecureMac) else int(y)
+                    )
+                    break
+                assert n < 10_000, "no result"
+        ctx.set(dut.y.ready, 0)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(tb)
+    sim.add_testbench(recorder(signals, trace), background=True)
+    sim.run()
+    return outs, spans, np.array(trace)
+
+
+@pytest.mark.parametrize("secure", [False, True])
+def test_handshake_under_random_result_stalls(secure):
+    """The docstrings' timing in every cycle with ``y`` stalled at random (50 %): operands
+    are taken only while idle (never while a result waits), a result stays offered until
+    taken, and each product takes its documented cycles plus exactly the stalled ones."""
+    rng = np.random.default_rng(12)
+    n, v = 8, 12
+    w, x = rng.integers(-128, 128, (v, n)), rng.integers(0, 256, (v, n))
+    if secure:
+        spec = golden.SecureMacSpec(n=n, seed=5)
+        dut, cycles = SecureMac(_secure_params(spec)), spec.cycles
+        m = golden.SecureMacModel(spec)
+        want = []
+        for i in range(v):
+            m.load_w(w[i])
+            want.append(m.mac(x[i]).tolist())
+    else:
+        dut, cycles, want = (
+            PlainMac(MacParams(n=n)),
+            golden.plain_cycles(8),
+            golden.dot(w, x).tolist(),
+        )
+    outs, spans, tr = _stalled_run(dut, w, x, 0.5, seed=13, key=5 if secure else None)
+    assert outs == want
+    w_v, w_r, x_v, x_r, y_v, y_r = tr.T
+    bad = np.flatnonzero(y_v & (w_r | x_r))
+    assert bad.size == 0, f"operands ready while a result waits, cycles {bad[:8].tolist()}"
+    keep = y_v[:-1] & (1 - y_r[:-1])
+    bad = np.flatnonzero(keep & (1 - y_v[1:]))
+    assert bad.size == 0, f"result withdrawn before it was taken, cycles {bad[:8].tolist()}"
+    offset = len(tr) - 1 - spans[-1][1]  # trace cycles before the testbench's first edge
+    stalled_total = 0
+    for t_x, t_y in spans:
+        seg = slice(t_x + offset, t_y + offset + 1)
+        stalled = int(np.sum(y_v[seg] & (1 - y_r[seg])))
+        stalled_total += stalled
+        assert t_y - t_x + 1 == cycles + stalled, (t_x, t_y, stalled)
+    assert stalled_total >= 5  # the run really stalled
 
 
 def _cosim(design: str, n: int, ops: int, mask_key: int = golden.SecureMacSpec.seed) -> dict:
