@@ -256,6 +256,55 @@ class ReadyPromise:
         pass
 
 
+Rule = Callable[[dict[str, int], dict[str, int] | None], bool]
+
+
+class CycleCheck:
+    """Per-cycle monitor of a block's documented handshake properties: ``signals`` maps a
+    short name to a DUT signal (a callable ``dut -> int`` for a payload field); each rule
+    ``rule(now, prev) -> ok`` sees this cycle's and the previous cycle's values (``prev``
+    None in the first cycle after a reset).  Counts checked cycles and violations per rule,
+    sampled when every signal has settled."""
+
+    def __init__(self, dut: Any, signals: dict[str, Any], rules: dict[str, Rule]) -> None:
+        self.dut = dut
+        self.signals = signals
+        self.rules = rules
+        self.violations = dict.fromkeys(rules, 0)
+        self.checked = 0
+        self.prev: dict[str, int] | None = None
+
+    def drive(self) -> None:
+        pass
+
+    def sample(self) -> None:
+        now = {
+            k: int(s(self.dut)) if callable(s) else int(s.value) for k, s in self.signals.items()
+        }
+        for name, rule in self.rules.items():
+            self.violations[name] += not rule(now, self.prev)
+        self.checked += 1
+        self.prev = now
+
+    def flush(self) -> None:
+        self.prev = None
+
+    @property
+    def total(self) -> int:
+        return sum(self.violations.values())
+
+
+def top_bit(name: str) -> Callable[[Any], int]:
+    """A :class:`CycleCheck` signal: the most significant bit of the packed port ``name``
+    (the ``last`` flag of payloads whose last field is ``last``)."""
+
+    def read(dut: Any) -> int:
+        h = getattr(dut, name)
+        return (h.value.to_unsigned() >> (len(h) - 1)) & 1
+
+    return read
+
+
 PROGRESS_BOUND = 10_000
 """Cycles :meth:`TB.run` waits without any beat transferred on any agent before it fails:
 a lost beat fails within milliseconds of simulated time instead of running to the
