@@ -162,3 +162,28 @@ def test_coverage_goals_name_what_was_missed():
         "coverage goal bm_retries not reached",
         "coverage goal zero_segment not reached",
     ]
+
+
+def test_run_fails_on_an_unreached_goal_and_says_which(tmp_path, capsys):
+    """``aimcflow run`` at level 3 exits 1 when the config's goals are not met (the digits
+    MLP never feeds an all-zero segment to a 32-row tile), and says which goal; with the
+    stress preset's own goals the same run passes."""
+    import json
+
+    from flow_helpers import cli, write_config
+
+    cfg = load_config("stress")
+    bad = write_config(
+        cfg.replace(**{"verify.goals": ["acc_rails", "zero_segment"]}), tmp_path / "z.toml"
+    )
+    args = ["run", "--images", "20", "--levels", "analog-golden", "--force"]
+    assert cli(*args, "--config", bad, "--out", tmp_path / "bad") == 1
+    out = " ".join(capsys.readouterr().out.split())
+    assert "coverage goal zero_segment not reached: no all-zero input segment" in out
+    res = json.loads((tmp_path / "bad" / "results.json").read_text())
+    assert res["levels"]["analog_golden"]["invariant_violations"] == [
+        "coverage goal zero_segment not reached: no all-zero input segment"
+    ]
+    assert cli(*args, "--config", "stress", "--out", tmp_path / "ok") == 0
+    res = json.loads((tmp_path / "ok" / "results.json").read_text())
+    assert res["levels"]["analog_golden"]["invariant_violations"] == []
