@@ -231,7 +231,8 @@ class Scoreboard:
 class ReadyPromise:
     """Per-cycle monitor of a block's documented handshake ``<sink>.ready = ~<source>.valid
     | <source>.ready`` (its input stalls only while its output is stalled, e.g. the NMPU):
-    counts the cycles where it fails, sampled when every signal has settled."""
+    counts the cycles where it fails, sampled when every signal has settled.  ``enabled``
+    may be cleared while the block runs a mode without the promise (the SFU's row ops)."""
 
     def __init__(self, dut: Any, sink: str, source: str) -> None:
         self.in_ready = getattr(dut, f"{sink}__ready")
@@ -239,17 +240,69 @@ class ReadyPromise:
         self.out_ready = getattr(dut, f"{source}__ready")
         self.violations = 0
         self.checked = 0
+        self.enabled = True
 
     def drive(self) -> None:
         pass
 
     def sample(self) -> None:
+        if not self.enabled:
+            return
         promise = not self.out_valid.value or bool(self.out_ready.value)
         self.violations += bool(self.in_ready.value) != promise
         self.checked += 1
 
     def flush(self) -> None:
         pass
+
+
+Rule = Callable[[dict[str, int], dict[str, int] | None], bool]
+
+
+class CycleCheck:
+    """Per-cycle monitor of a block's documented handshake properties: ``signals`` maps a
+    short name to a DUT signal (a callable ``dut -> int`` for a payload field); each rule
+    ``rule(now, prev) -> ok`` sees this cycle's and the previous cycle's values (``prev``
+    None in the first cycle after a reset).  Counts checked cycles and violations per rule,
+    sampled when every signal has settled."""
+
+    def __init__(self, dut: Any, signals: dict[str, Any], rules: dict[str, Rule]) -> None:
+        self.dut = dut
+        self.signals = signals
+        self.rules = rules
+        self.violations = dict.fromkeys(rules, 0)
+        self.checked = 0
+        self.prev: dict[str, int] | None = None
+
+    def drive(self) -> None:
+        pass
+
+    def sample(self) -> None:
+        now = {
+            k: int(s(self.dut)) if callable(s) else int(s.value) for k, s in self.signals.items()
+        }
+        for name, rule in self.rules.items():
+            self.violations[name] += not rule(now, self.prev)
+        self.checked += 1
+        self.prev = now
+
+    def flush(self) -> None:
+        self.prev = None
+
+    @property
+    def total(self) -> int:
+        return sum(self.violations.values())
+
+
+def top_bit(name: str) -> Callable[[Any], int]:
+    """A :class:`CycleCheck` signal: the most significant bit of the packed port ``name``
+    (the ``last`` flag of payloads whose last field is ``last``)."""
+
+    def read(dut: Any) -> int:
+        h = getattr(dut, name)
+        return (h.value.to_unsigned() >> (len(h) - 1)) & 1
+
+    return read
 
 
 PROGRESS_BOUND = 10_000

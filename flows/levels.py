@@ -14,6 +14,7 @@ from aimcflow.flows.io import shown
 from aimcflow.models.errors import UserInputError
 from aimcflow.models.nn.compiler import compile_network
 from aimcflow.models.nn.golden import LayerTrace, forward_golden, periphery_corners
+from aimcflow.models.nn.invariants import coverage_goals, periphery_invariants
 from aimcflow.models.nn.schedule import placement
 from aimcflow.models.periphery.mgmt import MgmtParams
 from aimcflow.models.periphery.nmpu import NmpuParams
@@ -79,9 +80,13 @@ def analog_golden_level(net, cfg, data, x, y, images, t_s: float, out=None, cons
                 "out_scale": lp.out_scale,
             }
         )
+    # SPEC properties checked without the golden models, and the config's coverage goals
+    violations = periphery_invariants(prog, traces)
+    violations += coverage_goals(cfg.verify.goals, layers, traces, prog)
     return (
         {
             "accuracy": acc3,
+            "invariant_violations": violations,
             "drift_s": t_s,
             "seed": cfg.seed,
             "analog_float_same_tiles": acc2,

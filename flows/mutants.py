@@ -63,8 +63,10 @@ TIERS: dict[str, Tier] = {
     ),
     "mac": Tier(
         ("tests/test_secure_mac.py",),
-        # the nets-model TVLA of an 8-lane MAC first: it alone sees mask flaws between registers
+        # the nets-model TVLA of a 4-lane MAC first (seconds): it alone sees mask flaws
+        # between registers; then the 8-lane one
         (
+            "tests/test_tvla.py::test_reduced_secure_mac_nets_no_first_order_leak",
             "tests/test_tvla.py::test_nets_model_catches_a_naive_conversion",
             "tests/test_secure_mac.py",
         ),
@@ -77,6 +79,18 @@ TIERS: dict[str, Tier] = {
             "tests/test_spg_golden.py",
         ),
         ("tests/test_cosim_nmpu.py", "tests/test_cosim_mgmt.py"),
+    ),
+    "residual": Tier(
+        ("tests/test_golden_residual_pool.py", "tests/test_rtl_residual_pool.py"),
+        ("tests/test_cosim_residual_pool.py",),
+    ),
+    "pool": Tier(
+        ("tests/test_golden_residual_pool.py", "tests/test_rtl_residual_pool.py"),
+        ("tests/test_cosim_residual_pool.py",),
+    ),
+    "sfu": Tier(
+        ("tests/test_golden_sfu.py", "tests/test_rtl_sfu.py"),
+        ("tests/test_cosim_sfu.py",),
     ),
     "converter": Tier(
         ("tests/test_analog_converters.py", "tests/test_analog_tile.py"),
@@ -91,6 +105,12 @@ def one(id: str, block: str, kind: str, file: str, original: str, replacement: s
     return Mutant(id, block, kind, what, (Edit(file, original, replacement),), network, equivalent)
 
 
+def many(id: str, block: str, kind: str, what: str, *edits: tuple[str, str, str],
+         network: bool = False) -> Mutant:  # fmt: skip
+    """A mutant of several edits of one ``kind`` applied together."""
+    return Mutant(id, block, kind, what, tuple(Edit(*e) for e in edits), network)
+
+
 def both(id: str, block: str, what: str, *edits: tuple[str, str, str], network: bool = False,
          equivalent: str | None = None) -> Mutant:  # fmt: skip
     """A mutant of several edits applied together (RTL and golden model alike)."""
@@ -100,6 +120,13 @@ def both(id: str, block: str, what: str, *edits: tuple[str, str, str], network: 
 N, NG, M, MG = "rtl/nmpu.py", "models/periphery/nmpu.py", "rtl/mgmt.py", "models/periphery/mgmt.py"
 S, SG, FP = "rtl/spg.py", "models/periphery/spg.py", "models/periphery/fixedpoint.py"
 C, SM, SMG = "models/analog/converters.py", "rtl/secure_mac.py", "models/periphery/secure_mac.py"
+R, RG, P, PG = (
+    "rtl/residual.py",
+    "models/periphery/residual.py",
+    "rtl/pool.py",
+    "models/periphery/pool.py",
+)
+SF, SFR, SFX, SFG = "rtl/sfu.py", "rtl/sfu_rows.py", "rtl/sfu_units.py", "models/periphery/sfu.py"
 NMPU_READY = "m.d.comb += [self.i.ready.eq(advance), accept.eq(self.i.valid & advance)]"
 NMPU_BUBBLE = (
     "stalled = Signal()\n        m.d.sync += stalled.eq(self.o.valid & ~self.o.ready)\n"
@@ -176,6 +203,38 @@ CATALOGUE: tuple[Mutant, ...] = (
     one("spg-gold-lane-stride", "spg", "golden", SG, "LANE_STRIDE = 1 << 21", "LANE_STRIDE = 1 << 20", "lane seed stride 2**20 (RTL follows: its jumps come from the golden model)"),
     both("spg-both-xorshift-triple", "spg", "xorshift triple (5, 17, 13) in RTL and golden", (S, "XORSHIFT_SHIFTS = (13, 17, 5)", "XORSHIFT_SHIFTS = (5, 17, 13)"), (SG, "XORSHIFT_SHIFTS = (13, 17, 5)", "XORSHIFT_SHIFTS = (5, 17, 13)")),
     both("spg-both-compare-le", "spg", "pulse on r <= q in RTL and golden", (S, "(state[k][:P] < q[k][:P])", "(state[k][:P] <= q[k][:P])"), (SG, "pulses = (r < q[:, None, :])", "pulses = (r <= q[:, None, :])")),
+    # ---------------------------------------------------------------- residual add
+    one("res-rtl-truncate", "residual", "rtl", R, "total.eq(pa[j] + pb[j] + half)", "total.eq(pa[j] + pb[j])", "residual sum truncates instead of rounding half up"),
+    one("res-rtl-sum-wraps", "residual", "rtl", R, "s2[j].eq(saturate(m, total >> shift, c_lo, c_hi, f\"z{j}\"))", "s2[j].eq(total >> shift)", "residual sum wraps instead of saturating to out_bits + 1"),
+    one("res-rtl-mult-a-twice", "residual", "rtl", R, "pb[j].eq(self.i.payload.b[j] * mult_b)", "pb[j].eq(self.i.payload.b[j] * mult_a)", "shortcut branch scaled by the main branch's multiplier"),
+    one("res-rtl-last-early", "residual", "rtl", R, "self.o.payload.last.eq(last2)", "self.o.payload.last.eq(last1)", "last flag from the wrong pipeline stage"),
+    many("res-rtl-bubble-after-stall", "residual", "rtl", "i.ready drops for a cycle after each output stall (throughput only)", (R, "m.d.comb += [advance.eq(~self.o.valid | self.o.ready), self.i.ready.eq(advance)]", "was_stalled = Signal()\n        m.d.sync += was_stalled.eq(self.o.valid & ~self.o.ready)\n        m.d.comb += [advance.eq(~self.o.valid | self.o.ready), self.i.ready.eq(advance & ~was_stalled)]"), (R, "m.d.sync += [v1.eq(self.i.valid), last1.eq(self.i.payload.last)]", "m.d.sync += [v1.eq(self.i.valid & ~was_stalled), last1.eq(self.i.payload.last)]")),
+    one("res-gold-truncate", "residual", "golden", RG, "z = rshr(a * coeffs.mult_a + b * coeffs.mult_b, coeffs.shift)", "z = np.right_shift(a * coeffs.mult_a + b * coeffs.mult_b, coeffs.shift)", "golden residual sum truncates"),
+    one("res-gold-sat-narrow", "residual", "golden", RG, "s = sat(z, params.out_bits + 1)", "s = sat(z, params.out_bits)", "golden saturates the sum to out_bits, not out_bits + 1"),
+    both("res-both-truncate", "residual", "residual sum truncates, in RTL and golden", (R, "total.eq(pa[j] + pb[j] + half)", "total.eq(pa[j] + pb[j])"), (RG, "z = rshr(a * coeffs.mult_a + b * coeffs.mult_b, coeffs.shift)", "z = np.right_shift(a * coeffs.mult_a + b * coeffs.mult_b, coeffs.shift)")),
+    # ---------------------------------------------------------------- pooling
+    one("pool-rtl-min-not-max", "pool", "rtl", P, "bigger = Mux(x > acc[j], x, acc[j])", "bigger = Mux(x < acc[j], x, acc[j])", "max pooling keeps the smaller value"),
+    one("pool-rtl-max-ge", "pool", "rtl", P, "bigger = Mux(x > acc[j], x, acc[j])", "bigger = Mux(x >= acc[j], x, acc[j])", "max comparator >=", equivalent="on a tie x == acc both branches are the same value"),
+    one("pool-rtl-window-not-restarted", "pool", "rtl", P, "m.d.sync += first.eq(self.i.payload.last)", "m.d.sync += first.eq(0)", "running max/sum carried over into the next window"),
+    one("pool-rtl-truncate", "pool", "rtl", P, "rounded.eq((prod2[j] + half) >> shift)", "rounded.eq(prod2[j] >> shift)", "average truncates instead of rounding half up"),
+    one("pool-rtl-satu-hi", "pool", "rtl", P, "saturate(m, rounded, 0, (1 << n) - 1, f\"sat_u{j}\")", "saturate(m, rounded, 0, (1 << n) - 2, f\"sat_u{j}\")", "unsigned average saturates one below the rail"),
+    one("pool-rtl-max-drops-sign", "pool", "rtl", P, "max2[j].eq(r1[j][: n + 1])", "max2[j].eq(r1[j][:n])", "max result loses its sign bit"),
+    many("pool-rtl-bubble-after-stall", "pool", "rtl", "i.ready drops for a cycle after each output stall (throughput only)", (P, "        accept = Signal()\n", "        accept = Signal()\n        was_stalled = Signal()\n        m.d.sync += was_stalled.eq(self.o.valid & ~self.o.ready)\n"), (P, "            self.i.ready.eq(advance),\n            accept.eq(self.i.valid & advance),", "            self.i.ready.eq(advance & ~was_stalled),\n            accept.eq(self.i.valid & advance & ~was_stalled),")),
+    one("pool-gold-pad-wins", "pool", "golden", PG, "fill = np.iinfo(np.int64).min  # padded positions never win", "fill = 0", "golden max pooling lets a padded 0 win"),
+    one("pool-gold-satu-swapped", "pool", "golden", PG, "return sat(y, params.bits) if params.signed else satu(y, params.bits)", "return satu(y, params.bits) if params.signed else sat(y, params.bits)", "golden average saturation signedness swapped"),
+    one("pool-gold-recip-floor", "pool", "golden", PG, "mult = ((1 << (shift + 1)) + divisor) // (2 * divisor)", "mult = (1 << shift) // divisor", "average reciprocal floored (the RTL gets it from here: RTL and golden alike)"),
+    # ---------------------------------------------------------------- SFU
+    one("sfu-rtl-mm-acc-not-cleared", "sfu", "rtl", SFX, "m.d.comb += s.eq(Mux(k == 0, 0, acc[j]) + a * self.i.payload.b[j])", "m.d.comb += s.eq(acc[j] + a * self.i.payload.b[j])", "matmul accumulator not cleared at k = 0"),
+    one("sfu-rtl-mm-wide-swapped", "sfu", "rtl", SFX, "saturate(m, z, wlo, whi, f\"mm_w{j}\"),\n                        saturate(m, z, nlo, nhi, f\"mm_n{j}\"),", "saturate(m, z, nlo, nhi, f\"mm_n{j}\"),\n                        saturate(m, z, wlo, whi, f\"mm_w{j}\"),", "matmul WIDE register inverted"),
+    one("sfu-rtl-gelu-ones-complement", "sfu", "rtl", SFX, "m.d.comb += mag.eq(Mux(x < 0, -x, x))", "m.d.comb += mag.eq(Mux(x < 0, ~x, x))", "GELU |x| by one's complement"),
+    many("sfu-rtl-stream-bubble", "sfu", "rtl", "matmul/GELU i.ready drops for a cycle after each output stall (throughput only)", (SFX, "    advance, accept = Signal(), Signal()\n", "    advance, accept = Signal(), Signal()\n    was_stalled = Signal()\n    m.d.sync += was_stalled.eq(unit.o.valid & ~unit.o.ready)\n"), (SFX, "        unit.i.ready.eq(advance),\n        accept.eq(unit.i.valid & advance),", "        unit.i.ready.eq(advance & ~was_stalled),\n        accept.eq(unit.i.valid & advance & ~was_stalled),")),
+    one("sfu-rtl-softmax-top", "sfu", "rtl", SFR, "m.d.sync += self.o.payload.y[j].eq(Mux(pr > top, top, pr))", "m.d.sync += self.o.payload.y[j].eq(Mux(pr >= top, top - 1, pr))", "softmax probability clipped one below the top code"),
+    one("sfu-rtl-sqrt-trial", "sfu", "rtl", SFR, "trial = (root << 2) | 1", "trial = root << 2", "layernorm square root trial subtrahend without its low 1"),
+    one("sfu-rtl-last-lanes", "sfu", "rtl", SF, "last_lanes.eq(rest + 1),", "last_lanes.eq(rest),", "row ops ignore the last valid lane of a row's final beat"),
+    one("sfu-rtl-row-out-waits-ready", "sfu", "rtl", SFR, "                with m.If(out_free):\n                    m.d.sync += [self.o.valid.eq(1), self.o.payload.last.eq(row.last)]\n                    for j in range(lanes):\n                        pr", "                with m.If(self.o.ready):\n                    m.d.sync += [self.o.valid.eq(1), self.o.payload.last.eq(row.last)]\n                    for j in range(lanes):\n                        pr", "softmax loads its output register only while o.ready is high (an extra cycle per stall, data intact)"),
+    one("sfu-gold-gelu-clip", "sfu", "golden", SFG, "c = np.minimum(np.abs(x), b)", "c = np.minimum(np.abs(x), b - 1)", "golden GELU clips |x| one code early"),
+    one("sfu-gold-softmax-unclipped", "sfu", "golden", SFG, "return np.minimum(rshr(e * factor[:, None], p.sm_recip_bits - p.out_bits + 1), top)", "return rshr(e * factor[:, None], p.sm_recip_bits - p.out_bits + 1)", "golden softmax not clipped at the top code (p = 1 overflows)"),
+    both("sfu-both-mm-truncate", "sfu", "matmul output shift truncates, in RTL and golden", (SFX, "z = rshr_var(m, prod[j], self.shift, f\"mm_z{j}\")", "z = prod[j] >> self.shift"), (SFG, "return sat(rshr(acc * int(mult), int(shift)), p.wide_bits if wide else p.out_bits)", "return sat(np.right_shift(acc * int(mult), int(shift)), p.wide_bits if wide else p.out_bits)")),
     # ---------------------------------------------------------------- MACs
     one("smac-rtl-gamma-reuse", "mac", "rtl", SM, "for g in (*banks[\"d\" + op], *banks[\"g\" + op])", "for g in banks[\"d\" + op]", "Goubin gamma bank not stepped on a load"),
     one("smac-rtl-no-remask", "mac", "rtl", SM, "b1_new = b1[i] ^ d", "b1_new = b1[i]", "b1 share not re-masked on a load"),

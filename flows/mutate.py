@@ -278,7 +278,9 @@ def network_one(m: Mutant, scratch: Scratch, env: dict[str, str], config: str, i
     t0 = time.perf_counter()
     with scratch.applied(m):
         rc, text = _run(cmd, scratch.dir, env, NETWORK_TIMEOUT_S)
-    lines = [ln for ln in text.splitlines() if "mismatch" in ln.lower() or "error" in ln.lower()]
+    # level 4's comparison line (mismatches), level 3's property checks and coverage goals
+    keys = ("mismatch", "error", "violation", "coverage goal", "breaks")
+    lines = [ln.strip() for ln in text.splitlines() if any(k in ln.lower() for k in keys)]
     return {
         "id": m.id,
         "kind": m.kind,
@@ -286,7 +288,7 @@ def network_one(m: Mutant, scratch: Scratch, env: dict[str, str], config: str, i
         "equivalent": m.equivalent,
         "killed": rc != 0,
         "returncode": rc,
-        "evidence": lines[:3],
+        "evidence": lines[:6],
         "seconds": round(time.perf_counter() - t0, 1),
     }
 

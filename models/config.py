@@ -325,6 +325,23 @@ class LayerOverride(_Section):
         return self.name == name if self.name is not None else self.index == index
 
 
+CoverageGoal = Literal["adc_rails", "acc_rails", "bm_retries", "zero_segment"]
+
+
+class VerifyConfig(_Section):
+    """What a network run under this config must reach (``aimcflow run`` fails otherwise;
+    :mod:`aimcflow.models.nn.invariants`): a stress config states the corners it exists
+    to drive, so a bug that makes a corner unreachable (a lost ADC code, a symmetric
+    accumulator rail) fails the run instead of passing a comparison it never tested."""
+
+    goals: list[CoverageGoal] = _f(
+        [],
+        description="corners the level-3 run must reach: adc_rails (final ADC codes at both "
+        "rails), acc_rails (accumulators at both rails), bm_retries (two or more retries of "
+        "one answer), zero_segment (an all-zero input segment)",
+    )
+
+
 class AcceleratorConfig(_Section):
     """One accelerator: tile, device, converters, management, NMPU, noise, pulse generator."""
 
@@ -340,6 +357,7 @@ class AcceleratorConfig(_Section):
     spg: SpgConfig = SpgConfig()
     clock: ClockConfig = ClockConfig()
     sfu: SfuConfig = SfuConfig()
+    verify: VerifyConfig = VerifyConfig()
     layer: tuple[LayerOverride, ...] = Field(
         (), strict=False, description="[[layer]] entries: per-layer periphery parameters"
     )  # not strict: TOML gives the entries as a list

@@ -204,6 +204,36 @@ async def transfer(
     return received, in_cycles, out_cycles
 
 
+def assert_ready_promise(trace: Sequence[tuple[int, int, int, int]], what: str = "") -> None:
+    """The handshake promise of a pipeline that moves as one, in every cycle of a
+    :func:`transfer` ``trace``: ``i.ready == ~o.valid | o.ready`` (only a stalled output
+    holds the input back, and nothing else drops ``i.ready``)."""
+    t = np.asarray(trace)
+    in_ready, out_valid, out_ready = t[:, 1], t[:, 2], t[:, 3]
+    bad = np.flatnonzero(in_ready != ((1 - out_valid) | out_ready))
+    assert bad.size == 0, f"{what}i.ready != ~o.valid | o.ready in cycles {bad[:8].tolist()}"
+
+
+def recorder(signals: Sequence, rows: list):
+    """A background testbench that appends, at every clock edge, the values of
+    ``signals`` (as plain ints) to ``rows``: a per-cycle trace for handshake invariants of
+    a design whose streams are driven by several testbenches."""
+
+    async def record(ctx) -> None:
+        async for _, _, *values in ctx.tick().sample(*signals):
+            rows.append(tuple(int(v) for v in values))
+
+    return record
+
+
+def stalled_cycles(trace: Sequence[tuple[int, int, int, int]]) -> int:
+    """Cycles of a :func:`transfer` ``trace`` where the output offered a beat that was not
+    taken (``o.valid & ~o.ready``): each costs a pipeline that freezes on a stall exactly
+    one cycle."""
+    t = np.asarray(trace)
+    return int(np.sum(t[:, 2] & (1 - t[:, 3])))
+
+
 async def assert_sequence(
     ctx, stream, expected: Sequence, *, convert: Callable[[Any], Any] = to_py, **kw
 ) -> None:

@@ -50,6 +50,9 @@ def test_cosim_mgmt_random(lanes, adc_bits, out_bits):
     res = _run(lanes, adc_bits, out_bits, FAST_VECTORS, seed=lanes + 10 * adc_bits)
     assert res["mismatches"] == 0, res["errors"]
     assert res["vectors"] >= FAST_VECTORS
+    # the docstring's pass-through and dac streaming, every cycle under random stalls
+    assert not any(res["handshake_violations"].values()), res["handshake_violations"]
+    assert res["handshake_checked"] > res["vectors"]
     assert "reset_after_beats" in res
     hist = res["iter_histogram"]
     # bound management really ran: retries happened, and some vectors needed several

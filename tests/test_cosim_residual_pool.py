@@ -69,6 +69,8 @@ def _check(res: dict, vectors: int) -> None:
     assert res["mismatches"] == 0, res["errors"]
     assert res["vectors"] >= vectors
     assert "reset_after_beats" in res  # the mid-stream reset happened and was checked
+    # the docstring's handshake, every cycle under random output stalls
+    assert res["handshake_violations"] == 0 and res["handshake_checked"] > res["vectors"]
     assert res["low_rail"] > 0 and res["high_rail"] > 0  # both output rails were exercised
     # II = 1 without bubbles at full rate: >= 0.95 of beats + LATENCY
     assert res["efficiency"] >= 0.95, res

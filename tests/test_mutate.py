@@ -25,6 +25,17 @@ def test_catalogue_applies_to_the_current_sources():
             assert (root / f.split("::")[0]).is_file(), f
 
 
+def test_catalogue_covers_every_periphery_block():
+    """At least three live mutants per block (RTL or golden model), the stream units
+    between layers and the SFU included, and a throughput-only handshake mutant for each
+    block whose docstring promises ``i.ready = ~o.valid | o.ready``."""
+    live = [m for m in CATALOGUE if not m.equivalent]
+    for block in ("nmpu", "mgmt", "spg", "mac", "residual", "pool", "sfu", "converter"):
+        assert sum(m.block == block for m in live) >= 3, block
+    for block in ("nmpu", "residual", "pool", "sfu"):
+        assert any(m.block == block and "throughput only" in m.what for m in live), block
+
+
 def test_stale_entry_is_reported(tmp_path):
     root = mutate.source_root()
     moved = Mutant("x", "nmpu", "rtl", "moved", (Edit("rtl/nmpu.py", "no such text", "y"),))

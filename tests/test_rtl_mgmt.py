@@ -3,7 +3,8 @@
 A Python tile (the golden ``ideal_linear_tile``) answers behind the ``dac``/``adc`` streams;
 every DAC segment the RTL sends is checked against the golden ``dac_codes`` of that
 vector and iteration, and every ``o`` beat against ``manage``.  Random idle/stall cycles on
-all four streams.
+all four streams, and in every cycle the handshake the module docstring promises
+(:func:`check_handshake`).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from aimcflow.rtl.protocol import (
     mgmt_x_beats,
 )
 from amaranth.back import verilog
-from amaranth_streams import get, put, receive, run_testbenches, send, to_py, transfer
+from amaranth_streams import get, put, receive, recorder, run_testbenches, send, to_py, transfer
 
 BASE = MgmtParams(
     dac_bits=6,
@@ -96,8 +97,29 @@ def run_jobs(
             a, sat_any = answer(d[None], np.array([it]), np.array([True]))
             await send(ctx, dut.adc, mgmt_answer_beats(rp, a[0], sat_any[0]), rng=rng, idle=idle)
 
-    run_testbenches(dut, driver, collector, background=[tile])
+    trace: list = []
+    signals = (dut.adc.valid, dut.adc.ready, dut.o.valid, dut.o.ready)
+    signals += (dut.dac.valid, dut.dac.ready, dut.dac.payload.last)
+    run_testbenches(dut, driver, collector, background=[tile, recorder(signals, trace)])
+    check_handshake(np.array(trace))
     return results
+
+
+def check_handshake(trace: np.ndarray) -> None:
+    """The module docstring's promises, every cycle: ``adc`` -> ``o`` is a combinational
+    pass-through (``o.valid`` only with ``adc.valid``, and then ``adc.ready == o.ready``:
+    the NMPU's backpressure reaches the tile), and ``dac`` streams a segment one beat per
+    clock (a beat offered and not the taken last one is followed by another: a stall only
+    delays it)."""
+    assert len(trace) > 10 and trace[:, 2].any() and trace[:, 4].any()  # it was recorded
+    adc_v, adc_r, o_v, o_r, dac_v, dac_r, dac_last = trace.T
+    bad = np.flatnonzero(o_v & ~adc_v & 1)
+    assert bad.size == 0, f"o.valid without adc.valid in cycles {bad[:8].tolist()}"
+    bad = np.flatnonzero(o_v & (adc_r != o_r))
+    assert bad.size == 0, f"adc.ready != o.ready while forwarding, cycles {bad[:8].tolist()}"
+    keep = dac_v[:-1] & (1 - (dac_r[:-1] & dac_last[:-1]))
+    bad = np.flatnonzero(keep & (1 - dac_v[1:]))
+    assert bad.size == 0, f"dac segment interrupted after cycles {bad[:8].tolist()}"
 
 
 def check(rp: MgmtRtlParams, job: dict, res: dict) -> None:

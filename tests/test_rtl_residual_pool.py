@@ -1,7 +1,9 @@
 """Residual-add and pooling RTL against their golden models, bit for bit, in Amaranth's
 simulator: every activation / pooling kind switched by register in one elaborated design,
 rails and rounding ties, random input gaps and output backpressure, and the cycle count
-of a full-rate stream (initiation interval 1, LATENCY)."""
+of a full-rate stream (initiation interval 1, LATENCY); in every cycle of every run the
+documented handshake ``i.ready == ~o.valid | o.ready``, and under random output stalls a
+stream costs exactly beats + LATENCY + stalled cycles."""
 
 from __future__ import annotations
 
@@ -20,7 +22,18 @@ from aimcflow.rtl.protocol import as_dicts
 from aimcflow.rtl.residual import LATENCY as RES_LATENCY
 from aimcflow.rtl.residual import ResidualAdd
 from amaranth.back import verilog
-from amaranth_streams import put, run_testbenches, to_py, transfer
+from amaranth_streams import (
+    assert_ready_promise,
+    put,
+    run_testbenches,
+    stalled_cycles,
+    to_py,
+    transfer,
+)
+
+PROGRESS_BOUND = 200
+"""Cycles without any transfer after which a run fails: the longest legitimate pause is
+LATENCY plus a run of random stalls (or a window's worth of inputs), far below this."""
 
 pytestmark = pytest.mark.filterwarnings("error::DeprecationWarning")
 
@@ -39,13 +52,18 @@ def run_residual(jobs, *, seed=0, idle=0.0, stall=0.0):
                 await put(ctx, dut.load, beat)
             V, N = job.a.shape
             ins = as_dicts(res_bench.input_beats(job.a, job.b, RES.lanes))
+            trace: list = []
             got, in_c, out_c = await transfer(
-                ctx, dut.i, ins, dut.o, len(ins), rng=rng, idle=idle, stall=stall
-            )
+                ctx, dut.i, ins, dut.o, len(ins), rng=rng, idle=idle, stall=stall,
+                timeout=PROGRESS_BOUND, trace=trace,
+            )  # fmt: skip
+            assert_ready_promise(trace, "residual: ")
             beats = [to_py(b) for b in got]
             fields = {k: np.array([b[k] for b in beats]) for k in ("y", "last")}
             y, last = res_bench.decode_outputs(fields, V, N, RES.lanes)
-            results.append(dict(y=y, last=last, in_cycles=in_c, out_cycles=out_c))
+            results.append(
+                dict(y=y, last=last, in_cycles=in_c, out_cycles=out_c, trace=trace, beats=len(ins))
+            )
 
     run_testbenches(dut, testbench)
     return results
@@ -81,6 +99,19 @@ def test_residual_rails_ties_and_full_rate():
     assert r_ties["out_cycles"] == list(range(RES_LATENCY, RES_LATENCY + beats))
 
 
+def test_residual_output_stalls_cost_exactly_the_stalled_cycles():
+    """Input always offered, output stalled at random (40 %): the stream takes exactly
+    beats + LATENCY + stalled cycles (a stalled cycle: ``o.valid`` high, ``o.ready`` low);
+    a bubble after a stall would add cycles, a dropped stall would lose data."""
+    rng = np.random.default_rng(31)
+    job = res_bench.random_job(rng, RES, V=40, N=5, activation="relu")
+    (res,) = run_residual([job], seed=32, stall=0.4)
+    assert np.array_equal(res["y"], job.expected())
+    stalled = stalled_cycles(res["trace"])
+    assert stalled >= 10  # the run really stalls
+    assert res["out_cycles"][-1] + 1 == res["beats"] + RES_LATENCY + stalled
+
+
 def run_pool(jobs, *, seed=0, idle=0.0, stall=0.0):
     dut = Pool(pool_rtl_params(POOL))
     rng = np.random.default_rng(seed)
@@ -93,9 +124,12 @@ def run_pool(jobs, *, seed=0, idle=0.0, stall=0.0):
             fields = pool_bench.window_beats(job.x, job.window, job.stride, job.padding, POOL.lanes)
             ins = as_dicts(fields)
             n_out = int(fields["last"].sum())
+            trace: list = []
             got, in_c, out_c = await transfer(
-                ctx, dut.i, ins, dut.o, n_out, rng=rng, idle=idle, stall=stall
-            )
+                ctx, dut.i, ins, dut.o, n_out, rng=rng, idle=idle, stall=stall,
+                timeout=PROGRESS_BOUND, trace=trace,
+            )  # fmt: skip
+            assert_ready_promise(trace, "pool: ")
             y = np.array([to_py(b)["y"] for b in got])
             V, C = job.x.shape[:2]
             results.append(
@@ -103,6 +137,8 @@ def run_pool(jobs, *, seed=0, idle=0.0, stall=0.0):
                     y=pool_bench.decode_outputs(y, V, C, *job.out_hw, POOL.lanes),
                     in_cycles=in_c,
                     out_cycles=out_c,
+                    trace=trace,
+                    beats=len(ins),
                 )
             )
 
@@ -171,6 +207,21 @@ def test_pool_rails_ties_and_full_rate():
     beats = 3 * 2 * 4  # 6 windows of 4 positions, one channel group
     assert r_full["in_cycles"] == list(range(beats))
     assert r_full["out_cycles"] == [4 * k + 3 + POOL_LATENCY for k in range(6)]
+
+
+@pytest.mark.parametrize("kind", ["max", "avg"])
+def test_pool_output_stalls_cost_exactly_the_stalled_cycles(kind):
+    """Input always offered, output stalled at random (60 %, one output per 4 inputs): N
+    windows of K positions take exactly N K + LATENCY + stalled cycles."""
+    rng = np.random.default_rng(41)
+    x = rng.integers(0, 32, (2, 3, 6, 6))
+    coeffs = pool_golden.avg_coeffs(4, POOL) if kind == "avg" else pool_golden.PoolCoeffs()
+    job = pool_bench.Job(x, kind, (2, 2), (2, 2), (0, 0), POOL, coeffs)
+    (res,) = run_pool([job], seed=42, stall=0.6)
+    assert np.array_equal(res["y"], job.expected())
+    stalled = stalled_cycles(res["trace"])
+    assert stalled >= 5
+    assert res["out_cycles"][-1] + 1 == res["beats"] + POOL_LATENCY + stalled
 
 
 def test_verilog_elaborates_at_spec_widths():

@@ -5,6 +5,11 @@ matmul (narrow and wide saturation, K = 1 and K not a multiple of lanes), softma
 layernorm rows (L = 1, L not a multiple of lanes, all-equal rows, rail values), GELU over
 every input code; random source gaps and output stalls; then the measured latency and
 row throughput at full rate against the figures stated in rtl/sfu.py / rtl/sfu_rows.py.
+Every run also checks the documented handshake in every cycle, under random output
+stalls: matmul and GELU move as one pipeline (``i.ready == ~o.valid | o.ready``); a row
+op's first output beat is valid a fixed latency after the row's last input beat whatever
+the stalls, and ``o.valid`` then stays high until the row's last beat is taken (a stall
+only delays the next beat).
 """
 
 from __future__ import annotations
@@ -22,7 +27,11 @@ from aimcflow.rtl.sfu_rows import (
     softmax_latency,
     softmax_row_cycles,
 )
-from amaranth_streams import put, run_testbenches, to_py, transfer
+from amaranth_streams import assert_ready_promise, put, run_testbenches, to_py, transfer
+
+PROGRESS_BOUND = 2000
+"""Cycles without any transfer after which a run fails: the longest legitimate pause is a
+row op's latency (a few hundred cycles at these widths) plus a run of random stalls."""
 
 pytestmark = pytest.mark.filterwarnings("error::DeprecationWarning")
 
@@ -41,9 +50,12 @@ def run_jobs(gp: SfuParams, jobs: list[bench.Job], *, idle=0.0, stall=0.0, seed=
                 await put(ctx, dut.load, beat)
             beats = as_dicts(bench.input_beats(job, gp.lanes))
             n_out = bench.output_beats(job, gp.lanes)
+            trace: list = []
             got, tin, tout = await transfer(
-                ctx, dut.i, beats, dut.o, n_out, rng=rng, idle=idle, stall=stall
-            )
+                ctx, dut.i, beats, dut.o, n_out, rng=rng, idle=idle, stall=stall,
+                timeout=PROGRESS_BOUND, trace=trace,
+            )  # fmt: skip
+            check_handshake(job, rp, gp.lanes, trace, tin, tout)
             fields = {
                 "y": np.array([to_py(g)["y"] for g in got]),
                 "last": np.array([to_py(g)["last"] for g in got]),
@@ -64,6 +76,25 @@ def run_jobs(gp: SfuParams, jobs: list[bench.Job], *, idle=0.0, stall=0.0, seed=
     run_testbenches(dut, tb)
 
 
+def check_handshake(job, rp, lanes: int, trace: list, tin: list, tout: list) -> None:
+    """The per-cycle handshake promise of ``job.op`` (module docstring) over one run."""
+    if job.op in ("matmul", "gelu"):
+        assert_ready_promise(trace, f"{job.op}: ")
+        return
+    out_valid = np.asarray(trace)[:, 2]
+    G = bench.groups(job.length, lanes)
+    lat = softmax_latency(rp, G) if job.op == "softmax" else layernorm_latency(rp)
+    for r in range(len(tout) // G):
+        last_in, first, last = tin[(r + 1) * G - 1], tout[r * G], tout[(r + 1) * G - 1]
+        prev = tout[r * G - 1] if r else -1
+        start = max(last_in, prev) + 1  # o.valid before that is the previous row's
+        rise = start + int(np.argmax(out_valid[start:]))
+        if prev < last_in + lat:  # the previous row's last beat is gone by then
+            assert rise == last_in + lat, (job.op, r, "first beat valid late", rise - last_in)
+        assert out_valid[rise : last + 1].all(), (job.op, r, "o.valid dropped inside a row")
+        assert first >= rise
+
+
 def test_sfu_every_op_random():
     rng = np.random.default_rng(5)
     jobs = []
@@ -71,6 +102,7 @@ def test_sfu_every_op_random():
         for L in (1, 2, GP.lanes + 1, None):
             jobs.append(bench.random_job(rng, GP, 6, op=op, L=L))
     run_jobs(GP, jobs, idle=0.3, stall=0.3, seed=1)
+    run_jobs(GP, jobs[::2], stall=0.5, seed=2)  # input always offered: the tightest timing
 
 
 def test_sfu_gelu_every_code_and_rails():

@@ -52,6 +52,9 @@ def test_bit_exact_random_inputs_and_seeds(build, scale):
     segs[1]["gain_x"][:5] = gmax  # the largest gain the translator takes
     outs, res = bench.simulate(PARAMS, segs, check=True, p_valid=0.8, p_ready=0.7, build=build)
     assert res.result["mismatches"] == 0
+    # seed/update/slot handshakes of the module docstring, every cycle under random stalls
+    assert not any(res.result["handshake_violations"].values()), res.result["handshake_violations"]
+    assert res.result["handshake_checked"] > res.result["updates"]
     updates = sum(len(s["x"]) for s in segs)
     assert res.result["updates"] == updates >= 20_000
     for s, o in zip(segs, outs, strict=True):  # and once more outside the bench

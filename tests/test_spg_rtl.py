@@ -12,7 +12,7 @@ from aimcflow.cosim.benches.spg import rtl_params
 from aimcflow.models.periphery import spg as golden
 from aimcflow.rtl.spg import SpgRtlParams, StochasticPulseGenerator
 from amaranth.sim import Simulator
-from amaranth_streams import put, until_high
+from amaranth_streams import put, recorder, until_high
 
 
 def _params(rows: int, cols: int, **widths) -> SpgRtlParams:
@@ -81,11 +81,16 @@ def run_rtl(
                 idle += 1
                 assert idle < PROGRESS_BOUND, f"{len(slots)} of {V * bl} slots, then none"
 
+    trace: list = []
+    signals = (dut.seed.valid, dut.seed.ready, dut.i.valid, dut.i.ready)
+    signals += (dut.o.valid, dut.o.ready, dut.o.payload.last)
     sim = Simulator(dut)
     sim.add_clock(1e-8)
     sim.add_testbench(driver)
     sim.add_testbench(monitor)
+    sim.add_testbench(recorder(signals, trace), background=True)
     sim.run()
+    check_handshake(np.array(trace))
     R, C = params.rows, params.cols
     row = np.array([_bits(s.row, R) for s in slots]).reshape(V, bl, R)
     col = np.array([_bits(s.col, C) for s in slots]).reshape(V, bl, C)
@@ -93,6 +98,24 @@ def run_rtl(
     cneg = np.array([_bits(s.col_neg, C) for s in slots]).reshape(V, bl, C)
     last = np.array([int(s.last) for s in slots]).reshape(V, bl)
     return row, col, rneg, cneg, last
+
+
+def check_handshake(trace: np.ndarray) -> None:
+    """The module docstring's promises, every cycle: ``seed`` is taken only while idle
+    (no slot offered); an update is taken while idle (and no seed offered) or in the cycle
+    the previous update's last slot is taken (no bubble between updates), and at no other
+    time; an update's slots follow one per clock (a slot offered and not the taken last one
+    is followed by another: a stall only delays it)."""
+    seed_v, seed_r, i_v, i_r, o_v, o_r, o_last = trace.T
+    assert len(trace) > 10 and o_v.any()  # it was recorded
+    bad = np.flatnonzero(seed_r != 1 - o_v)
+    assert bad.size == 0, f"seed.ready != idle in cycles {bad[:8].tolist()}"
+    promise = ((1 - o_v) & (1 - seed_v)) | (o_v & o_last & o_r)
+    bad = np.flatnonzero(i_r != promise)
+    assert bad.size == 0, f"i.ready breaks its promise in cycles {bad[:8].tolist()}"
+    keep = o_v[:-1] & (1 - (o_r[:-1] & o_last[:-1]))
+    bad = np.flatnonzero(keep & (1 - o_v[1:]))
+    assert bad.size == 0, f"slots interrupted after cycles {bad[:8].tolist()}"
 
 
 def _golden(params: SpgRtlParams, seed, x, d, gx, gd, bl, det):

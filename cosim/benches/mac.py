@@ -17,7 +17,7 @@ import cocotb
 import numpy as np
 from aimcflow.cosim.packing import PayloadCodec
 from aimcflow.cosim.runner import load_params, save_result
-from aimcflow.cosim.streams import TB, Scoreboard, StreamSink, StreamSource
+from aimcflow.cosim.streams import TB, CycleCheck, Scoreboard, StreamSink, StreamSource
 from aimcflow.models.periphery import secure_mac as golden
 from aimcflow.rtl.plain_mac import MacParams, PlainMac
 from aimcflow.rtl.secure_mac import SecureMac, SecureMacParams
@@ -72,6 +72,23 @@ class MacTB(TB):
         self.w_src = self.add(StreamSource(dut, "w", self.rng, p_valid))
         self.x_src = self.add(StreamSource(dut, "x", self.rng, p_valid))
         self.y_snk = self.add(StreamSink(dut, "y", self.rng, p_ready))
+        # the docstrings' promises, every cycle: operands are taken only while idle (never
+        # while a result waits) and a result stays offered until taken
+        names = ("w__ready", "x__ready", "y__valid", "y__ready")
+        self.promise = self.add(
+            CycleCheck(
+                dut,
+                {k: getattr(dut, k) for k in names},
+                {
+                    "operands only while idle": lambda n, _: (
+                        not (n["y__valid"] and (n["w__ready"] or n["x__ready"]))
+                    ),
+                    "result held until taken": lambda n, p: (
+                        p is None or not (p["y__valid"] and not p["y__ready"]) or n["y__valid"] == 1
+                    ),
+                },
+            )
+        )
 
     def stimulus(self, ops: int) -> tuple[np.ndarray, np.ndarray]:
         n = self.n
@@ -142,6 +159,8 @@ async def random_ops(dut):
             "mismatches": sb.mismatches,
             "cycles": cycles,
             "loads": len(tb.log.events),
+            "handshake_checked": tb.promise.checked,
+            "handshake_violations": tb.promise.violations,
         }
     )
     assert sb.mismatches == 0, "\n".join(sb.errors)

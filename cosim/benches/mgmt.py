@@ -25,7 +25,7 @@ import cocotb
 import numpy as np
 from aimcflow.cosim.packing import PayloadCodec, port_codecs
 from aimcflow.cosim.runner import build_component, load_params, save_result
-from aimcflow.cosim.streams import TB, Scoreboard, StreamSink, StreamSource
+from aimcflow.cosim.streams import TB, CycleCheck, Scoreboard, StreamSink, StreamSource, top_bit
 from aimcflow.models.periphery import mgmt as golden
 from aimcflow.rtl.mgmt import MgmtController
 from aimcflow.rtl.params import MgmtRtlParams
@@ -177,6 +177,31 @@ class MgmtTB(TB):
         self.tile = self.add(
             TileResponder(self.dac, self.adc, c["dac"], c["adc"], rtl.lanes, rtl.adc_bits)
         )
+        # the module docstring's promises, every cycle: adc -> o is a combinational
+        # pass-through, and a dac segment streams one beat per clock once started
+        sig = {k: getattr(dut, k) for k in ("adc__valid", "adc__ready", "o__valid", "o__ready")}
+        sig |= {
+            "dac_v": dut.dac__valid,
+            "dac_r": dut.dac__ready,
+            "dac_last": top_bit("dac__payload"),
+        }
+        self.promise = self.add(
+            CycleCheck(
+                dut,
+                sig,
+                {
+                    "o only with adc, adc.ready = o.ready": lambda n, _: (
+                        not n["o__valid"]
+                        or (n["adc__valid"] == 1 and n["adc__ready"] == n["o__ready"])
+                    ),
+                    "dac one beat per clock": lambda n, p: (
+                        p is None
+                        or not (p["dac_v"] and not (p["dac_r"] and p["dac_last"]))
+                        or n["dac_v"] == 1
+                    ),
+                },
+            )
+        )
 
     async def program(self, gp: golden.MgmtParams) -> None:
         self.load.send(self.codec["load"].pack(mgmt_reg_beats(gp.noise, gp.bound_max_iter)))
@@ -317,6 +342,8 @@ async def random_segments(dut):
         jobs=jobs,
         iter_histogram=iters_seen.tolist(),
         rtl_cycles=tb.cycle,
+        handshake_checked=tb.promise.checked,
+        handshake_violations=tb.promise.violations,
     )
     save_result(result)
     assert sb_o.mismatches == 0 and sb_d.mismatches == 0, "\n".join(sb_o.errors + sb_d.errors)

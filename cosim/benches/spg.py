@@ -24,7 +24,7 @@ import numpy as np
 from aimcflow.cosim.packing import PayloadCodec
 from aimcflow.cosim.rtlparams import spg_rtl_params
 from aimcflow.cosim.runner import build_component, load_params, save_result
-from aimcflow.cosim.streams import TB, Scoreboard, StreamSink, StreamSource
+from aimcflow.cosim.streams import TB, CycleCheck, Scoreboard, StreamSink, StreamSource, top_bit
 from aimcflow.models.periphery import spg as golden
 from aimcflow.rtl.spg import SpgRtlParams, StochasticPulseGenerator, slot_layout, update_layout
 
@@ -164,6 +164,32 @@ class SpgTB(TB):
         self.upd_src = self.add(StreamSource(dut, "i", self.rng, p_valid))
         self.snk = self.add(StreamSink(dut, "o", self.rng, p_ready))
         self.upd_codec = PayloadCodec(update_layout(params))
+        # the module docstring's promises, every cycle: a seed only while idle; an update
+        # while idle (no seed offered) or as the last slot is taken, never otherwise; an
+        # update's slots one per clock (a stall only delays them)
+        sig = {k: getattr(dut, k) for k in ("seed__valid", "seed__ready", "i__ready")}
+        sig |= {"o_v": dut.o__valid, "o_r": dut.o__ready, "last": top_bit("o__payload")}
+        self.promise = self.add(
+            CycleCheck(
+                dut,
+                sig,
+                {
+                    "seed.ready = idle": lambda n, _: n["seed__ready"] == 1 - n["o_v"],
+                    "i.ready promise": lambda n, _: (
+                        n["i__ready"]
+                        == int(
+                            (not n["o_v"] and not n["seed__valid"])
+                            or (n["o_v"] and n["last"] and n["o_r"])
+                        )
+                    ),
+                    "slots one per clock": lambda n, p: (
+                        p is None
+                        or not (p["o_v"] and not (p["o_r"] and p["last"]))
+                        or n["o_v"] == 1
+                    ),
+                },
+            )
+        )
 
     async def segment(self, s: dict) -> None:
         """Load the segment's seed, then stream its updates; wait for every slot."""
@@ -238,6 +264,8 @@ async def stream_updates(dut):
             "cycles": cycles,
             "slots": len(tb.snk.words),
             "errors": sb.errors,
+            "handshake_checked": tb.promise.checked,
+            "handshake_violations": tb.promise.violations,
         }
     )
     assert sb.mismatches == 0, "\n".join(sb.errors)

@@ -16,14 +16,17 @@ from typing import Any
 
 import numpy as np
 from aimcflow.cosim.packing import port_codecs
-from aimcflow.cosim.streams import TB, Scoreboard, StreamSink, StreamSource
+from aimcflow.cosim.streams import TB, ReadyPromise, Scoreboard, StreamSink, StreamSource
 
 
 class UnitTB(TB):
     """Clock, reset, the ``i``/``load`` sources and the ``o`` sink of one unit.
 
     ``prefix`` names the unit's ports in a bigger toplevel (``res_`` -> ``res_i__valid``
-    ...), so the same agents drive the unit inside a level-4 wrapper."""
+    ...), so the same agents drive the unit inside a level-4 wrapper.  ``promise``: the
+    per-cycle monitor of ``i.ready = ~o.valid | o.ready``
+    (:class:`~aimcflow.cosim.streams.ReadyPromise`), for a unit whose docstring promises
+    it; :func:`random_run` reports its counts."""
 
     def __init__(self, dut, component, seed: int, p_valid: float, p_ready: float, prefix: str = ""):
         super().__init__(dut, seed)
@@ -31,6 +34,7 @@ class UnitTB(TB):
         self.src = self.add(StreamSource(dut, f"{prefix}i", self.rng, p_valid))
         self.load = self.add(StreamSource(dut, f"{prefix}load", self.rng, p_valid))
         self.snk = self.add(StreamSink(dut, f"{prefix}o", self.rng, p_ready))
+        self.promise = self.add(ReadyPromise(dut, f"{prefix}i", f"{prefix}o"))
 
     # --- what a subclass defines -------------------------------------------------
     def input_fields(self, job) -> dict[str, np.ndarray]:
@@ -133,6 +137,8 @@ async def random_run(
         errors=sb.errors,
         jobs=job_i,
         rtl_cycles=tb.cycle,
+        handshake_checked=tb.promise.checked,
+        handshake_violations=tb.promise.violations,
         wall_s=time.perf_counter() - t_start,
         **cov,
     )

@@ -31,7 +31,12 @@ interface: ``levels.analog_rtl.stalled`` with its own cycle counts and efficienc
 network also exercises backpressure.  Both runs compare every activation with level 3 and
 check stream promises (the NMPU's handshake, ``last`` flags, the tile answers' ``sat_any``).
 A mismatch prints layer, tile, image, column, expected and actual values and the wave
-file, and the command exits with status 1 (results.json is still written).
+file, and the command exits with status 1 (results.json is still written).  Level 3 also
+checks SPEC properties of its own results without the golden models (ADC codes and
+``sat_any``, retry and exponent bounds, the NMPU outputs against its formula in float
+within the derived 1/2 LSB: :mod:`aimcflow.models.nn.invariants`) and the config's
+``[verify] goals``; ``levels.analog_golden.invariant_violations`` lists any breach, which
+also exits with status 1.
 ``levels.analog_rtl.ops`` lists every integer op (analog layer, residual add, pooling,
 reshape) and where it ran; ``ops_not_in_rtl`` those that ran on their golden models
 (Python), which the console also says.  ``--levels`` picks levels; ``--no-rtl`` drops analog-rtl.  analog-rtl needs the chip
@@ -347,10 +352,20 @@ def run(args: argparse.Namespace) -> int:
     write_report(out / "report.html", results, vmm_pairs(net, x[:64], images[:64]))
     write_json_atomic(out / "results.json", results)
     console.print(f"report: {shown(out) / 'report.html'}")
+    status = 0
     if rtl.get("mismatches"):
         console.print(f"[red]level 4 differs from level 3: {rtl['mismatches']} mismatches[/red]")
         for e in rtl["errors"]:
             console.print("  " + format_mismatch(e), highlight=False)
         console.print(f"waves: {rtl.get('waves')}; log: {rtl.get('log')}", highlight=False)
-        return 1
-    return 0
+        status = 1
+    violations = golden.get("invariant_violations") or []
+    if violations:
+        console.print(
+            f"[red]analog-golden breaks {len(violations)} periphery properties or coverage "
+            "goals (checked without the golden models):[/red]"
+        )
+        for v in violations:
+            console.print("  " + v, highlight=False)
+        status = 1
+    return status

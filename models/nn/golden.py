@@ -37,6 +37,7 @@ class LayerTrace:
     a: list = field(default_factory=list)  # final ADC codes (N, T, C) per batch
     e: list = field(default_factory=list)  # final exponents (N, T, column tiles) per batch
     y: list = field(default_factory=list)  # integer outputs per batch
+    out: list = field(default_factory=list)  # the NMPU outputs (N, C) per batch, row form
     iters: list = field(default_factory=list)  # bound-management iterations per (vector, tile)
     sat: list = field(default_factory=list)  # final sat_any per (vector, tile)
     adc_sat_rate: float = 0.0
@@ -146,6 +147,7 @@ class LayerJobs:
             trace.a.append(a_layer)
             trace.e.append(e_layer)
             trace.y.append(y)
+            trace.out.append(out)
         return y
 
 
