@@ -91,13 +91,13 @@ def periphery_invariants(prog, traces) -> list[str]:
     """Every violation (one line each, at most ``MAX_REPORT`` per check and layer) of the
     module docstring's properties in the level-3 ``traces`` of ``prog``; empty when all
     hold."""
-    cfg = prog.cfg
-    m = cfg.mgmt
-    adc_lo, adc_hi = _rails(cfg.adc.bits, True)
     out: list[str] = []
-    for lp, tr in zip(prog.layers, traces, strict=True):
+    for i, (lp, tr) in enumerate(zip(prog.layers, traces, strict=True)):
         if not tr.a:
             continue
+        cfg = prog.layer_cfg(i)  # [[layer]] entries and the compiler's out_shift applied
+        m = cfg.mgmt
+        adc_lo, adc_hi = _rails(cfg.adc.bits, True)
         K = len(lp.col_slices)
         found = _Violations()
         for b, (a, e, rows) in enumerate(zip(tr.a, tr.e, tr.rows, strict=True)):
