@@ -55,7 +55,7 @@ def check_simulator(sim: str) -> None:
         raise ValueError(f"simulator {sim!r}; allowed: {', '.join(SIMULATORS)}")
 
 
-FLAVOUR = "yosys-proc-3"
+FLAVOUR = "yosys-proc-4"
 """Names the Icarus flavour of the Verilog (part of the build cache key)."""
 
 
@@ -93,7 +93,25 @@ def icarus_source(verilog: str) -> str:
         out = Path(tmp) / "out.v"
         if r.returncode or not out.exists():
             raise RuntimeError(f"yosys proc for Icarus failed: {(r.stderr or r.stdout)[-1500:]}")
-        return out.read_text()
+        return zero_init(out.read_text())
+
+
+_UNINIT_REG = re.compile(r"^(\s*reg (?:\[(\d+):0\] )?)(\\\S+ |[A-Za-z_][\w$]*);$", re.M)
+
+
+def zero_init(text: str) -> str:
+    """Give every register declared without an initial value the value 0.
+
+    After ``proc`` the only such registers are memory read-data registers: Amaranth's
+    Verilog declares them without one, although Amaranth (and Verilator) start them at 0.
+    Icarus starts them at X, and an X read before a port's first enabled read reached
+    ``network_top``'s run enable in level 4 (every counter went X and stayed X)."""
+
+    def init(m: re.Match) -> str:
+        width = int(m.group(2)) + 1 if m.group(2) else 1
+        return f"{m.group(1)}{m.group(3)} = {width}'h0;"
+
+    return _UNINIT_REG.sub(init, text)
 
 
 def cells_ok(text: str) -> bool:
