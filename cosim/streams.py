@@ -335,8 +335,13 @@ class TB:
         self.agents.append(agent)
         return agent
 
+    clock_impl: str | None = None
+    """``Clock(impl=)``: None = cocotb's choice (a Python coroutine, one wake per edge)."""
+
     def start_clock(self) -> None:
-        self.clock_task = Clock(self.dut.clk, self.period_ns, unit="ns").start()
+        self.clock_task = Clock(
+            self.dut.clk, self.period_ns, unit="ns", impl=self.clock_impl
+        ).start()
 
     async def reset(self, cycles: int = 2) -> None:
         """Synchronous reset for ``cycles`` rising edges; agents are flushed."""

