@@ -50,6 +50,11 @@ def make_tb(dut, p: dict, live: bool) -> NetworkTB:
     return tb
 
 
+def batch_stall_seed(seed: int, first_image: int) -> int:
+    """The stall generator's seed for the batch whose first image id is ``first_image``."""
+    return (seed * 0x9E3779B1 + first_image) & 0xFFFFFFFF
+
+
 def _layer_stats(name: str) -> dict:
     return {
         "name": name,
@@ -76,10 +81,8 @@ async def run_network(dut, p: dict, coef_hook: CoefHook | None = None):
     tb.start_clock()
     await tb.reset()
     stalls = float(p.get("stalls", 0.0))
-    if stalls > 0:
-        if not isinstance(tb, RingNetworkTB):
-            raise ValueError("stalls need ring mode (no gaps, no backpressure, recorded tiles)")
-        await tb.set_stalls(stalls, int(p["seed"]))
+    if stalls > 0 and not isinstance(tb, RingNetworkTB):
+        raise ValueError("stalls need ring mode (no gaps, no backpressure, recorded tiles)")
     hs_seen = 0  # network_top's count of NMPU handshake-promise violations so far
     t_loaded = time.time()
     t0 = time.perf_counter()
@@ -93,6 +96,8 @@ async def run_network(dut, p: dict, coef_hook: CoefHook | None = None):
     failed = False
     for b0 in range(0, len(x), bs):
         ids = images[b0 : b0 + bs]
+        if stalls > 0:  # reseeded per batch: a batch's stalls do not depend on where it runs
+            await tb.set_stalls(stalls, batch_stall_seed(int(p["seed"]), int(ids[0])))
         # the schedule: stages come back here for the RTL; residual adds and pooling
         # run on their golden models inside walk() (the host reports them as such)
         walker = walk(prog, input_codes(prog, x[b0 : b0 + bs]))
@@ -190,6 +195,7 @@ async def run_network(dut, p: dict, coef_hook: CoefHook | None = None):
             its, minlength=tb.mrtl.bound_max_iter_reset + 1
         ).tolist()
         st["adc_sat_rate"] = float(np.mean(sat)) if sat.size else 0.0
+        st["adc_sat_count"], st["adc_sat_n"] = int(np.sum(sat)), int(sat.size)  # merging shards
     result = {
         "activations_compared": compared,
         "status_compared": status_compared,
