@@ -11,6 +11,8 @@ Run through :func:`aimcflow.cosim.network.run_level4` with ``bench=CORRUPTED`` o
   ``bare_s_per_cycle`` (one ``RisingEdge`` per cycle), ``two_trigger_s_per_cycle`` (the
   bench's ``FallingEdge`` + ``ReadOnly`` per cycle without agents) and
   ``two_trigger_4_reads_s_per_cycle`` (those plus reading the four handshake signals).
+* ``bare_only`` (``{"bare_cycles": n}``, run with :meth:`aimcflow.cosim.runner.Build.run`
+  directly): the same bare loops without a network first.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import time
 
 import cocotb
 import numpy as np
+from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 
 from ..network.cocotb_tests import finish, run_network
@@ -27,6 +30,7 @@ from ..runner import load_params
 MODULE = "aimcflow.cosim.benches.network_probes"
 CORRUPTED = (MODULE, "network_corrupted")
 BARE = (MODULE, "network_bare")
+BARE_ONLY = (MODULE, "bare_only")
 
 
 @cocotb.test()
@@ -82,3 +86,13 @@ async def network_bare(dut):
     if not failed:
         result.update(await bare_loops(tb.dut, int(p["bare_cycles"])))
     finish(result, failed)
+
+
+@cocotb.test()
+async def bare_only(dut):
+    """Only the bare clock loops (``bare_cycles`` each), on the network's Verilated top:
+    the per-cycle floor a benchmark compares a whole level-4 run against."""
+    p = load_params()
+    Clock(dut.clk, 10, unit="ns").start()
+    result = await bare_loops(dut, int(p["bare_cycles"]))
+    finish(result | {"errors": []}, False)
