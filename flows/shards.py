@@ -178,34 +178,34 @@ def level4(shards: Shards, prog, x, images, logits3, build, sim: str, stalls: fl
 
 
 def level4_shard(prog, x, images, logits3, build, sim: str, stalls: float, batch: int):
-    """A shard's level 4 in batches of ``batch`` images: the run with every stream ready,
-    then (if it matched level 3) the run with random stalls; ``(Level4Result,
-    Level4Result or None)``."""
+    """A shard's level 4 in batches of ``batch`` images, in one simulator run: every
+    stream ready, then (if that matched level 3) ``stalls`` random stalls, on the first
+    run's golden reference; ``(Level4Result, Level4Result or None)``."""
     from aimcflow.cosim import network  # lazy: cocotb, amaranth
 
     b = worker_build(prog, build, sim)
-    r = network.run_level4(prog, x, images, build=b, batch_size=batch)
+    r = network.run_level4(prog, x, images, build=b, batch_size=batch, then_stalls=stalls)
     if mismatches(r, logits3):
         return r, None
-    return r, network.run_level4(prog, x, images, build=b, batch_size=batch, stalls=stalls)
+    return r, r.stalled
 
 
 _RATES = {"adc_sat_rate": ("adc_sat_count", "adc_sat_n")}  # rate = count / n, exact
 
 
 def _merge_values(vals: list):
-    """Counters add up (ints, floats, equal-length int lists); anything else is the first
-    shard's (names, settings)."""
+    """Counters add up (ints, floats, equal-length int lists, lists of per-layer dicts);
+    anything else is the first shard's (names, settings)."""
     v0 = vals[0]
     if all(isinstance(v, bool) for v in vals) or isinstance(v0, str):
         return v0
     if all(isinstance(v, int | float) and not isinstance(v, bool) for v in vals):
         return sum(vals)
-    if isinstance(v0, list) and all(
-        isinstance(v, list) and len(v) == len(v0) and all(isinstance(e, int) for e in v)
-        for v in vals
-    ):
-        return [sum(t) for t in zip(*vals, strict=True)]
+    if isinstance(v0, list) and all(isinstance(v, list) and len(v) == len(v0) for v in vals):
+        if all(isinstance(e, int) for v in vals for e in v):
+            return [sum(t) for t in zip(*vals, strict=True)]
+        if all(isinstance(e, dict) for v in vals for e in v):  # per-layer or per-op stats
+            return [_merge_dicts(list(t)) for t in zip(*vals, strict=True)]
     return v0
 
 
@@ -246,4 +246,7 @@ def merge_level4(parts: list):
         waves=failed.waves,
         log=failed.log,
         extra=_merge_dicts([p.extra for p in parts]),
+        stalled=None
+        if any(p.stalled is None for p in parts)
+        else merge_level4([p.stalled for p in parts]),
     )

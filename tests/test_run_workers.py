@@ -206,3 +206,33 @@ def test_workers_and_scheduler_exclude_each_other(tmp_path, monkeypatch, capsys)
     assert cli(*argv, "--out", "o") == 2
     assert "give one of them" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.cosim
+def test_stalled_run_after_the_first_equals_it_run_alone():
+    """``then_stalls``: the stalled run that follows in the same simulator (reusing the
+    first run's golden reference) costs the cycles it costs in a simulator of its own,
+    and matches level 3 the same way (stalls are reseeded per batch)."""
+    import numpy as np
+    from aimcflow.cosim.network import run_level4
+    from aimcflow.models.config import load_config
+    from aimcflow.models.nn.compiler import compile_network
+    from aimcflow.models.nn.convert import convert
+    from aimcflow.models.nn.data import load_digits_dataset
+    from aimcflow.models.nn.workloads import pretrained
+
+    d = load_digits_dataset()
+    net = convert(pretrained("digits-mlp", d), load_config("baseline-ftj"))
+    net.drift(3600.0)
+    prog = compile_network(net, d.x_train[:512], t_s=3600.0)
+    n = int(IMAGES)
+    x, ids = d.x_test[:n], np.arange(n)
+    both = run_level4(prog, x, ids, batch_size=BATCH, then_stalls=0.25)
+    alone = run_level4(prog, x, ids, batch_size=BATCH, stalls=0.25)
+    st = both.stalled
+    assert both.mismatches == 0 and st is not None and st.mismatches == 0 == alone.mismatches
+    assert st.rtl_cycles == alone.rtl_cycles > both.rtl_cycles
+    assert (st.conv_cycles, st.ideal_cycles) == (alone.conv_cycles, alone.ideal_cycles)
+    assert st.layers == alone.layers and st.activations_compared == alone.activations_compared
+    np.testing.assert_array_equal(st.logits, alone.logits)
+    np.testing.assert_array_equal(st.logits, both.logits)

@@ -97,6 +97,8 @@ class Level4Result:
     waves: str | None = None
     log: str | None = None
     extra: dict = field(default_factory=dict)
+    #: the run with random stalls that followed in the same simulator (``then_stalls``)
+    stalled: Level4Result | None = None
 
     @property
     def efficiency(self) -> float | None:
@@ -117,6 +119,7 @@ def run_level4(
     waves_on_failure: bool = True,
     per_beat: bool = False,
     stalls: float = 0.0,
+    then_stalls: float = 0.0,
     bench: tuple[str, str] = (MODULE, TESTCASE),
     bench_params: dict | None = None,
 ) -> Level4Result:
@@ -126,6 +129,11 @@ def run_level4(
     ``stalls`` (0 .. 255/256) > 0: in ring mode the wrapper holds ``o``, ``dac`` and ``adc``
     off at random in that fraction of cycles (seeded by ``seed``,
     :mod:`aimcflow.cosim.network_top`): backpressure on the output and on the analog side.
+    ``then_stalls`` > 0: if the run matched, the same images once more with that fraction
+    of stalls in the same simulator run, reusing the first run's golden reference (one
+    simulator start-up and one golden reference for both); its result is ``stalled``.
+    Either way the stalls are reseeded per batch from ``seed`` and the batch's first image
+    id, so a batch's cycles do not depend on what ran before it.
     ``bench`` (cocotb test module, test name) and ``bench_params`` (extra parameters)
     select a variant of the test (:mod:`aimcflow.cosim.benches.network_probes`); result
     keys it adds land in ``extra``.
@@ -163,6 +171,7 @@ def run_level4(
             "ring": RING,
             "per_beat": per_beat,
             "stalls": stalls,
+            "then_stalls": then_stalls,
             **(bench_params or {}),
         }
         waves = log = None
@@ -180,6 +189,11 @@ def run_level4(
             log = str(run_dir / "sim.log")
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    return _result(prog, res, t_launch, wall, b, waves, log)
+
+
+def _result(prog, res: dict, t_launch: float, wall: float, b, waves, log) -> Level4Result:
+    """A :class:`Level4Result` of the bench's result dict (and of its stalled run's)."""
     if "startup" in res:  # where the simulator run's fixed cost goes
         st = res["startup"]
         res["startup_s"] = {
@@ -189,6 +203,7 @@ def run_level4(
             "to_tb_built": st["tb_built"] - t_launch,
             "to_program_loaded": st["program_loaded"] - t_launch,
         }
+    stalled = res.pop("stalled_run", None)
     y_last = res.get("y_last")
     logits = logits_of(prog, np.asarray(y_last, dtype=np.int64)) if y_last is not None else None
     return Level4Result(
@@ -206,4 +221,7 @@ def run_level4(
         waves=waves,
         log=log,
         extra={k: v for k, v in res.items() if k not in _CORE},
+        stalled=None
+        if stalled is None
+        else _result(prog, stalled, t_launch, float("nan"), b, waves, log),
     )
