@@ -125,19 +125,29 @@ def throughput(rtl_cycles: int, conv_cycles: int, images: int, period_ns: float)
 
 
 def level4(
-    prog, x, y, images, logits3, console, sim: str = "verilator", shards: Shards | None = None
+    prog,
+    x,
+    y,
+    images,
+    logits3,
+    console,
+    sim: str = "verilator",
+    shards: Shards | None = None,
+    build=None,
 ) -> dict:
     """Level 4 on ``prog`` (:mod:`aimcflow.cosim.network`); its logits are also checked against level
     3's as a whole (the job-by-job comparison already covers every activation).  ``sim``:
     the RTL simulator, ``"verilator"`` or ``"icarus"`` (same bench, same results).
     ``shards``: where the images run (:mod:`aimcflow.flows.shards`; default all in this
     process, one simulator run), in level-4 batches of at most
-    :data:`~aimcflow.flows.shards.LEVEL4_BATCH` images either way."""
+    :data:`~aimcflow.flows.shards.LEVEL4_BATCH` images either way.  ``build``: the
+    simulator build of ``prog`` already made (:func:`aimcflow.cosim.network.build_for`;
+    then ``verilator_build_s`` is 0)."""
     try:  # a program or config the periphery RTL cannot hold: reported, not fatal
         network.check_fits(prog)
         with console.status(f"building periphery_top with {sim} (cached per config)"):
             tb = time.perf_counter()
-            build = network.build_for(prog, sim)
+            build = network.build_for(prog, sim) if build is None else build
             build_s = time.perf_counter() - tb  # Verilog generation + cache lookup or build
     except UserInputError as exc:
         return {"accuracy": None, "reason": str(exc)}

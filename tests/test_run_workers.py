@@ -38,7 +38,7 @@ BATCH = 8  # 16 images -> 2 level-4 batches -> 2 shards
 # what may differ between two runs of the same work: timings and where it ran
 VARYING = {
     "wall_s", "sim_wall_s", "verilator_build_s", "verilator_build_cached", "workers",
-    "scheduler", "chip_program",
+    "scheduler", "chip_program", "shards",
 }  # fmt: skip
 
 

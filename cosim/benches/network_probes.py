@@ -8,7 +8,8 @@ Run through :func:`aimcflow.cosim.network.run_level4` with ``bench=CORRUPTED`` o
   (the golden reference keeps the right one), so the comparator must report it.
 * ``network_bare`` (``{"bare_cycles": n}``): after the network, times bare cocotb clock
   loops of ``n`` cycles on the same Verilated top (the cosim cost floor):
-  ``bare_s_per_cycle`` (one ``RisingEdge`` per cycle), ``two_trigger_s_per_cycle`` (the
+  ``bare_s_per_cycle`` (one ``RisingEdge`` per cycle; ``bare_cpu_s_per_cycle`` its CPU
+  time), ``two_trigger_s_per_cycle`` (the
   bench's ``FallingEdge`` + ``ReadOnly`` per cycle without agents) and
   ``two_trigger_4_reads_s_per_cycle`` (those plus reading the four handshake signals).
 * ``bare_only`` (``{"bare_cycles": n}``, run with :meth:`aimcflow.cosim.runner.Build.run`
@@ -52,10 +53,11 @@ async def bare_loops(dut, n: int) -> dict:
     clk = dut.clk
     rising, falling, readonly = RisingEdge(clk), FallingEdge(clk), ReadOnly()
     await falling
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for _ in range(n):
         await rising
     bare = (time.perf_counter() - t0) / n
+    bare_cpu = (time.process_time() - c0) / n  # CPU time: what a loaded machine leaves alone
     await falling
     t0 = time.perf_counter()
     for _ in range(n):
@@ -73,6 +75,7 @@ async def bare_loops(dut, n: int) -> dict:
     reads = (time.perf_counter() - t0) / n
     return {
         "bare_s_per_cycle": bare,
+        "bare_cpu_s_per_cycle": bare_cpu,
         "two_trigger_s_per_cycle": two,
         "two_trigger_4_reads_s_per_cycle": reads,
     }
