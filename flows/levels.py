@@ -62,7 +62,8 @@ def analog_golden_level(
     acc3 = float(np.mean(logits3.argmax(1) == y))
     layers = []
     corners = periphery_corners(prog, traces)
-    for lp, tr, corner in zip(prog.layers, traces, corners, strict=True):
+    for i, (lp, tr, corner) in enumerate(zip(prog.layers, traces, corners, strict=True)):
+        lcfg = prog.layer_cfg(i)
         its = np.concatenate(tr.iters)
         sat = np.concatenate(tr.sat)
         layers.append(
@@ -74,8 +75,12 @@ def analog_golden_level(
                 "adc_rail_codes": corner["adc_rails"],
                 "acc_rail_sums": corner["acc_rails"],
                 "bm_iterations_hist": np.bincount(
-                    its, minlength=cfg.mgmt.bound_max_iter + 1
+                    its, minlength=lcfg.mgmt.bound_max_iter + 1
                 ).tolist(),
+                "adc_bits": lcfg.adc.bits,
+                "dac_bits": lcfg.dac.bits,
+                "out_shift": lp.out_shift,
+                "bound_max_iter": lcfg.mgmt.bound_max_iter,
                 "shrink_k": lp.shrink_k,
                 "gain_bits_used": lp.gain_bits_used,
                 "mult_bits_used": lp.mult_bits_used,
@@ -141,13 +146,14 @@ def level4(
     ``shards``: where the images run (:mod:`aimcflow.flows.shards`; default all in this
     process, one simulator run), in level-4 batches of at most
     :data:`~aimcflow.flows.shards.LEVEL4_BATCH` images either way.  ``build``: the
-    simulator build of ``prog`` already made (:func:`aimcflow.cosim.network.build_for`;
-    then ``verilator_build_s`` is 0)."""
+    simulator builds of ``prog`` already made (:func:`aimcflow.cosim.network.builds_for`;
+    then ``verilator_build_s`` is only the time to hand them over)."""
     try:  # a program or config the periphery RTL cannot hold: reported, not fatal
         network.check_fits(prog)
         with console.status(f"building periphery_top with {sim} (cached per config)"):
             tb = time.perf_counter()
-            build = network.build_for(prog, sim) if build is None else build
+            # one build per periphery configuration
+            build = network.builds_for(prog, sim) if build is None else build
             build_s = time.perf_counter() - tb  # Verilog generation + cache lookup or build
     except UserInputError as exc:
         return {"accuracy": None, "reason": str(exc)}

@@ -148,14 +148,15 @@ def mismatches(r, logits3) -> int:
     return r.mismatches + int(np.sum(r.logits != logits3))
 
 
-def worker_build(prog, build, sim: str):
-    """The host's build when this machine has it (same cache), else this machine's own,
-    built once under the cache's lock (:mod:`aimcflow.cosim.buildcache`)."""
-    if build is not None and (Path(build.dir) / "BUILD_OK").exists():
-        return build
+def worker_build(prog, builds, sim: str):
+    """The host's builds (one per periphery configuration) when this machine has them (same
+    cache), else this machine's own, each built once under the cache's lock
+    (:mod:`aimcflow.cosim.buildcache`)."""
+    if builds is not None and all((Path(b.dir) / "BUILD_OK").exists() for b in builds):
+        return builds
     from aimcflow.cosim import network  # lazy: cocotb, amaranth
 
-    return network.build_for(prog, sim)
+    return network.builds_for(prog, sim)
 
 
 def level4(shards: Shards, prog, x, images, logits3, build, sim: str, stalls: float):

@@ -36,7 +36,7 @@ import time
 
 import numpy as np
 from aimcflow.cosim.benches.network_probes import BARE_ONLY
-from aimcflow.cosim.network import build_for
+from aimcflow.cosim.network import builds_for
 from aimcflow.flows.levels import level4
 from aimcflow.flows.shards import Shards
 from aimcflow.models.config import load_config
@@ -104,9 +104,9 @@ def main(images: int | None = None) -> dict:
         logits3 = forward_golden(prog, x, ids)
         progs[arch] = (prog, logits3)
         t0 = time.perf_counter()
-        build = builds[arch] = build_for(prog)  # the build step, apart from level 4
+        build = builds[arch] = builds_for(prog)  # the build step, apart from level 4
         build_s = time.perf_counter() - t0
-        bare = build.run(BARE_ONLY[0], {"bare_cycles": BARE_CYCLES}, testcase=BARE_ONLY[1])
+        bare = build[0].run(BARE_ONLY[0], {"bare_cycles": BARE_CYCLES}, testcase=BARE_ONLY[1])
         bare_s, bare_cpu = bare.result["bare_s_per_cycle"], bare.result["bare_cpu_s_per_cycle"]
         r, wall, cpu = _timed_level4(prog, x, y, ids, logits3, None, build)
         results[arch] = r
