@@ -15,6 +15,7 @@ import sys
 import threading
 
 from aimcflow.cosim.toolchain import ToolMissing
+from aimcflow.flows.cluster import WorkerLost
 from aimcflow.models.errors import UserInputError
 
 # Order is the order of `aimcflow --help`.  A module missing here is simply not offered.
@@ -87,9 +88,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _report(command: str, exc: BaseException) -> int:
-    """Exit status for an exception a command raised: 2 with one line for bad input and
-    missing tools, 130 for an interrupt; anything else is a bug and keeps its traceback."""
-    if isinstance(exc, UserInputError | ToolMissing):
+    """Exit status for an exception a command raised: 2 with one line for bad input,
+    missing tools and a lost Dask worker, 130 for an interrupt; anything else is a bug and
+    keeps its traceback."""
+    if isinstance(exc, UserInputError | ToolMissing | WorkerLost):
         print(f"aimcflow {command}: error: {exc}", file=sys.stderr)
         return 2
     if isinstance(exc, KeyboardInterrupt):

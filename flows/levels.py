@@ -10,7 +10,9 @@ import time
 
 import numpy as np
 from aimcflow.cosim import network
+from aimcflow.flows import shards as shard_runs
 from aimcflow.flows.io import shown
+from aimcflow.flows.shards import Shards, level4_batch
 from aimcflow.models.errors import UserInputError
 from aimcflow.models.nn.compiler import compile_network
 from aimcflow.models.nn.golden import LayerTrace, forward_golden, periphery_corners
@@ -23,10 +25,14 @@ CALIBRATION_IMAGES = 512  # training images for the compiler's output-scale perc
 STALLS = 0.25  # fraction of cycles the stalled level-4 run holds o, dac and adc off
 
 
-def analog_golden_level(net, cfg, data, x, y, images, t_s: float, out=None, console=None):
+def analog_golden_level(
+    net, cfg, data, x, y, images, t_s: float, out=None, console=None, shards: Shards | None = None
+):
     """Compile the seed-``cfg.seed`` programming at ``t_s`` and run level 3 on it; the chip
     program goes to ``out/chip_program.{npz,json}`` (not saved when ``out`` is None, as in
-    ``aimcflow sweep``).  Returns (level-3 dict, program or None, level-3 logits or None)."""
+    ``aimcflow sweep``).  ``shards``: where the images run (:mod:`aimcflow.flows.shards`;
+    default all in this process).  Returns (level-3 dict, program or None, level-3 logits
+    or None)."""
 
     try:  # a config the integer periphery cannot be built for (e.g. 16-bit ADC) skips level 3
         NmpuParams.from_config(cfg)
@@ -50,7 +56,10 @@ def analog_golden_level(net, cfg, data, x, y, images, t_s: float, out=None, cons
         prog.save(out / "chip_program")
     traces = [LayerTrace(lp.name) for lp in prog.layers]
     with status(f"analog-golden on {len(x)} images"):
-        logits3 = forward_golden(prog, x, images, traces=traces)
+        if shards is None:
+            logits3 = forward_golden(prog, x, images, traces=traces)
+        else:
+            logits3 = shard_runs.level3(shards, prog, x, images, traces)
     acc3 = float(np.mean(logits3.argmax(1) == y))
     layers = []
     corners = periphery_corners(prog, traces)
@@ -125,38 +134,49 @@ def throughput(rtl_cycles: int, conv_cycles: int, images: int, period_ns: float)
     }
 
 
-def _mismatches(r, logits3) -> int:
-    """A level-4 run's job mismatches, plus its logits that differ from level 3's (which
-    cannot happen if every job matched)."""
-    if r.logits is None or np.array_equal(r.logits, logits3):
-        return r.mismatches
-    return r.mismatches + int(np.sum(r.logits != logits3))
-
-
-def level4(prog, x, y, images, logits3, console, sim: str = "verilator") -> dict:
+def level4(
+    prog,
+    x,
+    y,
+    images,
+    logits3,
+    console,
+    sim: str = "verilator",
+    shards: Shards | None = None,
+    build=None,
+) -> dict:
     """Level 4 on ``prog`` (:mod:`aimcflow.cosim.network`); its logits are also checked against level
     3's as a whole (the job-by-job comparison already covers every activation).  ``sim``:
-    the RTL simulator, ``"verilator"`` or ``"icarus"`` (same bench, same results)."""
+    the RTL simulator, ``"verilator"`` or ``"icarus"`` (same bench, same results).
+    ``shards``: where the images run (:mod:`aimcflow.flows.shards`; default all in this
+    process, one simulator run), in level-4 batches of at most
+    :data:`~aimcflow.flows.shards.LEVEL4_BATCH` images either way.  ``build``: the
+    simulator builds of ``prog`` already made (:func:`aimcflow.cosim.network.builds_for`;
+    then ``verilator_build_s`` is only the time to hand them over)."""
     try:  # a program or config the periphery RTL cannot hold: reported, not fatal
         network.check_fits(prog)
         with console.status(f"building periphery_top with {sim} (cached per config)"):
             tb = time.perf_counter()
-            build = network.builds_for(prog, sim)  # one per periphery configuration
+            # one build per periphery configuration
+            build = network.builds_for(prog, sim) if build is None else build
             build_s = time.perf_counter() - tb  # Verilog generation + cache lookup or build
     except UserInputError as exc:
         return {"accuracy": None, "reason": str(exc)}
     # where each op runs: analog layers' periphery in RTL; adds and pools on golden models
     # until their RTL is in the loop (said in the results, never claimed as RTL)
     ops = placement(prog, f"RTL (periphery_top on {sim}, compared with level 3)")
-    with console.status(f"analog-rtl: periphery RTL ({sim}) in the loop, {len(x)} images"):
-        r = network.run_level4(prog, x, images, build=build)
-    mismatches = _mismatches(r, logits3)
+    shards = shards if shards is not None else Shards.plan(len(x))
+    where = "" if shards.local else f" on {len(shards.bounds)} Dask workers"
+    with console.status(
+        f"analog-rtl: periphery RTL ({sim}) in the loop, {len(x)} images{where}, then again "
+        f"with {STALLS:.0%} random stalls"
+    ):
+        r, rs = shard_runs.level4(shards, prog, x, images, logits3, build, sim, STALLS)
+    mismatches = shard_runs.mismatches(r, logits3)
     acc = float(np.mean(r.logits.argmax(1) == y)) if r.logits is not None else None
     stalled = None
-    if not mismatches:  # the same images again, with random stalls on o, dac and adc
-        with console.status(f"analog-rtl with {STALLS:.0%} random stalls, {len(x)} images"):
-            rs = network.run_level4(prog, x, images, build=build, stalls=STALLS)
-        bad = _mismatches(rs, logits3)
+    if rs is not None and not mismatches:  # the same images with random stalls on o, dac, adc
+        bad = shard_runs.mismatches(rs, logits3)
         mismatches += bad
         stalled = {
             "stall_fraction": STALLS,
@@ -189,4 +209,6 @@ def level4(prog, x, y, images, logits3, console, sim: str = "verilator") -> dict
         "ops": ops,
         "ops_not_in_rtl": [o["op"] for o in ops if o["ran"].startswith("golden")],
         "stalled": stalled,
+        "batch_images": level4_batch(len(x)),
+        "shards": len(shards.bounds),
     }

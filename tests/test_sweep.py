@@ -97,7 +97,7 @@ def test_unreachable_scheduler_exits_2_without_results(tmp_path, capsys, monkeyp
         "--out",
         "o",
     ]
-    monkeypatch.setattr("aimcflow.flows.commands.sweep.SCHEDULER_TIMEOUT_S", 2)
+    monkeypatch.setattr("aimcflow.flows.cluster.SCHEDULER_TIMEOUT_S", 2)
     assert cli(*argv) == 2
     err = capsys.readouterr().err
     assert "cannot connect" in err and "Traceback" not in err, err

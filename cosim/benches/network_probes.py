@@ -8,9 +8,12 @@ Run through :func:`aimcflow.cosim.network.run_level4` with ``bench=CORRUPTED`` o
   (the golden reference keeps the right one), so the comparator must report it.
 * ``network_bare`` (``{"bare_cycles": n}``): after the network, times bare cocotb clock
   loops of ``n`` cycles on the same Verilated top (the cosim cost floor):
-  ``bare_s_per_cycle`` (one ``RisingEdge`` per cycle), ``two_trigger_s_per_cycle`` (the
+  ``bare_s_per_cycle`` (one ``RisingEdge`` per cycle; ``bare_cpu_s_per_cycle`` its CPU
+  time), ``two_trigger_s_per_cycle`` (the
   bench's ``FallingEdge`` + ``ReadOnly`` per cycle without agents) and
   ``two_trigger_4_reads_s_per_cycle`` (those plus reading the four handshake signals).
+* ``bare_only`` (``{"bare_cycles": n}``, run with :meth:`aimcflow.cosim.runner.Build.run`
+  directly): the same bare loops without a network first.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import time
 
 import cocotb
 import numpy as np
+from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 
 from ..network.cocotb_tests import finish, run_network
@@ -27,6 +31,7 @@ from ..runner import load_params
 MODULE = "aimcflow.cosim.benches.network_probes"
 CORRUPTED = (MODULE, "network_corrupted")
 BARE = (MODULE, "network_bare")
+BARE_ONLY = (MODULE, "bare_only")
 
 
 @cocotb.test()
@@ -48,10 +53,11 @@ async def bare_loops(dut, n: int) -> dict:
     clk = dut.clk
     rising, falling, readonly = RisingEdge(clk), FallingEdge(clk), ReadOnly()
     await falling
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for _ in range(n):
         await rising
     bare = (time.perf_counter() - t0) / n
+    bare_cpu = (time.process_time() - c0) / n  # CPU time: what a loaded machine leaves alone
     await falling
     t0 = time.perf_counter()
     for _ in range(n):
@@ -69,6 +75,7 @@ async def bare_loops(dut, n: int) -> dict:
     reads = (time.perf_counter() - t0) / n
     return {
         "bare_s_per_cycle": bare,
+        "bare_cpu_s_per_cycle": bare_cpu,
         "two_trigger_s_per_cycle": two,
         "two_trigger_4_reads_s_per_cycle": reads,
     }
@@ -82,3 +89,13 @@ async def network_bare(dut):
     if not failed:
         result.update(await bare_loops(tb.dut, int(p["bare_cycles"])))
     finish(result, failed)
+
+
+@cocotb.test()
+async def bare_only(dut):
+    """Only the bare clock loops (``bare_cycles`` each), on the network's Verilated top:
+    the per-cycle floor a benchmark compares a whole level-4 run against."""
+    p = load_params()
+    Clock(dut.clk, 10, unit="ns").start()
+    result = await bare_loops(dut, int(p["bare_cycles"]))
+    finish(result | {"errors": []}, False)

@@ -144,6 +144,8 @@ class Level4Result:
     waves: str | None = None
     log: str | None = None
     extra: dict = field(default_factory=dict)
+    #: the run with random stalls that followed in the same simulator (``then_stalls``)
+    stalled: Level4Result | None = None
 
     @property
     def efficiency(self) -> float | None:
@@ -164,6 +166,7 @@ def run_level4(
     waves_on_failure: bool = True,
     per_beat: bool = False,
     stalls: float = 0.0,
+    then_stalls: float = 0.0,
     bench: tuple[str, str] = (MODULE, TESTCASE),
     bench_params: dict | None = None,
 ) -> Level4Result:
@@ -173,6 +176,11 @@ def run_level4(
     ``stalls`` (0 .. 255/256) > 0: in ring mode the wrapper holds ``o``, ``dac`` and ``adc``
     off at random in that fraction of cycles (seeded by ``seed``,
     :mod:`aimcflow.cosim.network_top`): backpressure on the output and on the analog side.
+    ``then_stalls`` > 0: if the run matched, the same images once more with that fraction
+    of stalls in the same simulator run, reusing the first run's golden reference (one
+    simulator start-up and one golden reference for both); its result is ``stalled``.
+    Either way the stalls are reseeded per batch from ``seed`` and the batch's first image
+    id, so a batch's cycles do not depend on what ran before it.
     ``bench`` (cocotb test module, test name) and ``bench_params`` (extra parameters)
     select a variant of the test (:mod:`aimcflow.cosim.benches.network_probes`); result
     keys it adds land in ``extra``.
@@ -193,7 +201,7 @@ def run_level4(
     kw = dict(
         batch_size=batch_size, live_tiles=live_tiles, p_valid=p_valid, p_ready=p_ready,
         seed=seed, waves_on_failure=waves_on_failure, per_beat=per_beat, stalls=stalls,
-        bench=bench, bench_params=bench_params,
+        then_stalls=then_stalls, bench=bench, bench_params=bench_params,
     )  # fmt: skip
     runs = []
     for g, b in zip(groups, builds, strict=True):
@@ -232,12 +240,15 @@ def _merge(runs: list[Level4Result], groups: list[RtlGroup]) -> Level4Result:
         waves=next((r.waves for r in runs if r.waves), None),
         log=next((r.log for r in runs if r.log), None),
         extra=last.extra | {"configurations": len(runs)},
+        stalled=None
+        if any(r.stalled is None for r in runs)
+        else _merge([r.stalled for r in runs], groups),
     )
 
 
 def _run_group(
     prog, x, images, group: RtlGroup, b, *, batch_size, live_tiles, p_valid, p_ready, seed,
-    waves_on_failure, per_beat, stalls, bench, bench_params,
+    waves_on_failure, per_beat, stalls, then_stalls, bench, bench_params,
 ) -> Level4Result:  # fmt: skip
     """One simulator run: the layers of ``group`` through its RTL, the others through the
     golden models (their inputs are the golden ones either way: a mismatch stops the run)."""
@@ -268,6 +279,7 @@ def _run_group(
             "ring": RING,
             "per_beat": per_beat,
             "stalls": stalls,
+            "then_stalls": then_stalls,
             **(bench_params or {}),
         }
         waves = log = None
@@ -285,6 +297,11 @@ def _run_group(
             log = str(run_dir / "sim.log")
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    return _result(prog, res, t_launch, wall, b, waves, log)
+
+
+def _result(prog, res: dict, t_launch: float, wall: float, b, waves, log) -> Level4Result:
+    """A :class:`Level4Result` of the bench's result dict (and of its stalled run's)."""
     if "startup" in res:  # where the simulator run's fixed cost goes
         st = res["startup"]
         res["startup_s"] = {
@@ -294,6 +311,7 @@ def _run_group(
             "to_tb_built": st["tb_built"] - t_launch,
             "to_program_loaded": st["program_loaded"] - t_launch,
         }
+    stalled = res.pop("stalled_run", None)
     y_last = res.get("y_last")
     logits = logits_of(prog, np.asarray(y_last, dtype=np.int64)) if y_last is not None else None
     return Level4Result(
@@ -311,4 +329,7 @@ def _run_group(
         waves=waves,
         log=log,
         extra={k: v for k, v in res.items() if k not in _CORE},
+        stalled=None
+        if stalled is None
+        else _result(prog, stalled, t_launch, float("nan"), b, waves, log),
     )

@@ -41,11 +41,23 @@ also exits with status 1.
 reshape) and where it ran; ``ops_not_in_rtl`` those that ran on their golden models
 (Python), which the console also says.  ``--levels`` picks levels; ``--no-rtl`` drops analog-rtl.  analog-rtl needs the chip
 program of analog-golden, so it runs that level too.
+
+``--workers N`` (a Dask LocalCluster of N worker processes, 1 <= N <= 4 per core) or
+``--scheduler ADDR`` (a running Dask scheduler's workers) split the images of levels 2-4
+into one contiguous shard per worker (whole level-4 batches of at most 64 images, so at
+most ``ceil(images / 64)`` shards; :mod:`aimcflow.flows.shards`).  The merged results are
+those of a run in one process, bit for bit (accuracies, logits, every compared activation,
+RTL cycles with and without stalls).  Each worker reuses the Verilated build of its
+machine (built once per machine under a lock).  A worker that dies is an error (exit
+status 2, nothing written), never a shorter result; the workers, and every simulator they
+start, end with aimcflow.  ``workers`` and ``scheduler`` in ``results.json`` say where it
+ran.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import time
 
 from aimcflow.flows.args import (
@@ -58,6 +70,7 @@ from aimcflow.flows.args import (
     add_repeats_arg,
     fmt_duration,
 )
+from aimcflow.flows.cluster import add_cluster_args, check_cluster_args, connect, n_workers
 from aimcflow.flows.io import prepare_out_dir, shown, write_json_atomic
 from aimcflow.models.errors import UserInputError
 
@@ -112,6 +125,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "experimental for level 4: the same bench, but minutes per image, and not yet "
         "verified against Verilator on a whole run)",
     )
+    add_cluster_args(p, "default: no Dask, everything in this process")
     add_out_arg(p, "run")
     p.set_defaults(func=run)
 
@@ -124,13 +138,16 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
     from aimcflow.cosim.icarus import icarus_version
     from aimcflow.cosim.network import format_mismatch
+    from aimcflow.flows import shards as shard_runs
     from aimcflow.flows.args import load_data
     from aimcflow.flows.levels import THROUGHPUT_KEYS, analog_golden_level, level4
     from aimcflow.flows.report import write_report
+    from aimcflow.flows.shards import Shards
     from aimcflow.models.config import load_config
     from aimcflow.models.nn.convert import convert
     from aimcflow.models.nn.evaluate import (
         chance_error,
+        drift_results,
         drift_sweep,
         normalized_accuracy,
         vmm_pairs,
@@ -147,11 +164,13 @@ def run(args: argparse.Namespace) -> int:
         raise UserInputError(
             "--levels names analog-rtl and --no-rtl leaves it out; give one of them"
         )
+    check_cluster_args(args)
     cfg = load_config(args.config)
     data = load_data(args)
     n = data.test_images(args.images)
     name, model = get_model(args.model, data, args.arch)
-    net = convert(imported(model, data), cfg, program=False)
+    imp = imported(model, data)  # what Dask workers receive: the graph, not torch code
+    net = convert(imp, cfg, program=False)
     drifts = list(args.drift)
     levels = set(args.levels or LEVELS) - ({"analog-rtl"} if args.no_rtl else set())
     if "analog-rtl" in levels:
@@ -164,55 +183,56 @@ def run(args: argparse.Namespace) -> int:
     images = np.arange(n, dtype=np.int64)  # global ids in the test split: the noise keys
     acc_float = accuracy_float(model, x, y)
     err_chance = chance_error(model, x, y)
-    with Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
-    ) as progress:
-        n_steps = args.repeats * len(drifts) if "analog-float" in levels else 0
-        task = progress.add_task("analog-float", total=n_steps)
+    with contextlib.ExitStack() as stack:  # the Dask cluster, if any, ends with level 4
+        shards = None
+        if args.workers is not None or args.scheduler is not None:
+            with console.status("starting the Dask cluster"):
+                client = connect(args, stack, fail_fast=True)
+            shards = Shards.plan(n, client, n_workers(client))
+        with Progress(
+            TextColumn("[progress.description]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        ) as progress:
+            n_steps = args.repeats * len(drifts) if "analog-float" in levels else 0
+            task = progress.add_task("analog-float", total=n_steps)
 
-        def step(r: int, t: float) -> None:
-            progress.update(
-                task,
-                advance=1,
-                description=f"analog-float repeat {r + 1}/{args.repeats} @ {_fmt_time(t)}",
+            def step(r: int, t: float) -> None:
+                progress.update(
+                    task,
+                    advance=1,
+                    description=f"analog-float repeat {r + 1}/{args.repeats} @ {_fmt_time(t)}",
+                )
+
+            if not n_steps:
+                table = []
+            elif shards is not None:  # per-shard counts, added up (exact)
+                counts = shard_runs.level2(shards, imp, cfg, x, y, images, drifts, args.repeats)
+                table = drift_results(counts, n, drifts, 1.0 - acc_float, err_chance)
+                progress.update(task, completed=n_steps, description="analog-float (Dask)")
+            else:
+                table = drift_sweep(
+                    net, x, y, drifts, args.repeats, 1.0 - acc_float, err_chance,
+                    images=images, cfg=cfg, on_step=step,
+                )  # fmt: skip
+
+        ref_t = 3600.0 if 3600.0 in drifts else drifts[0]
+        ref = table[drifts.index(ref_t)] if table else None
+        prog = logits3 = None
+        if "analog-golden" in levels:
+            golden, prog, logits3 = analog_golden_level(
+                net, cfg, data, x, y, images, ref_t, out, console, shards
             )
-
-        table = (
-            drift_sweep(
-                net,
-                x,
-                y,
-                drifts,
-                args.repeats,
-                1.0 - acc_float,
-                err_chance,
-                images=images,
-                cfg=cfg,
-                on_step=step,
-            )
-            if n_steps
-            else []
-        )
-
-    ref_t = 3600.0 if 3600.0 in drifts else drifts[0]
-    ref = table[drifts.index(ref_t)] if table else None
-    prog = logits3 = None
-    if "analog-golden" in levels:
-        golden, prog, logits3 = analog_golden_level(
-            net, cfg, data, x, y, images, ref_t, out, console
-        )
-    else:
-        golden = {"accuracy": None, "reason": "not requested (--levels)"}
-    if "analog-rtl" in levels and prog is not None:
-        rtl = level4(prog, x, y, images, logits3, console, sim=args.sim)
-    else:
-        why = "not requested" if "analog-rtl" not in levels else "analog-golden did not run"
-        rtl = {"accuracy": None, "reason": why}
+        else:
+            golden = {"accuracy": None, "reason": "not requested (--levels)"}
+        if "analog-rtl" in levels and prog is not None:
+            rtl = level4(prog, x, y, images, logits3, console, sim=args.sim, shards=shards)
+        else:
+            why = "not requested" if "analog-rtl" not in levels else "analog-golden did not run"
+            rtl = {"accuracy": None, "reason": why}
     wall = time.perf_counter() - t0
 
     repeats = (
@@ -345,6 +365,8 @@ def run(args: argparse.Namespace) -> int:
         **{k: rtl.get(k) for k in THROUGHPUT_KEYS},
         "wall_s": wall,
         "verilator_build_s": rtl.get("verilator_build_s"),
+        "workers": 1 if shards is None else len(shards.bounds),
+        "scheduler": args.scheduler or ("LocalCluster" if args.workers else None),
     }
     net.build(cfg)  # repeat 0 at the reference drift: the tiles the golden level used
     net.program()

@@ -32,10 +32,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import logging
-import os
-import re
-import socket
 import time
 
 from aimcflow.flows.args import (
@@ -48,39 +44,14 @@ from aimcflow.flows.args import (
     duration_list,
     fmt_duration,
 )
+from aimcflow.flows.cluster import DEFAULT_WORKERS, add_cluster_args, check_cluster_args, connect
 from aimcflow.flows.io import prepare_out_dir, shown, write_json_atomic
 from aimcflow.models.errors import UserInputError
 
 DEFAULT_DRIFT = "1h"
 DEFAULT_REPEATS = 1
-DEFAULT_WORKERS = 2
-SCHEDULER_TIMEOUT_S = 10
 MAX_REPEATS = 100  # --repeats upper bound (a sweep runs every point N times)
 MAX_EVALUATIONS = 2000  # points x repeats upper bound, checked before any work starts
-MAX_WORKERS = max(4, 4 * (os.cpu_count() or 1))  # processes; more only thrash the cores
-
-
-def scheduler_address(text: str) -> str:
-    """``--scheduler``: ``tcp://host:port`` (or ``tls://``, or plain ``host:port``)."""
-    m = re.fullmatch(r"(?:(tcp|tls)://)?(\[[0-9a-fA-F:.]+\]|[\w.-]+):(\d{1,5})", text.strip())
-    if not m or not 0 < int(m.group(3)) < 65536:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a scheduler address; give tcp://host:port, e.g. tcp://127.0.0.1:8786"
-        )
-    return text.strip()
-
-
-def _probe_scheduler(address: str) -> None:
-    """Fail fast (one line, no Dask traceback) when nothing listens at ``address``."""
-    hostport = address.split("://", 1)[-1]
-    host, port = hostport.rsplit(":", 1)
-    try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=SCHEDULER_TIMEOUT_S).close()
-    except OSError as exc:
-        raise UserInputError(
-            f"--scheduler {address}: cannot connect ({exc.strerror or type(exc).__name__}); "
-            "give the address of a running Dask scheduler, e.g. tcp://host:8786"
-        ) from None
 
 
 def one_time(text: str) -> float:
@@ -175,22 +146,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="L[,L...]",
         help="levels per point: analog-float, analog-golden (default both)",
     )
-    p.add_argument(
-        "--scheduler",
-        type=scheduler_address,
-        default=None,
-        metavar="ADDR",
-        help="address of a running Dask scheduler, e.g. tcp://host:8786 "
-        "(default: start a LocalCluster)",
-    )
-    p.add_argument(
-        "--workers",
-        type=bounded_int(1, MAX_WORKERS),
-        default=None,
-        metavar="N",
-        help=f"LocalCluster worker processes, one thread each: 1..{MAX_WORKERS} (4 per "
-        f"core; default {DEFAULT_WORKERS}); not with --scheduler",
-    )
+    add_cluster_args(p, f"default {DEFAULT_WORKERS}")
     add_out_arg(p, "sweep")
     p.set_defaults(func=run)
 
@@ -200,35 +156,8 @@ def _fmt(v) -> str:
 
 
 def _connect(args, stack):
-    """A Dask client on a fresh LocalCluster or the given scheduler; closed by ``stack``."""
-
-    # lazy: dask (kept out of ``aimcflow --help``)
-    from distributed import Client, LocalCluster
-
-    if args.scheduler is not None:
-        try:
-            return stack.enter_context(
-                Client(args.scheduler, timeout=SCHEDULER_TIMEOUT_S, set_as_default=False)
-            )
-        except (OSError, TimeoutError, ValueError) as exc:
-            raise UserInputError(
-                f"--scheduler {args.scheduler}: cannot connect ({type(exc).__name__}: {exc}); "
-                "give the address of a running Dask scheduler, e.g. tcp://host:8786"
-            ) from None
-    cluster = stack.enter_context(
-        LocalCluster(
-            n_workers=args.workers or DEFAULT_WORKERS,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,
-            # the scheduler's health/metrics HTTP server still starts; on a free local port,
-            # not on 8787, so parallel sweeps (or pytest-xdist workers) do not collide
-            scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
-            host="127.0.0.1",
-            silence_logs=logging.ERROR,
-        )
-    )
-    return stack.enter_context(Client(cluster, set_as_default=False))
+    """A Dask client for the sweep (:func:`aimcflow.flows.cluster.connect`)."""
+    return connect(args, stack)
 
 
 def _setting(key: str, v) -> str:
@@ -348,13 +277,7 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     console = Console()
     # --- validate every input before any output exists or any worker starts
-    if args.scheduler is not None and args.workers is not None:
-        raise UserInputError(
-            "--workers sizes the LocalCluster; with --scheduler the "
-            "remote cluster's workers are used: give one of them"
-        )
-    if args.scheduler is not None:
-        _probe_scheduler(args.scheduler)
+    check_cluster_args(args)
     gname = None if args.grid is None else grid_name(args.grid)
     given = [
         o
