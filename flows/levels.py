@@ -135,11 +135,21 @@ def level4(prog, x, y, images, logits3, console, sim: str = "verilator") -> dict
             build_s = time.perf_counter() - tb  # Verilog generation + cache lookup or build
     except UserInputError as exc:
         return {"accuracy": None, "reason": str(exc)}
-    # where each op runs: analog layers' periphery in RTL; adds and pools on golden models
-    # until their RTL is in the loop (said in the results, never claimed as RTL)
-    ops = placement(prog, f"RTL (periphery_top on {sim}, compared with level 3)")
     with console.status(f"analog-rtl: periphery RTL ({sim}) in the loop, {len(x)} images"):
         r = network.run_level4(prog, x, images, build=build)
+    # where each op ran: analog layers' periphery in periphery_top; an add or pool kind in
+    # its unit only if the run reports RTL results for it (never claimed otherwise)
+    ran = {o["kind"] for o in r.extra.get("ops_rtl", ())}
+    units = {"add": "rtl/residual.py", "pool": "rtl/pool.py"}
+    ops = placement(
+        prog,
+        f"RTL (periphery_top on {sim}, compared with level 3)",
+        {
+            k: f"RTL ({f} in network_top on {sim}, compared with level 3)"
+            for k, f in units.items()
+            if k in ran
+        },
+    )
     mismatches = _mismatches(r, logits3)
     acc = float(np.mean(r.logits.argmax(1) == y)) if r.logits is not None else None
     stalled = None
@@ -176,6 +186,7 @@ def level4(prog, x, y, images, logits3, console, sim: str = "verilator") -> dict
         "waves": r.waves,
         "log": r.log,
         "layers": r.layers,
+        "ops_rtl": r.extra.get("ops_rtl", []),
         "ops": ops,
         "ops_not_in_rtl": [o["op"] for o in ops if o["ran"].startswith("golden")],
         "stalled": stalled,

@@ -18,8 +18,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from aimcflow.models.errors import UserInputError
 from aimcflow.models.nn.golden import logits_of
+from aimcflow.rtl.pool import PoolRtlParams
+from aimcflow.rtl.residual import ResidualRtlParams
 
 from ..network_top import NetworkTop, NetworkTopParams
+from ..postops import pool_params, residual_params
 from ..rtlparams import conv_cycles, mgmt_params, nmpu_params
 from ..runner import CosimFailure, build_component, cache_dir
 from .jobfile import write_job
@@ -58,6 +61,22 @@ def rtl_params(prog):
     return nmpu_params(prog.cfg), mgmt_params(prog.cfg, x_bits=x_bits, x_signed=x_signed)
 
 
+def op_rtl_params(prog) -> tuple[ResidualRtlParams | None, PoolRtlParams | None]:
+    """The residual-add and pooling units ``network_top`` needs for this program (None for
+    a kind the network does not have).  Each op loads its own formats, activation and
+    coefficients, so one unit per kind serves every add / pool of the network."""
+    res = residual_params(prog.cfg) if prog.adds else None
+    pool = pool_params(prog.cfg) if prog.pools else None
+    return res, pool
+
+
+def top_params(prog) -> NetworkTopParams:
+    """``network_top``'s parameters for this program."""
+    nrtl, mrtl = rtl_params(prog)
+    res, pool = op_rtl_params(prog)
+    return NetworkTopParams(nrtl, mrtl, conv_cycles(prog.cfg), **RING, residual=res, pool=pool)
+
+
 def check_fits(prog) -> None:
     """Raise :class:`UserInputError` if a layer needs more row tiles than the NMPU holds."""
     nrtl, _ = rtl_params(prog)
@@ -70,12 +89,11 @@ def check_fits(prog) -> None:
 
 
 def build_for(prog, sim: str = "verilator"):
-    """The Verilator (or ``sim="icarus"``: Icarus) build of ``periphery_top`` for this
+    """The Verilator (or ``sim="icarus"``: Icarus) build of ``network_top`` (``periphery_top``,
+    plus the residual and pooling units when the network has them) for this
     program's config (cached by the hash of its Verilog, i.e. of every parameter): a
     :class:`aimcflow.cosim.runner.Build` with ``build_s`` and ``cached``."""
-    nrtl, mrtl = rtl_params(prog)
-    top = NetworkTop(NetworkTopParams(nrtl, mrtl, conv_cycles(prog.cfg), **RING))
-    return build_component(top, TOPLEVEL, name="network-top", sim=sim)
+    return build_component(NetworkTop(top_params(prog)), TOPLEVEL, name="network-top", sim=sim)
 
 
 @dataclass
@@ -152,11 +170,14 @@ def run_level4(
             },
         )
         nrtl, mrtl = rtl_params(prog)
+        res_rtl, pool_rtl = op_rtl_params(prog)
         params = {
             "job": str(blob),
             "job_key": job_key,
             "nmpu_rtl": dataclasses.asdict(nrtl),
             "mgmt_rtl": dataclasses.asdict(mrtl),
+            "residual_rtl": None if res_rtl is None else dataclasses.asdict(res_rtl),
+            "pool_rtl": None if pool_rtl is None else dataclasses.asdict(pool_rtl),
             "p_valid": p_valid,
             "p_ready": p_ready,
             "seed": seed,
