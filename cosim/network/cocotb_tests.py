@@ -113,6 +113,7 @@ async def run_network(
     failed = False
     for b0 in range(0, len(x), bs):
         ids = images[b0 : b0 + bs]
+        ops.reseed(int(p["seed"]), int(ids[0]))
         # the schedule: stages, residual adds and poolings all come back here for the RTL
         walker = walk(prog, input_codes(prog, x[b0 : b0 + bs]), ops=True)
         step = next(walker)

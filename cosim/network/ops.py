@@ -56,6 +56,17 @@ class OpRunner:
                 dut, rtl, seed + 2, p_valid, p_ready, prefix=PREFIXES["pool"]
             )
 
+    def reseed(self, seed: int, first_image: int) -> None:
+        """Restart the units' random gaps and backpressure from (``seed``, the batch's first
+        image id), so a batch's op cycles do not depend on the batches run before it in
+        this process (images sharded over workers give the same cycles)."""
+        for k, tb in enumerate((self.res, self.pool)):
+            if tb is None:
+                continue
+            tb.rng = np.random.default_rng([seed, first_image, k])
+            for agent in tb.agents:
+                agent.reseed(tb.rng)
+
     def job(self, prog, step, ins: list[np.ndarray]):
         """The unit bench and its job for ``step`` (an add or a pool) on inputs ``ins``."""
         if step.kind == "add":
