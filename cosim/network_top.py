@@ -30,6 +30,14 @@ probabilities ``stall_o / 256`` and ``stall_tile / 256``, reproducible from the 
 independent of when Python wakes.  Both at 0 (reset): no stalls.  Stalled cycles are
 counted cycles (``periphery_top`` runs and waits), so they show in ``cycles``.
 
+Residual add and pooling (``rtl/residual.py``, ``rtl/pool.py``), when the network has
+them: the units sit beside ``periphery_top`` (they share no wires with it), with their
+streams on ports ``res_i``/``res_o``/``res_load`` and ``pool_i``/``pool_o``/``pool_load``
+(:data:`aimcflow.cosim.postops_top.PREFIXES`), driven beat by beat by the level-4 bench
+between two layers.  They run on the wrapper's own clock, outside the ``EnableInserter``
+(a network op waits for its inputs, so the units are never busy while ``periphery_top``
+is), so ``cycles`` counts only ``periphery_top``; the bench counts the units' cycles.
+
 ``nmpu_handshake_errors`` counts the counted cycles in which the NMPU's documented
 handshake ``i.ready = ~o.valid | o.ready`` does not hold (a protocol monitor, both modes).
 
@@ -50,10 +58,14 @@ from dataclasses import dataclass
 
 from aimcflow.rtl.params import MgmtRtlParams, NmpuRtlParams
 from aimcflow.rtl.periphery_top import PeripheryTop
+from aimcflow.rtl.pool import Pool, PoolRtlParams
+from aimcflow.rtl.residual import ResidualAdd, ResidualRtlParams
 from amaranth import Cat, EnableInserter, Module, Mux, Shape, Signal
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
+
+from .postops_top import PREFIXES
 
 IN_RINGS = ("x", "adc", "nmpu_load", "mgmt_load")
 OUT_RINGS = ("dac", "o", "status")
@@ -73,6 +85,10 @@ class NetworkTopParams:
     k: int = 16
     in_words: int = 256
     out_beats: int = 4096
+    #: the residual-add unit beside ``periphery_top`` (None: the network has no add)
+    residual: ResidualRtlParams | None = None
+    #: the pooling unit beside ``periphery_top`` (None: the network has no pooling)
+    pool: PoolRtlParams | None = None
 
     def __post_init__(self) -> None:
         for n in ("in_words", "out_beats"):
@@ -116,6 +132,17 @@ class NetworkTop(wiring.Component):
             ports[f"{n}_rdata"] = Out(p.k * self.widths[n])
         for n in TARGETS:
             ports[f"{n}_target"] = In(COUNT_BITS)
+        # the units between layers, each stream on a prefixed port
+        self.units = {}
+        if p.residual is not None:
+            self.units[PREFIXES["residual"]] = ResidualAdd(p.residual)
+        if p.pool is not None:
+            self.units[PREFIXES["pool"]] = Pool(p.pool)
+        for prefix, unit in self.units.items():
+            um = unit.signature.members
+            for name in ("i", "load"):
+                ports[prefix + name] = In(um[name].signature.flip())
+            ports[prefix + "o"] = Out(um["o"].signature)
         super().__init__(ports)
 
     def elaborate(self, platform):
@@ -124,6 +151,10 @@ class NetworkTop(wiring.Component):
         top = self.top
         en = Signal()
         m.submodules.top = EnableInserter(en)(top)
+        for prefix, unit in self.units.items():  # the wrapper's clock: see module docstring
+            m.submodules[prefix + "unit"] = unit
+            for name in ("i", "load", "o"):
+                wiring.connect(m, wiring.flipped(getattr(self, prefix + name)), getattr(unit, name))
         ring = ~self.bypass
         k = p.k
 

@@ -41,6 +41,10 @@ class _StreamAgent:
         self.lean = lean
         self._coins = iter(())
 
+    def reseed(self, rng: np.random.Generator) -> None:
+        """Draw from ``rng`` from now on (buffered draws of the old one are dropped)."""
+        self.rng, self._coins = rng, iter(())
+
     def _coin(self, p: float) -> bool:
         """True with probability ``p``."""
         if p >= 1.0:

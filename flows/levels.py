@@ -162,9 +162,6 @@ def level4(
             build_s = time.perf_counter() - tb  # Verilog generation + cache lookup or build
     except UserInputError as exc:
         return {"accuracy": None, "reason": str(exc)}
-    # where each op runs: analog layers' periphery in RTL; adds and pools on golden models
-    # until their RTL is in the loop (said in the results, never claimed as RTL)
-    ops = placement(prog, f"RTL (periphery_top on {sim}, compared with level 3)")
     shards = shards if shards is not None else Shards.plan(len(x))
     where = "" if shards.local else f" on {len(shards.bounds)} Dask workers"
     with console.status(
@@ -173,6 +170,19 @@ def level4(
     ):
         r, rs = shard_runs.level4(shards, prog, x, images, logits3, build, sim, STALLS)
     mismatches = shard_runs.mismatches(r, logits3)
+    # where each op ran: analog layers' periphery in periphery_top; an add or pool kind in
+    # its unit only if the run reports RTL results for it (never claimed otherwise)
+    ran = {o["kind"] for o in r.extra.get("ops_rtl", ())}
+    units = {"add": "rtl/residual.py", "pool": "rtl/pool.py"}
+    ops = placement(
+        prog,
+        f"RTL (periphery_top on {sim}, compared with level 3)",
+        {
+            k: f"RTL ({f} in network_top on {sim}, compared with level 3)"
+            for k, f in units.items()
+            if k in ran
+        },
+    )
     acc = float(np.mean(r.logits.argmax(1) == y)) if r.logits is not None else None
     stalled = None
     if rs is not None and not mismatches:  # the same images with random stalls on o, dac, adc
@@ -206,6 +216,7 @@ def level4(
         "waves": r.waves,
         "log": r.log,
         "layers": r.layers,
+        "ops_rtl": r.extra.get("ops_rtl", []),
         "ops": ops,
         "ops_not_in_rtl": [o["op"] for o in ops if o["ran"].startswith("golden")],
         "stalled": stalled,

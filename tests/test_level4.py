@@ -22,14 +22,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 from aimcflow.cosim import network
-from aimcflow.cosim.benches.network_probes import CORRUPTED
+from aimcflow.cosim.benches.network_probes import CORRUPTED, CORRUPTED_OP
 from aimcflow.cosim.network import format_mismatch, run_level4
 from aimcflow.flows import cli
 from aimcflow.models.config import load_config
 from aimcflow.models.nn.compiler import compile_network
 from aimcflow.models.nn.convert import convert
 from aimcflow.models.nn.data import load_digits_dataset
-from aimcflow.models.nn.golden import LayerTrace, forward_golden
+from aimcflow.models.nn.golden import LayerTrace, forward_golden, input_codes, layer_forward
+from aimcflow.models.nn.schedule import golden_add, golden_pool, walk
 from aimcflow.models.nn.workloads import pretrained
 
 FAST_IMAGES = {"digits-mlp": 60, "digits-cnn": 12}
@@ -173,43 +174,85 @@ def test_level4_live_tiles_equal_recorded_answers(digits):
     assert ring.ideal_cycles == r.ideal_cycles
 
 
+def _op_outputs(prog, x) -> dict[str, int]:
+    """Level 3's output activations per residual add / pooling step on images ``x``,
+    counted from its own schedule walk (golden periphery and golden ops)."""
+    sizes: dict[str, int] = {}
+    gen = walk(prog, input_codes(prog, x), ops=True)
+    try:
+        step, ins = next(gen)
+        while True:
+            if step.kind == "stage":
+                y = layer_forward(prog, step.index, ins[0], np.arange(len(x)))
+            elif step.kind == "add":
+                y = golden_add(prog, step.index, *ins)
+            else:
+                y = golden_pool(prog, step.index, ins[0])
+            if step.kind != "stage":
+                sizes[step.name] = sizes.get(step.name, 0) + int(np.size(y))
+            step, ins = gen.send(y)
+    except StopIteration:
+        pass
+    return sizes
+
+
 @pytest.mark.cosim
-def test_level4_residual_network_reports_where_each_op_ran(digits, tmp_path, monkeypatch, capsys):
-    """digits-resnet at level 4: every analog layer's periphery in RTL equals level 3;
-    the residual adds and pooling run on their golden models, and the run says so op by
-    op (never claims RTL for them)."""
-    r, _ = _check_level4(digits, "digits-resnet", "baseline-ftj", 2)
-    assert r.activations_compared > 0
+def test_level4_residual_network_runs_every_op_in_rtl(digits, tmp_path, monkeypatch, capsys):
+    """digits-resnet at level 4: the analog layers' periphery (periphery_top), the residual
+    adds (rtl/residual.py) and the poolings (rtl/pool.py) all run in RTL, each output
+    activation equal to level 3's; ``run`` reports every op as RTL."""
+    n = 3
+    prog = _program("digits-resnet", "baseline-ftj")
+    x, images = digits.x_test[:n], np.arange(n)
+    traces = [LayerTrace(lp.name) for lp in prog.layers]
+    logits3 = forward_golden(prog, x, images, traces=traces)
+    r = run_level4(prog, x, images)
+    assert r.mismatches == 0, "\n".join(map(format_mismatch, r.errors))
+    np.testing.assert_array_equal(r.logits, logits3)
+    op_sizes = _op_outputs(prog, x)
+    assert {s.name for s in prog.steps if s.kind in ("add", "pool")} == set(op_sizes)
+    # every add and pool ran on its unit, every output activation compared
+    ran = {o["name"]: o for o in r.extra["ops_rtl"]}
+    assert {k: o["activations"] for k, o in ran.items()} == op_sizes
+    assert r.activations_compared == sum(int(np.size(y)) for tr in traces for y in tr.y) + sum(
+        op_sizes.values()
+    )
+    for o in ran.values():  # ideal = load beats + input beats; latency and load turnaround
+        assert o["ideal_cycles"] < o["rtl_cycles"] <= o["ideal_cycles"] + 16
+    assert r.rtl_cycles == sum(lay["rtl_cycles"] for lay in r.layers) + sum(
+        o["rtl_cycles"] for o in ran.values()
+    )
     monkeypatch.chdir(tmp_path)
-    argv = [
-        "run",
-        "--model",
-        "digits-resnet",
-        "--images",
-        "2",
-        "--repeats",
-        "1",
-        "--drift",
-        "1h",
-        "--levels",
-        "analog-rtl",
-        "--out",
-        "o",
-    ]
+    argv = ["run", "--model", "digits-resnet", "--images", "2", "--repeats", "1"]
+    argv += ["--drift", "1h", "--levels", "analog-rtl", "--out", "o"]
     assert cli.main(argv) == 0
     out = capsys.readouterr().out
     res = json.loads((tmp_path / "o" / "results.json").read_text())
-    ops = res["levels"]["analog_rtl"]["ops"]
-    not_rtl = {o["op"] for o in ops if not o["ran"].startswith("RTL")} - {
-        o["op"] for o in ops if o["kind"] == "reshape"
-    }
-    assert not_rtl == {o["op"] for o in ops if o["kind"] in ("add", "pool")}
-    assert {o["kind"] for o in ops if o["ran"].startswith("RTL")} == {"stage"}
-    assert res["levels"]["analog_rtl"]["ops_not_in_rtl"] == [
-        o["op"] for o in ops if o["kind"] in ("add", "pool")
-    ]
-    assert "not every op ran in RTL" in " ".join(out.split())
-    assert res["mismatches"] == 0
+    rtl = res["levels"]["analog_rtl"]
+    ops = rtl["ops"]
+    assert {o["kind"] for o in ops} == {"stage", "add", "pool", "reshape"}
+    for o in ops:
+        unit = {"stage": "periphery_top", "add": "rtl/residual.py", "pool": "rtl/pool.py"}
+        if o["kind"] != "reshape":
+            assert o["ran"].startswith(f"RTL ({unit[o['kind']]}"), o
+    assert rtl["ops_not_in_rtl"] == []
+    assert "not every op ran in RTL" not in " ".join(out.split())
+    assert res["mismatches"] == 0 and rtl["stalled"]["mismatches"] == 0
+
+
+@pytest.mark.cosim
+def test_level4_corrupted_add_is_a_mismatch(digits):
+    """A residual add whose unit gets a shift one too small (the golden reference keeps
+    the program's) is reported: op, image, element, expected, actual."""
+    prog = _program("digits-resnet", "baseline-ftj")
+    r = run_level4(
+        prog, digits.x_test[:2], bench=CORRUPTED_OP, bench_params={"corrupt_op": ["add", 0]}
+    )
+    assert r.mismatches > 0 and r.logits is None
+    name = next(s.name for s in prog.steps if s.kind == "add" and s.index == 0)
+    assert r.errors and all(e.get("op") == name and "element" in e for e in r.errors)
+    assert all(e["expected"] != e["actual"] for e in r.errors)
+    assert name in format_mismatch(r.errors[0])
 
 
 def test_level4_stress_config_with_random_stalls(digits):

@@ -6,6 +6,9 @@ Run through :func:`aimcflow.cosim.network.run_level4` with ``bench=CORRUPTED`` o
 * ``network_corrupted`` (``{"corrupt": {"layer": stage index, "field": gain|offset|mult|bias,
   "column": c, "delta": int}}``): adds ``delta`` to one coefficient as loaded into the RTL
   (the golden reference keeps the right one), so the comparator must report it.
+* ``network_corrupted_op`` (``{"corrupt_op": [kind, index]}``, kind ``add`` or ``pool``):
+  that step's ``shift`` one lower as loaded into its unit (the sum twice as large; an
+  average pool's too), while the golden reference keeps the program's.
 * ``network_bare`` (``{"bare_cycles": n}``): after the network, times bare cocotb clock
   loops of ``n`` cycles on the same Verilated top (the cosim cost floor):
   ``bare_s_per_cycle`` (one ``RisingEdge`` per cycle; ``bare_cpu_s_per_cycle`` its CPU
@@ -18,6 +21,7 @@ Run through :func:`aimcflow.cosim.network.run_level4` with ``bench=CORRUPTED`` o
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import cocotb
@@ -30,6 +34,7 @@ from ..runner import load_params
 
 MODULE = "aimcflow.cosim.benches.network_probes"
 CORRUPTED = (MODULE, "network_corrupted")
+CORRUPTED_OP = (MODULE, "network_corrupted_op")
 BARE = (MODULE, "network_bare")
 BARE_ONLY = (MODULE, "bare_only")
 
@@ -45,6 +50,23 @@ async def network_corrupted(dut):
             coef[c["field"]][..., int(c["column"])] += int(c["delta"])
 
     _, result, failed = await run_network(dut, p, coef_hook=corrupt)
+    finish(result, failed)
+
+
+@cocotb.test()
+async def network_corrupted_op(dut):
+    """The network with one add's (or average pool's) shift loaded wrong into its unit."""
+    p = load_params()
+    kind, index = p["corrupt_op"]
+
+    def corrupt(k: str, i: int, job):
+        if (k, i) != (kind, int(index)):
+            return job
+        return dataclasses.replace(
+            job, coeffs=dataclasses.replace(job.coeffs, shift=job.coeffs.shift - 1)
+        )
+
+    _, result, failed = await run_network(dut, p, op_hook=corrupt)
     finish(result, failed)
 
 

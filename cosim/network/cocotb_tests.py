@@ -1,4 +1,5 @@
-"""The level-4 cocotb test: the whole network, compared job by job with level 3.
+"""The level-4 cocotb test: the whole network, compared job by job with level 3 (column
+jobs on ``periphery_top``, residual adds and poolings on their units, :mod:`.ops`).
 
 Runs inside the simulator (``network_top``, :func:`aimcflow.cosim.network.build_for`).  The
 parameters (:func:`aimcflow.cosim.runner.load_params`) name the signed job file
@@ -12,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable
+from typing import Any
 
 import cocotb
 import numpy as np
@@ -26,6 +28,7 @@ from .benches import NetworkTB, RingNetworkTB
 from .compare import MAX_REPORT, compare_job, format_mismatch, report_dac_mismatches
 from .jobfile import read_job
 from .jobs import RecordingTile, job_coefficients
+from .ops import OpRunner, op_stats
 
 _IMPORTED_AT = time.time()  # in the simulator: when cocotb imported this module
 
@@ -33,6 +36,10 @@ CoefHook = Callable[[int, dict[str, np.ndarray]], None]
 """``hook(layer index, coefficients)`` may alter a column job's coefficients (``gain``,
 ``offset`` (T,C), ``mult``, ``bias`` (C,)) as loaded into the RTL; the golden reference
 keeps the chip program's."""
+
+OpHook = Callable[[str, int, Any], Any]
+"""``hook(kind, index, job)`` of an add or pool step may return another job (other
+registers) for its RTL unit; the golden reference keeps the chip program's."""
 
 
 def make_tb(dut, p: dict, live: bool) -> NetworkTB:
@@ -72,12 +79,14 @@ async def run_network(
     dut,
     p: dict,
     coef_hook: CoefHook | None = None,
+    op_hook: OpHook | None = None,
     *,
     tb: NetworkTB | None = None,
     memo: dict | None = None,
 ):
-    """Run the job file's network through the RTL, layer by layer; returns
-    ``(tb, result dict, failed)``.  Stops at the first layer with a mismatch.
+    """Run the job file's network through the RTL, step by step (layers on
+    ``periphery_top``, residual adds and poolings on their units); returns
+    ``(tb, result dict, failed)``.  Stops at the first step with a mismatch.
 
     ``tb``: the bench of an earlier run in this simulator (clock running, not reset
     again) to run the network once more on; ``memo``: the golden reference of every column
@@ -91,11 +100,21 @@ async def run_network(
     fresh = tb is None
     if tb is None:
         tb = make_tb(dut, p, bool(job["live_tiles"]))
+    stalls = float(p.get("stalls", 0.0))
+    # the units between layers: the network's stream timing, plus the stalled run's
+    # random backpressure on their outputs (agents hold no running coroutine, so a second
+    # run in this simulator makes its own)
+    ops = OpRunner(
+        dut,
+        p,
+        int(p["seed"]),
+        float(p["p_valid"]),
+        min(float(p["p_ready"]), 1.0 - stalls),
+    )
     t_tb = time.time()
     if fresh:
         tb.start_clock()
         await tb.reset()
-    stalls = float(p.get("stalls", 0.0))
     if stalls > 0 and not isinstance(tb, RingNetworkTB):
         raise ValueError("stalls need ring mode (no gaps, no backpressure, recorded tiles)")
     # network_top's count of NMPU handshake-promise violations so far
@@ -104,6 +123,7 @@ async def run_network(
     t0 = time.perf_counter()
     traces = [LayerTrace(lp.name) for lp in prog.layers]
     stats = [_layer_stats(lp.name) for lp in prog.layers]
+    ostats: dict[str, dict] = {}  # per residual add / pooling step
     errors: list[dict] = []
     compared = status_compared = mismatches = dac_mismatches = 0
     protocol_errors = sat_flag_errors = 0
@@ -116,12 +136,37 @@ async def run_network(
         ids = images[b0 : b0 + bs]
         if stalls > 0:  # reseeded per batch: a batch's stalls do not depend on where it runs
             await tb.set_stalls(stalls, batch_stall_seed(int(p["seed"]), int(ids[0])))
-        # the schedule: stages come back here for the RTL; residual adds and pooling
-        # run on their golden models inside walk() (the host reports them as such)
-        walker = walk(prog, input_codes(prog, x[b0 : b0 + bs]))
+        ops.reseed(int(p["seed"]), int(ids[0]))
+        # the schedule: stages, residual adds and poolings all come back here for the RTL
+        walker = walk(prog, input_codes(prog, x[b0 : b0 + bs]), ops=True)
         step = next(walker)
         while True:
-            i, h = step
+            sp, ins = step
+            if sp.kind != "stage":  # a residual add or a pooling on its unit
+                ost = ostats.setdefault(sp.name, op_stats(sp))
+                try:
+                    h, bad, cyc, ideal = await ops.run(prog, sp, ins, ids, errors, op_hook)
+                except AssertionError as exc:  # a timeout: the unit stopped answering
+                    errors.append({"op": sp.name, "kind": sp.kind, "timeout": str(exc)})
+                    failed = True
+                    mismatches += 1
+                    break
+                compared += int(np.size(h))
+                mismatches += bad
+                ost["rtl_cycles"] += cyc
+                ost["ideal_cycles"] += ideal
+                ost["jobs"] += 1
+                ost["activations"] += int(np.size(h))
+                if mismatches:
+                    failed = True
+                    break
+                try:
+                    step = walker.send(h)
+                except StopIteration as stop:
+                    h = stop.value
+                    break
+                continue
+            i, h = sp.index, ins[0]
             lp = prog.layers[i]
             lj = layer_jobs(prog, i, h, ids)
             results = []
@@ -234,10 +279,11 @@ async def run_network(
         "sat_flag_errors": sat_flag_errors,
         "stalls": stalls,
         "errors": errors,
-        "rtl_cycles": sum(s["rtl_cycles"] for s in stats),
+        "rtl_cycles": sum(s["rtl_cycles"] for s in (*stats, *ostats.values())),
         "conv_cycles": sum(s["conv_cycles"] for s in stats),
-        "ideal_cycles": sum(s["ideal_cycles"] for s in stats),
+        "ideal_cycles": sum(s["ideal_cycles"] for s in (*stats, *ostats.values())),
         "layers": stats,
+        "ops_rtl": list(ostats.values()),
         "sim_wall_s": time.perf_counter() - t0,
         "loop_s": tb.loop_s,
         "startup": {

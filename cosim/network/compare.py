@@ -1,4 +1,5 @@
-"""The level-4 comparator: the RTL's result of a column job against the golden models'.
+"""The level-4 comparator: the RTL's result of a column job, a residual add or a pooling
+against the golden models'.
 
 Every output activation ``y`` and every status field (``e``, ``iters``, ``sat``) is
 compared; each mismatch is counted and the first :data:`MAX_REPORT` are described as dicts
@@ -73,8 +74,43 @@ def report_dac_mismatches(
         )
 
 
+def compare_op(step, got: np.ndarray, exp: np.ndarray, ids, errors: list[dict]) -> int:
+    """Count the output activations of an add or pool step (``got`` from its RTL, ``exp``
+    from its golden model, both (V, ...) with one row per image) that differ; describe the
+    first few in ``errors`` (op, image, element index, expected, actual)."""
+    got, exp = np.asarray(got), np.asarray(exp)
+    if got.shape != exp.shape:
+        errors.append(
+            {
+                "op": step.name,
+                "kind": step.kind,
+                "protocol": f"output shape {got.shape}, expected {exp.shape}",
+            }
+        )
+        return max(1, int(exp.size))
+    bad = np.argwhere(got != exp)
+    for idx in bad[: max(0, MAX_REPORT - len(errors))]:
+        v = int(idx[0])
+        errors.append(
+            {
+                "op": step.name,
+                "kind": step.kind,
+                "image": int(ids[v]),
+                "element": tuple(int(i) for i in idx[1:]),
+                "expected": int(exp[tuple(idx)]),
+                "actual": int(got[tuple(idx)]),
+            }
+        )
+    return len(bad)
+
+
 def format_mismatch(err: dict) -> str:
     """One line: layer, tile, image, column, expected, actual (or the error as it is)."""
+    if "op" in err and "element" in err:
+        return (
+            f"{err['kind']} {err['op']}, image {err['image']}, element {err['element']}: "
+            f"expected {err['expected']}, actual {err['actual']}"
+        )
     if "what" not in err:
         return str(err)
     return (

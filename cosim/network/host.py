@@ -18,8 +18,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from aimcflow.models.errors import UserInputError
 from aimcflow.models.nn.golden import logits_of
+from aimcflow.rtl.pool import PoolRtlParams
+from aimcflow.rtl.residual import ResidualRtlParams
 
 from ..network_top import NetworkTop, NetworkTopParams
+from ..postops import pool_params, residual_params
 from ..rtlparams import conv_cycles, mgmt_params, nmpu_params
 from ..runner import CosimFailure, build_component, cache_dir
 from .jobfile import write_job
@@ -94,6 +97,24 @@ def rtl_params(prog):
     return g.nmpu, g.mgmt
 
 
+def op_rtl_params(prog) -> tuple[ResidualRtlParams | None, PoolRtlParams | None]:
+    """The residual-add and pooling units ``network_top`` needs for this program (None for
+    a kind the network does not have).  Each op loads its own formats, activation and
+    coefficients, so one unit per kind serves every add / pool of the network."""
+    res = residual_params(prog.cfg) if prog.adds else None
+    pool = pool_params(prog.cfg) if prog.pools else None
+    return res, pool
+
+
+def top_params(prog, group: RtlGroup | None = None, ops: bool = True) -> NetworkTopParams:
+    """``network_top``'s parameters for this program's periphery configuration ``group``
+    (None: its only one), with the residual and pooling units when ``ops`` (with per-layer
+    parameter sets only the first configuration's run drives the adds and pools)."""
+    g = group if group is not None else rtl_groups(prog)[0]
+    res, pool = op_rtl_params(prog) if ops else (None, None)
+    return NetworkTopParams(g.nmpu, g.mgmt, g.conv_cycles, **RING, residual=res, pool=pool)
+
+
 def check_fits(prog) -> None:
     """Raise :class:`UserInputError` if a layer needs more row tiles than the NMPU holds."""
     nrtl = rtl_groups(prog)[0].nmpu
@@ -119,8 +140,8 @@ def build_for(prog, sim: str = "verilator"):
 def builds_for(prog, sim: str = "verilator", groups: list[RtlGroup] | None = None) -> list:
     """One build per periphery configuration of the program (:func:`rtl_groups`)."""
     out = []
-    for g in groups if groups is not None else rtl_groups(prog):
-        top = NetworkTop(NetworkTopParams(g.nmpu, g.mgmt, g.conv_cycles, **RING))
+    for k, g in enumerate(groups if groups is not None else rtl_groups(prog)):
+        top = NetworkTop(top_params(prog, g, ops=k == 0))
         out.append(build_component(top, TOPLEVEL, name="network-top", sim=sim))
     return out
 
@@ -204,8 +225,8 @@ def run_level4(
         then_stalls=then_stalls, bench=bench, bench_params=bench_params,
     )  # fmt: skip
     runs = []
-    for g, b in zip(groups, builds, strict=True):
-        runs.append(_run_group(prog, x, images, g, b, **kw))
+    for k, (g, b) in enumerate(zip(groups, builds, strict=True)):
+        runs.append(_run_group(prog, x, images, g, b, ops=k == 0, **kw))
         if runs[-1].mismatches:  # the first failing configuration is the report
             break
     return _merge(runs, groups)
@@ -227,7 +248,8 @@ def _merge(runs: list[Level4Result], groups: list[RtlGroup]) -> Level4Result:
     last = runs[-1]
     return Level4Result(
         logits=last.logits,
-        activations_compared=sum(lay.get("activations", 0) for lay in layers if lay is not None),
+        activations_compared=sum(lay.get("activations", 0) for lay in layers if lay is not None)
+        + sum(o["activations"] for o in runs[0].extra.get("ops_rtl", ())),
         mismatches=sum(r.mismatches for r in runs),
         errors=[e for r in runs for e in r.errors],
         rtl_cycles=sum(r.rtl_cycles for r in runs),
@@ -239,7 +261,8 @@ def _merge(runs: list[Level4Result], groups: list[RtlGroup]) -> Level4Result:
         build_cached=all(r.build_cached for r in runs),
         waves=next((r.waves for r in runs if r.waves), None),
         log=next((r.log for r in runs if r.log), None),
-        extra=last.extra | {"configurations": len(runs)},
+        extra=last.extra
+        | {"ops_rtl": runs[0].extra.get("ops_rtl", []), "configurations": len(runs)},
         stalled=None
         if any(r.stalled is None for r in runs)
         else _merge([r.stalled for r in runs], groups),
@@ -247,11 +270,12 @@ def _merge(runs: list[Level4Result], groups: list[RtlGroup]) -> Level4Result:
 
 
 def _run_group(
-    prog, x, images, group: RtlGroup, b, *, batch_size, live_tiles, p_valid, p_ready, seed,
-    waves_on_failure, per_beat, stalls, then_stalls, bench, bench_params,
+    prog, x, images, group: RtlGroup, b, *, ops, batch_size, live_tiles, p_valid, p_ready,
+    seed, waves_on_failure, per_beat, stalls, then_stalls, bench, bench_params,
 ) -> Level4Result:  # fmt: skip
     """One simulator run: the layers of ``group`` through its RTL, the others through the
-    golden models (their inputs are the golden ones either way: a mismatch stops the run)."""
+    golden models (their inputs are the golden ones either way: a mismatch stops the run);
+    with ``ops`` the adds and pools through the residual and pooling units."""
 
     work = cache_dir() / "network" / uuid.uuid4().hex[:12]
     work.mkdir(parents=True)
@@ -267,12 +291,15 @@ def _run_group(
                 "live_tiles": live_tiles,
             },
         )
+        res_rtl, pool_rtl = op_rtl_params(prog) if ops else (None, None)
         params = {
             "job": str(blob),
             "job_key": job_key,
             "nmpu_rtl": dataclasses.asdict(group.nmpu),
             "mgmt_rtl": dataclasses.asdict(group.mgmt),
             "rtl_layers": list(group.layers),
+            "residual_rtl": None if res_rtl is None else dataclasses.asdict(res_rtl),
+            "pool_rtl": None if pool_rtl is None else dataclasses.asdict(pool_rtl),
             "p_valid": p_valid,
             "p_ready": p_ready,
             "seed": seed,

@@ -38,8 +38,10 @@ within the derived 1/2 LSB: :mod:`aimcflow.models.nn.invariants`) and the config
 ``[verify] goals``; ``levels.analog_golden.invariant_violations`` lists any breach, which
 also exits with status 1.
 ``levels.analog_rtl.ops`` lists every integer op (analog layer, residual add, pooling,
-reshape) and where it ran; ``ops_not_in_rtl`` those that ran on their golden models
-(Python), which the console also says.  ``--levels`` picks levels; ``--no-rtl`` drops analog-rtl.  analog-rtl needs the chip
+reshape) and where it ran: analog layers on ``periphery_top``, residual adds and poolings
+on their units (``rtl/residual.py``, ``rtl/pool.py``; cycles and activations per op in
+``ops_rtl``); ``ops_not_in_rtl`` any that ran on their golden models (Python) instead,
+which the console also says.  ``--levels`` picks levels; ``--no-rtl`` drops analog-rtl.  analog-rtl needs the chip
 program of analog-golden, so it runs that level too.
 
 ``--workers N`` (a Dask LocalCluster of N worker processes, 1 <= N <= 4 per core) or
@@ -311,6 +313,16 @@ def run(args: argparse.Namespace) -> int:
                 if o["op"] in rtl["ops_not_in_rtl"]
             )
             + "; the analog layers ran on the Verilated periphery_top[/yellow]",
+            highlight=False,
+        )
+    elif rtl.get("ops") and rtl.get("activations_compared") is not None:
+        console.print(
+            "analog-rtl: every integer op ran in RTL, compared with level 3: "
+            + ", ".join(
+                f"{o['op']} on {o['ran'].removeprefix('RTL (').split(' ')[0]}"
+                for o in rtl["ops"]
+                if o["kind"] != "reshape"
+            ),
             highlight=False,
         )
     if golden["accuracy"] is None:

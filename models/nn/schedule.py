@@ -19,9 +19,11 @@ compiler puts the top of the output range at the clamp's upper bound (or lower, 
 calibration percentile), so clipping at the code maximum *is* the clamp.  Lower bounds
 other than 0 (unsigned) or ``-hi`` (signed, symmetric) are refused.
 
-:func:`walk` runs a compiled schedule on integers: add and pool steps call their golden
-models (``models/periphery/residual.py``, ``pool.py``); stage steps are handed to the
-caller (a generator: level 3 answers with the golden periphery, level 4 with the RTL).
+:func:`walk` runs a compiled schedule on integers: stage steps are handed to the caller
+(a generator: level 3 answers with the golden periphery, level 4 with the RTL); add and
+pool steps call their golden models (``models/periphery/residual.py``, ``pool.py``), or,
+with ``ops=True``, are handed to the caller as well (level 4 runs them on their RTL and
+compares with :func:`golden_add` / :func:`golden_pool`).
 """
 
 from __future__ import annotations
@@ -166,10 +168,16 @@ def plan(net) -> list[Step]:
     return steps
 
 
-def walk(prog, h0: np.ndarray) -> Generator[tuple[int, np.ndarray], np.ndarray, np.ndarray]:
+def walk(
+    prog, h0: np.ndarray, ops: bool = False
+) -> Generator[tuple[Any, Any], np.ndarray, np.ndarray]:
     """Run ``prog``'s schedule on the integer input ``h0``: yields ``(stage index, integer
-    input)`` for each stage and expects its integer output back (``send``); add, pool and
-    reshape steps run here on their golden models.  Returns the output value's integers."""
+    input)`` for each stage and expects its integer output back (``send``); add and pool
+    steps run here on their golden models (:func:`golden_add`, :func:`golden_pool`),
+    reshapes as data movement.  With ``ops=True`` add and pool steps are handed to the
+    caller too, and every request is ``(step, inputs)`` (a :class:`Step` and its list of
+    integer inputs): level 4 answers adds and pools with their RTL.  Returns the output
+    value's integers."""
 
     last_use: dict[int, int] = {}
     for i, s in enumerate(prog.steps):
@@ -178,35 +186,49 @@ def walk(prog, h0: np.ndarray) -> Generator[tuple[int, np.ndarray], np.ndarray, 
     vals: dict[int, Any] = {0: h0}
     for i, s in enumerate(prog.steps):
         ins = [vals[v] for v in s.src]
-        if s.kind == "stage":
-            y = yield s.index, ins[0]
-        elif s.kind == "reshape":
+        if s.kind == "reshape":
             y = s.ops[0](ins[0])
+        elif ops:
+            y = yield s, ins
+        elif s.kind == "stage":
+            y = yield s.index, ins[0]
         elif s.kind == "add":
-            ap = prog.adds[s.index]
-            y = res_model.residual_add(
-                ins[0],
-                ins[1],
-                add_params(prog.cfg, ap),
-                res_model.ResidualCoeffs(ap.mult_a, ap.mult_b, ap.shift),
-            )
+            y = golden_add(prog, s.index, ins[0], ins[1])
         else:
-            pp = prog.pools[s.index]
-            params = pool_model.PoolParams.from_config(prog.cfg, signed=pp.signed)
-            y = pool_model.pool(
-                ins[0],
-                pp.kind,
-                pp.kernel,
-                pp.stride,
-                params,
-                pool_model.PoolCoeffs(pp.mult, pp.shift),
-                pp.padding,
-            )
+            y = golden_pool(prog, s.index, ins[0])
         vals[s.out] = y
         for v in s.src:
             if last_use.get(v) == i and v != prog.output:
                 vals.pop(v, None)
     return vals[prog.output]
+
+
+def add_args(prog, index: int) -> tuple[res_model.ResidualParams, res_model.ResidualCoeffs]:
+    """The residual golden model's parameters and coefficients of compiled add ``index``."""
+    ap = prog.adds[index]
+    return add_params(prog.cfg, ap), res_model.ResidualCoeffs(ap.mult_a, ap.mult_b, ap.shift)
+
+
+def golden_add(prog, index: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Compiled add ``index`` on branch integers ``a``, ``b`` (same shape): the residual
+    golden model (docs/SPEC.md "Residual add")."""
+    return res_model.residual_add(a, b, *add_args(prog, index))
+
+
+def pool_args(prog, index: int) -> tuple[pool_model.PoolParams, pool_model.PoolCoeffs]:
+    """The pooling golden model's parameters and coefficients of compiled pool ``index``
+    (its kind and geometry are in ``prog.pools[index]``)."""
+    pp = prog.pools[index]
+    params = pool_model.PoolParams.from_config(prog.cfg, signed=pp.signed)
+    return params, pool_model.PoolCoeffs(pp.mult, pp.shift)
+
+
+def golden_pool(prog, index: int, x: np.ndarray) -> np.ndarray:
+    """Compiled pool ``index`` on maps ``x`` (V,C,H,W): the pooling golden model
+    (docs/SPEC.md "Pooling")."""
+    pp = prog.pools[index]
+    params, coeffs = pool_args(prog, index)
+    return pool_model.pool(x, pp.kind, pp.kernel, pp.stride, params, coeffs, pp.padding)
 
 
 def add_params(cfg, ap: AddProgram):
