@@ -23,7 +23,7 @@ many shards as workers and as level-4 batches (``ceil(images / 64)``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -132,8 +132,9 @@ def level3(shards: Shards, prog, x, images, traces) -> np.ndarray:
     )
     for _, trs in parts:
         for into, tr in zip(traces, trs, strict=True):
-            for f in ("rows", "keys", "a", "e", "y", "iters", "sat"):
-                getattr(into, f).extend(getattr(tr, f))
+            for f in fields(tr):  # every per-batch list of the trace, in shard order
+                if isinstance(getattr(tr, f.name), list):
+                    getattr(into, f.name).extend(getattr(tr, f.name))
     return np.concatenate([lg for lg, _ in parts])
 
 
