@@ -52,6 +52,8 @@ def make_case(activation: str = "relu", seed: int = 0) -> Case:
     bias = rng.integers(-5, 5, C)
     lp = SimpleNamespace(
         name="L",
+        index=0,
+        out_shift=CFG.nmpu.out_shift,
         activation=activation,
         leaky_k=2,
         out_bits=CFG.nmpu.out_bits,

@@ -29,6 +29,7 @@ exact implementation may differ by:
 from __future__ import annotations
 
 import numpy as np
+from aimcflow.models.nn.compiler import layer_cfg
 
 MAX_REPORT = 8  # violations listed per check; the count is always complete
 
@@ -92,10 +93,10 @@ def periphery_invariants(prog, traces) -> list[str]:
     module docstring's properties in the level-3 ``traces`` of ``prog``; empty when all
     hold."""
     out: list[str] = []
-    for i, (lp, tr) in enumerate(zip(prog.layers, traces, strict=True)):
+    for lp, tr in zip(prog.layers, traces, strict=True):
         if not tr.a:
             continue
-        cfg = prog.layer_cfg(i)  # [[layer]] entries and the compiler's out_shift applied
+        cfg = layer_cfg(prog.cfg, lp)  # [[layer]] entries and the compiler's out_shift
         m = cfg.mgmt
         adc_lo, adc_hi = _rails(cfg.adc.bits, True)
         K = len(lp.col_slices)
