@@ -59,9 +59,10 @@ from aimcflow.models.config import AcceleratorConfig, validate_config
 from aimcflow.models.errors import UserInputError
 from aimcflow.models.io import save_npz_atomic, write_json_atomic
 from aimcflow.models.nn import schedule as sch
+from aimcflow.models.nn import seq_steps
 from aimcflow.models.nn.analog_ops import AnalogLayer, BatchNorm
 from aimcflow.models.nn.convert import AnalogNetwork
-from aimcflow.models.nn.golden import quantize_input
+from aimcflow.models.periphery.fixedpoint import quantize_input
 from aimcflow.models.periphery import mgmt as mgmt_model
 from aimcflow.models.periphery import pool as pool_model
 from aimcflow.models.periphery import residual as res_model
@@ -141,6 +142,7 @@ class ChipProgram:
     steps: list = field(default_factory=list)  # the integer schedule (models/nn/schedule.py)
     adds: list = field(default_factory=list)  # AddProgram per residual add
     pools: list = field(default_factory=list)  # PoolProgram per pooling
+    seqs: list = field(default_factory=list)  # seq_steps.SeqProgram per transformer step
     output: int = 0  # value id of the logits
     out_scale: float = 1.0  # logits units per LSB of the output value
 
@@ -166,6 +168,7 @@ class ChipProgram:
             "layers": [lp.meta() for lp in self.layers],
             "adds": [asdict(a) for a in self.adds],
             "pools": [asdict(p) for p in self.pools],
+            "seqs": [sp.meta() for sp in self.seqs],
             "steps": [
                 {"kind": s.kind, "name": s.name, "src": list(s.src), "out": s.out}
                 for s in self.steps
@@ -288,9 +291,11 @@ def _compile_stage(
     last: bool,
     cfg: AcceleratorConfig,
     percentile: float,
+    out_scale: float | None = None,
 ) -> tuple[LayerProgram, np.ndarray]:
     """One stage's periphery coefficients from its (dequantized) calibration inputs
-    ``h_in``; returns the program and the stage's float outputs on them."""
+    ``h_in``; returns the program and the stage's float outputs on them.  ``out_scale``
+    fixes the output scale (a GELU's input format) instead of calibrating it."""
     n = cfg.nmpu
     out_bits = n.out_bits
     mult_max = (1 << (n.mult_bits - 1)) - 1
@@ -300,7 +305,8 @@ def _compile_stage(
     rows_int = quantize_input(rows_f, in_scale, out_bits, in_signed)
     h = st.float_forward(h_in)
     out_signed = st.activation != "relu"
-    out_scale = _out_scale(h, last, percentile, st.clamp, out_signed, out_bits)
+    if out_scale is None:
+        out_scale = _out_scale(h, last, percentile, st.clamp, out_signed, out_bits)
 
     m = st.layer.matrix
     T, C = len(m.row_slices), st.layer.weight.shape[1]
@@ -391,6 +397,11 @@ def compile_network(
     layers: list[LayerProgram] = []
     adds: list = []
     pools: list = []
+    seqs: list = []
+    readers: dict[int, list] = {}
+    for s in steps:
+        for v in s.src:
+            readers.setdefault(v, []).append(s)
     for s in steps:
         last = s.out == out_value
         if s.kind == "reshape":
@@ -403,11 +414,20 @@ def compile_network(
             h_in = vals[s.src[0]]
             if s.src[0] == 0:  # the first layer sees the quantized input
                 h_in = quantize_input(h_in, sc, out_bits, sg) * sc
-            lp, h = _compile_stage(st, h_in, sc, sg, last, cfg, percentile)
+            fixed = None
+            if [r.kind for r in readers.get(s.out, [])] == ["gelu"] and s.activation == "none":
+                fixed = 2.0 ** -seq_steps.sfu_params(cfg).gelu_frac  # the SFU's GELU format
+            lp, h = _compile_stage(st, h_in, sc, sg, last, cfg, percentile, fixed)
             stages.append(st)
             layers.append(lp)
             out_fmt = (lp.out_scale, lp.out_signed)
             y_int = quantize_input(h, lp.out_scale, out_bits, lp.out_signed)
+        elif s.kind in seq_steps.KINDS.values():
+            sp, y_int, out_fmt = seq_steps.compile_step(
+                s.kind, s.ops[0], [vals[v] for v in s.src], [fmt[v] for v in s.src], cfg,
+                last, percentile,
+            )
+            seqs.append(sp)
         elif s.kind == "add":
             (sa, ga), (sb, gb) = fmt[s.src[0]], fmt[s.src[1]]
             a_int = quantize_input(vals[s.src[0]], sa, out_bits, ga)
@@ -451,7 +471,7 @@ def compile_network(
         fmt[s.out] = out_fmt
     t = t_s if t_s is not None else (net.layers[0].matrix.tiles[0][0].t_s or 0.0)
     return ChipProgram(
-        net, stages, layers, float(t), steps, adds, pools, out_value, fmt[out_value][0]
+        net, stages, layers, float(t), steps, adds, pools, seqs, out_value, fmt[out_value][0]
     )
 
 

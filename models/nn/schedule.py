@@ -9,7 +9,10 @@ steps, each one periphery operation on integers:
   activation, docs/SPEC.md "Residual add");
 * ``pool``: max or average pooling (docs/SPEC.md "Pooling"); the output keeps the input's
   format and scale;
-* ``reshape``: flatten / view (data movement, no arithmetic).
+* ``reshape``: flatten / view / transpose (data movement, no arithmetic);
+* transformer steps ``attention``, ``layernorm``, ``gelu`` (the special-function unit),
+  ``add_const`` and ``token_mean`` (:mod:`aimcflow.models.nn.seq_steps`), each indexing
+  the program's ``seqs``.
 
 An activation, clamp or batch norm that follows none of these cannot be compiled (it has
 no integer unit of its own) and is a :class:`UserInputError` naming it.
@@ -33,7 +36,9 @@ from typing import Any
 import numpy as np
 from aimcflow.models.errors import UserInputError
 from aimcflow.models.nn.analog_ops import AnalogLayer, BatchNorm, LeakyReLU, ReLU, Reshape
+from aimcflow.models.nn import seq_steps
 from aimcflow.models.nn.graphops import Add, Clamp, Pool
+from aimcflow.models.nn.seqops import Permute
 from aimcflow.models.periphery import pool as pool_model
 from aimcflow.models.periphery import residual as res_model
 
@@ -43,7 +48,7 @@ class Step:
     """One integer operation: reads values ``src``, writes value ``out`` (value ids of the
     network: 0 the input, ``k + 1`` the output of op ``k``)."""
 
-    kind: str  # stage | add | pool | reshape
+    kind: str  # stage | add | pool | reshape | a seq_steps.KINDS value
     src: tuple[int, ...]
     out: int
     index: int = 0  # stage index (stage), add index (add), pool index (pool)
@@ -128,7 +133,7 @@ def plan(net) -> list[Step]:
 
     fused: set[int] = set()
     steps: list[Step] = []
-    counts = {"stage": 0, "add": 0, "pool": 0, "reshape": 0}
+    counts = {"stage": 0, "add": 0, "pool": 0, "reshape": 0, "seq": 0}
     for k, op in enumerate(net.ops):
         if k in fused:
             continue
@@ -149,8 +154,13 @@ def plan(net) -> list[Step]:
                 st.out = j + 1
         elif isinstance(op, Pool):
             st = Step("pool", src, k + 1, counts["pool"], [op])
-        elif isinstance(op, Reshape):
+        elif isinstance(op, (Reshape, Permute)):
             st = Step("reshape", src, k + 1, counts["reshape"], [op])
+        elif type(op) in seq_steps.KINDS:
+            st = Step(seq_steps.KINDS[type(op)], src, k + 1, counts["seq"], [op])
+            counts["seq"] += 1
+            steps.append(st)
+            continue
         else:
             where = (
                 "a Linear/Conv2d"
@@ -166,10 +176,14 @@ def plan(net) -> list[Step]:
     return steps
 
 
-def walk(prog, h0: np.ndarray) -> Generator[tuple[int, np.ndarray], np.ndarray, np.ndarray]:
+def walk(
+    prog, h0: np.ndarray, sfu: str = "int"
+) -> Generator[tuple[int, np.ndarray], np.ndarray, np.ndarray]:
     """Run ``prog``'s schedule on the integer input ``h0``: yields ``(stage index, integer
-    input)`` for each stage and expects its integer output back (``send``); add, pool and
-    reshape steps run here on their golden models.  Returns the output value's integers."""
+    input)`` for each stage and expects its integer output back (``send``); add, pool,
+    reshape and transformer steps run here on their golden models (``sfu="float"``: the
+    SFU's ops in float, :func:`~aimcflow.models.nn.seq_steps.run_step`).  Returns the
+    output value's integers."""
 
     last_use: dict[int, int] = {}
     for i, s in enumerate(prog.steps):
@@ -182,6 +196,8 @@ def walk(prog, h0: np.ndarray) -> Generator[tuple[int, np.ndarray], np.ndarray, 
             y = yield s.index, ins[0]
         elif s.kind == "reshape":
             y = s.ops[0](ins[0])
+        elif s.kind in seq_steps.KINDS.values():
+            y = seq_steps.run_step(prog.seqs[s.index], ins, prog.cfg, sfu)
         elif s.kind == "add":
             ap = prog.adds[s.index]
             y = res_model.residual_add(
@@ -221,9 +237,9 @@ def add_params(cfg, ap: AddProgram):
     )
 
 
-def run_walk(prog, h0: np.ndarray, stage) -> np.ndarray:
+def run_walk(prog, h0: np.ndarray, stage, sfu: str = "int") -> np.ndarray:
     """:func:`walk` with a synchronous ``stage(i, h) -> y``."""
-    gen = walk(prog, h0)
+    gen = walk(prog, h0, sfu)
     try:
         req = next(gen)
         while True:
@@ -241,6 +257,9 @@ def placement(prog, stage_where: str, where: dict[str, str] | None = None) -> li
         "add": "golden model (Python, models/periphery/residual.py)",
         "pool": "golden model (Python, models/periphery/pool.py)",
         "reshape": "data movement (no arithmetic)",
+        **{k: "SFU golden model (Python, models/periphery/sfu.py)" for k in seq_steps.SFU_KINDS},
+        "add_const": "golden model (Python, models/periphery/residual.py)",
+        "token_mean": "golden model (Python, models/periphery/pool.py)",
         **(where or {}),
     }
     return [
