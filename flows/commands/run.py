@@ -107,6 +107,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "experimental for level 4: the same bench, but minutes per image, and not yet "
         "verified against Verilator on a whole run)",
     )
+    p.add_argument(
+        "--sfu",
+        default="int",
+        choices=("int", "float"),
+        help="special-function unit of analog-golden (transformers): int (default, the "
+        "bit-exact SFU golden model) or float (attention, layernorm and GELU in float on the "
+        "same integer inputs and output formats: measures what the integer SFU costs)",
+    )
     add_out_arg(p, "run")
     p.set_defaults(func=run)
 
@@ -124,6 +132,7 @@ def run(args: argparse.Namespace) -> int:
     from aimcflow.flows.report import write_report
     from aimcflow.models.config import load_config
     from aimcflow.models.nn.convert import convert
+    from aimcflow.models.nn.seq_steps import check_fits as check_sfu_fits
     from aimcflow.models.nn.evaluate import (
         chance_error,
         drift_sweep,
@@ -147,6 +156,7 @@ def run(args: argparse.Namespace) -> int:
     n = data.test_images(args.images)
     name, model = get_model(args.model, data, args.arch)
     net = convert(imported(model, data), cfg, program=False)
+    check_sfu_fits(net, data.input_shape, cfg)  # attention/layernorm shapes the SFU holds
     drifts = list(args.drift)
     levels = set(args.levels or LEVELS) - ({"analog-rtl"} if args.no_rtl else set())
     if "analog-rtl" in levels:
@@ -199,7 +209,7 @@ def run(args: argparse.Namespace) -> int:
     prog = logits3 = None
     if "analog-golden" in levels:
         golden, prog, logits3 = analog_golden_level(
-            net, cfg, data, x, y, images, ref_t, out, console
+            net, cfg, data, x, y, images, ref_t, out, console, sfu=args.sfu
         )
     else:
         golden = {"accuracy": None, "reason": "not requested (--levels)"}

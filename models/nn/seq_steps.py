@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from aimcflow.models.errors import UserInputError
 from aimcflow.models.nn import seqops as so
+from aimcflow.models.nn.analog_ops import AnalogLayer
 from aimcflow.models.periphery import pool as pool_model
 from aimcflow.models.periphery import residual as res_model
 from aimcflow.models.periphery import sfu as sfu_model
@@ -91,21 +92,30 @@ def sfu_params(cfg) -> sfu_model.SfuParams:
     return p
 
 
-def check_fits(ops, shapes: dict, cfg) -> None:
-    """Refuse, before any work, attention and layernorm shapes the SFU cannot hold.
-    ``shapes``: op index -> per-image shape of its first input."""
-    p = sfu_model.SfuParams.from_config(cfg)
-    for k, op in enumerate(ops):
-        shp = shapes.get(k)
-        if isinstance(op, so.Attention) and shp is not None:
-            L, d = shp[-2], shp[-1]
-            if L > p.seq_max or d > p.width_max:
-                raise UserInputError(
-                    f"attention {op.name}: sequence length {L}, head width {d}; the SFU holds "
-                    f"sequences up to sfu.seq_max = {p.seq_max} and widths up to "
-                    f"sfu.width_max = {p.width_max}"
-                )
-        if isinstance(op, so.LayerNorm) and shp is not None and shp[-1] > p.width_max:
+def check_fits(net, input_shape: tuple[int, ...], cfg) -> None:
+    """Refuse, before any work, a network whose attention or layernorm shapes the SFU
+    cannot hold, or whose SFU widths do not match the NMPU's (one zero image is run
+    through the float network to learn every op's input shape)."""
+    ops = [op for op in net.ops if type(op) in KINDS]
+    if not ops:
+        return
+    p = sfu_params(cfg)
+    shapes: dict[int, tuple] = {}
+
+    def step(op, *h):
+        shapes[id(op)] = tuple(h[0].shape[1:])
+        return op.forward_ideal(h[0]) if isinstance(op, AnalogLayer) else op(*h)
+
+    net.run(np.zeros((1, *input_shape)), step)
+    for op in ops:
+        shp = shapes[id(op)]
+        if isinstance(op, so.Attention) and (shp[-2] > p.seq_max or shp[-1] > p.width_max):
+            raise UserInputError(
+                f"attention {op.name}: sequence length {shp[-2]}, head width {shp[-1]}; the "
+                f"SFU holds sequences up to sfu.seq_max = {p.seq_max} and head widths up to "
+                f"sfu.width_max = {p.width_max}"
+            )
+        if isinstance(op, so.LayerNorm) and shp[-1] > p.width_max:
             raise UserInputError(
                 f"layer norm {op.name}: width {shp[-1]}; the SFU holds rows up to "
                 f"sfu.width_max = {p.width_max}"
