@@ -121,8 +121,18 @@ def test_sfu_limits_are_checked_before_work(vit, tmp_path):
         check_fits(net, digits.input_shape, small)
     cfg_file = write_config(small, tmp_path / "small.toml")
     out = tmp_path / "out"
-    code = cli("run", "--model", "digits-vit", "--config", str(cfg_file), "--images", "4",
-               "--no-rtl", "--out", str(out))
+    code = cli(
+        "run",
+        "--model",
+        "digits-vit",
+        "--config",
+        str(cfg_file),
+        "--images",
+        "4",
+        "--no-rtl",
+        "--out",
+        str(out),
+    )
     assert code == 2 and not out.exists()
 
 
@@ -130,7 +140,7 @@ def test_level3_with_integer_and_float_sfu(vit):
     digits, _, _, net, prog = vit
     # the stage before each GELU is compiled to the SFU's GELU input format
     gelu_in = {s.src[0] for s in prog.steps if s.kind == "gelu"}
-    lsb = 2.0 ** -prog.cfg.sfu.gelu_frac
+    lsb = 2.0**-prog.cfg.sfu.gelu_frac
     outs = {s.out: s.index for s in prog.steps if s.kind == "stage"}
     assert gelu_in and all(prog.layers[outs[v]].out_scale == lsb for v in gelu_in)
     ran = {o["kind"]: o["ran"] for o in placement(prog, "golden")}

@@ -35,7 +35,10 @@ def main() -> dict:
         net.program()
         net.drift(DRIFT_S)
         prog = compile_network(net, data.x_train[:512], t_s=DRIFT_S)
-        acc = {m: float(np.mean(forward_golden(prog, x, sfu=m).argmax(1) == y)) for m in ("int", "float")}
+        acc = {
+            m: float(np.mean(forward_golden(prog, x, sfu=m).argmax(1) == y))
+            for m in ("int", "float")
+        }
         rows.append({"seed": seed, "analog_float": net.accuracy(x, y), **acc})
         print(
             f"seed {seed}: analog-float {100 * rows[-1]['analog_float']:.2f} %, level 3 int SFU "
@@ -44,5 +47,7 @@ def main() -> dict:
         )
     gap = np.array([r["float"] - r["int"] for r in rows])
     se = float(gap.std(ddof=1) / np.sqrt(len(gap))) if len(gap) > 1 else 0.0
-    print(f"float SFU - int SFU: mean {100 * gap.mean():.2f} % +- {100 * se:.2f} % (s.e.), {SEEDS} seeds")
+    print(
+        f"float SFU - int SFU: mean {100 * gap.mean():.2f} % +- {100 * se:.2f} % (s.e.), {SEEDS} seeds"
+    )
     return {"seeds": rows, "gap_mean": float(gap.mean()), "gap_se": se}

@@ -132,13 +132,13 @@ def run(args: argparse.Namespace) -> int:
     from aimcflow.flows.report import write_report
     from aimcflow.models.config import load_config
     from aimcflow.models.nn.convert import convert
-    from aimcflow.models.nn.seq_steps import check_fits as check_sfu_fits
     from aimcflow.models.nn.evaluate import (
         chance_error,
         drift_sweep,
         normalized_accuracy,
         vmm_pairs,
     )
+    from aimcflow.models.nn.seq_steps import check_fits as check_sfu_fits
     from aimcflow.models.nn.workloads import accuracy_float, get_model, imported
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn

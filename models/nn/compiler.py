@@ -62,10 +62,10 @@ from aimcflow.models.nn import schedule as sch
 from aimcflow.models.nn import seq_steps
 from aimcflow.models.nn.analog_ops import AnalogLayer, BatchNorm
 from aimcflow.models.nn.convert import AnalogNetwork
-from aimcflow.models.periphery.fixedpoint import quantize_input
 from aimcflow.models.periphery import mgmt as mgmt_model
 from aimcflow.models.periphery import pool as pool_model
 from aimcflow.models.periphery import residual as res_model
+from aimcflow.models.periphery.fixedpoint import quantize_input
 
 HIDDEN_PERCENTILE = 99.9
 CAL_VECTORS = 512  # calibration-data vectors per tile for the affine fit
@@ -424,8 +424,13 @@ def compile_network(
             y_int = quantize_input(h, lp.out_scale, out_bits, lp.out_signed)
         elif s.kind in seq_steps.KINDS.values():
             sp, y_int, out_fmt = seq_steps.compile_step(
-                s.kind, s.ops[0], [vals[v] for v in s.src], [fmt[v] for v in s.src], cfg,
-                last, percentile,
+                s.kind,
+                s.ops[0],
+                [vals[v] for v in s.src],
+                [fmt[v] for v in s.src],
+                cfg,
+                last,
+                percentile,
             )
             seqs.append(sp)
         elif s.kind == "add":

@@ -25,7 +25,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from aimcflow.models.errors import UserInputError
 from aimcflow.models.nn import seqops as so
 from aimcflow.models.nn.analog_ops import AnalogLayer
 
@@ -86,9 +85,7 @@ def visit_seq(w, node, op: str, a: dict, ins, outs) -> bool:
         gw, gb = a.get("weight"), a.get("bias")
         gamma = None if gw is None else w.tensor(gw, name).detach().double().numpy().copy()
         beta = None if gb is None else w.tensor(gb, name).detach().double().numpy().copy()
-        w.emit(
-            node, so.LayerNorm(name, float(a["eps"]), gamma, beta), (w.src(node, a["input"]),)
-        )
+        w.emit(node, so.LayerNorm(name, float(a["eps"]), gamma, beta), (w.src(node, a["input"]),))
         return True
     if op == "gelu":
         if a.get("approximate", "none") != "none":
@@ -120,8 +117,10 @@ def visit_seq(w, node, op: str, a: dict, ins, outs) -> bool:
             )
         w.emit(node, so.TokenMean(w.unique(node.name)), (w.src(node, node.args[0]),))
         return True
-    if op in ("add", "add_") and len(node.args) > 1 and getattr(node.args[1], "name", "") in (
-        w.tensors
+    if (
+        op in ("add", "add_")
+        and len(node.args) > 1
+        and getattr(node.args[1], "name", "") in (w.tensors)
     ):
         return _add_const(w, node, ins, a)
     return False
@@ -193,8 +192,10 @@ def fold_layernorm_affine(ops: list, wires: list, output: int) -> None:
         if not isinstance(op, so.LayerNorm) or (op.gamma is None and op.beta is None):
             continue
         readers = [j for j, ws in enumerate(wires) if k + 1 in ws]
-        if output == k + 1 or not readers or not all(
-            isinstance(ops[j], AnalogLayer) and ops[j].kind == "linear" for j in readers
+        if (
+            output == k + 1
+            or not readers
+            or not all(isinstance(ops[j], AnalogLayer) and ops[j].kind == "linear" for j in readers)
         ):
             continue  # kept: level 3 refuses it (compile), level 2 applies it
         gamma = op.gamma if op.gamma is not None else np.ones(ops[readers[0]].weight.shape[0])

@@ -35,8 +35,8 @@ from typing import Any
 
 import numpy as np
 from aimcflow.models.errors import UserInputError
-from aimcflow.models.nn.analog_ops import AnalogLayer, BatchNorm, LeakyReLU, ReLU, Reshape
 from aimcflow.models.nn import seq_steps
+from aimcflow.models.nn.analog_ops import AnalogLayer, BatchNorm, LeakyReLU, ReLU, Reshape
 from aimcflow.models.nn.graphops import Add, Clamp, Pool
 from aimcflow.models.nn.seqops import Permute
 from aimcflow.models.periphery import pool as pool_model

@@ -175,7 +175,9 @@ def compile_step(kind: str, op, ins: list, fmts: list, cfg, last: bool, percenti
         params = pool_model.PoolParams.from_config(cfg, signed=signs[0])
         c = pool_model.avg_coeffs(int(ins[0].shape[1]), params)
         sp.coeffs = {"mult": c.mult, "shift": c.shift}
-    ints = [quantize_input(v, s, bits, g) for v, s, g in zip(ins, scales, sp.in_signed)]
+    ints = [
+        quantize_input(v, s, bits, g) for v, s, g in zip(ins, scales, sp.in_signed, strict=True)
+    ]
     y_int = run_step(sp, ints, cfg, "int")
     return sp, y_int, (sp.out_scale, sp.out_signed)
 
@@ -195,7 +197,7 @@ def run_step(sp: SeqProgram, ins: list, cfg, sfu: str = "int") -> np.ndarray:
     if sp.kind in SFU_KINDS:
         p = sfu_model.SfuParams.from_config(cfg)
         if sfu == "float":
-            xs = [np.asarray(x, np.float64) * s for x, s in zip(ins, sp.in_scales)]
+            xs = [np.asarray(x, np.float64) * s for x, s in zip(ins, sp.in_scales, strict=True)]
             if sp.kind == "attention":
                 y = so.Attention(sp.name, sp.scale)(*xs)
             elif sp.kind == "layernorm":
@@ -205,7 +207,7 @@ def run_step(sp: SeqProgram, ins: list, cfg, sfu: str = "int") -> np.ndarray:
             return quantize_input(y, sp.out_scale, bits, True)
     if sp.kind == "attention":
         q, k, v = (np.asarray(x, np.int64) for x in ins)
-        lead, (L, d) = q.shape[:-2], q.shape[-2:]
+        lead, L = q.shape[:-2], q.shape[-2]
         q, k, v = (x.reshape(-1, *x.shape[-2:]) for x in (q, k, v))
         s = np.stack(  # one matmul job per image and head (the SFU's operands are 2-D)
             [
@@ -215,10 +217,7 @@ def run_step(sp: SeqProgram, ins: list, cfg, sfu: str = "int") -> np.ndarray:
         )
         pr = sfu_model.softmax(s.reshape(-1, L), p).reshape(s.shape)
         o = np.stack(
-            [
-                sfu_model.matmul(pr[i], v[i], c["mult_o"], c["shift_o"], p)
-                for i in range(len(q))
-            ]
+            [sfu_model.matmul(pr[i], v[i], c["mult_o"], c["shift_o"], p) for i in range(len(q))]
         )
         return o.reshape(*lead, L, v.shape[-1])
     if sp.kind == "layernorm":
