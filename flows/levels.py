@@ -10,11 +10,13 @@ import time
 
 import numpy as np
 from aimcflow.cosim import network
+from aimcflow.cosim.network import sfu_replay
 from aimcflow.flows.io import shown
 from aimcflow.models.errors import UserInputError
 from aimcflow.models.nn.compiler import compile_network
 from aimcflow.models.nn.golden import LayerTrace, forward_golden, periphery_corners
 from aimcflow.models.nn.schedule import placement
+from aimcflow.models.nn.seq_steps import SFU_KINDS
 from aimcflow.models.periphery.mgmt import MgmtParams
 from aimcflow.models.periphery.nmpu import NmpuParams
 
@@ -128,16 +130,32 @@ def _mismatches(r, logits3) -> int:
     return r.mismatches + int(np.sum(r.logits != logits3))
 
 
+def sfu_level4(prog, x, images, logits3, console, sim: str) -> dict:
+    """A transformer's SFU ops at level 4 (:mod:`aimcflow.cosim.network.sfu_replay`): the
+    jobs level 3 ran on the SFU golden model, recorded again on the same images (the logits
+    must equal level 3's), streamed through the SFU RTL without and with
+    :data:`STALLS` random stalls; every output value compared."""
+    jobs: list = []
+    again = forward_golden(prog, x, images, sfu_jobs=jobs)
+    with console.status(f"building the SFU with {sim} (cached per config)"):
+        build = sfu_replay.build_sfu(prog.cfg, sim)
+    out = {"jobs": len(jobs), "values_compared": int(sum(j["y"].size for j in jobs))}
+    with console.status(f"SFU RTL: {len(jobs)} jobs of level 3"):
+        r = sfu_replay.replay(jobs, prog.cfg, build)
+    out |= {k: r[k] for k in ("mismatches", "errors", "rtl_cycles", "wall_s", "values")}
+    out["mismatches"] += int(not np.array_equal(again, logits3))
+    if not out["mismatches"]:
+        with console.status(f"SFU RTL with {STALLS:.0%} random stalls"):
+            rs = sfu_replay.replay(jobs, prog.cfg, build, stalls=STALLS)
+        out["stalled"] = {k: rs[k] for k in ("mismatches", "errors", "rtl_cycles", "wall_s")}
+    out["in_the_loop"] = False  # replayed: the network run carries level 3's SFU outputs
+    return out
+
+
 def level4(prog, x, y, images, logits3, console, sim: str = "verilator") -> dict:
     """Level 4 on ``prog`` (:mod:`aimcflow.cosim.network`); its logits are also checked against level
     3's as a whole (the job-by-job comparison already covers every activation).  ``sim``:
     the RTL simulator, ``"verilator"`` or ``"icarus"`` (same bench, same results)."""
-    if prog.seqs:  # a transformer: the SFU RTL is not in the network loop yet
-        return {
-            "accuracy": None,
-            "reason": "the special-function unit's RTL is not in the level-4 loop yet "
-            "(attention, layernorm, GELU run on golden models at level 3 only)",
-        }
     try:  # a program or config the periphery RTL cannot hold: reported, not fatal
         network.check_fits(prog)
         with console.status(f"building periphery_top with {sim} (cached per config)"):
@@ -148,7 +166,12 @@ def level4(prog, x, y, images, logits3, console, sim: str = "verilator") -> dict
         return {"accuracy": None, "reason": str(exc)}
     # where each op runs: analog layers' periphery in RTL; adds and pools on golden models
     # until their RTL is in the loop (said in the results, never claimed as RTL)
-    ops = placement(prog, f"RTL (periphery_top on {sim}, compared with level 3)")
+    sfu_where = f"RTL (SFU on {sim}: level 3's jobs replayed and compared, models/nn/seq_steps.py)"
+    ops = placement(
+        prog,
+        f"RTL (periphery_top on {sim}, compared with level 3)",
+        {k: sfu_where for k in SFU_KINDS},
+    )
     with console.status(f"analog-rtl: periphery RTL ({sim}) in the loop, {len(x)} images"):
         r = network.run_level4(prog, x, images, build=build)
     mismatches = _mismatches(r, logits3)
@@ -170,8 +193,14 @@ def level4(prog, x, y, images, logits3, console, sim: str = "verilator") -> dict
         if bad:
             r = rs  # report the stalled run's errors, waves and log
             acc = None
+    sfu = sfu_level4(prog, x, images, logits3, console, sim) if prog.seqs else None
+    if sfu is not None:
+        mismatches += sfu["mismatches"] + sfu.get("stalled", {}).get("mismatches", 0)
+        if mismatches:
+            acc = None
     return {
         "accuracy": acc,
+        "sfu": sfu,
         "activations_compared": r.activations_compared,
         "mismatches": mismatches,
         "errors": r.errors,

@@ -128,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
     from aimcflow.cosim.icarus import icarus_version
     from aimcflow.cosim.network import format_mismatch
     from aimcflow.flows.args import load_data
-    from aimcflow.flows.levels import THROUGHPUT_KEYS, analog_golden_level, level4
+    from aimcflow.flows.levels import STALLS, THROUGHPUT_KEYS, analog_golden_level, level4
     from aimcflow.flows.report import write_report
     from aimcflow.models.config import load_config
     from aimcflow.models.nn.convert import convert
@@ -284,6 +284,16 @@ def run(args: argparse.Namespace) -> int:
                 f"{st['mismatches']} mismatches; RTL cycles {st['rtl_cycles']}, ideal "
                 f"{st['ideal_cycles']}, cycle efficiency {st['cycle_efficiency']:.3f} "
                 f"(without stalls {'-' if eff is None else f'{eff:.3f}'})"
+            )
+        sfu = rtl.get("sfu")
+        if sfu is not None:
+            ss = sfu.get("stalled") or {}
+            console.print(
+                f"SFU RTL ({sfu['jobs']} jobs of analog-golden replayed, not fed forward): "
+                f"{sfu['values_compared']} values compared, {sfu['mismatches']} mismatches, "
+                f"{sfu['rtl_cycles']} cycles; with {STALLS:.0%} random stalls "
+                f"{ss.get('mismatches', '-')} mismatches, {ss.get('rtl_cycles', '-')} cycles",
+                highlight=False,
             )
     elif "analog-rtl" in levels:
         console.print(f"[yellow]analog-rtl not run: {rtl['reason']}[/yellow]")

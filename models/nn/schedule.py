@@ -177,13 +177,13 @@ def plan(net) -> list[Step]:
 
 
 def walk(
-    prog, h0: np.ndarray, sfu: str = "int"
+    prog, h0: np.ndarray, sfu: str = "int", sfu_jobs: list | None = None
 ) -> Generator[tuple[int, np.ndarray], np.ndarray, np.ndarray]:
     """Run ``prog``'s schedule on the integer input ``h0``: yields ``(stage index, integer
     input)`` for each stage and expects its integer output back (``send``); add, pool,
     reshape and transformer steps run here on their golden models (``sfu="float"``: the
-    SFU's ops in float, :func:`~aimcflow.models.nn.seq_steps.run_step`).  Returns the
-    output value's integers."""
+    SFU's ops in float, :func:`~aimcflow.models.nn.seq_steps.run_step`, which appends
+    every SFU job to ``sfu_jobs`` when given).  Returns the output value's integers."""
 
     last_use: dict[int, int] = {}
     for i, s in enumerate(prog.steps):
@@ -197,7 +197,7 @@ def walk(
         elif s.kind == "reshape":
             y = s.ops[0](ins[0])
         elif s.kind in seq_steps.KINDS.values():
-            y = seq_steps.run_step(prog.seqs[s.index], ins, prog.cfg, sfu)
+            y = seq_steps.run_step(prog.seqs[s.index], ins, prog.cfg, sfu, sfu_jobs)
         elif s.kind == "add":
             ap = prog.adds[s.index]
             y = res_model.residual_add(
@@ -237,9 +237,11 @@ def add_params(cfg, ap: AddProgram):
     )
 
 
-def run_walk(prog, h0: np.ndarray, stage, sfu: str = "int") -> np.ndarray:
+def run_walk(
+    prog, h0: np.ndarray, stage, sfu: str = "int", sfu_jobs: list | None = None
+) -> np.ndarray:
     """:func:`walk` with a synchronous ``stage(i, h) -> y``."""
-    gen = walk(prog, h0, sfu)
+    gen = walk(prog, h0, sfu, sfu_jobs)
     try:
         req = next(gen)
         while True:

@@ -189,10 +189,29 @@ def _add_params(cfg, a_signed: bool):
 
 
 # -------------------------------------------------------------------------------- run
-def run_step(sp: SeqProgram, ins: list, cfg, sfu: str = "int") -> np.ndarray:
+def _job(jobs, step: str, op: str, x, y, b=None, mult=1, shift=0, wide=False) -> None:
+    """Record one SFU job (what the SFU's load and input streams carry, and level 3's
+    answer) for a replay on the SFU RTL (level 4)."""
+    if jobs is not None:
+        jobs.append(
+            {
+                "step": step,
+                "op": op,
+                "x": x,
+                "b": b,
+                "mult": int(mult),
+                "shift": int(shift),
+                "wide": bool(wide),
+                "y": y,
+            }
+        )
+
+
+def run_step(sp: SeqProgram, ins: list, cfg, sfu: str = "int", jobs=None) -> np.ndarray:
     """One compiled step on integer inputs -> integer outputs; ``sfu``: "int" (the SFU
     golden model) or "float" (attention, layernorm and GELU in float, see the module
-    docstring)."""
+    docstring).  ``jobs`` (a list): every SFU golden-model call is appended to it as one
+    job (op, operands, registers, output)."""
     c, bits = sp.coeffs, cfg.nmpu.out_bits
     if sp.kind in SFU_KINDS:
         p = sfu_model.SfuParams.from_config(cfg)
@@ -209,23 +228,30 @@ def run_step(sp: SeqProgram, ins: list, cfg, sfu: str = "int") -> np.ndarray:
         q, k, v = (np.asarray(x, np.int64) for x in ins)
         lead, L = q.shape[:-2], q.shape[-2]
         q, k, v = (x.reshape(-1, *x.shape[-2:]) for x in (q, k, v))
-        s = np.stack(  # one matmul job per image and head (the SFU's operands are 2-D)
-            [
-                sfu_model.matmul(q[i], k[i].T, c["mult_s"], c["shift_s"], p, wide=True)
-                for i in range(len(q))
-            ]
-        )
-        pr = sfu_model.softmax(s.reshape(-1, L), p).reshape(s.shape)
-        o = np.stack(
-            [sfu_model.matmul(pr[i], v[i], c["mult_o"], c["shift_o"], p) for i in range(len(q))]
-        )
-        return o.reshape(*lead, L, v.shape[-1])
+        s, o = [], []
+        for i in range(len(q)):  # one matmul job per image and head (2-D operands)
+            s.append(sfu_model.matmul(q[i], k[i].T, c["mult_s"], c["shift_s"], p, wide=True))
+            _job(jobs, sp.name, "matmul", q[i], s[-1], k[i].T, c["mult_s"], c["shift_s"], True)
+        s = np.stack(s)
+        pr = sfu_model.softmax(s.reshape(-1, L), p)
+        _job(jobs, sp.name, "softmax", s.reshape(-1, L), pr)
+        pr = pr.reshape(s.shape)
+        for i in range(len(q)):
+            o.append(sfu_model.matmul(pr[i], v[i], c["mult_o"], c["shift_o"], p))
+            _job(jobs, sp.name, "matmul", pr[i], o[-1], v[i], c["mult_o"], c["shift_o"])
+        return np.stack(o).reshape(*lead, L, v.shape[-1])
     if sp.kind == "layernorm":
         x = np.asarray(ins[0], np.int64)
         rows = x.reshape(-1, x.shape[-1])
-        return sfu_model.layernorm(rows, c["mult"], c["shift"], p).reshape(x.shape)
+        y = sfu_model.layernorm(rows, c["mult"], c["shift"], p)
+        _job(jobs, sp.name, "layernorm", rows, y, None, c["mult"], c["shift"])
+        return y.reshape(x.shape)
     if sp.kind == "gelu":
-        return sfu_model.gelu(ins[0], p)
+        x = np.asarray(ins[0], np.int64)
+        rows = x.reshape(-1, x.shape[-1])
+        y = sfu_model.gelu(rows, p)
+        _job(jobs, sp.name, "gelu", rows, y)
+        return y.reshape(x.shape)
     if sp.kind == "add_const":
         a = np.asarray(ins[0], np.int64)
         b = np.broadcast_to(sp.const, a.shape)
