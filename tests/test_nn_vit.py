@@ -84,6 +84,45 @@ def test_explicit_attention_is_one_attention_op():
     assert np.max(np.abs(_ideal(imp, x) - want)) <= 1e-5
 
 
+class _ClassToken(nn.Module):
+    """A class token joined in front of 4 tokens, one SDPA head, read out at token 0."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cls = nn.Parameter(torch.randn(1, 1, 8))
+        self.ln = nn.LayerNorm(8)
+        self.q, self.k, self.v = nn.Linear(8, 8), nn.Linear(8, 8), nn.Linear(8, 8)
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x):
+        t = x.view(x.shape[0], 4, 8)
+        t = torch.cat([self.cls.expand(x.shape[0], -1, -1), t], dim=1)
+        h = self.ln(t)[:, None]  # one head: (B, 1, 5, 8)
+        y = nn.functional.scaled_dot_product_attention(self.q(h), self.k(h), self.v(h))
+        return self.head(y[:, 0, 0])
+
+
+def test_class_token_and_readout_import_and_compile():
+    torch.manual_seed(2)
+    m = _ClassToken().eval()
+    imp = import_model(m, (32,))
+    cat = [op for op in imp.ops if isinstance(op, so.ConcatConst)]
+    assert len(cat) == 1 and cat[0].front and cat[0].axis == 1
+    assert sum(isinstance(op, so.Select) for op in imp.ops) == 2
+    x = np.random.default_rng(0).random((6, 32))
+    want = m(torch.tensor(x, dtype=torch.float32)).detach().numpy()
+    assert np.max(np.abs(_ideal(imp, x) - want)) <= 1e-5
+    # level 3: the class token joins the activation in the activation's own format
+    net = convert(imp, AcceleratorConfig())
+    prog = compile_network(net, x)
+    sp = next(p for p in prog.seqs if p.kind == "concat_const")
+    lsb, signed = sp.in_scales[0], sp.in_signed[0]
+    top = (1 << (prog.cfg.nmpu.out_bits - (1 if signed else 0))) - 1
+    lo = -top - 1 if signed else 0  # here the raw (unsigned) pixels: the token saturates at 0
+    assert np.array_equal(sp.const, np.clip(np.floor(cat[0].const / lsb + 0.5), lo, top))
+    assert forward_golden(prog, x).shape == (6, 3)
+
+
 @pytest.mark.parametrize(
     ("model", "words"),
     [

@@ -16,7 +16,7 @@ relu, leaky_relu, hardtanh (ReLU6), clamp  ReLU, LeakyReLU, Clamp
 max_pool2d, avg_pool2d,                    Pool (adaptive to 1x1 and ``mean`` over H, W
 adaptive_avg_pool2d (1x1), mean (H, W)     are an average pool over the whole input)
 add (tensor + tensor)                      Add (residual)
-flatten, view, reshape, unflatten          Reshape (the batch dimension is kept)
+flatten, view, reshape, (un)squeeze        Reshape (the batch dimension is kept)
 dropout, identity, clone, alias, detach    nothing (no-ops in eval mode)
 attention, layer_norm, gelu, transpose,    transformer ops: see
 positional-embedding add, token mean       :mod:`aimcflow.models.nn.importer_seq`
@@ -64,7 +64,7 @@ SUPPORTED_OPS = (
     "adaptive_avg_pool2d (1x1)",
     "mean over H, W",
     "add (tensor + tensor)",
-    "flatten / view / reshape / unflatten",
+    "flatten / view / reshape / unflatten / (un)squeeze",
     "dropout / identity (no-ops)",
     *seq.SEQ_OPS,
 )
@@ -80,7 +80,7 @@ _NOOPS = {
     "lift_fresh_copy",
     "_assert_tensor_metadata",
 }
-_RESHAPES = {"flatten", "view", "reshape", "_unsafe_view", "unflatten"}
+_RESHAPES = {"flatten", "view", "reshape", "_unsafe_view", "unflatten", "unsqueeze", "squeeze"}
 
 
 @dataclass

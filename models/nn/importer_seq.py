@@ -16,6 +16,8 @@ transpose / permute (batch axis kept)          Permute (data movement)
 add (activation + parameter), the positional   AddConst
 embedding
 mean over the token axis (B, L, D) -> (B, D)   TokenMean (mean pooling)
+expand of a parameter, cat with it (the class  ConcatConst (the constant joins the
+token), select (x[:, 0])                       activation's format), Select
 sym_size                                       nothing (a shape, not an activation)
 =============================================  ==========================================
 """
@@ -26,7 +28,7 @@ import math
 
 import numpy as np
 from aimcflow.models.nn import seqops as so
-from aimcflow.models.nn.analog_ops import AnalogLayer
+from aimcflow.models.nn.analog_ops import AnalogLayer, Reshape
 
 SEQ_OPS = (
     "scaled_dot_product_attention (no mask, no dropout, not causal)",
@@ -36,6 +38,7 @@ SEQ_OPS = (
     "transpose / permute (batch kept)",
     "add of a parameter (positional embedding)",
     "mean over tokens",
+    "class token (expand of a parameter, cat, select)",
 )
 _MATMULS = ("matmul", "bmm")
 _SCALES = ("mul", "div")
@@ -65,6 +68,17 @@ def visit_seq(w, node, op: str, a: dict, ins, outs) -> bool:
     """Emit the op of ``node`` into walker ``w`` if it is a transformer op; False if not
     one of them (the importer then reports it)."""
     if op == "sym_size":
+        return True
+    if op == "expand" and getattr(node.args[0], "name", "") in w.tensors:
+        w.tensors[node.name] = w.tensors[node.args[0].name]  # a constant, not an activation
+        return True
+    if op == "cat":
+        return _cat_const(w, node, a)
+    if op == "select":
+        if int(a["dim"]) % len(ins) == 0:
+            raise w.unsupported(node, "a select on the batch axis")
+        sel = so.Select(w.unique(node.name), int(a["dim"]) % len(ins), int(a["index"]))
+        w.emit(node, sel, (w.src(node, node.args[0]),))
         return True
     if op in ("transpose", "permute"):
         nd = len(ins or ())
@@ -126,6 +140,26 @@ def visit_seq(w, node, op: str, a: dict, ins, outs) -> bool:
     return False
 
 
+def _cat_const(w, node, a) -> bool:
+    """``cat([constant, activation])`` or ``cat([activation, constant])`` (class token)."""
+    parts = list(a["tensors"])
+    is_const = [getattr(t, "name", "") in w.tensors for t in parts]
+    if len(parts) != 2 or sum(is_const) != 1:
+        raise w.unsupported(node, "a cat that is not of one constant and one activation")
+    nd = len(node.meta["val"].shape)
+    axis = int(a.get("dim", 0)) % nd
+    if axis == 0:
+        raise w.unsupported(node, "a cat along the batch axis")
+    name = w.unique(node.name)
+    ci = is_const.index(True)
+    c = w.tensor(parts[ci], name).detach().double().numpy()
+    if c.ndim == nd:
+        c = c[0]
+    act = parts[1 - ci]
+    w.emit(node, so.ConcatConst(name, c.copy(), axis, ci == 0), (w.src(node, act),))
+    return True
+
+
 def _add_const(w, node, ins, a) -> bool:
     name = w.unique(node.name)
     c = w.tensor(node.args[1], name).detach().double().numpy()
@@ -184,22 +218,40 @@ def _explicit_attention(w, node) -> bool:
     return True
 
 
+def _linear_readers(ops: list, wires: list, v: int, width: int) -> list[int] | None:
+    """The linear layers reading value ``v`` directly or through reshapes that keep the
+    last axis (``width``); None if any other op reads it."""
+    out: list[int] = []
+    for j, ws in enumerate(wires):
+        if v not in ws:
+            continue
+        op = ops[j]
+        if isinstance(op, AnalogLayer) and op.kind == "linear":
+            out.append(j)
+        elif isinstance(op, Reshape) and op.shape is not None and op.shape[-1] == width:
+            more = _linear_readers(ops, wires, j + 1, width)
+            if more is None:
+                return None
+            out += more
+        else:
+            return None
+    return out
+
+
 def fold_layernorm_affine(ops: list, wires: list, output: int) -> None:
     """Fold each LayerNorm's gamma and beta into the linear layers that read it (every
-    reader must be one): ``W' = diag(gamma) W``, ``b' = b + beta W``.  The integer SFU
-    normalizes only; the tiles then hold the scaled weights.  Exact in float."""
+    reader must be one, possibly through reshapes that keep the last axis):
+    ``W' = diag(gamma) W``, ``b' = b + beta W``.  The integer SFU normalizes only; the
+    tiles then hold the scaled weights.  Exact in float."""
     for k, op in enumerate(ops):
         if not isinstance(op, so.LayerNorm) or (op.gamma is None and op.beta is None):
             continue
-        readers = [j for j, ws in enumerate(wires) if k + 1 in ws]
-        if (
-            output == k + 1
-            or not readers
-            or not all(isinstance(ops[j], AnalogLayer) and ops[j].kind == "linear" for j in readers)
-        ):
+        width = len(op.gamma if op.gamma is not None else op.beta)
+        readers = _linear_readers(ops, wires, k + 1, width)
+        if output == k + 1 or not readers:
             continue  # kept: level 3 refuses it (compile), level 2 applies it
-        gamma = op.gamma if op.gamma is not None else np.ones(ops[readers[0]].weight.shape[0])
-        beta = op.beta if op.beta is not None else np.zeros_like(gamma)
+        gamma = op.gamma if op.gamma is not None else np.ones(width)
+        beta = op.beta if op.beta is not None else np.zeros(width)
         for j in readers:
             lay = ops[j]
             b = lay.bias if lay.bias is not None else np.zeros(lay.weight.shape[1])

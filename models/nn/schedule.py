@@ -38,7 +38,7 @@ from aimcflow.models.errors import UserInputError
 from aimcflow.models.nn import seq_steps
 from aimcflow.models.nn.analog_ops import AnalogLayer, BatchNorm, LeakyReLU, ReLU, Reshape
 from aimcflow.models.nn.graphops import Add, Clamp, Pool
-from aimcflow.models.nn.seqops import Permute
+from aimcflow.models.nn.seqops import Permute, Select
 from aimcflow.models.periphery import pool as pool_model
 from aimcflow.models.periphery import residual as res_model
 
@@ -154,7 +154,7 @@ def plan(net) -> list[Step]:
                 st.out = j + 1
         elif isinstance(op, Pool):
             st = Step("pool", src, k + 1, counts["pool"], [op])
-        elif isinstance(op, (Reshape, Permute)):
+        elif isinstance(op, (Reshape, Permute, Select)):
             st = Step("reshape", src, k + 1, counts["reshape"], [op])
         elif type(op) in seq_steps.KINDS:
             st = Step(seq_steps.KINDS[type(op)], src, k + 1, counts["seq"], [op])
@@ -262,6 +262,7 @@ def placement(prog, stage_where: str, where: dict[str, str] | None = None) -> li
         **{k: "SFU golden model (Python, models/periphery/sfu.py)" for k in seq_steps.SFU_KINDS},
         "add_const": "golden model (Python, models/periphery/residual.py)",
         "token_mean": "golden model (Python, models/periphery/pool.py)",
+        "concat_const": "data movement (a constant joins the activation)",
         **(where or {}),
     }
     return [

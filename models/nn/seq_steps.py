@@ -15,7 +15,9 @@ Each op of :mod:`aimcflow.models.nn.seqops` becomes one step of the integer sche
   it is compiled to that output scale);
 * ``add_const``: the residual unit's add with the constant (a positional embedding)
   quantized as its second operand;
-* ``token_mean``: the pooling unit's average over the token axis.
+* ``token_mean``: the pooling unit's average over the token axis;
+* ``concat_const``: a constant (class token) quantized to the activation's own format
+  (round half up, saturated) and joined to it (data movement).
 
 Output scales come from the float outputs on the calibration images (the percentile rule
 of the compiler).  ``sfu="float"`` runs attention, layernorm and GELU in float64 on the
@@ -42,6 +44,7 @@ KINDS = {
     so.GELU: "gelu",
     so.AddConst: "add_const",
     so.TokenMean: "token_mean",
+    so.ConcatConst: "concat_const",
 }
 SFU_KINDS = ("attention", "layernorm", "gelu")
 SFU_MODES = ("int", "float")
@@ -170,6 +173,10 @@ def compile_step(kind: str, op, ins: list, fmts: list, cfg, last: bool, percenti
         params = _add_params(cfg, signs[0])
         rc = res_model.residual_coeffs(scales[0], sc, sp.out_scale, params)
         sp.coeffs = {"mult_a": rc.mult_a, "mult_b": rc.mult_b, "shift": rc.shift}
+    elif kind == "concat_const":
+        sp.out_scale, sp.out_signed = scales[0], signs[0]
+        sp.const = quantize_input(op.const, scales[0], bits, signs[0])
+        sp.coeffs = {"axis": op.axis, "front": int(op.front)}
     else:  # token_mean: the pooling unit's average, same format out
         sp.out_scale, sp.out_signed = scales[0], signs[0]
         params = pool_model.PoolParams.from_config(cfg, signed=signs[0])
@@ -257,6 +264,10 @@ def run_step(sp: SeqProgram, ins: list, cfg, sfu: str = "int", jobs=None) -> np.
         b = np.broadcast_to(sp.const, a.shape)
         coeffs = res_model.ResidualCoeffs(c["mult_a"], c["mult_b"], c["shift"])
         return res_model.residual_add(a, b, _add_params(cfg, sp.in_signed[0]), coeffs)
+    if sp.kind == "concat_const":
+        x = np.asarray(ins[0], np.int64)
+        op = so.ConcatConst(sp.name, sp.const, sp.coeffs["axis"], bool(sp.coeffs["front"]))
+        return op(x)
     x = np.asarray(ins[0], np.int64)  # token_mean: (B, L, D) as (B, D, L, 1) maps
     params = pool_model.PoolParams.from_config(cfg, signed=sp.in_signed[0])
     L = x.shape[1]

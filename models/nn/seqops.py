@@ -106,3 +106,30 @@ class TokenMean:
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return x.mean(axis=1)
+
+
+@dataclass
+class ConcatConst:
+    """``cat([c, x], axis)`` (``front``) or ``cat([x, c], axis)`` with a constant ``c`` of
+    the per-image shape, broadcast over the batch: a ViT's class token."""
+
+    name: str
+    const: np.ndarray
+    axis: int
+    front: bool = True
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        c = np.broadcast_to(self.const[None], (len(x), *self.const.shape)).astype(x.dtype)
+        return np.concatenate([c, x] if self.front else [x, c], axis=self.axis)
+
+
+@dataclass
+class Select:
+    """``x.select(axis, index)`` (data movement): a ViT's class-token readout ``x[:, 0]``."""
+
+    name: str
+    axis: int
+    index: int
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(np.take(x, self.index, axis=self.axis))
