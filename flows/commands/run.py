@@ -348,7 +348,7 @@ def run(args: argparse.Namespace) -> int:
             "analog_golden": golden,
             "analog_rtl": {k: v for k, v in rtl.items() if k != "errors"}
             if rtl["accuracy"] is not None or "mismatches" in rtl
-            else {"accuracy": None, "reason": rtl.get("reason")},
+            else {"accuracy": None},
         },
         "chance_error": err_chance,
         "drift_table": [r.as_dict() for r in table],
