@@ -14,7 +14,11 @@ over repeats at ``drift_s``; ``levels.analog_golden.accuracy`` the level-3 accur
 seed-``cfg.seed`` programming at ``drift_s`` (next to ``analog_float_same_tiles``, level 2
 on those very tiles).  A level that was not run is ``{"accuracy": null}`` (with a
 ``reason`` when the config or model cannot be compiled for the integer periphery).
-``drift_table`` holds every drift time; ``report.html`` the plots.
+``drift_table`` holds every drift time; ``report.html`` the plots.  For a transformer,
+``--sfu float`` runs analog-golden's attention, layernorm and GELU in float (same chip
+program, same formats) and ``levels.analog_golden.sfu`` says which SFU ran;
+``levels.analog_rtl.sfu`` holds the replay of analog-golden's SFU jobs on the Verilated
+SFU (values compared, mismatches, cycles, with and without stalls).
 
 Models (``--model``, ``--arch``) and data (``--data`` and its normalization flags): see
 :mod:`aimcflow.models.nn.workloads` and :mod:`aimcflow.models.nn.datasets`.
