@@ -14,11 +14,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-
-
-def erf(x: np.ndarray) -> np.ndarray:
-    """The error function, elementwise (float64; ``math.erf`` vectorized)."""
-    return np.vectorize(math.erf, otypes=[np.float64])(x)
+from scipy.special import erf
 
 
 def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
