@@ -59,7 +59,8 @@ def analog_golden_level(
     acc3 = float(np.mean(logits3.argmax(1) == y))
     layers = []
     corners = periphery_corners(prog, traces)
-    for lp, tr, corner in zip(prog.layers, traces, corners, strict=True):
+    for i, (lp, tr, corner) in enumerate(zip(prog.layers, traces, corners, strict=True)):
+        lcfg = prog.layer_cfg(i)
         its = np.concatenate(tr.iters)
         sat = np.concatenate(tr.sat)
         layers.append(
@@ -71,8 +72,12 @@ def analog_golden_level(
                 "adc_rail_codes": corner["adc_rails"],
                 "acc_rail_sums": corner["acc_rails"],
                 "bm_iterations_hist": np.bincount(
-                    its, minlength=cfg.mgmt.bound_max_iter + 1
+                    its, minlength=lcfg.mgmt.bound_max_iter + 1
                 ).tolist(),
+                "adc_bits": lcfg.adc.bits,
+                "dac_bits": lcfg.dac.bits,
+                "out_shift": lp.out_shift,
+                "bound_max_iter": lcfg.mgmt.bound_max_iter,
                 "shrink_k": lp.shrink_k,
                 "gain_bits_used": lp.gain_bits_used,
                 "mult_bits_used": lp.mult_bits_used,
@@ -160,7 +165,7 @@ def level4(prog, x, y, images, logits3, console, sim: str = "verilator") -> dict
         network.check_fits(prog)
         with console.status(f"building periphery_top with {sim} (cached per config)"):
             tb = time.perf_counter()
-            build = network.build_for(prog, sim)
+            build = network.builds_for(prog, sim)  # one per periphery configuration
             build_s = time.perf_counter() - tb  # Verilog generation + cache lookup or build
     except UserInputError as exc:
         return {"accuracy": None, "reason": str(exc)}

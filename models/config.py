@@ -130,13 +130,24 @@ class MgmtConfig(_Section):
         return self
 
 
+OUT_SHIFT_BLOCK = 15
+"""``nmpu.out_shift`` of a block outside a compiled network (``generate``, ``vectors``, the
+benches) when the config leaves it out: docs/SPEC.md's typical value."""
+
+
 class NmpuConfig(_Section):
     lanes: int = _f(8, ge=1, le=64, description="columns processed per clock")
     gain_bits: int = _f(16, ge=2, le=32, description="signed affine gain width (bits)")
     gain_frac: int = _f(14, ge=0, le=31, description="fractional bits of the gain")
     acc_bits: int = _f(32, ge=2, le=62, description="partial-sum accumulator width (bits)")
     mult_bits: int = _f(16, ge=2, le=32, description="signed output multiplier width (bits)")
-    out_shift: int = _f(15, ge=0, le=62, description="right shift after the output multiplier")
+    out_shift: int | None = _f(
+        None,
+        ge=0,
+        le=62,
+        description="right shift after the output multiplier; left out: a compiled network "
+        f"picks it per layer from calibration, a block alone uses {OUT_SHIFT_BLOCK}",
+    )
     out_bits: int = _f(8, ge=2, le=32, description="output activation width (bits)")
     out_signed: bool | None = _f(None, description="signed output; default: by activation")
     activation: Literal["none", "relu", "leaky", "clamp"] = _f(
@@ -151,6 +162,11 @@ class NmpuConfig(_Section):
         if self.gain_frac >= self.gain_bits:
             raise ValueError(f"gain_frac ({self.gain_frac}) must be < gain_bits ({self.gain_bits})")
         return self
+
+    @property
+    def shift(self) -> int:
+        """``out_shift``, or :data:`OUT_SHIFT_BLOCK` when the config leaves it to the compiler."""
+        return OUT_SHIFT_BLOCK if self.out_shift is None else self.out_shift
 
     @property
     def signed_output(self) -> bool:
@@ -225,6 +241,90 @@ class SfuConfig(_Section):
     gelu_frac: int = _f(4, ge=0, le=15, description="fractional bits of GELU input and output")
 
 
+def _optional(model: type[BaseModel], name: str):
+    """An optional copy of ``model``'s field ``name``: same range and description,
+    default None (= the section's value)."""
+    f = model.model_fields[name]
+    lim = {
+        k: getattr(m, k)
+        for m in f.metadata
+        if (k := type(m).__name__.lower()) in ("ge", "gt", "le", "lt")
+    }
+    return Field(None, description=f.description, **lim)
+
+
+class _LayerAdc(_Section):
+    bits: int | None = _optional(AdcConfig, "bits")
+
+
+class _LayerDac(_Section):
+    bits: int | None = _optional(DacConfig, "bits")
+
+
+class _LayerNmpu(_Section):
+    out_shift: int | None = _optional(NmpuConfig, "out_shift")
+
+
+class _LayerMgmt(_Section):
+    bound_max_iter: int | None = _optional(MgmtConfig, "bound_max_iter")
+
+
+class _LayerNoise(_Section):
+    out_noise: float | None = _optional(NoiseConfig, "out_noise")
+    w_noise: float | None = _optional(NoiseConfig, "w_noise")
+
+
+MAX_LAYER_INDEX = 4095
+"""Largest layer index a ``[[layer]]`` entry may name (networks are far smaller)."""
+
+LAYER_KEYS = (
+    "adc.bits",
+    "dac.bits",
+    "nmpu.out_shift",
+    "mgmt.bound_max_iter",
+    "noise.out_noise",
+    "noise.w_noise",
+)
+"""The dotted keys a ``[[layer]]`` entry may override."""
+
+
+class LayerOverride(_Section):
+    """One ``[[layer]]`` entry: parameters of one analog layer that differ from the
+    sections', matched by the layer's ``name`` or its ``index`` (order of the analog
+    layers in the network, from 0); exactly one of the two."""
+
+    name: str | None = _f(None, description="layer name as the network reports it")
+    index: int | None = _f(None, ge=0, le=MAX_LAYER_INDEX, description="analog layer index")
+    adc: _LayerAdc = _LayerAdc()
+    dac: _LayerDac = _LayerDac()
+    nmpu: _LayerNmpu = _LayerNmpu()
+    mgmt: _LayerMgmt = _LayerMgmt()
+    noise: _LayerNoise = _LayerNoise()
+
+    @model_validator(mode="after")
+    def _one_key(self):
+        if (self.name is None) == (self.index is None):
+            raise ValueError('give exactly one of name = "..." or index = N')
+        return self
+
+    @property
+    def label(self) -> str:
+        return f"name = {self.name!r}" if self.name is not None else f"index = {self.index}"
+
+    def values(self) -> dict:
+        """The overridden dotted keys and their values."""
+        out = {}
+        for key in LAYER_KEYS:
+            sec, leaf = key.split(".")
+            v = getattr(getattr(self, sec), leaf)
+            if v is not None:
+                out[key] = v
+        return out
+
+    def matches(self, name: str, index: int) -> bool:
+        return self.name == name if self.name is not None else self.index == index
+
+
 class AcceleratorConfig(_Section):
     """One accelerator: tile, device, converters, management, NMPU, noise, pulse generator."""
 
@@ -240,6 +340,50 @@ class AcceleratorConfig(_Section):
     spg: SpgConfig = SpgConfig()
     clock: ClockConfig = ClockConfig()
     sfu: SfuConfig = SfuConfig()
+    layer: tuple[LayerOverride, ...] = Field(
+        (), strict=False, description="[[layer]] entries: per-layer periphery parameters"
+    )  # not strict: TOML gives the entries as a list
+
+    def layer_entry(self, name: str, index: int) -> LayerOverride | None:
+        """The ``[[layer]]`` entry of the analog layer ``name`` / ``index``, if any."""
+        hits = [e for e in self.layer if e.matches(name, index)]
+        return hits[0] if hits else None
+
+    def for_layer(self, name: str, index: int) -> AcceleratorConfig:
+        """The config one analog layer sees: its ``[[layer]]`` entry applied to the
+        sections, and no ``[[layer]]`` list (so its digest names its parameter set)."""
+        return self.for_entry(self.layer_entry(name, index))
+
+    def for_entry(self, e: LayerOverride | None) -> AcceleratorConfig:
+        """The config with ``[[layer]]`` entry ``e`` (None: none) applied, no list."""
+        vals = e.values() if e is not None else {}
+        if not self.layer and not vals:
+            return self
+        data = self.model_dump()
+        data["layer"] = []
+        for key, value in vals.items():
+            sec, leaf = key.split(".")
+            data[sec][leaf] = value
+        return validate_config(data, source=f"[[layer]] {e.label}" if e else "<layer>")
+
+    def check_layers(self, layers: list[tuple[str, int]], what: str = "the network") -> None:
+        """Raise :class:`UserInputError` unless every ``[[layer]]`` entry names exactly one
+        of ``layers`` ((name, index) of the analog layers) and no layer has two entries."""
+        seen: dict[int, str] = {}
+        for k, e in enumerate(self.layer):
+            hit = [i for n, i in layers if e.matches(n, i)]
+            if not hit:
+                allowed = ", ".join(f"{n} (index {i})" for n, i in layers)
+                raise UserInputError(
+                    f"[[layer]] entry {k} ({e.label}) names no analog layer of {what}; "
+                    f"allowed: {allowed}"
+                )
+            if hit[0] in seen:
+                raise UserInputError(
+                    f"[[layer]] entries {seen[hit[0]]} and {k} ({e.label}) both set layer "
+                    f"index {hit[0]}; give one entry per layer"
+                )
+            seen[hit[0]] = str(k)
 
     def digest(self) -> str:
         """Stable hash of every parameter: names Verilator builds and manifests."""
@@ -258,7 +402,7 @@ class AcceleratorConfig(_Section):
         return validate_config(data, source="<replace>")
 
 
-PRESETS = ("baseline-ftj", "pcm", "ideal", "stress")
+PRESETS = ("baseline-ftj", "pcm", "ideal", "stress", "cnn-adc-per-layer")
 
 
 _TYPE_NAMES = {
@@ -306,6 +450,8 @@ def _bounds(lim: dict) -> str:
 
 def _format_error(err: dict, source: str) -> str:
     loc = ".".join(str(p) for p in err["loc"]) or "<top level>"
+    if len(err["loc"]) > 2 and err["loc"][0] == "layer":  # a [[layer]] entry's key
+        loc = f"[[layer]] entry {err['loc'][1]}: " + ".".join(str(p) for p in err["loc"][2:])
     kind = err["type"]
     value = err.get("input")
     ctx = err.get("ctx") or {}

@@ -19,6 +19,7 @@ def _toml_value(v) -> str:
 def write_config(cfg: AcceleratorConfig, path: Path) -> Path:
     """``cfg`` as a TOML file that ``load_config`` reads back to an equal config."""
     data = cfg.model_dump(mode="json")
+    entries = data.pop("layer")  # [[layer]] tables come last
     lines = [
         f"{k} = {_toml_value(v)}"
         for k, v in data.items()
@@ -28,6 +29,13 @@ def write_config(cfg: AcceleratorConfig, path: Path) -> Path:
         if isinstance(fields, dict):
             lines.append(f"\n[{section}]")
             lines += [f"{k} = {_toml_value(v)}" for k, v in fields.items() if v is not None]
+    for e in entries:
+        lines.append("\n[[layer]]")
+        for k, v in e.items():
+            if isinstance(v, dict):
+                lines += [f"{k}.{f} = {_toml_value(x)}" for f, x in v.items() if x is not None]
+            elif v is not None:
+                lines.append(f"{k} = {_toml_value(v)}")
     path.write_text("\n".join(lines) + "\n")
     return path
 

@@ -145,6 +145,44 @@ ROWS: list[tuple[str, list[str], str]] = [
         "keys are 16 bytes",
     ),
     ("unknown-command", ["bogus"], "invalid choice: 'bogus'"),
+    # --- sweeps and per-layer periphery ([[layer]] entries)
+    (
+        "sweep-repeats-0",
+        ["sweep", "--set", "adc.bits=4", "--repeats", "0"],
+        "give an integer in 1..100",
+    ),
+    ("sweep-unknown-grid", ["sweep", "--grid", "bogus"], "--grid bogus: no such grid; allowed"),
+    (
+        "run-layer-names-no-layer",
+        [*RUN[:2], "{layer_nolayer_toml}", *RUN[3:]],
+        "[[layer]] entry 0 (name = 'fc9') names no analog layer",
+    ),
+    (
+        "run-layer-index-no-layer",
+        [*RUN[:2], "{layer_index9_toml}", *RUN[3:]],
+        "[[layer]] entry 0 (index = 9) names no analog layer",
+    ),
+    (
+        "run-layer-value-out-of-range",
+        [*RUN[:2], "{layer_adc40_toml}", *RUN[3:]],
+        "[[layer]] entry 0: adc.bits = 40 is out of range",
+    ),
+    ("run-layer-no-key", [*RUN[:2], "{layer_nokey_toml}", *RUN[3:]], "give exactly one of name"),
+    (
+        "sweep-per-layer-out-of-range",
+        ["sweep", "--per-layer", "adc.bits=4,40"],
+        "--per-layer adc.bits=40",
+    ),
+    (
+        "sweep-per-layer-unknown-key",
+        ["sweep", "--per-layer", "tile.rows=4"],
+        "not a per-layer parameter; allowed: adc.bits",
+    ),
+    (
+        "sweep-per-layer-and-set",
+        ["sweep", "--per-layer", "adc.bits=4", "--set", "dac.bits=4"],
+        "--set and --per-layer: give one of them",
+    ),
 ]
 
 # rows also run as real processes: no traceback on stderr, and no hang
@@ -185,6 +223,10 @@ def make_fixtures(d: Path) -> dict[str, str]:
     (d / "bool.toml").write_text('name = "b"\n[nmpu]\nlanes = true\n')
     (d / "dacbool.toml").write_text('name = "b"\n[dac]\nbits = true\n')
     (d / "emin.toml").write_text('name = "m"\n[mgmt]\ne_min = 5\ne_max = 1\n')
+    (d / "nolayer.toml").write_text('name = "l"\n[[layer]]\nname = "fc9"\nadc.bits = 6\n')
+    (d / "index9.toml").write_text('name = "l"\n[[layer]]\nindex = 9\nadc.bits = 6\n')
+    (d / "adc40.toml").write_text('name = "l"\n[[layer]]\nindex = 0\nadc.bits = 40\n')
+    (d / "nokey.toml").write_text('name = "l"\n[[layer]]\nadc.bits = 6\n')
     (d / "text.pt").write_text("hello, not a model\n")
     torch.save({"w": _Payload(d / "PWNED")}, d / "evil.pt")
     torch.save(nn.Sequential(nn.LSTM(64, 10)), d / "lstm.pt")
@@ -212,6 +254,10 @@ def make_fixtures(d: Path) -> dict[str, str]:
         "bool_toml": "bool.toml",
         "dac_bool_toml": "dacbool.toml",
         "emin_toml": "emin.toml",
+        "layer_nolayer_toml": "nolayer.toml",
+        "layer_index9_toml": "index9.toml",
+        "layer_adc40_toml": "adc40.toml",
+        "layer_nokey_toml": "nokey.toml",
         "text_pt": "text.pt",
         "evil_pt": "evil.pt",
         "lstm_pt": "lstm.pt",

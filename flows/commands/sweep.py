@@ -3,8 +3,10 @@
 ``--set KEY=V1,V2,...`` (repeatable) names a dotted config key and its values; the sweep is
 the cross product.  ``--grid thesis-3.3`` instead runs the FTJ thesis' sensitivity analysis
 (one non-ideality at a time around ``--config``; :mod:`aimcflow.flows.sweep_grid`) and ranks
-the non-idealities by the accuracy they cost.  Every point runs the analog-float and/or
-analog-golden level of ``aimcflow run`` ``--repeats N`` times, seeds ``seed..seed+N-1``
+the non-idealities by the accuracy they cost.  ``--per-layer KEY=V1,V2,...`` degrades one
+analog layer at a time (the others ideal; :mod:`aimcflow.flows.sweep_layers`) and draws a
+heatmap of accuracy by layer and setting (``heatmap.png``).  Every point runs the
+analog-float and/or analog-golden level of ``aimcflow run`` ``--repeats N`` times, seeds ``seed..seed+N-1``
 (:mod:`aimcflow.flows.sweep`), each point x repeat one task on a
 ``dask.distributed.LocalCluster`` (``--workers`` processes, one thread each) or on the
 scheduler given by ``--scheduler``.  Every point reports the mean, the sample std and a
@@ -158,6 +160,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         "report ranks the non-idealities by the accuracy they cost",
     )
     p.add_argument(
+        "--per-layer",
+        default=None,
+        metavar="KEY=V1,V2,...",
+        help="per-layer sensitivity instead of --set/--grid: each analog layer in turn gets "
+        "KEY at each value while the others stay ideal (noise 0; converter widths at the "
+        "config's); KEY: adc.bits, dac.bits, noise.out_noise, noise.w_noise. Writes a "
+        "heatmap of accuracy by layer and setting (heatmap.png)",
+    )
+    p.add_argument(
         "--levels",
         type=level_list,
         default=["analog-float", "analog-golden"],
@@ -285,12 +296,47 @@ def _ranking_table(level: str, ranking: list[dict]):
     return t
 
 
+def _heatmap_table(level: str, m: dict):
+    from rich.table import Table  # lazy: rich
+
+    ref = m["reference_accuracy"]
+    ref_txt = "not run" if ref is None else _pm(ref, m["reference_ci95"], 100.0, 2) + " %"
+    t = Table(
+        title=f"{level.replace('_', '-')}: accuracy with one layer at {m['key']} (reference, "
+        f"no layer degraded: {ref_txt})",
+        caption="mean %, and the drop against the reference (paired by seed, ± 95 % CI, pp)",
+    )
+    t.add_column("layer")
+    for v in m["settings"]:
+        t.add_column(f"{m['key']}={_fmt(v)}", justify="right")
+    for name, accs, drops in zip(m["layers"], m["accuracy"], m["drop"], strict=True):
+        cells = []
+        for a, d in zip(accs, drops, strict=True):
+            if a is None:
+                cells.append("not run")
+            elif d is None:
+                cells.append(f"{100 * a:.2f}")
+            else:
+                cells.append(
+                    f"{100 * a:.2f} ({_pm(-d['mean'], d['ci95'] and [-d['ci95'][1], -d['ci95'][0]], 100.0, 2)})"
+                )
+        t.add_row(name, *cells)
+    return t
+
+
 def run(args: argparse.Namespace) -> int:
     # lazy: pydantic, torch, rich, tqdm (kept out of ``aimcflow --help``)
     from aimcflow.flows.args import load_data
     from aimcflow.flows.report_sweep import plot_grid, plot_sweep
     from aimcflow.flows.sweep import build_axes, grid, run_points
     from aimcflow.flows.sweep_grid import factor_settings, grid_name, grid_points, rank
+    from aimcflow.flows.sweep_layers import (
+        LAYER_PARAM,
+        heatmap_rows,
+        layer_points,
+        parse_per_layer,
+        plot_heatmap,
+    )
     from aimcflow.flows.sweep_stats import write_csv
     from aimcflow.models.config import load_config
     from aimcflow.models.nn.convert import convert
@@ -310,10 +356,20 @@ def run(args: argparse.Namespace) -> int:
     if args.scheduler is not None:
         _probe_scheduler(args.scheduler)
     gname = None if args.grid is None else grid_name(args.grid)
-    if gname is not None and args.sets:
-        raise UserInputError("--grid and --set: give one of them (a named grid or --set lists)")
+    given = [
+        o
+        for o, v in (("--grid", gname), ("--set", args.sets), ("--per-layer", args.per_layer))
+        if v
+    ]
+    if len(given) > 1:
+        raise UserInputError(f"{' and '.join(given)}: give one of them")
     cfg = load_config(args.config)
-    if gname is None:
+    per_layer = None
+    if args.per_layer is not None:
+        per_layer = parse_per_layer(cfg, args.per_layer)
+        axes, points = [], []  # the points need the network's layers (below)
+        keys = [LAYER_PARAM, per_layer[0]]
+    elif gname is None:
         axes = build_axes(cfg, args.sets)
         points = grid(cfg, axes, args.drift)
         keys = [a.key for a in axes]
@@ -321,6 +377,8 @@ def run(args: argparse.Namespace) -> int:
         axes = []
         points = grid_points(cfg, gname, args.drift)
         keys = list(dict.fromkeys(k for _, p, _, _ in points for k in p if k != "drift_s"))
+    if per_layer is not None:
+        points = []  # sized below, once the model's layers are known
     if len(points) * args.repeats > MAX_EVALUATIONS:
         raise UserInputError(
             f"{len(points)} points x --repeats {args.repeats} = {len(points) * args.repeats} "
@@ -330,6 +388,14 @@ def run(args: argparse.Namespace) -> int:
     n = data.test_images(args.images)
     name, model = get_model(args.model, data, args.arch)
     imp = imported(model, data)  # imported once; workers receive the graph, not torch code
+    if per_layer is not None:
+        net_layers = [(a.name, a.index) for a in convert(imp, cfg, program=False).layers]
+        points = layer_points(cfg, *per_layer, net_layers, args.drift)
+        if len(points) * args.repeats > MAX_EVALUATIONS:
+            raise UserInputError(
+                f"{len(points)} points x --repeats {args.repeats} = "
+                f"{len(points) * args.repeats} evaluations; allowed: at most {MAX_EVALUATIONS}"
+            )
     for _, _, point_cfg, _ in points:  # unsupported layers fail here, not on a worker
         convert(imp, point_cfg, program=False)
     out = prepare_out_dir(args.out, "sweep", args.force)
@@ -368,6 +434,11 @@ def run(args: argparse.Namespace) -> int:
         ranking = {lv: rank(gname, cfg, results, lv) for lv in level_keys}
         for lv in level_keys:
             console.print(_ranking_table(lv, ranking[lv]))
+    heatmaps = {}
+    if per_layer is not None:
+        heatmaps = {lv: heatmap_rows(results, per_layer[0], lv) for lv in level_keys}
+        for lv in level_keys:
+            console.print(_heatmap_table(lv, heatmaps[lv]))
 
     results_json = {
         "config": cfg.name,
@@ -384,12 +455,22 @@ def run(args: argparse.Namespace) -> int:
         "set": {a.key: list(a.values) for a in axes},
         "points": results,
         "ranking": ranking,
+        "per_layer": heatmaps,
         "wall_s": wall,
         "workers": workers,
         "scheduler": args.scheduler or "LocalCluster",
     }
     plot_title = f"{name}, config {cfg.name}, {n} images, {args.repeats} repeats"
-    if gname is None:
+    plot_name = "sweep.png"
+    if per_layer is not None:
+        plot_name = "heatmap.png"
+        plot_heatmap(
+            out / plot_name,
+            heatmaps,
+            f"{plot_title}: one layer at {per_layer[0]}, the others ideal "
+            f"(cell: accuracy %, change vs reference ± 95 % CI, pp)",
+        )
+    elif gname is None:
         plot_sweep(
             out / "sweep.png", axes, results, f"{plot_title}, drift {fmt_duration(args.drift)}"
         )
@@ -401,6 +482,6 @@ def run(args: argparse.Namespace) -> int:
     console.print(
         f"{len(points)} points x {args.repeats} repeats on {workers} worker"
         f"{'s' if workers > 1 else ''}; wall {wall:.1f} s; results in "
-        f"{shown(out) / 'results.json'}, {shown(out) / 'sweep.csv'}, plot {shown(out) / 'sweep.png'}"
+        f"{shown(out) / 'results.json'}, {shown(out) / 'sweep.csv'}, plot {shown(out) / plot_name}"
     )
     return 0

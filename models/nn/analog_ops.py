@@ -114,7 +114,8 @@ class AnalogLayer:
     matrix: Any = None  # TiledMatrix
 
     def build(self, cfg: AcceleratorConfig) -> None:
-        self.matrix = TiledMatrix(self.weight, cfg, self.index)
+        """Tiles under ``cfg`` with this layer's ``[[layer]]`` entry applied."""
+        self.matrix = TiledMatrix(self.weight, cfg.for_layer(self.name, self.index), self.index)
 
     def to_rows(self, x: np.ndarray, images: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple]:
         """The layer's input vectors (N, inputs) and their noise keys; ``shape`` tells

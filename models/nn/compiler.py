@@ -122,6 +122,7 @@ class LayerProgram:
     bias: np.ndarray = field(repr=False)  # (C,)
     alpha: np.ndarray = field(repr=False)  # (T, C) float: fitted ADC-code gain
     beta: np.ndarray = field(repr=False)  # (T, C) float: fitted ADC-code offset
+    out_shift: int = 15  # nmpu.out_shift of this layer (config or picked from calibration)
 
     ARRAYS = ("gain", "offset", "mult", "bias", "alpha", "beta")
 
@@ -191,6 +192,20 @@ class ChipProgram:
     @property
     def cfg(self) -> AcceleratorConfig:
         return self.net.cfg
+
+    def layer_cfg(self, i: int) -> AcceleratorConfig:
+        """The config layer ``i`` runs under: its ``[[layer]]`` entry applied and its
+        ``nmpu.out_shift`` the one the compiler used (every golden model and RTL parameter
+        of that layer comes from it)."""
+        return layer_cfg(self.cfg, self.layers[i])
+
+
+def layer_cfg(cfg: AcceleratorConfig, lp: LayerProgram) -> AcceleratorConfig:
+    """``cfg`` as layer program ``lp`` sees it (see :meth:`ChipProgram.layer_cfg`)."""
+    c = cfg.for_layer(lp.name, lp.index)
+    if c.nmpu.out_shift == lp.out_shift:
+        return c
+    return c.model_copy(update={"nmpu": c.nmpu.model_copy(update={"out_shift": lp.out_shift})})
 
 
 def _fit_affine(a: np.ndarray, ideal: np.ndarray, adc_max: int) -> tuple[np.ndarray, np.ndarray]:
@@ -283,6 +298,67 @@ def _out_scale(y: np.ndarray, last: bool, percentile: float, clamp, signed: bool
     return (top if top > 0 else 1.0) / _code_max(bits, signed)
 
 
+OUT_SHIFT_MAX = 62  # nmpu.out_shift's config range
+
+
+def auto_out_shift(m0: np.ndarray, mult_bits: int) -> int:
+    """The largest ``out_shift`` whose output multipliers ``m0 * 2**out_shift`` (``m0`` the
+    unshifted multipliers of a layer) still fit signed ``mult_bits``: the multiplier keeps
+    all its bits and the shrink shift k stays 0, so the gains keep all of theirs too."""
+    m0_max = float(np.max(np.abs(m0)))
+    if m0_max <= 0:
+        return 0
+    mult_max = (1 << (mult_bits - 1)) - 1
+    s = int(np.floor(np.log2((mult_max + 0.5) / m0_max)))
+    return int(np.clip(s, 0, OUT_SHIFT_MAX))
+
+
+def _quantize(name: str, m0, g0, beta, out_shift: int, n) -> tuple:
+    """The shrink shift k, gains, offsets and output multipliers of one layer from its
+    unshifted multipliers ``m0`` (C,), relative gains ``g0 = K / alpha / K_ref`` (T, C) and
+    fitted offsets ``beta`` at ``out_shift`` (``n`` the layer's ``[nmpu]``)."""
+    mult_max = (1 << (n.mult_bits - 1)) - 1
+    gain_max = (1 << (n.gain_bits - 1)) - 1
+    m0_max = float(np.max(np.abs(m0))) * 2.0**out_shift
+    if m0_max > mult_max + 0.5:
+        raise UserInputError(
+            f"layer {name}: output multiplier {m0_max:.0f} does not fit signed "
+            f"nmpu.mult_bits={n.mult_bits}; lower nmpu.out_shift (now {out_shift}) or leave "
+            "it out so the compiler picks it"
+        )
+    k_fit = int(np.floor(np.log2((mult_max + 0.5) / m0_max))) if m0_max > 0 else n.gain_frac
+    k_best = int(np.floor((n.gain_frac - _sig_bits(m0_max)) / 2))
+    k = int(np.clip(k_best, 0, min(k_fit, n.gain_frac)))
+    gain = np.clip(np.rint(g0 * 2.0 ** (n.gain_frac - k)), -gain_max - 1, gain_max)
+    gain = gain.astype(np.int64)
+    offset = np.rint(-beta * gain).astype(np.int64)
+    mult = np.clip(np.rint(m0 * 2.0 ** (out_shift + k)), -mult_max - 1, mult_max).astype(np.int64)
+    return k, gain, offset, mult
+
+
+def _share_out_shift(cfg: AcceleratorConfig, layers: list, unshifted: list) -> None:
+    """Layers whose config leaves ``nmpu.out_shift`` out and that have the same parameters
+    (the same ``[[layer]]`` values, hence one periphery configuration) share the smallest
+    of their own picks: every multiplier of the set fits, and the set needs one RTL build.
+    ``unshifted[i]`` = (m0, g0, beta) of layer i; layers are re-quantized in place."""
+    groups: dict[str, list[int]] = {}
+    for i, lp in enumerate(layers):
+        lc = cfg.for_layer(lp.name, lp.index)
+        if lc.nmpu.out_shift is None:
+            groups.setdefault(lc.digest(), []).append(i)
+    for members in groups.values():
+        shift = min(layers[i].out_shift for i in members)
+        for i in members:
+            lp = layers[i]
+            if lp.out_shift == shift:
+                continue
+            n = cfg.for_layer(lp.name, lp.index).nmpu
+            lp.shrink_k, lp.gain, lp.offset, lp.mult = _quantize(lp.name, *unshifted[i], shift, n)
+            lp.out_shift = shift
+            lp.gain_bits_used = _sig_bits(float(np.max(np.abs(lp.gain))))
+            lp.mult_bits_used = _sig_bits(float(np.max(np.abs(lp.mult))))
+
+
 def _compile_stage(
     st: Stage,
     h_in: np.ndarray,
@@ -294,12 +370,12 @@ def _compile_stage(
     out_scale: float | None = None,
 ) -> tuple[LayerProgram, np.ndarray]:
     """One stage's periphery coefficients from its (dequantized) calibration inputs
-    ``h_in``; returns the program and the stage's float outputs on them.  ``out_scale``
-    fixes the output scale (a GELU's input format) instead of calibrating it."""
+    ``h_in``; returns the program and the stage's float outputs on them.  ``cfg`` is the
+    network's config; the layer's ``[[layer]]`` entry applies.  ``out_scale`` fixes the
+    output scale (a GELU's input format) instead of calibrating it."""
+    cfg = cfg.for_layer(st.layer.name, st.layer.index)
     n = cfg.nmpu
     out_bits = n.out_bits
-    mult_max = (1 << (n.mult_bits - 1)) - 1
-    gain_max = (1 << (n.gain_bits - 1)) - 1
     # the integer inputs this layer will see on the calibration images
     rows_f, _, _ = st.layer.to_rows(h_in, np.zeros(len(h_in), dtype=np.int64))
     rows_int = quantize_input(rows_f, in_scale, out_bits, in_signed)
@@ -326,19 +402,8 @@ def _compile_stage(
     bn_shift = st.bn.shift if st.bn is not None else np.zeros(C)
     b = st.layer.bias if st.layer.bias is not None else np.zeros(C)
     m0 = in_scale * k_ref * 2.0 ** (cfg.mgmt.e_min - n.gain_frac) * bn_scale / out_scale
-    m0_max = float(np.max(np.abs(m0))) * 2.0**n.out_shift
-    if m0_max > mult_max + 0.5:
-        raise UserInputError(
-            f"layer {st.layer.name}: output multiplier {m0_max:.0f} does not fit signed "
-            f"nmpu.mult_bits={n.mult_bits}; lower nmpu.out_shift (now {n.out_shift})"
-        )
-    k_fit = int(np.floor(np.log2((mult_max + 0.5) / m0_max))) if m0_max > 0 else n.gain_frac
-    k_best = int(np.floor((n.gain_frac - _sig_bits(m0_max)) / 2))
-    k = int(np.clip(k_best, 0, min(k_fit, n.gain_frac)))
-    g = ratio / k_ref * 2.0 ** (n.gain_frac - k)
-    gain = np.clip(np.rint(g), -gain_max - 1, gain_max).astype(np.int64)
-    offset = np.rint(-beta * gain).astype(np.int64)
-    mult = np.clip(np.rint(m0 * 2.0 ** (n.out_shift + k)), -mult_max - 1, mult_max).astype(np.int64)
+    out_shift = n.out_shift if n.out_shift is not None else auto_out_shift(m0, n.mult_bits)
+    k, gain, offset, mult = _quantize(st.layer.name, m0, ratio / k_ref, beta, out_shift, n)
     bias = np.rint((b * bn_scale + bn_shift) / out_scale).astype(np.int64)
     lp = LayerProgram(
         st.layer.name,
@@ -362,8 +427,9 @@ def _compile_stage(
         bias,
         alpha,
         beta,
+        out_shift,
     )
-    return lp, h
+    return lp, h, (m0, ratio / k_ref, beta)
 
 
 def compile_network(
@@ -395,6 +461,7 @@ def compile_network(
     fmt = {0: (in_scale, in_signed)}
     stages: list[Stage] = []
     layers: list[LayerProgram] = []
+    unshifted: list = []  # per layer (m0, g0, beta): to re-quantize at a shared out_shift
     adds: list = []
     pools: list = []
     seqs: list = []
@@ -417,9 +484,10 @@ def compile_network(
             fixed = None
             if [r.kind for r in readers.get(s.out, [])] == ["gelu"] and s.activation == "none":
                 fixed = 2.0 ** -seq_steps.sfu_params(cfg).gelu_frac  # the SFU's GELU format
-            lp, h = _compile_stage(st, h_in, sc, sg, last, cfg, percentile, fixed)
+            lp, h, unshifted_lp = _compile_stage(st, h_in, sc, sg, last, cfg, percentile, fixed)
             stages.append(st)
             layers.append(lp)
+            unshifted.append(unshifted_lp)
             out_fmt = (lp.out_scale, lp.out_signed)
             y_int = quantize_input(h, lp.out_scale, out_bits, lp.out_signed)
         elif s.kind in seq_steps.KINDS.values():
@@ -474,6 +542,7 @@ def compile_network(
             out_fmt = (sc, sg)
         vals[s.out] = y_int * out_fmt[0]  # the next step calibrates on what the integers say
         fmt[s.out] = out_fmt
+    _share_out_shift(cfg, layers, unshifted)
     t = t_s if t_s is not None else (net.layers[0].matrix.tiles[0][0].t_s or 0.0)
     return ChipProgram(
         net, stages, layers, float(t), steps, adds, pools, seqs, out_value, fmt[out_value][0]

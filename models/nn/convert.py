@@ -76,6 +76,7 @@ class AnalogNetwork:
         """(Re)create every layer's tiles from ``cfg`` (e.g. another seed for a repeat)."""
         if cfg is not None:
             self.cfg = cfg
+        self.cfg.check_layers([(a.name, a.index) for a in self.layers])
         for layer in self.layers:
             layer.build(self.cfg)
         return self

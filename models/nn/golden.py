@@ -161,10 +161,10 @@ def periphery_corners(prog, traces: list[LayerTrace]) -> list[dict]:
     negative / positive rail of ``nmpu.acc_bits``, and the bound-management iteration
     histogram.  The accumulators are recomputed from the trace's final codes and exponents
     with the NMPU golden model's own ``affine`` and ``accumulate``."""
-    cfg = prog.cfg
-    adc_lo, adc_hi = -(1 << (cfg.adc.bits - 1)), (1 << (cfg.adc.bits - 1)) - 1
     out = []
     for i, (lp, tr) in enumerate(zip(prog.layers, traces, strict=True)):
+        cfg = prog.layer_cfg(i)
+        adc_lo, adc_hi = -(1 << (cfg.adc.bits - 1)), (1 << (cfg.adc.bits - 1)) - 1
         if not tr.a:
             out.append({"name": lp.name, "adc_rails": [0, 0], "acc_rails": [0, 0], "iters": []})
             continue
@@ -196,7 +196,7 @@ def periphery_corners(prog, traces: list[LayerTrace]) -> list[dict]:
 
 def layer_jobs(prog, i: int, h: np.ndarray, images: np.ndarray) -> LayerJobs:
     """Integer activations into stage ``i`` -> its column jobs (one per column tile)."""
-    cfg = prog.cfg
+    cfg = prog.layer_cfg(i)
     st, lp = prog.stages[i], prog.layers[i]
     rows, keys, shape = st.layer.to_rows(h, images)
     mp = mgmt_model.MgmtParams.from_config(cfg, x_bits=lp.in_bits, x_signed=lp.in_signed)

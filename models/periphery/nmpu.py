@@ -89,7 +89,7 @@ class NmpuParams(NmpuWidths):
             gain_frac=n.gain_frac,
             acc_bits=n.acc_bits,
             mult_bits=n.mult_bits,
-            out_shift=n.out_shift,
+            out_shift=n.shift,
             out_bits=n.out_bits,
             e_min=cfg.mgmt.e_min,
             e_max=cfg.mgmt.e_max,
