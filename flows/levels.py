@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 from aimcflow.cosim import network
+from aimcflow.cosim.network import sfu_replay
 from aimcflow.flows import shards as shard_runs
 from aimcflow.flows.io import shown
 from aimcflow.flows.shards import Shards, level4_batch
@@ -18,6 +19,7 @@ from aimcflow.models.nn.compiler import compile_network
 from aimcflow.models.nn.golden import LayerTrace, forward_golden, periphery_corners
 from aimcflow.models.nn.invariants import coverage_goals, periphery_invariants
 from aimcflow.models.nn.schedule import placement
+from aimcflow.models.nn.seq_steps import SFU_KINDS
 from aimcflow.models.periphery.mgmt import MgmtParams
 from aimcflow.models.periphery.nmpu import NmpuParams
 
@@ -26,13 +28,24 @@ STALLS = 0.25  # fraction of cycles the stalled level-4 run holds o, dac and adc
 
 
 def analog_golden_level(
-    net, cfg, data, x, y, images, t_s: float, out=None, console=None, shards: Shards | None = None
+    net,
+    cfg,
+    data,
+    x,
+    y,
+    images,
+    t_s: float,
+    out=None,
+    console=None,
+    shards: Shards | None = None,
+    sfu: str = "int",
 ):
     """Compile the seed-``cfg.seed`` programming at ``t_s`` and run level 3 on it; the chip
     program goes to ``out/chip_program.{npz,json}`` (not saved when ``out`` is None, as in
     ``aimcflow sweep``).  ``shards``: where the images run (:mod:`aimcflow.flows.shards`;
-    default all in this process).  Returns (level-3 dict, program or None, level-3 logits
-    or None)."""
+    default all in this process).  ``sfu``: "int" (the SFU golden model) or "float" (a
+    transformer's SFU ops in float, models/nn/seq_steps.py).  Returns (level-3 dict,
+    program or None, level-3 logits or None)."""
 
     try:  # a config the integer periphery cannot be built for (e.g. 16-bit ADC) skips level 3
         NmpuParams.from_config(cfg)
@@ -57,9 +70,9 @@ def analog_golden_level(
     traces = [LayerTrace(lp.name) for lp in prog.layers]
     with status(f"analog-golden on {len(x)} images"):
         if shards is None:
-            logits3 = forward_golden(prog, x, images, traces=traces)
+            logits3 = forward_golden(prog, x, images, traces=traces, sfu=sfu)
         else:
-            logits3 = shard_runs.level3(shards, prog, x, images, traces)
+            logits3 = shard_runs.level3(shards, prog, x, images, traces, sfu=sfu)
     acc3 = float(np.mean(logits3.argmax(1) == y))
     layers = []
     corners = periphery_corners(prog, traces)
@@ -98,6 +111,7 @@ def analog_golden_level(
             "invariant_violations": violations,
             "drift_s": t_s,
             "seed": cfg.seed,
+            "sfu": sfu if prog.seqs else None,
             "analog_float_same_tiles": acc2,
             "chip_program": None if out is None else str(shown(out) / "chip_program.npz"),
             "layers": layers,
@@ -132,6 +146,28 @@ def throughput(rtl_cycles: int, conv_cycles: int, images: int, period_ns: float)
         "clock_period_ns": period_ns,
         "inferences_per_s": images / seconds if seconds > 0 else None,
     }
+
+
+def sfu_level4(prog, x, images, logits3, console, sim: str) -> dict:
+    """A transformer's SFU ops at level 4 (:mod:`aimcflow.cosim.network.sfu_replay`): the
+    jobs level 3 ran on the SFU golden model, recorded again on the same images (the logits
+    must equal level 3's), streamed through the SFU RTL without and with
+    :data:`STALLS` random stalls; every output value compared."""
+    jobs: list = []
+    again = forward_golden(prog, x, images, sfu_jobs=jobs)
+    with console.status(f"building the SFU with {sim} (cached per config)"):
+        build = sfu_replay.build_sfu(prog.cfg, sim)
+    out = {"jobs": len(jobs), "values_compared": int(sum(j["y"].size for j in jobs))}
+    with console.status(f"SFU RTL: {len(jobs)} jobs of level 3"):
+        r = sfu_replay.replay(jobs, prog.cfg, build)
+    out |= {k: r[k] for k in ("mismatches", "errors", "rtl_cycles", "wall_s", "values")}
+    out["mismatches"] += int(not np.array_equal(again, logits3))
+    if not out["mismatches"]:
+        with console.status(f"SFU RTL with {STALLS:.0%} random stalls"):
+            rs = sfu_replay.replay(jobs, prog.cfg, build, stalls=STALLS)
+        out["stalled"] = {k: rs[k] for k in ("mismatches", "errors", "rtl_cycles", "wall_s")}
+    out["in_the_loop"] = False  # replayed: the network run carries level 3's SFU outputs
+    return out
 
 
 def level4(
@@ -174,6 +210,7 @@ def level4(
     # its unit only if the run reports RTL results for it (never claimed otherwise)
     ran = {o["kind"] for o in r.extra.get("ops_rtl", ())}
     units = {"add": "rtl/residual.py", "pool": "rtl/pool.py"}
+    sfu_where = f"RTL (SFU on {sim}: level 3's jobs replayed and compared, models/nn/seq_steps.py)"
     ops = placement(
         prog,
         f"RTL (periphery_top on {sim}, compared with level 3)",
@@ -181,7 +218,8 @@ def level4(
             k: f"RTL ({f} in network_top on {sim}, compared with level 3)"
             for k, f in units.items()
             if k in ran
-        },
+        }
+        | {k: sfu_where for k in SFU_KINDS},
     )
     acc = float(np.mean(r.logits.argmax(1) == y)) if r.logits is not None else None
     stalled = None
@@ -199,8 +237,14 @@ def level4(
         if bad:
             r = rs  # report the stalled run's errors, waves and log
             acc = None
+    sfu = sfu_level4(prog, x, images, logits3, console, sim) if prog.seqs else None
+    if sfu is not None:
+        mismatches += sfu["mismatches"] + sfu.get("stalled", {}).get("mismatches", 0)
+        if mismatches:
+            acc = None
     return {
         "accuracy": acc,
+        "sfu": sfu,
         "activations_compared": r.activations_compared,
         "mismatches": mismatches,
         "errors": r.errors,

@@ -113,21 +113,22 @@ def level2(shards: Shards, imp, cfg, x, y, images, drifts, repeats: int) -> np.n
 # --- level 3 ---------------------------------------------------------------------------
 
 
-def golden_shard(prog, x, images):
-    """A shard's level 3: logits and the per-layer traces."""
+def golden_shard(prog, x, images, sfu: str = "int"):
+    """A shard's level 3: logits and the per-layer traces (``sfu``: see
+    :func:`~aimcflow.models.nn.golden.forward_golden`)."""
     from aimcflow.models.nn.golden import LayerTrace, forward_golden  # lazy: torch
 
     traces = [LayerTrace(lp.name) for lp in prog.layers]
-    return forward_golden(prog, x, images, traces=traces), traces
+    return forward_golden(prog, x, images, traces=traces, sfu=sfu), traces
 
 
-def level3(shards: Shards, prog, x, images, traces) -> np.ndarray:
+def level3(shards: Shards, prog, x, images, traces, sfu: str = "int") -> np.ndarray:
     """Level-3 logits of every shard in image order; each layer's trace in ``traces``
     gets the shards' batches appended in order."""
     prog_f = shards.share(prog)
     parts = shards.map(
         golden_shard,
-        [(prog_f, x[a:b], images[a:b]) for a, b in shards.bounds],
+        [(prog_f, x[a:b], images[a:b], sfu) for a, b in shards.bounds],
         "analog-golden",
     )
     for _, trs in parts:

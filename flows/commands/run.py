@@ -14,7 +14,11 @@ over repeats at ``drift_s``; ``levels.analog_golden.accuracy`` the level-3 accur
 seed-``cfg.seed`` programming at ``drift_s`` (next to ``analog_float_same_tiles``, level 2
 on those very tiles).  A level that was not run is ``{"accuracy": null}`` (with a
 ``reason`` when the config or model cannot be compiled for the integer periphery).
-``drift_table`` holds every drift time; ``report.html`` the plots.
+``drift_table`` holds every drift time; ``report.html`` the plots.  For a transformer,
+``--sfu float`` runs analog-golden's attention, layernorm and GELU in float (same chip
+program, same formats) and ``levels.analog_golden.sfu`` says which SFU ran;
+``levels.analog_rtl.sfu`` holds the replay of analog-golden's SFU jobs on the Verilated
+SFU (values compared, mismatches, cycles, with and without stalls).
 
 Models (``--model``, ``--arch``) and data (``--data`` and its normalization flags): see
 :mod:`aimcflow.models.nn.workloads` and :mod:`aimcflow.models.nn.datasets`.
@@ -123,11 +127,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--sim",
         default="verilator",
         choices=("verilator", "icarus"),
-        help="RTL simulator of analog-rtl: verilator (default) or icarus (Icarus Verilog; "
-        "experimental for level 4: the same bench, but minutes per image, and not yet "
-        "verified against Verilator on a whole run)",
+        help="RTL simulator of analog-rtl: verilator (default) or icarus (Icarus Verilog: "
+        "the same bench and the same results, bit for bit; slower, and its first build of "
+        "network_top takes minutes)",
     )
     add_cluster_args(p, "default: no Dask, everything in this process")
+    p.add_argument(
+        "--sfu",
+        default="int",
+        choices=("int", "float"),
+        help="special-function unit of analog-golden (transformers): int (default, the "
+        "bit-exact SFU golden model) or float (attention, layernorm and GELU in float on the "
+        "same integer inputs and output formats: measures what the integer SFU costs)",
+    )
     add_out_arg(p, "run")
     p.set_defaults(func=run)
 
@@ -142,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
     from aimcflow.cosim.network import format_mismatch
     from aimcflow.flows import shards as shard_runs
     from aimcflow.flows.args import load_data
-    from aimcflow.flows.levels import THROUGHPUT_KEYS, analog_golden_level, level4
+    from aimcflow.flows.levels import STALLS, THROUGHPUT_KEYS, analog_golden_level, level4
     from aimcflow.flows.report import write_report
     from aimcflow.flows.shards import Shards
     from aimcflow.models.config import load_config
@@ -154,6 +166,7 @@ def run(args: argparse.Namespace) -> int:
         normalized_accuracy,
         vmm_pairs,
     )
+    from aimcflow.models.nn.seq_steps import check_fits as check_sfu_fits
     from aimcflow.models.nn.workloads import accuracy_float, get_model, imported
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -173,6 +186,7 @@ def run(args: argparse.Namespace) -> int:
     name, model = get_model(args.model, data, args.arch)
     imp = imported(model, data)  # what Dask workers receive: the graph, not torch code
     net = convert(imp, cfg, program=False)
+    check_sfu_fits(net, data.input_shape, cfg)  # attention/layernorm shapes the SFU holds
     drifts = list(args.drift)
     levels = set(args.levels or LEVELS) - ({"analog-rtl"} if args.no_rtl else set())
     if "analog-rtl" in levels:
@@ -226,7 +240,7 @@ def run(args: argparse.Namespace) -> int:
         prog = logits3 = None
         if "analog-golden" in levels:
             golden, prog, logits3 = analog_golden_level(
-                net, cfg, data, x, y, images, ref_t, out, console, shards
+                net, cfg, data, x, y, images, ref_t, out, console, shards, sfu=args.sfu
             )
         else:
             golden = {"accuracy": None, "reason": "not requested (--levels)"}
@@ -301,6 +315,16 @@ def run(args: argparse.Namespace) -> int:
                 f"{st['mismatches']} mismatches; RTL cycles {st['rtl_cycles']}, ideal "
                 f"{st['ideal_cycles']}, cycle efficiency {st['cycle_efficiency']:.3f} "
                 f"(without stalls {'-' if eff is None else f'{eff:.3f}'})"
+            )
+        sfu = rtl.get("sfu")
+        if sfu is not None:
+            ss = sfu.get("stalled") or {}
+            console.print(
+                f"SFU RTL ({sfu['jobs']} jobs of analog-golden replayed, not fed forward): "
+                f"{sfu['values_compared']} values compared, {sfu['mismatches']} mismatches, "
+                f"{sfu['rtl_cycles']} cycles; with {STALLS:.0%} random stalls "
+                f"{ss.get('mismatches', '-')} mismatches, {ss.get('rtl_cycles', '-')} cycles",
+                highlight=False,
             )
     elif "analog-rtl" in levels:
         console.print(f"[yellow]analog-rtl not run: {rtl['reason']}[/yellow]")

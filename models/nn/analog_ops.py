@@ -121,12 +121,17 @@ class AnalogLayer:
         """The layer's input vectors (N, inputs) and their noise keys; ``shape`` tells
         :meth:`from_rows` how to fold outputs back."""
         if self.kind == "linear":
-            if x.ndim != 2:
+            if x.ndim < 2:
                 raise UserInputError(
                     f"layer {self.name} (Linear) got a {x.ndim}-d activation; "
                     "add nn.Flatten before it"
                 )
-            return x, np.asarray(images, dtype=np.int64), (len(x),)
+            if x.ndim == 2:
+                return x, np.asarray(images, dtype=np.int64), (len(x),)
+            # (B, L, ..., D): one vector per token, each keyed like a conv patch
+            lead = x.shape[:-1]
+            rows = x.reshape(-1, x.shape[-1])
+            return rows, vector_keys(images, int(np.prod(lead[1:]))), lead
         if x.ndim != 4:
             raise UserInputError(
                 f"layer {self.name} (Conv2d) got a {x.ndim}-d activation; "
@@ -137,7 +142,7 @@ class AnalogLayer:
 
     def from_rows(self, y: np.ndarray, shape: tuple) -> np.ndarray:
         if self.kind == "linear":
-            return y
+            return y.reshape(*shape, y.shape[-1])
         b, ho, wo = shape
         return y.reshape(b, ho, wo, -1).transpose(0, 3, 1, 2)
 

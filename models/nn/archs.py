@@ -7,6 +7,11 @@
   3x3 + BN + ReLU; a basic block (two 3x3 convs with BN, identity shortcut, add, ReLU);
   MaxPool 2x2; a basic block 16->32 with a 1x1-conv + BN projection shortcut; adaptive
   average pool to 1x1; Linear 32-10.  Every integer op of a ResNet in 4k parameters.
+* ``digits-vit``: a small pre-norm vision transformer for 8x8 digits: 2x2 patches (a
+  stride-2 2x2 Conv 1->32, 16 tokens), a learned positional embedding added, 2 encoder
+  blocks (LayerNorm, 2-head self-attention with separate Q/K/V projections and
+  ``scaled_dot_product_attention``, residual add; LayerNorm, MLP 32-64-32 with GELU,
+  residual add), mean pooling over the tokens, LayerNorm, Linear 32-10.
 * ``resnet20``: the CIFAR ResNet-20 of He et al. 2016 (section 4.2): a 3x3 conv with 16
   channels, three stages of three basic blocks with 16, 32 and 64 channels (stride 2 at
   the first block of stages 2 and 3), global average pooling and a fully connected layer;
@@ -25,7 +30,8 @@ import math
 
 from aimcflow.models.errors import UserInputError
 
-ARCHS = ("digits-mlp", "digits-cnn", "digits-resnet", "resnet20")
+ARCHS = ("digits-mlp", "digits-cnn", "digits-resnet", "digits-vit", "resnet20")
+VIT = {"patch": 2, "width": 32, "depth": 2, "heads": 2, "mlp": 64}
 
 
 def _square_side(arch: str, input_shape: tuple[int, ...]) -> int:
@@ -90,6 +96,56 @@ def _resnet(in_shape: tuple[int, ...], stem: int, stages, n_classes: int, pool_a
     return nn.Sequential(*layers)
 
 
+def _vit(side: int, n_classes: int, patch: int, width: int, depth: int, heads: int, mlp: int):
+    """A pre-norm ViT over ``patch`` x ``patch`` patches of a 1 x side x side image."""
+    # lazy: torch (~2 s)
+    import torch
+    from torch import nn
+    from torch.nn import functional as F
+
+    tokens = (side // patch) ** 2
+    dh = width // heads
+
+    class Attention(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.q, self.k, self.v = (nn.Linear(width, width) for _ in range(3))
+            self.out = nn.Linear(width, width)
+
+        def forward(self, x):
+            b, n, _ = x.shape
+            q, k, v = (f(x).view(b, n, heads, dh).transpose(1, 2) for f in (self.q, self.k, self.v))
+            y = F.scaled_dot_product_attention(q, k, v)
+            return self.out(y.transpose(1, 2).reshape(b, n, width))
+
+    class Block(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.ln1, self.attn = nn.LayerNorm(width), Attention()
+            self.ln2 = nn.LayerNorm(width)
+            self.fc1, self.fc2 = nn.Linear(width, mlp), nn.Linear(mlp, width)
+
+        def forward(self, x):
+            x = x + self.attn(self.ln1(x))
+            return x + self.fc2(F.gelu(self.fc1(self.ln2(x))))
+
+    class ViT(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.unflatten = nn.Unflatten(1, (1, side, side))
+            self.patch = nn.Conv2d(1, width, patch, stride=patch)
+            self.pos = nn.Parameter(torch.randn(1, tokens, width) * 0.02)
+            self.blocks = nn.Sequential(*(Block() for _ in range(depth)))
+            self.ln = nn.LayerNorm(width)
+            self.head = nn.Linear(width, n_classes)
+
+        def forward(self, x):
+            t = self.patch(self.unflatten(x)).flatten(2).transpose(1, 2) + self.pos
+            return self.head(self.ln(self.blocks(t).mean(dim=1)))
+
+    return ViT()
+
+
 def build(arch: str, input_shape: tuple[int, ...] = (64,), n_classes: int = 10):
     """An untrained model of architecture ``arch`` (a name of :data:`ARCHS`) for images of
     per-image shape ``input_shape``."""
@@ -126,6 +182,13 @@ def build(arch: str, input_shape: tuple[int, ...] = (64,), n_classes: int = 10):
         if side < 2:
             raise UserInputError(f"digits-resnet needs images of at least 2x2; got {side}x{side}")
         return _resnet(input_shape, 16, [(16, 1, 1), (32, 1, 1)], n_classes, pool_after_stem=True)
+    if arch == "digits-vit":
+        side = _square_side(arch, input_shape)
+        if side % VIT["patch"]:
+            raise UserInputError(
+                f"digits-vit needs an image side divisible by {VIT['patch']}; got {side}x{side}"
+            )
+        return _vit(side, n_classes, **VIT)
     if arch == "resnet20":
         if len(input_shape) != 3 or min(input_shape[1:]) < 4:
             raise UserInputError(

@@ -59,12 +59,13 @@ from aimcflow.models.config import AcceleratorConfig, validate_config
 from aimcflow.models.errors import UserInputError
 from aimcflow.models.io import save_npz_atomic, write_json_atomic
 from aimcflow.models.nn import schedule as sch
+from aimcflow.models.nn import seq_steps
 from aimcflow.models.nn.analog_ops import AnalogLayer, BatchNorm
 from aimcflow.models.nn.convert import AnalogNetwork
-from aimcflow.models.nn.golden import quantize_input
 from aimcflow.models.periphery import mgmt as mgmt_model
 from aimcflow.models.periphery import pool as pool_model
 from aimcflow.models.periphery import residual as res_model
+from aimcflow.models.periphery.fixedpoint import quantize_input
 
 HIDDEN_PERCENTILE = 99.9
 CAL_VECTORS = 512  # calibration-data vectors per tile for the affine fit
@@ -142,6 +143,7 @@ class ChipProgram:
     steps: list = field(default_factory=list)  # the integer schedule (models/nn/schedule.py)
     adds: list = field(default_factory=list)  # AddProgram per residual add
     pools: list = field(default_factory=list)  # PoolProgram per pooling
+    seqs: list = field(default_factory=list)  # seq_steps.SeqProgram per transformer step
     output: int = 0  # value id of the logits
     out_scale: float = 1.0  # logits units per LSB of the output value
 
@@ -167,6 +169,7 @@ class ChipProgram:
             "layers": [lp.meta() for lp in self.layers],
             "adds": [asdict(a) for a in self.adds],
             "pools": [asdict(p) for p in self.pools],
+            "seqs": [sp.meta() for sp in self.seqs],
             "steps": [
                 {"kind": s.kind, "name": s.name, "src": list(s.src), "out": s.out}
                 for s in self.steps
@@ -364,10 +367,12 @@ def _compile_stage(
     last: bool,
     cfg: AcceleratorConfig,
     percentile: float,
+    out_scale: float | None = None,
 ) -> tuple[LayerProgram, np.ndarray]:
     """One stage's periphery coefficients from its (dequantized) calibration inputs
     ``h_in``; returns the program and the stage's float outputs on them.  ``cfg`` is the
-    network's config; the layer's ``[[layer]]`` entry applies."""
+    network's config; the layer's ``[[layer]]`` entry applies.  ``out_scale`` fixes the
+    output scale (a GELU's input format) instead of calibrating it."""
     cfg = cfg.for_layer(st.layer.name, st.layer.index)
     n = cfg.nmpu
     out_bits = n.out_bits
@@ -376,7 +381,8 @@ def _compile_stage(
     rows_int = quantize_input(rows_f, in_scale, out_bits, in_signed)
     h = st.float_forward(h_in)
     out_signed = st.activation != "relu"
-    out_scale = _out_scale(h, last, percentile, st.clamp, out_signed, out_bits)
+    if out_scale is None:
+        out_scale = _out_scale(h, last, percentile, st.clamp, out_signed, out_bits)
 
     m = st.layer.matrix
     T, C = len(m.row_slices), st.layer.weight.shape[1]
@@ -458,6 +464,11 @@ def compile_network(
     unshifted: list = []  # per layer (m0, g0, beta): to re-quantize at a shared out_shift
     adds: list = []
     pools: list = []
+    seqs: list = []
+    readers: dict[int, list] = {}
+    for s in steps:
+        for v in s.src:
+            readers.setdefault(v, []).append(s)
     for s in steps:
         last = s.out == out_value
         if s.kind == "reshape":
@@ -470,12 +481,26 @@ def compile_network(
             h_in = vals[s.src[0]]
             if s.src[0] == 0:  # the first layer sees the quantized input
                 h_in = quantize_input(h_in, sc, out_bits, sg) * sc
-            lp, h, unshifted_lp = _compile_stage(st, h_in, sc, sg, last, cfg, percentile)
+            fixed = None
+            if [r.kind for r in readers.get(s.out, [])] == ["gelu"] and s.activation == "none":
+                fixed = 2.0 ** -seq_steps.sfu_params(cfg).gelu_frac  # the SFU's GELU format
+            lp, h, unshifted_lp = _compile_stage(st, h_in, sc, sg, last, cfg, percentile, fixed)
             stages.append(st)
             layers.append(lp)
             unshifted.append(unshifted_lp)
             out_fmt = (lp.out_scale, lp.out_signed)
             y_int = quantize_input(h, lp.out_scale, out_bits, lp.out_signed)
+        elif s.kind in seq_steps.KINDS.values():
+            sp, y_int, out_fmt = seq_steps.compile_step(
+                s.kind,
+                s.ops[0],
+                [vals[v] for v in s.src],
+                [fmt[v] for v in s.src],
+                cfg,
+                last,
+                percentile,
+            )
+            seqs.append(sp)
         elif s.kind == "add":
             (sa, ga), (sb, gb) = fmt[s.src[0]], fmt[s.src[1]]
             a_int = quantize_input(vals[s.src[0]], sa, out_bits, ga)
@@ -520,7 +545,7 @@ def compile_network(
     _share_out_shift(cfg, layers, unshifted)
     t = t_s if t_s is not None else (net.layers[0].matrix.tiles[0][0].t_s or 0.0)
     return ChipProgram(
-        net, stages, layers, float(t), steps, adds, pools, out_value, fmt[out_value][0]
+        net, stages, layers, float(t), steps, adds, pools, seqs, out_value, fmt[out_value][0]
     )
 
 

@@ -24,7 +24,7 @@ import numpy as np
 from aimcflow.models.nn.schedule import run_walk
 from aimcflow.models.periphery import mgmt as mgmt_model
 from aimcflow.models.periphery import nmpu as nmpu_model
-from aimcflow.models.periphery.fixedpoint import sat, satu
+from aimcflow.models.periphery.fixedpoint import quantize_input
 
 
 @dataclass
@@ -41,12 +41,6 @@ class LayerTrace:
     iters: list = field(default_factory=list)  # bound-management iterations per (vector, tile)
     sat: list = field(default_factory=list)  # final sat_any per (vector, tile)
     adc_sat_rate: float = 0.0
-
-
-def quantize_input(x: np.ndarray, scale: float, bits: int, signed: bool) -> np.ndarray:
-    """Float inputs -> integer codes: round half up of x/scale, saturated to the format."""
-    q = np.floor(np.asarray(x, dtype=np.float64) / scale + 0.5).astype(np.int64)
-    return sat(q, bits) if signed else satu(q, bits)
 
 
 def _tile_fn(tile, keys: np.ndarray):
@@ -260,9 +254,13 @@ def forward_golden(
     batch_size: int = 512,
     traces: list[LayerTrace] | None = None,
     periphery: Periphery = golden_periphery,
+    sfu: str = "int",
+    sfu_jobs: list | None = None,
 ) -> np.ndarray:
     """Level-3 logits (float: last layer's integers times its output scale); with an
-    RTL-backed ``periphery`` the same routine runs level 4."""
+    RTL-backed ``periphery`` the same routine runs level 4.  ``sfu="float"``: the
+    special-function unit's ops in float (models/nn/seq_steps.py); ``sfu_jobs``: a list
+    that receives every SFU job (for its replay on the SFU RTL)."""
     x = np.asarray(x)
     images = np.arange(len(x)) if images is None else np.asarray(images, dtype=np.int64)
     outs = []
@@ -274,7 +272,9 @@ def forward_golden(
             return layer_forward(prog, i, h, ids, tr, periphery)
 
         outs.append(
-            logits_of(prog, run_walk(prog, input_codes(prog, x[b : b + batch_size]), stage))
+            logits_of(
+                prog, run_walk(prog, input_codes(prog, x[b : b + batch_size]), stage, sfu, sfu_jobs)
+            )
         )
     return np.concatenate(outs)
 

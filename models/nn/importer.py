@@ -16,9 +16,13 @@ relu, leaky_relu, hardtanh (ReLU6), clamp  ReLU, LeakyReLU, Clamp
 max_pool2d, avg_pool2d,                    Pool (adaptive to 1x1 and ``mean`` over H, W
 adaptive_avg_pool2d (1x1), mean (H, W)     are an average pool over the whole input)
 add (tensor + tensor)                      Add (residual)
-flatten, view, reshape, unflatten          Reshape (the batch dimension is kept)
+flatten, view, reshape, (un)squeeze        Reshape (the batch dimension is kept)
 dropout, identity, clone, alias, detach    nothing (no-ops in eval mode)
+attention, layer_norm, gelu, transpose,    transformer ops: see
+positional-embedding add, token mean       :mod:`aimcflow.models.nn.importer_seq`
 =========================================  ==============================================
+
+A linear layer on (B, ..., features) runs on every vector of the leading axes (tokens).
 
 Anything else is a :class:`UserInputError` naming the node, its op and this list.  Each op
 reads the values named by its wire: value 0 is the network input, value ``k + 1`` the
@@ -38,6 +42,7 @@ from typing import Any
 import numpy as np
 from aimcflow.models.errors import UserInputError
 from aimcflow.models.nn import graphops as g
+from aimcflow.models.nn import importer_seq as seq
 from aimcflow.models.nn.analog_ops import (
     AnalogLayer,
     BatchNorm,
@@ -59,8 +64,9 @@ SUPPORTED_OPS = (
     "adaptive_avg_pool2d (1x1)",
     "mean over H, W",
     "add (tensor + tensor)",
-    "flatten / view / reshape / unflatten",
+    "flatten / view / reshape / unflatten / (un)squeeze",
     "dropout / identity (no-ops)",
+    *seq.SEQ_OPS,
 )
 MAX_BATCH = 1 << 20  # largest batch an exported program accepts
 MAX_GRAPH_NODES = 100_000  # a bound on the graph walked (ResNet-20: ~80 nodes)
@@ -74,7 +80,7 @@ _NOOPS = {
     "lift_fresh_copy",
     "_assert_tensor_metadata",
 }
-_RESHAPES = {"flatten", "view", "reshape", "_unsafe_view", "unflatten"}
+_RESHAPES = {"flatten", "view", "reshape", "_unsafe_view", "unflatten", "unsqueeze", "squeeze"}
 
 
 @dataclass
@@ -213,6 +219,7 @@ class _Walker:
         self.tensors: dict[str, Any] = {}  # fx node name -> parameter tensor
         self.names: set[str] = set()
         self.n_analog = 0
+        self.pending: dict = {}  # explicit attention's nodes (importer_seq)
 
     # -- helpers
     def tensor(self, node, what: str):
@@ -304,6 +311,7 @@ class _Walker:
             self.visit(node)
         if self.n_analog == 0:
             raise UserInputError("model has no Linear or Conv2d layer: nothing to map onto tiles")
+        seq.fold_layernorm_affine(self.ops, self.wires, output)
         return Imported(self.ops, self.wires, tuple(input_shape), output)
 
     def visit(self, node) -> None:  # noqa: C901 -- one branch per op
@@ -317,11 +325,13 @@ class _Walker:
         if op in _NOOPS:
             self.alias(node, node.args[0])
             return
+        if seq.visit_seq(self, node, op, a, ins, outs):
+            return
         if op == "linear":
             w = self.tensor(a["weight"], node.name)
             name = self.layer_name(node, a["weight"])
             bias = a.get("bias")
-            if ins is None or len(ins) != 2:
+            if ins is None or len(ins) < 2:
                 raise self.unsupported(node, f"a linear layer on a {len(ins or ())}-d input")
             self.emit(
                 node,

@@ -9,7 +9,10 @@ steps, each one periphery operation on integers:
   activation, docs/SPEC.md "Residual add");
 * ``pool``: max or average pooling (docs/SPEC.md "Pooling"); the output keeps the input's
   format and scale;
-* ``reshape``: flatten / view (data movement, no arithmetic).
+* ``reshape``: flatten / view / transpose (data movement, no arithmetic);
+* transformer steps ``attention``, ``layernorm``, ``gelu`` (the special-function unit),
+  ``add_const`` and ``token_mean`` (:mod:`aimcflow.models.nn.seq_steps`), each indexing
+  the program's ``seqs``.
 
 An activation, clamp or batch norm that follows none of these cannot be compiled (it has
 no integer unit of its own) and is a :class:`UserInputError` naming it.
@@ -34,8 +37,10 @@ from typing import Any
 
 import numpy as np
 from aimcflow.models.errors import UserInputError
+from aimcflow.models.nn import seq_steps
 from aimcflow.models.nn.analog_ops import AnalogLayer, BatchNorm, LeakyReLU, ReLU, Reshape
 from aimcflow.models.nn.graphops import Add, Clamp, Pool
+from aimcflow.models.nn.seqops import Permute, Select
 from aimcflow.models.periphery import pool as pool_model
 from aimcflow.models.periphery import residual as res_model
 
@@ -45,7 +50,7 @@ class Step:
     """One integer operation: reads values ``src``, writes value ``out`` (value ids of the
     network: 0 the input, ``k + 1`` the output of op ``k``)."""
 
-    kind: str  # stage | add | pool | reshape
+    kind: str  # stage | add | pool | reshape | a seq_steps.KINDS value
     src: tuple[int, ...]
     out: int
     index: int = 0  # stage index (stage), add index (add), pool index (pool)
@@ -130,7 +135,7 @@ def plan(net) -> list[Step]:
 
     fused: set[int] = set()
     steps: list[Step] = []
-    counts = {"stage": 0, "add": 0, "pool": 0, "reshape": 0}
+    counts = {"stage": 0, "add": 0, "pool": 0, "reshape": 0, "seq": 0}
     for k, op in enumerate(net.ops):
         if k in fused:
             continue
@@ -151,8 +156,13 @@ def plan(net) -> list[Step]:
                 st.out = j + 1
         elif isinstance(op, Pool):
             st = Step("pool", src, k + 1, counts["pool"], [op])
-        elif isinstance(op, Reshape):
+        elif isinstance(op, (Reshape, Permute, Select)):
             st = Step("reshape", src, k + 1, counts["reshape"], [op])
+        elif type(op) in seq_steps.KINDS:
+            st = Step(seq_steps.KINDS[type(op)], src, k + 1, counts["seq"], [op])
+            counts["seq"] += 1
+            steps.append(st)
+            continue
         else:
             where = (
                 "a Linear/Conv2d"
@@ -169,15 +179,17 @@ def plan(net) -> list[Step]:
 
 
 def walk(
-    prog, h0: np.ndarray, ops: bool = False
+    prog, h0: np.ndarray, ops: bool = False, sfu: str = "int", sfu_jobs: list | None = None
 ) -> Generator[tuple[Any, Any], np.ndarray, np.ndarray]:
     """Run ``prog``'s schedule on the integer input ``h0``: yields ``(stage index, integer
     input)`` for each stage and expects its integer output back (``send``); add and pool
     steps run here on their golden models (:func:`golden_add`, :func:`golden_pool`),
-    reshapes as data movement.  With ``ops=True`` add and pool steps are handed to the
-    caller too, and every request is ``(step, inputs)`` (a :class:`Step` and its list of
-    integer inputs): level 4 answers adds and pools with their RTL.  Returns the output
-    value's integers."""
+    reshapes as data movement, transformer steps on the SFU's golden model (``sfu="float"``:
+    the SFU's ops in float, :func:`~aimcflow.models.nn.seq_steps.run_step`, which appends
+    every SFU job to ``sfu_jobs`` when given).  With ``ops=True`` add and pool steps are
+    handed to the caller too, and every request is ``(step, inputs)`` (a :class:`Step` and
+    its list of integer inputs): level 4 answers adds and pools with their RTL.  Returns
+    the output value's integers."""
 
     last_use: dict[int, int] = {}
     for i, s in enumerate(prog.steps):
@@ -188,6 +200,8 @@ def walk(
         ins = [vals[v] for v in s.src]
         if s.kind == "reshape":
             y = s.ops[0](ins[0])
+        elif s.kind in seq_steps.KINDS.values():
+            y = seq_steps.run_step(prog.seqs[s.index], ins, prog.cfg, sfu, sfu_jobs)
         elif ops:
             y = yield s, ins
         elif s.kind == "stage":
@@ -243,9 +257,11 @@ def add_params(cfg, ap: AddProgram):
     )
 
 
-def run_walk(prog, h0: np.ndarray, stage) -> np.ndarray:
+def run_walk(
+    prog, h0: np.ndarray, stage, sfu: str = "int", sfu_jobs: list | None = None
+) -> np.ndarray:
     """:func:`walk` with a synchronous ``stage(i, h) -> y``."""
-    gen = walk(prog, h0)
+    gen = walk(prog, h0, sfu, sfu_jobs)
     try:
         req = next(gen)
         while True:
@@ -263,6 +279,10 @@ def placement(prog, stage_where: str, where: dict[str, str] | None = None) -> li
         "add": "golden model (Python, models/periphery/residual.py)",
         "pool": "golden model (Python, models/periphery/pool.py)",
         "reshape": "data movement (no arithmetic)",
+        **{k: "SFU golden model (Python, models/periphery/sfu.py)" for k in seq_steps.SFU_KINDS},
+        "add_const": "golden model (Python, models/periphery/residual.py)",
+        "token_mean": "golden model (Python, models/periphery/pool.py)",
+        "concat_const": "data movement (a constant joins the activation)",
         **(where or {}),
     }
     return [

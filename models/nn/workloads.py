@@ -59,6 +59,7 @@ RECIPES = {
     "digits-mlp": Recipe("digits-mlp", epochs=60, batch_size=64, lr=2e-3, weight_decay=1e-4),
     "digits-cnn": Recipe("digits-cnn", epochs=30, batch_size=64, lr=3e-3, weight_decay=1e-4),
     "digits-resnet": Recipe("digits-resnet", epochs=20, batch_size=64, lr=3e-3, weight_decay=1e-4),
+    "digits-vit": Recipe("digits-vit", epochs=80, batch_size=32, lr=1e-3, weight_decay=1e-4),
     "resnet20": Recipe("resnet20", epochs=30, batch_size=128, lr=2e-3, weight_decay=1e-4),
 }
 

@@ -56,3 +56,10 @@ def signed_range(n: int) -> tuple[int, int]:
 def unsigned_range(n: int) -> tuple[int, int]:
     """Inclusive (lo, hi) of an unsigned ``n``-bit integer."""
     return 0, (1 << n) - 1
+
+
+def quantize_input(x: ArrayLike, scale: float, bits: int, signed: bool) -> IntArray:
+    """Float values -> integer codes of LSB ``scale``: round half up of ``x / scale``,
+    saturated to signed or unsigned ``bits``."""
+    q = np.floor(np.asarray(x, dtype=np.float64) / scale + 0.5).astype(np.int64)
+    return sat(q, bits) if signed else satu(q, bits)

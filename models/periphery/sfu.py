@@ -250,6 +250,23 @@ def check_requant(mult: int, shift: int, p: SfuParams) -> None:
         raise UserInputError(f"shift: value {shift} outside 0 .. {p.shift_max}")
 
 
+def requant_coeffs(ratio: float, p: SfuParams) -> tuple[int, int]:
+    """``(mult, shift)`` with ``mult / 2**shift ~= ratio`` (a real ratio of scales > 0): the
+    largest ``shift <= shift_max`` at which ``round(ratio * 2**shift)`` fits signed
+    ``mult_bits`` (the most precise choice).  A ratio no shift can hold is refused."""
+    top = (1 << (p.mult_bits - 1)) - 1
+    if not (math.isfinite(ratio) and ratio > 0) or math.floor(ratio + 0.5) > top:
+        raise UserInputError(
+            f"SFU requantization ratio {ratio:.4g}; allowed: > 0 and at most {top} "
+            f"(signed sfu.mult_bits = {p.mult_bits})"
+        )
+    e = math.floor(math.log2((top + 0.5) / ratio))
+    shift = max(0, min(p.shift_max, e))
+    while shift > 0 and math.floor(ratio * 2.0**shift + 0.5) > top:
+        shift -= 1
+    return int(math.floor(ratio * 2.0**shift + 0.5)), int(shift)
+
+
 # --------------------------------------------------------------------------- matmul
 def matmul(
     a: ArrayLike, b: ArrayLike, mult: int, shift: int, p: SfuParams, wide: bool = False

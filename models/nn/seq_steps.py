@@ -1,0 +1,282 @@
+"""Integer steps of a transformer graph (level 3): compile and run.
+
+Each op of :mod:`aimcflow.models.nn.seqops` becomes one step of the integer schedule
+(:mod:`aimcflow.models.nn.schedule`) whose numerics are a golden model's:
+
+* ``attention``: per image and head, the SFU's ``matmul`` (``q k^T``, wide output with
+  LSB ``2**-sm_frac``: ``mult / 2**shift = s_q s_k scale 2**sm_frac``), ``softmax``
+  (probabilities with LSB ``2**-(out_bits-1)``) and ``matmul`` (``p v``, narrow output:
+  ``mult / 2**shift = 2**-(out_bits-1) s_v / s_out``) -- docs/SPEC.md "Special-function
+  unit";
+* ``layernorm``: the SFU's ``layernorm`` over the last axis (``mult / 2**shift =
+  2**-ln_frac / s_out``); gamma and beta are folded into the next linear layers by the
+  importer, a LayerNorm whose affine could not be folded is refused;
+* ``gelu``: the SFU's ``gelu`` (input and output LSB ``2**-gelu_frac``; the stage before
+  it is compiled to that output scale);
+* ``add_const``: the residual unit's add with the constant (a positional embedding)
+  quantized as its second operand;
+* ``token_mean``: the pooling unit's average over the token axis;
+* ``concat_const``: a constant (class token) quantized to the activation's own format
+  (round half up, saturated) and joined to it (data movement).
+
+Output scales come from the float outputs on the calibration images (the percentile rule
+of the compiler).  ``sfu="float"`` runs attention, layernorm and GELU in float64 on the
+dequantized integer inputs and quantizes the result to the same output format: the gap to
+``sfu="int"`` is what the integer approximations cost.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from aimcflow.models.errors import UserInputError
+from aimcflow.models.nn import seqops as so
+from aimcflow.models.nn.analog_ops import AnalogLayer
+from aimcflow.models.periphery import pool as pool_model
+from aimcflow.models.periphery import residual as res_model
+from aimcflow.models.periphery import sfu as sfu_model
+from aimcflow.models.periphery.fixedpoint import quantize_input
+
+KINDS = {
+    so.Attention: "attention",
+    so.LayerNorm: "layernorm",
+    so.GELU: "gelu",
+    so.AddConst: "add_const",
+    so.TokenMean: "token_mean",
+    so.ConcatConst: "concat_const",
+}
+SFU_KINDS = ("attention", "layernorm", "gelu")
+SFU_MODES = ("int", "float")
+
+
+@dataclass
+class SeqProgram:
+    """A compiled transformer step: input/output formats and integer coefficients."""
+
+    name: str
+    kind: str
+    in_scales: list
+    in_signed: list
+    out_scale: float
+    out_signed: bool
+    coeffs: dict = field(default_factory=dict)  # name -> int
+    scale: float = 1.0  # attention: the float scale of q k^T
+    eps: float = 0.0  # layernorm: the model's eps (float SFU)
+    const: np.ndarray | None = field(default=None, repr=False)  # add_const: its integers
+
+    def meta(self) -> dict:
+        d = {k: v for k, v in self.__dict__.items() if k != "const"}
+        if self.const is not None:
+            d["const_shape"] = list(self.const.shape)
+        return d
+
+
+def _code_max(bits: int, signed: bool) -> int:
+    return (1 << (bits - 1)) - 1 if signed else (1 << bits) - 1
+
+
+def _top_scale(y: np.ndarray, last: bool, percentile: float, bits: int) -> float:
+    flat = np.abs(y).reshape(-1)
+    top = float(np.max(flat)) if last else float(np.percentile(flat, percentile))
+    return (top if top > 0 else 1.0) / _code_max(bits, True)
+
+
+def sfu_params(cfg) -> sfu_model.SfuParams:
+    """The SFU's parameters; its operand and output widths must be the NMPU's output width
+    (the SFU reads and writes the activations the tiles' periphery produces)."""
+    p = sfu_model.SfuParams.from_config(cfg)
+    n = cfg.nmpu.out_bits
+    if not (p.in_bits == p.out_bits == n):
+        raise UserInputError(
+            f"sfu.in_bits = {p.in_bits}, sfu.out_bits = {p.out_bits}, nmpu.out_bits = {n}: "
+            "a transformer needs all three equal (the SFU reads and writes NMPU activations)"
+        )
+    return p
+
+
+def check_fits(net, input_shape: tuple[int, ...], cfg) -> None:
+    """Refuse, before any work, a network whose attention or layernorm shapes the SFU
+    cannot hold, or whose SFU widths do not match the NMPU's (one zero image is run
+    through the float network to learn every op's input shape)."""
+    ops = [op for op in net.ops if type(op) in KINDS]
+    if not ops:
+        return
+    p = sfu_params(cfg)
+    shapes: dict[int, tuple] = {}
+
+    def step(op, *h):
+        shapes[id(op)] = tuple(h[0].shape[1:])
+        return op.forward_ideal(h[0]) if isinstance(op, AnalogLayer) else op(*h)
+
+    net.run(np.zeros((1, *input_shape)), step)
+    for op in ops:
+        shp = shapes[id(op)]
+        if isinstance(op, so.Attention) and (shp[-2] > p.seq_max or shp[-1] > p.width_max):
+            raise UserInputError(
+                f"attention {op.name}: sequence length {shp[-2]}, head width {shp[-1]}; the "
+                f"SFU holds sequences up to sfu.seq_max = {p.seq_max} and head widths up to "
+                f"sfu.width_max = {p.width_max}"
+            )
+        if isinstance(op, so.LayerNorm) and shp[-1] > p.width_max:
+            raise UserInputError(
+                f"layer norm {op.name}: width {shp[-1]}; the SFU holds rows up to "
+                f"sfu.width_max = {p.width_max}"
+            )
+
+
+# ---------------------------------------------------------------------------- compile
+def compile_step(kind: str, op, ins: list, fmts: list, cfg, last: bool, percentile: float):
+    """``ins``: the float values the integer inputs stand for on the calibration images,
+    ``fmts``: their (scale, signed).  Returns (program, integer outputs, (scale, signed))."""
+    bits = cfg.nmpu.out_bits
+    scales, signs = [f[0] for f in fmts], [f[1] for f in fmts]
+    sp = SeqProgram(op.name, kind, scales, signs, 1.0, True)
+    if kind in SFU_KINDS:
+        p = sfu_params(cfg)
+    if kind == "attention":
+        if not all(signs):
+            raise UserInputError(
+                f"attention {op.name}: q, k and v must be signed activations (linear layers "
+                "without ReLU); the SFU's matmul takes signed operands"
+            )
+        sp.scale = op.scale
+        sq, sk, sv = scales
+        y = op(*ins)
+        sp.out_scale = _top_scale(y, last, percentile, bits)
+        ms, ss = sfu_model.requant_coeffs(sq * sk * op.scale * 2.0**p.sm_frac, p)
+        mo, sh = sfu_model.requant_coeffs(2.0 ** -(p.out_bits - 1) * sv / sp.out_scale, p)
+        sp.coeffs = {"mult_s": ms, "shift_s": ss, "mult_o": mo, "shift_o": sh}
+    elif kind == "layernorm":
+        if op.gamma is not None or op.beta is not None:
+            raise UserInputError(
+                f"layer norm {op.name}: its gamma/beta could not be folded into the layers "
+                "that read it (allowed: every reader a linear layer); the SFU only normalizes"
+            )
+        sp.eps = op.eps
+        sp.out_scale = _top_scale(op(ins[0]), last, percentile, bits)
+        m, s = sfu_model.requant_coeffs(2.0**-p.ln_frac / sp.out_scale, p)
+        sp.coeffs = {"mult": m, "shift": s}
+    elif kind == "gelu":
+        lsb = 2.0**-p.gelu_frac
+        if not signs[0] or scales[0] != lsb:
+            raise UserInputError(
+                f"gelu {op.name}: its input must come straight from a linear layer (compiled "
+                f"to the SFU's GELU format, signed LSB 2**-sfu.gelu_frac)"
+            )
+        sp.out_scale = lsb
+    elif kind == "add_const":
+        c = op.const
+        sc = float(np.max(np.abs(c))) / _code_max(bits, True) or 1.0
+        sp.const = quantize_input(c, sc, bits, True)
+        sp.out_scale = _top_scale(op(ins[0]), last, percentile, bits)
+        params = _add_params(cfg, signs[0])
+        rc = res_model.residual_coeffs(scales[0], sc, sp.out_scale, params)
+        sp.coeffs = {"mult_a": rc.mult_a, "mult_b": rc.mult_b, "shift": rc.shift}
+    elif kind == "concat_const":
+        sp.out_scale, sp.out_signed = scales[0], signs[0]
+        sp.const = quantize_input(op.const, scales[0], bits, signs[0])
+        sp.coeffs = {"axis": op.axis, "front": int(op.front)}
+    else:  # token_mean: the pooling unit's average, same format out
+        sp.out_scale, sp.out_signed = scales[0], signs[0]
+        params = pool_model.PoolParams.from_config(cfg, signed=signs[0])
+        c = pool_model.avg_coeffs(int(ins[0].shape[1]), params)
+        sp.coeffs = {"mult": c.mult, "shift": c.shift}
+    ints = [
+        quantize_input(v, s, bits, g) for v, s, g in zip(ins, scales, sp.in_signed, strict=True)
+    ]
+    y_int = run_step(sp, ints, cfg, "int")
+    return sp, y_int, (sp.out_scale, sp.out_signed)
+
+
+def _add_params(cfg, a_signed: bool):
+    return res_model.ResidualParams.from_config(
+        cfg, a_signed=a_signed, b_signed=True, out_signed=True, activation="none", leaky_k=0
+    )
+
+
+# -------------------------------------------------------------------------------- run
+def _job(jobs, step: str, op: str, x, y, b=None, mult=1, shift=0, wide=False) -> None:
+    """Record one SFU job (what the SFU's load and input streams carry, and level 3's
+    answer) for a replay on the SFU RTL (level 4)."""
+    if jobs is not None:
+        jobs.append(
+            {
+                "step": step,
+                "op": op,
+                "x": x,
+                "b": b,
+                "mult": int(mult),
+                "shift": int(shift),
+                "wide": bool(wide),
+                "y": y,
+            }
+        )
+
+
+def run_step(sp: SeqProgram, ins: list, cfg, sfu: str = "int", jobs=None) -> np.ndarray:
+    """One compiled step on integer inputs -> integer outputs; ``sfu``: "int" (the SFU
+    golden model) or "float" (attention, layernorm and GELU in float, see the module
+    docstring).  ``jobs`` (a list): every SFU golden-model call is appended to it as one
+    job (op, operands, registers, output)."""
+    c, bits = sp.coeffs, cfg.nmpu.out_bits
+    if sp.kind in SFU_KINDS:
+        p = sfu_model.SfuParams.from_config(cfg)
+        if sfu == "float":
+            xs = [np.asarray(x, np.float64) * s for x, s in zip(ins, sp.in_scales, strict=True)]
+            if sp.kind == "attention":
+                y = so.Attention(sp.name, sp.scale)(*xs)
+            elif sp.kind == "layernorm":
+                y = so.LayerNorm(sp.name, sp.eps).normalize(xs[0])
+            else:
+                y = so.GELU(sp.name)(xs[0])
+            return quantize_input(y, sp.out_scale, bits, True)
+    if sp.kind == "attention":
+        q, k, v = (np.asarray(x, np.int64) for x in ins)
+        lead, L = q.shape[:-2], q.shape[-2]
+        q, k, v = (x.reshape(-1, *x.shape[-2:]) for x in (q, k, v))
+        s, o = [], []
+        for i in range(len(q)):  # one matmul job per image and head (2-D operands)
+            s.append(sfu_model.matmul(q[i], k[i].T, c["mult_s"], c["shift_s"], p, wide=True))
+            _job(jobs, sp.name, "matmul", q[i], s[-1], k[i].T, c["mult_s"], c["shift_s"], True)
+        s = np.stack(s)
+        pr = sfu_model.softmax(s.reshape(-1, L), p)
+        _job(jobs, sp.name, "softmax", s.reshape(-1, L), pr)
+        pr = pr.reshape(s.shape)
+        for i in range(len(q)):
+            o.append(sfu_model.matmul(pr[i], v[i], c["mult_o"], c["shift_o"], p))
+            _job(jobs, sp.name, "matmul", pr[i], o[-1], v[i], c["mult_o"], c["shift_o"])
+        return np.stack(o).reshape(*lead, L, v.shape[-1])
+    if sp.kind == "layernorm":
+        x = np.asarray(ins[0], np.int64)
+        rows = x.reshape(-1, x.shape[-1])
+        y = sfu_model.layernorm(rows, c["mult"], c["shift"], p)
+        _job(jobs, sp.name, "layernorm", rows, y, None, c["mult"], c["shift"])
+        return y.reshape(x.shape)
+    if sp.kind == "gelu":
+        x = np.asarray(ins[0], np.int64)
+        rows = x.reshape(-1, x.shape[-1])
+        y = sfu_model.gelu(rows, p)
+        _job(jobs, sp.name, "gelu", rows, y)
+        return y.reshape(x.shape)
+    if sp.kind == "add_const":
+        a = np.asarray(ins[0], np.int64)
+        b = np.broadcast_to(sp.const, a.shape)
+        coeffs = res_model.ResidualCoeffs(c["mult_a"], c["mult_b"], c["shift"])
+        return res_model.residual_add(a, b, _add_params(cfg, sp.in_signed[0]), coeffs)
+    if sp.kind == "concat_const":
+        x = np.asarray(ins[0], np.int64)
+        op = so.ConcatConst(sp.name, sp.const, sp.coeffs["axis"], bool(sp.coeffs["front"]))
+        return op(x)
+    x = np.asarray(ins[0], np.int64)  # token_mean: (B, L, D) as (B, D, L, 1) maps
+    params = pool_model.PoolParams.from_config(cfg, signed=sp.in_signed[0])
+    L = x.shape[1]
+    y = pool_model.pool(
+        x.transpose(0, 2, 1)[..., None],
+        "avg",
+        (L, 1),
+        (L, 1),
+        params,
+        pool_model.PoolCoeffs(c["mult"], c["shift"]),
+    )
+    return y.reshape(len(x), -1)
