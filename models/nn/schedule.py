@@ -179,7 +179,7 @@ def plan(net) -> list[Step]:
 
 
 def walk(
-    prog, h0: np.ndarray, ops: bool = False, sfu: str = "int", sfu_jobs: list | None = None
+    prog, h0: np.ndarray, *, ops: bool = False, sfu: str = "int", sfu_jobs: list | None = None
 ) -> Generator[tuple[Any, Any], np.ndarray, np.ndarray]:
     """Run ``prog``'s schedule on the integer input ``h0``: yields ``(stage index, integer
     input)`` for each stage and expects its integer output back (``send``); add and pool
@@ -261,7 +261,7 @@ def run_walk(
     prog, h0: np.ndarray, stage, sfu: str = "int", sfu_jobs: list | None = None
 ) -> np.ndarray:
     """:func:`walk` with a synchronous ``stage(i, h) -> y``."""
-    gen = walk(prog, h0, sfu, sfu_jobs)
+    gen = walk(prog, h0, sfu=sfu, sfu_jobs=sfu_jobs)
     try:
         req = next(gen)
         while True:
