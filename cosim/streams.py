@@ -282,9 +282,7 @@ class CycleCheck:
         pass
 
     def sample(self) -> None:
-        now = {
-            k: int(s(self.dut)) if callable(s) else int(s.value) for k, s in self.signals.items()
-        }
+        now = {k: s(self.dut) if callable(s) else int(s.value) for k, s in self.signals.items()}
         for name, rule in self.rules.items():
             self.violations[name] += not rule(now, self.prev)
         self.checked += 1
@@ -298,13 +296,15 @@ class CycleCheck:
         return sum(self.violations.values())
 
 
-def top_bit(name: str) -> Callable[[Any], int]:
+def top_bit(name: str) -> Callable[[Any], int | None]:
     """A :class:`CycleCheck` signal: the most significant bit of the packed port ``name``
-    (the ``last`` flag of payloads whose last field is ``last``)."""
+    (the ``last`` flag of payloads whose last field is ``last``); None while it is X or Z
+    (a gate-level netlist leaves payload registers unreset, so an idle port's payload can
+    be X; rules read it only while the port is valid, where None fails them)."""
 
-    def read(dut: Any) -> int:
-        h = getattr(dut, name)
-        return (h.value.to_unsigned() >> (len(h) - 1)) & 1
+    def read(dut: Any) -> int | None:
+        msb = str(getattr(dut, name).value)[0]  # binary string, most significant first
+        return int(msb) if msb in "01" else None
 
     return read
 
