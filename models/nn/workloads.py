@@ -205,7 +205,7 @@ def load_user_model(path: str | Path, data: Dataset, arch: str | None = None):
         model = fixed_batch_module(ep)
         model.aimcflow_program = ep  # the importer reads the graph, not a re-export
         return model
-    try:  # never weights_only=False: unpickling arbitrary objects runs code from the file
+    try:  # tensors and containers only: unpickling arbitrary objects runs code from the file
         obj = torch.load(p, weights_only=True, map_location="cpu")
     except pickle.UnpicklingError as exc:
         if "GLOBAL" not in str(exc):  # not a pickle that names classes: not a model file
