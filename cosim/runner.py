@@ -236,6 +236,14 @@ class Build:
             PARAMS_ENV: str(params_file),
             RESULT_ENV: str(result_file),
             "COCOTB_LOG_LEVEL": os.environ.get("COCOTB_LOG_LEVEL", "WARNING"),
+            # cocotb 2 installs pytest's assertion rewriter for every file matching these
+            # patterns (default "*.py": numpy, scipy, numba, torch, ... too); the rewritten
+            # code is not cached here and took ~10 s of each simulator start.  Only the test
+            # module itself gets pytest's assert messages (aimcflow's bench asserts carry
+            # their own); the caller's environment still wins (cocotb_tools adds os.environ).
+            "COCOTB_REWRITE_ASSERTION_FILES": os.environ.get(
+                "COCOTB_REWRITE_ASSERTION_FILES", test_module.rsplit(".", 1)[-1] + ".py"
+            ),
         }
         # cocotb's runner calls sys.exit() on a failing test when it sees pytest; we want
         # to repeat the run with waves first, so catch that and read the results file.
