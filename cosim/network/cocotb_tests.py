@@ -300,6 +300,7 @@ async def run_network(
 
 def finish(result: dict, failed: bool) -> None:
     """Save the result for the host, then fail the test on any mismatch."""
+    result["saved_at"] = time.time()  # the host times the simulator's exit from here
     save_result(result)
     assert not failed, "level 4 differs from level 3:\n" + "\n".join(
         map(format_mismatch, result["errors"])

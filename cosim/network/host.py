@@ -43,6 +43,7 @@ _CORE = {
     "sim_wall_s",
     "y_last",
     "startup",
+    "saved_at",
 }
 
 
@@ -314,6 +315,8 @@ def _run_group(
         try:
             rr = b.run(bench[0], params, testcase=bench[1], waves_on_failure=waves_on_failure)
             res, wall = rr.result, rr.wall_s
+            if "saved_at" in res:  # result saved -> simulator gone and results read
+                res["exit_s"] = time.time() - res.pop("saved_at")
         except CosimFailure as exc:
             run_dir = exc.run_dir
             f = run_dir / "result.json"
