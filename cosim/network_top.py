@@ -40,6 +40,11 @@ is), so ``cycles`` counts only ``periphery_top``; the bench counts the units' cy
 
 ``nmpu_handshake_errors`` counts the counted cycles in which the NMPU's documented
 handshake ``i.ready = ~o.valid | o.ready`` does not hold (a protocol monitor, both modes).
+``mgmt_handshake_errors`` does the same for the management controller's double buffer
+(``rtl/mgmt.py``): ``x.ready`` is low exactly while two segments are pending, a segment
+pending from the clock after its last ``x`` beat is taken until the clock after its final
+answer's last beat leaves on the controller's ``o`` (a controller that waits with one bank
+free loses throughput without changing a single output, so only this monitor sees it).
 
 ``conv_cycles`` counts the cycles of ``cycles`` in which ``periphery_top``'s ``busy`` is high
 (its tiles' converters converting; ``busy`` holds ``adc`` off for the configured ADC
@@ -121,6 +126,7 @@ class NetworkTop(wiring.Component):
         ports |= {"stall_o": In(8), "stall_tile": In(8)}
         ports |= {"stall_seed": In(32), "stall_seed_wen": In(1)}
         ports |= {"nmpu_handshake_errors": Out(COUNT_BITS)}
+        ports |= {"mgmt_handshake_errors": Out(COUNT_BITS)}
         for n in IN_RINGS:
             ports[f"{n}_wdata"] = In(p.k * self.widths[n] + self.count_bits)
             ports[f"{n}_wen"] = In(1)
@@ -291,6 +297,16 @@ class NetworkTop(wiring.Component):
         nm = top.nmpu
         with m.If(en & (nm.i.ready != (~nm.o.valid | nm.o.ready))):
             m.d.sync += self.nmpu_handshake_errors.eq(self.nmpu_handshake_errors + 1)
+        # protocol monitor: the controller's second x buffer (rtl/mgmt.py) -- x waits only
+        # while both banks hold unfinished segments
+        mg = top.mgmt
+        seg_pending = Signal(2)
+        seg_in = mg.x.valid & mg.x.ready & mg.x.payload.last
+        seg_out = mg.o.valid & mg.o.ready & mg.o.payload.last
+        with m.If(en):
+            m.d.sync += seg_pending.eq(seg_pending + seg_in - seg_out)
+            with m.If(mg.x.ready != (seg_pending < 2)):
+                m.d.sync += self.mgmt_handshake_errors.eq(self.mgmt_handshake_errors + 1)
 
         run_ok = Signal()
         m.d.comb += [

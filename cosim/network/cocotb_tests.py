@@ -117,8 +117,9 @@ async def run_network(
         await tb.reset()
     if stalls > 0 and not isinstance(tb, RingNetworkTB):
         raise ValueError("stalls need ring mode (no gaps, no backpressure, recorded tiles)")
-    # network_top's count of NMPU handshake-promise violations so far
+    # network_top's counts of NMPU and management handshake-promise violations so far
     hs_seen = dut.nmpu_handshake_errors.value.to_unsigned()
+    mg_seen = dut.mgmt_handshake_errors.value.to_unsigned()
     t_loaded = time.time()
     t0 = time.perf_counter()
     traces = [LayerTrace(lp.name) for lp in prog.layers]
@@ -217,6 +218,13 @@ async def run_network(
                         f"NMPU i.ready != ~o.valid | o.ready in {hs - hs_seen} cycles"
                     )
                     hs_seen = hs
+                mg = dut.mgmt_handshake_errors.value.to_unsigned()
+                if mg != mg_seen:
+                    tb.protocol_errors.append(
+                        f"management x.ready != (fewer than two segments pending) in "
+                        f"{mg - mg_seen} cycles (its second input buffer)"
+                    )
+                    mg_seen = mg
                 # the tile contract: sat_any = some code at an ADC rail (the mgmt golden rule)
                 bad_sat = sum(
                     int(np.sum(s != adc_sat_any(a, adc_bits)))
