@@ -11,6 +11,7 @@ coefficients or extra measurements after it (:mod:`aimcflow.cosim.benches.networ
 from __future__ import annotations
 
 import dataclasses
+import gc
 import time
 from collections.abc import Callable
 from typing import Any
@@ -120,6 +121,10 @@ async def run_network(
     # network_top's counts of NMPU and management handshake-promise violations so far
     hs_seen = dut.nmpu_handshake_errors.value.to_unsigned()
     mg_seen = dut.mgmt_handshake_errors.value.to_unsigned()
+    # everything alive now (numpy, numba, torch, the chip program) lives until the
+    # simulator exits: out of the cyclic collector's sight, so its full collections
+    # during the run and at interpreter exit do not walk it again
+    gc.freeze()
     t_loaded = time.time()
     t0 = time.perf_counter()
     traces = [LayerTrace(lp.name) for lp in prog.layers]
@@ -310,6 +315,7 @@ def finish(result: dict, failed: bool) -> None:
     """Save the result for the host, then fail the test on any mismatch."""
     result["saved_at"] = time.time()  # the host times the simulator's exit from here
     save_result(result)
+    gc.freeze()  # the simulator exits next: no collection walks the run's objects again
     assert not failed, "level 4 differs from level 3:\n" + "\n".join(
         map(format_mismatch, result["errors"])
     )
