@@ -148,7 +148,7 @@ class _Evil:
 
 def test_pt2_pickled_weight_cannot_run_code(tmp_path, monkeypatch):
     """A .pt2 whose weight is stored as a pickle (use_pickle) holding code: torch.export.load
-    would read it with torch.load(weights_only=False); load_pt2 forces the restricted
+    would read it with a full, code-running torch.load; load_pt2 forces the restricted
     unpickler, so the file is refused and nothing runs."""
     import io
     import json
