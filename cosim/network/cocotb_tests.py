@@ -43,6 +43,14 @@ OpHook = Callable[[str, int, Any], Any]
 registers) for its RTL unit; the golden reference keeps the chip program's."""
 
 
+HANDSHAKE_MONITORS = {
+    "nmpu_handshake_errors": "NMPU i.ready != ~o.valid | o.ready",
+    "mgmt_handshake_errors": "management x.ready != (fewer than two segments pending) "
+    "(its second input buffer)",
+}
+"""``network_top``'s per-cycle protocol monitors: violation-count port -> the promise."""
+
+
 def make_tb(dut, p: dict, live: bool) -> NetworkTB:
     """The ring bench when nothing needs a per-clock decision, else per-beat agents on
     the bypass (random gaps/backpressure, live tiles or ``per_beat``)."""
@@ -118,9 +126,8 @@ async def run_network(
         await tb.reset()
     if stalls > 0 and not isinstance(tb, RingNetworkTB):
         raise ValueError("stalls need ring mode (no gaps, no backpressure, recorded tiles)")
-    # network_top's counts of NMPU and management handshake-promise violations so far
-    hs_seen = dut.nmpu_handshake_errors.value.to_unsigned()
-    mg_seen = dut.mgmt_handshake_errors.value.to_unsigned()
+    # network_top's counts of handshake-promise violations so far, per monitor
+    hs_seen = {port: getattr(dut, port).value.to_unsigned() for port in HANDSHAKE_MONITORS}
     # everything alive now (numpy, numba, torch, the chip program) lives until the
     # simulator exits: out of the cyclic collector's sight, so its full collections
     # during the run and at interpreter exit do not walk it again
@@ -217,19 +224,11 @@ async def run_network(
                 mismatches += len(dac_bad)
                 report_dac_mismatches(cj, lp, lj, ids, dac_bad, errors)
                 # stream promises: the NMPU's handshake (network_top's monitor), o.last
-                hs = dut.nmpu_handshake_errors.value.to_unsigned()
-                if hs != hs_seen:
-                    tb.protocol_errors.append(
-                        f"NMPU i.ready != ~o.valid | o.ready in {hs - hs_seen} cycles"
-                    )
-                    hs_seen = hs
-                mg = dut.mgmt_handshake_errors.value.to_unsigned()
-                if mg != mg_seen:
-                    tb.protocol_errors.append(
-                        f"management x.ready != (fewer than two segments pending) in "
-                        f"{mg - mg_seen} cycles (its second input buffer)"
-                    )
-                    mg_seen = mg
+                for port, promise in HANDSHAKE_MONITORS.items():
+                    hs = getattr(dut, port).value.to_unsigned()
+                    if hs != hs_seen[port]:
+                        tb.protocol_errors.append(f"{promise} in {hs - hs_seen[port]} cycles")
+                        hs_seen[port] = hs
                 # the tile contract: sat_any = some code at an ADC rail (the mgmt golden rule)
                 bad_sat = sum(
                     int(np.sum(s != adc_sat_any(a, adc_bits)))

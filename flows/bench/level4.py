@@ -63,7 +63,7 @@ BARE_CYCLES = 20_000
 T_S = 3600.0
 
 
-def _cpu() -> float:
+def cpu_seconds() -> float:
     """CPU seconds of this process and of its finished children (the simulators)."""
     ch = resource.getrusage(resource.RUSAGE_CHILDREN)
     return time.process_time() + ch.ru_utime + ch.ru_stime
@@ -94,7 +94,7 @@ def _build_times(prog) -> dict:
 
 def _sfu(prog, x, images) -> dict:
     """The SFU replay of level 4 (level 3 again to record the jobs, then the SFU RTL)."""
-    t0, c0 = time.perf_counter(), _cpu()
+    t0, c0 = time.perf_counter(), cpu_seconds()
     jobs: list = []
     forward_golden(prog, x, images, sfu_jobs=jobs)
     t1 = time.perf_counter()
@@ -102,7 +102,7 @@ def _sfu(prog, x, images) -> dict:
     t2 = time.perf_counter()
     r = sfu_replay.replay(jobs, prog.cfg, build)
     wall = time.perf_counter() - t2 + (t1 - t0)
-    cpu = _cpu() - c0  # includes the build's lookup: a few ms when cached
+    cpu = cpu_seconds() - c0  # includes the build's lookup: a few ms when cached
     return {
         "wall_s": wall,
         "cpu_s": cpu,
@@ -150,7 +150,7 @@ def main(images: int | None = None, workloads: tuple[str, ...] = WORKLOADS) -> d
         t0 = time.perf_counter()
         builds = builds_for(prog)  # the build, apart from level 4 (cached when warm)
         build_s = time.perf_counter() - t0
-        t0, c0 = time.perf_counter(), _cpu()
+        t0, c0 = time.perf_counter(), cpu_seconds()
         r = run_level4(
             prog,
             x,
@@ -160,7 +160,7 @@ def main(images: int | None = None, workloads: tuple[str, ...] = WORKLOADS) -> d
             bench=BARE,
             bench_params={"bare_cycles": BARE_CYCLES},
         )
-        wall_all, cpu_all = time.perf_counter() - t0, _cpu() - c0
+        wall_all, cpu_all = time.perf_counter() - t0, cpu_seconds() - c0
         e = r.extra
         bare, bare_cpu = e["bare_s_per_cycle"], e["bare_cpu_s_per_cycle"]
         # the bare loops ran after the network in the same simulator (once per periphery

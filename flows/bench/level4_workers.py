@@ -30,13 +30,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import resource
 import sys
 import time
 
 import numpy as np
 from aimcflow.cosim.benches.network_probes import BARE_ONLY
 from aimcflow.cosim.network import builds_for
+from aimcflow.flows.bench.level4 import cpu_seconds
 from aimcflow.flows.levels import level4
 from aimcflow.flows.shards import Shards
 from aimcflow.models.config import load_config
@@ -57,17 +57,11 @@ def _load() -> str:
     return f"load average {one:.1f} (1 min), {five:.1f} (5 min) on {os.cpu_count()} cores"
 
 
-def _cpu() -> float:
-    """CPU seconds of this process and of its finished children (the simulators)."""
-    ch = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return time.process_time() + ch.ru_utime + ch.ru_stime
-
-
 def _timed_level4(prog, x, y, images, logits3, shards, build) -> tuple[dict, float, float]:
     """Level 4 with a ready build: (result, wall s, CPU s of this process + simulators)."""
-    t0, c0 = time.perf_counter(), _cpu()
+    t0, c0 = time.perf_counter(), cpu_seconds()
     r = level4(prog, x, y, images, logits3, Console(quiet=True), shards=shards, build=build)
-    return r, time.perf_counter() - t0, _cpu() - c0
+    return r, time.perf_counter() - t0, cpu_seconds() - c0
 
 
 def _cycles(r: dict) -> int:
