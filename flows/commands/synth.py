@@ -10,7 +10,7 @@ from aimcflow.flows.args import add_config_arg, add_memories_arg, add_out_arg
 from aimcflow.flows.io import prepare_out_dir, shown, write_json_atomic
 from aimcflow.flows.memory_manifest import macro_models
 from aimcflow.flows.package.sdc import clock_period_ns
-from aimcflow.flows.sta import liberty, liberty_row, require_sta
+from aimcflow.flows.sta import MAX_FANOUT, liberty, liberty_row, require_sta
 
 SYNTH_BLOCKS = ("nmpu", "mgmt")
 
@@ -151,7 +151,7 @@ def run_liberty(args, cfg, blocks, lanes, verilog) -> int:
         how = "as black boxes (not timed, no area)"
     print(f"library {args.liberty} ({lib}); clock {period:g} ns; memories {how}", flush=True)
     head = f"{'block':<14}{'lanes':>6}{'slack ns':>10}{'Fmax MHz':>10}{'area um2':>12}"
-    head += f"{'w/o mem um2':>13}  critical path"
+    head += f"{'w/o mem um2':>13}{'fanout':>14}  critical path"
     print(head, flush=True)
     rows: dict[str, dict] = {}
     for b in blocks:
@@ -162,9 +162,11 @@ def run_liberty(args, cfg, blocks, lanes, verilog) -> int:
             r["synth_s"] = round(time.perf_counter() - t0, 1)
             rows[b][str(n)] = r
             full = r.get("area_with_flop_memories_um2")
+            fan = f"{r['max_fanout_before_repair']}->{r['max_fanout']}"
             print(
                 f"{b:<14}{n:>6}{r['worst_slack_ns']:>10.3f}{r['fmax_mhz']:>10.1f}"
                 f"{'-' if full is None else f'{full:.0f}':>12}{r['area_logic_um2']:>13.0f}"
+                f"{fan:>14}"
                 f"  {r['startpoint']} -> {r['endpoint']}",
                 flush=True,
             )
@@ -181,4 +183,8 @@ def run_liberty(args, cfg, blocks, lanes, verilog) -> int:
         },
     )
     print(f"results: {shown(out) / 'results.json'}")
+    print(
+        "fanout: largest data-pin fanout as ABC left it -> after the buffer trees added on "
+        f"every net over {MAX_FANOUT} loads (the areas include those buffers)"
+    )
     return 0
