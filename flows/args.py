@@ -119,13 +119,33 @@ def existing_file(text: str) -> Path:
     return p
 
 
-def add_config_arg(parser: argparse.ArgumentParser) -> None:
+def spec_list(text: str) -> list[str]:
+    """Comma-separated model or config names (argparse type); an existing file whose name
+    holds a comma is one name."""
+    if Path(text).is_file():
+        return [text]
+    names = [t.strip() for t in text.split(",")]
+    if not text.strip() or any(not n for n in names):
+        raise argparse.ArgumentTypeError(f"{text!r}: empty name in the list; give N[,N...]")
+    return names
+
+
+def add_config_arg(parser: argparse.ArgumentParser, several: bool = False) -> None:
+    """``--config CFG``; ``several``: repeatable and comma-separated (a list of names)."""
+    what = (
+        "accelerator config: a TOML file or a preset (baseline-ftj, pcm, ideal); default "
+        "baseline-ftj"
+    )
+    if not several:
+        parser.add_argument("--config", default=None, metavar="CFG", help=what)
+        return
     parser.add_argument(
         "--config",
+        action="extend",
+        type=spec_list,
         default=None,
-        metavar="CFG",
-        help="accelerator config: a TOML file or a preset "
-        "(baseline-ftj, pcm, ideal); default baseline-ftj",
+        metavar="CFG[,CFG...]",
+        help=f"{what}; several (comma-separated or repeated) compare the configs",
     )
 
 
@@ -212,17 +232,26 @@ def _finite_float(text: str) -> float:
     return v
 
 
-def add_model_args(parser: argparse.ArgumentParser) -> None:
+def add_model_args(parser: argparse.ArgumentParser, several: bool = False) -> None:
     """``--model`` (a built-in architecture or a model file) and ``--arch`` (the
-    architecture of a state-dict file)."""
-    parser.add_argument(
-        "--model",
-        default="digits-mlp",
-        metavar="MODEL",
-        help=f"a built-in workload ({', '.join(ARCHS)}), a .pt2 file written by "
+    architecture of a state-dict file).  ``several``: ``--model`` is repeatable and
+    comma-separated (a list of names; default ``["digits-mlp"]``)."""
+    what = (
+        f"a built-in workload ({', '.join(ARCHS)}), a .pt2 file written by "
         "torch.export.save, or a state dict (torch.save(model.state_dict())) with --arch "
-        "(default digits-mlp)",
+        "(default digits-mlp)"
     )
+    if several:
+        parser.add_argument(
+            "--model",
+            action="extend",
+            type=spec_list,
+            default=None,
+            metavar="MODEL[,MODEL...]",
+            help=f"{what}; several (comma-separated or repeated) compare the networks",
+        )
+    else:
+        parser.add_argument("--model", default="digits-mlp", metavar="MODEL", help=what)
     parser.add_argument(
         "--arch",
         default=None,

@@ -51,7 +51,15 @@ def _umask() -> int:
 OUTPUTS: dict[str, tuple[str, ...]] = {
     "run": ("results.json", "report.html", "chip_program.npz", "chip_program.json"),
     "vmm": ("results.json", "scatter.png"),
-    "sweep": ("results.json", "sweep.csv", "sweep.png"),
+    "sweep": (
+        "results.json",
+        "sweep.csv",
+        "sweep.png",
+        "heatmap.png",
+        "compare.csv",
+        "compare.md",
+        "compare.png",
+    ),
     "tvla": ("results.json", "tvla.png"),
     "train": ("results.json",),
     "fit": ("results.json", "model.pt2"),

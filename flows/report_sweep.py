@@ -130,3 +130,34 @@ def plot_grid(path: Path, factors: Sequence, title: str):
     fig.suptitle(title, fontsize="medium")
     _save(fig, path)
     return fig
+
+
+def plot_compare(path: Path, rows: Sequence[tuple[str, list]], title: str):
+    """Several networks on one grid: per row (a config x level) a panel per comparison
+    factor, A* against the factor's settings with one line per network and its 95 % CI as
+    error bars (dotted: the config's own setting, the baseline point); ``rows`` as
+    :func:`aimcflow.flows.sweep_compare.plot_panels` gives them.  Returns the figure."""
+    from matplotlib.figure import Figure  # lazy: matplotlib (~1 s)
+
+    cols = max(len(panels) for _, panels in rows)
+    fig = Figure(figsize=(4.6 * cols, 3.6 * len(rows)), layout="constrained")
+    grid = fig.subplots(len(rows), cols, squeeze=False)
+    for axes, (row_title, panels) in zip(grid, rows, strict=True):
+        for ax, (fname, key, labels, base, lines) in zip(axes, panels, strict=False):
+            xs = list(range(len(labels)))
+            for model, (means, halfs) in lines.items():
+                ax.errorbar(xs, means, yerr=halfs, marker="o", capsize=3, label=model)
+            if base is not None:
+                ax.axvline(base, color="0.6", linestyle=":", linewidth=1)
+            ax.axhline(1.0, color="0.8", linewidth=0.8)  # A* = 1: the float network's accuracy
+            ax.set_xticks(xs, labels)
+            ax.set_xlabel(f"{key} (dotted: baseline)")
+            ax.set_ylabel("A*, mean and 95 % CI")
+            ax.set_title(f"{row_title}: {fname}", fontsize="medium")
+            ax.grid(True, alpha=0.3)
+            ax.legend(fontsize="small")
+        for ax in axes[len(panels) :]:
+            ax.set_visible(False)
+    fig.suptitle(title, fontsize="medium")
+    _save(fig, path)
+    return fig

@@ -264,6 +264,64 @@ def _finite(v) -> float | None:
     return v if np.isfinite(v) else None
 
 
+@dataclass(frozen=True)
+class SweepGroup:
+    """One network's points in a sweep that runs several (``--model``/``--config`` lists):
+    the imported graph, its points (as :func:`grid` gives them) and the float and chance
+    errors A* is normalized by."""
+
+    model: Any
+    points: Sequence[tuple[str | None, dict, AcceleratorConfig, float]]
+    err_float: float
+    err_chance: float
+
+
+def run_groups(
+    client,
+    groups: Sequence[SweepGroup],
+    data,
+    n_images: int,
+    repeats: int,
+    levels: Sequence[str],
+    on_done: Callable[[], None] | None = None,
+) -> list[list[dict]]:
+    """Evaluate every group's point x repeat as its own task on ``client``'s cluster, all
+    submitted at once (one cluster, one queue: the workers never wait for a group to end).
+    Returns per group its points' results in ``points`` order (repeats in seed order)
+    whatever order they finish in.  ``on_done()`` is called as each task finishes."""
+    from distributed import as_completed  # lazy: dask (~2 s)
+
+    data_f, *model_fs = client.scatter(
+        [data, *(g.model for g in groups)], broadcast=True, hash=False
+    )
+    futures = []
+    for gi, (g, model_f) in enumerate(zip(groups, model_fs, strict=True)):
+        for i, (_, _, cfg, t_s) in enumerate(g.points):
+            for r in range(repeats):
+                fut = client.submit(
+                    evaluate_repeat, cfg, model_f, data_f, n_images, t_s, r, tuple(levels),
+                    g.err_float, g.err_chance, pure=False,
+                )  # fmt: skip
+                futures.append(((gi, i, r), fut))
+    index = {f.key: k for k, f in futures}
+    results: list[list[list[dict | None]]] = [[[None] * repeats for _ in g.points] for g in groups]
+    try:
+        for fut in as_completed([f for _, f in futures], loop=client.loop):
+            gi, i, r = index[fut.key]
+            results[gi][i][r] = fut.result()  # re-raises a worker's exception here
+            if on_done is not None:
+                on_done()
+    finally:
+        client.cancel([f for _, f in futures if not f.done()])
+    return [
+        [
+            {"factor": factor, "params": p, "drift_s": t_s, "levels": aggregate(rs)}
+            for (factor, p, _, t_s), rs in zip(g.points, res, strict=True)
+        ]
+        for g, res in zip(groups, results, strict=True)
+    ]
+
+
 def run_points(
     client,
     points: Sequence[tuple[str | None, dict, AcceleratorConfig, float]],
@@ -274,33 +332,17 @@ def run_points(
     levels: Sequence[str],
     err_float: float,
     err_chance: float,
-    on_done: Callable[[int], None] | None = None,
+    on_done: Callable[[], None] | None = None,
 ) -> list[dict]:
-    """Evaluate every point x repeat as its own task on ``client``'s cluster; results in
-    ``points`` order (repeats in seed order) whatever order they finish in.  ``on_done()``
-    is called as each task finishes."""
-    from distributed import as_completed  # lazy: dask (~2 s)
-
-    model_f, data_f = client.scatter([model, data], broadcast=True, hash=False)
-    futures = []
-    for i, (_, _, cfg, t_s) in enumerate(points):
-        for r in range(repeats):
-            fut = client.submit(
-                evaluate_repeat, cfg, model_f, data_f, n_images, t_s, r, tuple(levels),
-                err_float, err_chance, pure=False,
-            )  # fmt: skip
-            futures.append(((i, r), fut))
-    index = {f.key: ir for ir, f in futures}
-    results: list[list[dict | None]] = [[None] * repeats for _ in points]
-    try:
-        for fut in as_completed([f for _, f in futures], loop=client.loop):
-            i, r = index[fut.key]
-            results[i][r] = fut.result()  # re-raises a worker's exception here
-            if on_done is not None:
-                on_done()
-    finally:
-        client.cancel([f for _, f in futures if not f.done()])
-    return [
-        {"factor": factor, "params": p, "drift_s": t_s, "levels": aggregate(rs)}
-        for (factor, p, _, t_s), rs in zip(points, results, strict=True)
-    ]
+    """Evaluate every point x repeat of one network as its own task on ``client``'s
+    cluster (:func:`run_groups` with one group); results in ``points`` order."""
+    (out,) = run_groups(
+        client,
+        [SweepGroup(model, points, err_float, err_chance)],
+        data,
+        n_images,
+        repeats,
+        levels,
+        on_done,
+    )
+    return out

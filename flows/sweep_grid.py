@@ -62,6 +62,15 @@ GRIDS: dict[str, tuple[Factor, ...]] = {
 }
 
 
+COMPARISON_FACTORS: dict[str, tuple[str, ...]] = {
+    # the robustness the thesis compares CNN and Transformer under: read time (drift) and
+    # the two noise sources; converter widths and IR drop stay in the tables only
+    "thesis-3.3": ("drift", "output noise", "weight noise"),
+}
+"""Per grid, the factors a sweep over several models plots and judges (a panel and a
+verdict per factor); its tables list every factor of the grid."""
+
+
 def grid_name(text: str) -> str:
     """A known grid name, else a UserInputError listing the allowed ones."""
     if text not in GRIDS:

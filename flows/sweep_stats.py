@@ -87,6 +87,12 @@ def summarize(values: Sequence[float]) -> Summary | None:
     return Summary(n, mean, std, (mean - half, mean + half))
 
 
+def ci_half_width(ci: Sequence[float] | None) -> float | None:
+    """Half the width of a Student-t interval (symmetric about the mean, so ``mean ±
+    half`` is the interval); None where there is no interval (N < 2)."""
+    return None if ci is None else (ci[1] - ci[0]) / 2.0
+
+
 def _stat(s: dict | None, name: str):
     if s is None:
         return ""

@@ -52,6 +52,9 @@ DEFAULT_DRIFT = "1h"
 DEFAULT_REPEATS = 1
 MAX_REPEATS = 100  # --repeats upper bound (a sweep runs every point N times)
 MAX_EVALUATIONS = 2000  # points x repeats upper bound, checked before any work starts
+# networks x configs one sweep compares: each network is loaded here and sent to every
+# worker; the points x repeats bound applies to the sum over all of them as well
+MAX_COMBINATIONS = 16
 
 
 def one_time(text: str) -> float:
@@ -87,10 +90,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "point of a grid of config values (--set KEY=V1,V2,..., cross product, or a named "
         "--grid) --repeats times on a Dask LocalCluster or a remote scheduler; print mean, std "
         "and 95 % confidence interval (Student t) of accuracy and A*, write results.json, "
-        "sweep.csv and sweep.png.",
+        "sweep.csv and sweep.png.  With several --model and/or --config and a --grid, "
+        "every network runs the grid around every config in one Dask session and the "
+        "networks' A* are compared setting by setting (compare.md, compare.csv, "
+        f"compare.png and a verdict; at most {MAX_COMBINATIONS} networks x configs).",
     )
-    add_config_arg(p)
-    add_model_args(p)
+    add_config_arg(p, several=True)
+    add_model_args(p, several=True)
     add_data_args(p)
     p.add_argument(
         "--set",
@@ -167,9 +173,12 @@ def _setting(key: str, v) -> str:
 
 def _pm(mean: float, ci, scale: float, digits: int) -> str:
     """``mean ± half`` (the Student-t interval is symmetric about the mean)."""
-    if ci is None:
+    from aimcflow.flows.sweep_stats import ci_half_width  # lazy: numpy (not in --help)
+
+    half = ci_half_width(ci)
+    if half is None:
         return f"{scale * mean:.{digits}f}"
-    return f"{scale * mean:.{digits}f} ± {scale * (ci[1] - ci[0]) / 2:.{digits}f}"
+    return f"{scale * mean:.{digits}f} ± {scale * half:.{digits}f}"
 
 
 def _pct(r: dict) -> str:
@@ -286,7 +295,13 @@ def run(args: argparse.Namespace) -> int:
     ]
     if len(given) > 1:
         raise UserInputError(f"{' and '.join(given)}: give one of them")
-    cfg = load_config(args.config)
+    models, configs = args.model or ["digits-mlp"], args.config or [None]
+    if len(models) > 1 or len(configs) > 1:
+        from aimcflow.flows.commands.sweep_many import run_many  # lazy: as above
+
+        return run_many(args, models, configs, gname, console, t0)
+    args.model = models[0]
+    cfg = load_config(configs[0])
     per_layer = None
     if args.per_layer is not None:
         per_layer = parse_per_layer(cfg, args.per_layer)

@@ -248,15 +248,15 @@ def load_user_model(path: str | Path, data: Dataset, arch: str | None = None):
     )
 
 
-def get_model(spec: str | None, data: Dataset, arch: str | None = None):
-    """``spec`` a workload name (default ``digits-mlp``) or a model file path (``arch``:
-    the architecture of a state dict).  Returns ``(name, model)`` in eval mode."""
+def check_model_spec(spec: str | None) -> str:
+    """``spec`` checked without loading anything: a workload name (``None``: the default
+    ``digits-mlp``) or something that names a file; else a UserInputError listing the
+    allowed names.  Whether the file exists and holds a model is left to
+    :func:`load_user_model`."""
     if spec is None:
-        spec = "digits-mlp"
+        return "digits-mlp"
     if spec in WORKLOADS:
-        if arch is not None:
-            raise UserInputError(f"--arch {arch}: give --arch only with a state-dict file")
-        return spec, pretrained(spec, data)
+        return spec
     looks_like_path = (
         os.sep in spec or spec.endswith((".pt", ".pth", ".pt2")) or Path(spec).exists()
     )
@@ -265,7 +265,18 @@ def get_model(spec: str | None, data: Dataset, arch: str | None = None):
             f"unknown model '{spec}'; allowed: {', '.join(WORKLOADS)} "
             "or a path to a model file (.pt2, or a state dict with --arch)"
         )
-    return str(spec), load_user_model(spec, data, arch)
+    return str(spec)
+
+
+def get_model(spec: str | None, data: Dataset, arch: str | None = None):
+    """``spec`` a workload name (default ``digits-mlp``) or a model file path (``arch``:
+    the architecture of a state dict).  Returns ``(name, model)`` in eval mode."""
+    spec = check_model_spec(spec)
+    if spec in WORKLOADS:
+        if arch is not None:
+            raise UserInputError(f"--arch {arch}: give --arch only with a state-dict file")
+        return spec, pretrained(spec, data)
+    return spec, load_user_model(spec, data, arch)
 
 
 def imported(model, data: Dataset):
