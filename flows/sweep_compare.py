@@ -246,6 +246,7 @@ def verdict(grid: str, rows: Sequence[dict], runs: Sequence[Run]) -> list[dict]:
             for t in ts:
                 for c in cs:
                     got: dict[str, list] = {"higher": [], "lower": [], "overlap": [], "no CI": []}
+                    base = next((r["value"] for r in mine if r["baseline"]), None)
                     for r in mine:
                         tc, cc = r["models"][t], r["models"][c]
                         if tc["a_star"] is None or cc["a_star"] is None:
@@ -255,6 +256,7 @@ def verdict(grid: str, rows: Sequence[dict], runs: Sequence[Run]) -> list[dict]:
                         {
                             "config": cname, "level": level, "factor": fname,
                             "transformer": t, "cnn": c, "cnn_kind": kinds[c],
+                            "baseline_value": base,
                             **{k.replace(" ", "_"): v for k, v in got.items()},
                             "text": _sentence(cname, level, fname, t, c, kinds[c], mine, got),
                         }
@@ -281,16 +283,22 @@ def _sentence(cname, level, fname, t, c, ckind, rows, got) -> str:
 
 
 def verdict_summary(lines: Sequence[dict]) -> list[str]:
-    """Per transformer x CNN pair, the settings over every config, level and factor."""
+    """Per transformer x CNN pair, the outcomes over every config, level and factor,
+    each grid point counted once (the baseline point sits in every factor's panel)."""
     out = []
     for t, c in dict.fromkeys((v["transformer"], v["cnn"]) for v in lines):
         mine = [v for v in lines if v["transformer"] == t and v["cnn"] == c]
-        hi = sum(len(v["higher"]) for v in mine)
-        lo = sum(len(v["lower"]) for v in mine)
-        ov = sum(len(v["overlap"]) for v in mine)
+        points: dict[tuple, str] = {}
+        for v in mine:
+            for outcome in ("higher", "lower", "overlap", "no_CI"):
+                for x in v[outcome]:
+                    where = "baseline" if x == v["baseline_value"] else (v["factor"], x)
+                    points[(v["config"], v["level"], where)] = outcome
+        count = {k: sum(o == k for o in points.values()) for k in ("higher", "lower", "overlap")}
         out.append(
-            f"{t} vs {c}, over {len(mine)} config x factor panels: A* higher beyond the "
-            f"95 % CIs at {hi} settings, lower at {lo}, overlapping at {ov}."
+            f"{t} vs {c}, {len(points)} grid points over {len(mine)} config x factor panels: "
+            f"A* higher beyond the 95 % CIs at {count['higher']}, lower at {count['lower']}, "
+            f"intervals overlap at {count['overlap']}."
         )
     return out
 

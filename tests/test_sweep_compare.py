@@ -148,6 +148,13 @@ def test_verdict_follows_the_intervals(compared):
         assert len(v["higher"]) + len(v["lower"]) + len(v["overlap"]) == len(vit)
         assert f"higher beyond the 95 % CIs at {len(higher)} of {len(vit)} settings" in v["text"]
         assert v["text"] in compared["printed"]
+    # the summary counts each grid point once: the baseline sits in every factor's panel
+    points = sum(
+        1 + sum(len(v) - 1 for f, v in _settings(c).items() if f in COMPARED) for c in CONFIGS
+    )
+    (summary,) = compared["json"]["verdict_summary"]
+    assert summary.startswith(f"digits-vit vs digits-cnn, {points} grid points over 6 ")
+    assert summary in compared["printed"]
     png = (compared["dir"] / "compare.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -214,3 +221,39 @@ def test_several_networks_need_a_grid(how, words, tmp_path, capsys, monkeypatch)
     err = capsys.readouterr().err
     assert words in err and "Traceback" not in err, err
     assert not (tmp_path / "o").exists()
+
+
+def _cell(mean: float, half: float | None) -> dict:
+    ci = None if half is None else [mean - half, mean + half]
+    return {"n": 5, "a_star": mean, "a_star_ci95": ci, "a_star_ci95_half": half,
+            "accuracy": 0.5, "accuracy_ci95_half": half}  # fmt: skip
+
+
+def test_verdict_rule_on_known_intervals():
+    """Intervals chosen by hand: wholly above, wholly below, overlapping, no CI."""
+    from aimcflow.flows.sweep_compare import TRANSFORMER, Run, verdict, verdict_summary
+
+    cfg = load_config("pcm")
+    runs = [Run("t", TRANSFORMER, cfg, 0.9, 0.9, []), Run("c", "CNN", cfg, 0.9, 0.9, [])]
+    cells = {  # w_noise: (transformer cell, CNN cell)
+        0.0: (_cell(0.97, 0.02), _cell(0.99, 0.01)),  # [0.95, 0.99] vs [0.98, 1.00]: overlap
+        0.1: (_cell(0.80, 0.02), _cell(0.70, 0.05)),  # [0.78, 0.82] above [0.65, 0.75]
+        0.2: (_cell(0.30, 0.02), _cell(0.50, 0.10)),  # [0.28, 0.32] below [0.40, 0.60]
+        0.3: (_cell(0.20, None), _cell(0.10, 0.01)),  # one repeat: no interval
+    }
+    rows = [
+        {"config": "pcm", "level": "analog_float", "factor": "weight noise",
+         "key": "noise.w_noise", "value": v, "baseline": v == 0.0,
+         "models": {"t": tc, "c": cc}}
+        for v, (tc, cc) in cells.items()
+    ]  # fmt: skip
+    (v,) = [x for x in verdict("thesis-3.3", rows, runs) if x["factor"] == "weight noise"]
+    assert (v["higher"], v["lower"], v["overlap"], v["no_CI"]) == ([0.1], [0.2], [0.0], [0.3])
+    assert v["text"] == (
+        "pcm, analog-float, weight noise: t (transformer) vs c (CNN): A* higher beyond the "
+        "95 % CIs at 1 of 4 settings (10 %), lower at 1 (20 %), intervals overlap at 1, "
+        "no CI (1 repeat) at 1."
+    )
+    (s,) = verdict_summary([v])
+    assert "4 grid points over 1 config x factor panels" in s
+    assert "higher beyond the 95 % CIs at 1, lower at 1, intervals overlap at 1" in s
