@@ -13,6 +13,11 @@ scheduler given by ``--scheduler``.  Every point reports the mean, the sample st
 95 % Student-t confidence interval over its repeats of the accuracy and of A* (FTJ thesis
 eq. 3.8; :mod:`aimcflow.flows.sweep_stats`).
 
+Several ``--model`` and/or ``--config`` (comma-separated or repeated) with ``--grid``
+compare networks: every network x config runs the grid in one Dask session and the
+networks' A* are set side by side with a transformer-vs-CNN verdict
+(:mod:`aimcflow.flows.commands.sweep_many`, :mod:`aimcflow.flows.sweep_compare`).
+
 Size bounds, checked before any work: ``1 <= --repeats <= 100``, at most 2000 points and
 points x repeats <= 2000.
 
