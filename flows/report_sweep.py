@@ -125,11 +125,7 @@ def plot_grid(path: Path, factors: Sequence, title: str):
         ax.set_title(f.name)
         _finish(ax, lows)
         ax.legend(fontsize="small")
-    for ax in panels[len(factors) :]:
-        ax.set_visible(False)
-    fig.suptitle(title, fontsize="medium")
-    _save(fig, path)
-    return fig
+    return _finish_figure(fig, panels[len(factors) :], title, path)
 
 
 def plot_compare(path: Path, rows: Sequence[tuple[str, list]], title: str):
@@ -156,8 +152,16 @@ def plot_compare(path: Path, rows: Sequence[tuple[str, list]], title: str):
             ax.set_title(f"{row_title}: {fname}", fontsize="medium")
             ax.grid(True, alpha=0.3)
             ax.legend(fontsize="small")
-        for ax in axes[len(panels) :]:
-            ax.set_visible(False)
+    unused = [
+        ax for axes, (_, panels) in zip(grid, rows, strict=True) for ax in axes[len(panels) :]
+    ]
+    return _finish_figure(fig, unused, title, path)
+
+
+def _finish_figure(fig, unused: Sequence, title: str, path: Path):
+    """Hide the ``unused`` panels, title the figure, write it atomically; returns it."""
+    for ax in unused:
+        ax.set_visible(False)
     fig.suptitle(title, fontsize="medium")
     _save(fig, path)
     return fig
