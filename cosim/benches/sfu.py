@@ -229,12 +229,15 @@ def _coverage(job: Job, exp: np.ndarray) -> dict[str, int]:
 
 # ---------------------------------------------------------------- cocotb side
 class SfuTB(UnitTB):
-    """Clock, reset, the ``i``/``load`` sources, the ``o`` sink, and a progress
-    monitor: any ``NO_PROGRESS_CYCLES`` cycles without a beat on ``i`` or ``o`` while
-    work is pending fail the run (a hang, not a slow design)."""
+    """Clock, reset, the ``i``/``load`` sources, the ``o`` sink (ports ``prefix + name``
+    inside a bigger toplevel, as in ``network_top``), and a progress monitor: any
+    ``NO_PROGRESS_CYCLES`` cycles without a beat on ``i`` or ``o`` while work is pending
+    fail the run (a hang, not a slow design)."""
 
-    def __init__(self, dut, rtl: SfuRtlParams, seed: int, p_valid: float, p_ready: float):
-        super().__init__(dut, Sfu(rtl), seed, p_valid, p_ready)
+    def __init__(
+        self, dut, rtl: SfuRtlParams, seed: int, p_valid: float, p_ready: float, prefix: str = ""
+    ):
+        super().__init__(dut, Sfu(rtl), seed, p_valid, p_ready, prefix)
         self.rtl = rtl
         self._mark = (0, 0, 0)
 

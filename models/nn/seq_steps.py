@@ -49,6 +49,8 @@ KINDS = {
     so.ConcatConst: "concat_const",
 }
 SFU_KINDS = ("attention", "layernorm", "gelu")
+UNIT_KINDS = (*SFU_KINDS, "add_const", "token_mean")
+"""The steps made of unit requests (:func:`step_requests`); ``concat_const`` is data movement."""
 SFU_MODES = ("int", "float")
 
 
