@@ -313,10 +313,11 @@ def run(args: argparse.Namespace) -> int:
             f"{rtl['clock_period_ns']:g} ns ({rtl['rtl_cycles']} cycles for {rtl['images']} images)"
         )
         st = rtl.get("stalled")
+        units_o = " and the op units' outputs"
         if st is not None:
             console.print(
                 f"with {st['stall_fraction']:.0%} random stalls on o, dac and adc"
-                f"{' and the op units outputs' if rtl.get('ops_by_kind') else ''}: "
+                f"{units_o if rtl.get('ops_by_kind') else ''}: "
                 f"{st['mismatches']} mismatches; RTL cycles {st['rtl_cycles']}, ideal "
                 f"{st['ideal_cycles']}, cycle efficiency {st['cycle_efficiency']:.3f} "
                 f"(without stalls {'-' if eff is None else f'{eff:.3f}'})"
