@@ -143,6 +143,7 @@ def test_corrupted_coefficient_is_a_mismatch(tmp_path, capsys, monkeypatch):
         (["--model", "missing.pt"], "missing.pt"),
         (["--images", "361"], "the test split has only 360 images"),
         (["--levels", "analog-rtl,gates"], "unknown level 'gates'; allowed: float"),
+        (["--sfu", "float"], "--sfu float with analog-rtl: analog-rtl runs the integer SFU"),
     ],
 )
 def test_level4_bad_input_exits_2(extra, words, tmp_path, capsys, monkeypatch):

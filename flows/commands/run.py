@@ -16,7 +16,8 @@ on those very tiles).  A level that was not run is ``{"accuracy": null}`` (with 
 ``reason`` when the config or model cannot be compiled for the integer periphery).
 ``drift_table`` holds every drift time; ``report.html`` the plots.  For a transformer,
 ``--sfu float`` runs analog-golden's attention, layernorm and GELU in float (same chip
-program, same formats) and ``levels.analog_golden.sfu`` says which SFU ran;
+program, same formats; refused with analog-rtl, which must equal the integer SFU) and
+``levels.analog_golden.sfu`` says which SFU ran;
 at analog-rtl the transformer's steps run on their units in the loop (``rtl/sfu.py`` for
 attention, layernorm and GELU, ``rtl/residual.py`` for the positional-embedding add,
 ``rtl/pool.py`` for the token mean: every unit output compared with its golden model and
@@ -142,7 +143,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         choices=("int", "float"),
         help="special-function unit of analog-golden (transformers): int (default, the "
         "bit-exact SFU golden model) or float (attention, layernorm and GELU in float on the "
-        "same integer inputs and output formats: measures what the integer SFU costs)",
+        "same integer inputs and output formats: measures what the integer SFU costs; "
+        "without analog-rtl, which runs the integer SFU RTL)",
     )
     add_out_arg(p, "run")
     p.set_defaults(func=run)
@@ -193,6 +195,12 @@ def run(args: argparse.Namespace) -> int:
     check_sfu_fits(net, data.input_shape, cfg)  # attention/layernorm shapes the SFU holds
     drifts = list(args.drift)
     levels = set(args.levels or LEVELS) - ({"analog-rtl"} if args.no_rtl else set())
+    if args.sfu == "float" and "analog-rtl" in levels:
+        raise UserInputError(
+            "--sfu float with analog-rtl: analog-rtl runs the integer SFU RTL and must equal "
+            "analog-golden with the integer SFU; add --no-rtl (or leave analog-rtl out of "
+            "--levels) to measure the float SFU"
+        )
     if "analog-rtl" in levels:
         levels.add("analog-golden")  # level 4 runs level 3's chip program and checks it
         if args.sim == "icarus":
