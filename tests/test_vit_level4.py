@@ -24,10 +24,9 @@ from aimcflow.models.config import load_config
 from aimcflow.models.nn.compiler import compile_network
 from aimcflow.models.nn.convert import convert
 from aimcflow.models.nn.data import load_digits_dataset
-from aimcflow.models.nn.golden import LayerTrace, forward_golden, input_codes, layer_forward
-from aimcflow.models.nn.schedule import golden_add, golden_pool, walk
-from aimcflow.models.nn.seq_steps import run_step
+from aimcflow.models.nn.golden import LayerTrace, forward_golden
 from aimcflow.models.nn.workloads import imported, pretrained
+from level3_ops import op_values
 
 N_IMAGES = 3
 TRANSFORMER_KINDS = {"attention", "layernorm", "gelu", "add_const", "token_mean"}
@@ -42,34 +41,6 @@ def _vit():
     return d, compile_network(net, d.x_train[:512], t_s=3600.0)
 
 
-def _level3_op_values(prog, x) -> dict[str, tuple[int, int]]:
-    """Per op step of level 3 on images ``x``: (unit jobs, output values of those jobs),
-    counted on level 3's own run: the SFU jobs ``run_step`` records, one job per add, pool,
-    constant add and token mean with the step's output."""
-    out: dict[str, tuple[int, int]] = {}
-    gen = walk(prog, input_codes(prog, x), ops=True)
-    try:
-        step, ins = next(gen)
-        while True:
-            if step.kind == "stage":
-                y = layer_forward(prog, step.index, ins[0], np.arange(len(x)))
-            elif step.kind == "add":
-                y = golden_add(prog, step.index, *ins)
-            elif step.kind == "pool":
-                y = golden_pool(prog, step.index, ins[0])
-            else:
-                jobs: list = []
-                y = run_step(prog.seqs[step.index], ins, prog.cfg, jobs=jobs)
-            if step.kind in ("attention", "layernorm", "gelu"):
-                out[step.name] = (len(jobs), sum(int(j["y"].size) for j in jobs))
-            elif step.kind != "stage":
-                out[step.name] = (1, int(np.size(y)))
-            step, ins = gen.send(y)
-    except StopIteration:
-        pass
-    return out
-
-
 @pytest.mark.cosim
 def test_vit_level4_runs_every_op_in_rtl_with_and_without_stalls():
     d, prog = _vit()
@@ -79,7 +50,7 @@ def test_vit_level4_runs_every_op_in_rtl_with_and_without_stalls():
     r = run_level4(prog, x, images, then_stalls=0.25)
     assert r.mismatches == 0, "\n".join(map(format_mismatch, r.errors))
     np.testing.assert_array_equal(r.logits, logits3)
-    want = _level3_op_values(prog, x)
+    want = op_values(prog, x)
     ran = {o["name"]: o for o in r.extra["ops_rtl"]}
     # every transformer step and residual add ran on its unit, every unit output compared
     assert {o["kind"] for o in ran.values()} == TRANSFORMER_KINDS | {"add"}

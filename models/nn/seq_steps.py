@@ -240,7 +240,9 @@ def step_requests(sp: SeqProgram, ins: list, cfg) -> Generator[Request, np.ndarr
         heads = len(q) // max(1, len(x0))  # (image, head) pairs in image order
         s = []
         for i in range(len(q)):  # one matmul job per image and head (2-D operands)
-            req = SfuRequest("matmul", q[i], p, k[i].T, c["mult_s"], c["shift_s"], True, i // heads)
+            req = SfuRequest(
+                "matmul", q[i], p, k[i].T, c["mult_s"], c["shift_s"], True, image=i // heads
+            )
             s.append((yield req))
         s = np.stack(s)
         pr = (yield SfuRequest("softmax", s.reshape(-1, L), p)).reshape(s.shape)

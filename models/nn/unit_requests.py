@@ -11,6 +11,7 @@ unit's golden model (docs/SPEC.md "Special-function unit", "Residual add", "Pool
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 from aimcflow.models.periphery import pool as pool_model
@@ -18,13 +19,21 @@ from aimcflow.models.periphery import residual as res_model
 from aimcflow.models.periphery import sfu as sfu_model
 
 
+@dataclass(frozen=True, kw_only=True)
+class _UnitJob:
+    """``image``: the batch index of the one image whose rows a job holds (a
+    per-image-and-head matmul), None when its rows are the batch's images in order, an
+    equal number each.  ``unit``: the unit that answers it."""
+
+    image: int | None = None
+    unit: ClassVar[str]
+
+
 @dataclass(frozen=True)
-class SfuRequest:
+class SfuRequest(_UnitJob):
     """One SFU job: ``op`` (a :data:`~aimcflow.models.periphery.sfu.OPS` name) on rows
     ``x`` (V,L) -- matmul: ``x`` (M,K) times ``b`` (K,N) -- with the MULT, SHIFT and WIDE
-    registers (unused by softmax and GELU).  ``image``: the batch index of the one image
-    whose rows these are (a per-image-and-head matmul), None when the rows are the batch's
-    images in order, an equal number each."""
+    registers (unused by softmax and GELU)."""
 
     op: str
     x: np.ndarray = field(repr=False)
@@ -33,15 +42,11 @@ class SfuRequest:
     mult: int = 1
     shift: int = 0
     wide: bool = False
-    image: int | None = None
-
-    @property
-    def unit(self) -> str:
-        return "sfu"
+    unit: ClassVar[str] = "sfu"
 
 
 @dataclass(frozen=True)
-class AddRequest:
+class AddRequest(_UnitJob):
     """One residual-unit job: ``sat(rshr(a mult_a + b mult_b, shift))`` (then the
     activation) on rows ``a``, ``b`` (V,N), one row per image."""
 
@@ -49,16 +54,12 @@ class AddRequest:
     b: np.ndarray = field(repr=False)
     params: res_model.ResidualParams = field(repr=False)
     coeffs: res_model.ResidualCoeffs
-    image: int | None = None
-    op: str = "add"
-
-    @property
-    def unit(self) -> str:
-        return "residual"
+    unit: ClassVar[str] = "residual"
+    op: ClassVar[str] = "add"
 
 
 @dataclass(frozen=True)
-class PoolRequest:
+class PoolRequest(_UnitJob):
     """One pooling-unit job on maps ``x`` (V,C,H,W), one per image: ``kind`` over
     ``window`` at ``stride`` with ``padding`` (an average's reciprocal in ``coeffs``)."""
 
@@ -69,12 +70,8 @@ class PoolRequest:
     padding: tuple[int, int]
     params: pool_model.PoolParams = field(repr=False)
     coeffs: pool_model.PoolCoeffs
-    image: int | None = None
-    op: str = "pool"
-
-    @property
-    def unit(self) -> str:
-        return "pool"
+    unit: ClassVar[str] = "pool"
+    op: ClassVar[str] = "pool"
 
 
 Request = SfuRequest | AddRequest | PoolRequest
