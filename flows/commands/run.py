@@ -336,7 +336,7 @@ def run(args: argparse.Namespace) -> int:
                 "analog-rtl ops between layers, in the loop on their units (of the RTL "
                 "cycles above): "
                 + "; ".join(
-                    f"{k} on {v['unit']}: {v['steps']} steps, {v['jobs']} jobs, "
+                    f"{k} on {v['unit']}: steps {v['steps']}, unit jobs {v['jobs']}, "
                     f"{v['activations']} values compared, RTL cycles {v['rtl_cycles']} "
                     f"(ideal {v['ideal_cycles']})"
                     for k, v in kinds.items()
