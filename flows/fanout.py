@@ -150,6 +150,8 @@ def repair_fanout(netlist: str, lib: Path, limit: int = 16) -> Repair:
 
 def _connect(sink, net: str, edits: list, cells: list[str]) -> None:
     """Point ``sink`` (an input-pin text span, or the index of a new buffer) at ``net``."""
+    if net.startswith("\\"):  # an escaped identifier ends at white space only
+        net += " "
     if isinstance(sink, int):
         cells[sink] = cells[sink].replace("(@)", f"({net})", 1)
     else:

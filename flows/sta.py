@@ -118,6 +118,59 @@ def _yosys(tmp: Path, script: str, timeout_s: float) -> None:
         )
 
 
+_DECL = re.compile(
+    r"^\s*(?:wire|input|output|inout|reg)\s+(?:\[(\d+):(\d+)\]\s+)?(\\\S+ |[\w$]+)\s*;", re.M
+)
+_ITEM = re.compile(
+    r"\s*(?:(\d+)'([bho])([0-9a-fA-FxXzZ_]+)|(\\\S+ |[A-Za-z_][\w$]*)\s*(?:\[(\d+)(?::(\d+))?\])?)\s*$"
+)
+
+
+def split_concat_assigns(netlist: str) -> str:
+    """Every ``assign { a, b[3:2] } = { c, 2'h0 };`` of a ``write_verilog -noexpr`` netlist
+    as one ``assign`` per bit.  OpenSTA's Verilog reader takes no concatenation on the left
+    of an ``assign``: it reports a syntax error, skips the statement and times the rest."""
+    widths = {m.group(3).strip(): (m.group(1), m.group(2)) for m in _DECL.finditer(netlist)}
+
+    def bits(side: str) -> list[str]:
+        body = side.strip()
+        items = body[1:-1].split(",") if body.startswith("{") else [body]
+        out: list[str] = []
+        for item in items:
+            m = _ITEM.match(item)
+            if m is None:
+                raise RuntimeError(f"cannot split the netlist's assign item {item!r}")
+            if m.group(1):  # a constant, most significant bit first
+                n, base, digits = int(m.group(1)), m.group(2), m.group(3).replace("_", "")
+                per = {"b": 1, "o": 3, "h": 4}[base]
+                b = "".join(
+                    c * per if c in "xXzZ" else format(int(c, 16), f"0{per}b") for c in digits
+                )
+                out += [f"1'b{c.lower()}" for c in b.rjust(n, "0")[-n:]]
+                continue
+            name, hi, lo = m.group(4), m.group(5), m.group(6)
+            key = name.strip()
+            sep = " " if name.endswith(" ") else ""
+            if hi is None:  # the whole wire
+                rng = widths.get(key)
+                if rng is None or rng[0] is None:
+                    out.append(name)
+                    continue
+                hi, lo = rng
+            h, lw = int(hi), int(lo if lo is not None else hi)
+            step = -1 if h >= lw else 1
+            out += [f"{key}{sep}[{i}]" for i in range(h, lw + step, step)]
+        return out
+
+    def one(m: re.Match) -> str:
+        lhs, rhs = bits(m.group(1)), bits(m.group(2))
+        if len(lhs) != len(rhs):
+            raise RuntimeError(f"assign widths differ ({len(lhs)} vs {len(rhs)}): {m.group(0)}")
+        return "\n".join(f"  assign {a} = {b};" for a, b in zip(lhs, rhs, strict=True))
+
+    return re.sub(r"^  assign (\{[^;]*?\}) = ([^;]*);", one, netlist, flags=re.M)
+
+
 def map_block(
     verilog: str,
     top: str,
@@ -174,7 +227,7 @@ def map_block(
         )
         if not area or not cells:
             raise RuntimeError(f"cannot parse yosys stat for {top}:\n{text[-1500:]}")
-        netlist = (tmp / "out.v").read_text()
+        netlist = split_concat_assigns((tmp / "out.v").read_text())
     return MappedBlock(
         float(area.group(1)),
         int(cells[-1]),
@@ -232,6 +285,12 @@ def run_sta(netlist: str, top: str, lib: Path, sdc_text: str, period_ns: float) 
             stdin=subprocess.DEVNULL,
         )
         out = r.stdout + r.stderr
+    # an unreadable netlist or SDC still ends in a report (of whatever was read): refuse it
+    errors = re.findall(r"^Error: .*$", out, re.M)
+    if errors:
+        raise RuntimeError(
+            f"OpenSTA could not read {top}'s netlist or SDC: " + "; ".join(errors[:5])
+        )
     slack = re.search(r"^\s*(-?[\d.]+)\s+slack \((?:VIOLATED|MET)\)", out, re.M)
     start = re.search(r"^Startpoint:\s*(\S+)", out, re.M)
     end = re.search(r"^Endpoint:\s*(\S+)", out, re.M)

@@ -93,6 +93,8 @@ def test_tree_bounds_fanout_and_keeps_every_pin_on_its_driver(lib, loads, limit)
     # clock, constant and the black box's pin untouched
     assert r.netlist.count(".CLK(clk)") == loads + 1 and r.netlist.count(".D(1'h0)") == loads
     assert ".raddr(\\q[0] )" in r.netlist
+    # an escaped name keeps the white space that ends it wherever the repair wrote it
+    assert not re.search(r"\\[^\s]*\)", r.netlist)
     # every new wire is declared once
     for w in up:
         assert r.netlist.count(f"wire {w};") == 1
@@ -102,3 +104,31 @@ def test_repairing_twice_is_refused(lib):
     r = repair_fanout(netlist(40), lib, 4)
     with pytest.raises(ValueError, match="repaired twice"):
         repair_fanout(r.netlist, lib, 4)
+
+
+def test_concatenated_assigns_become_one_per_bit():
+    """OpenSTA's reader refuses ``assign {...} = ...``: each becomes per-bit assigns, the
+    bits paired most significant first as Verilog pairs them; slices, whole wires, escaped
+    names and constants all expand to their bits."""
+    from aimcflow.flows.sta import split_concat_assigns
+
+    text = (
+        "module m(a, o);\n  input [3:0] a;\n  output [5:0] o;\n  wire [2:0] \\w ;\n"
+        "  assign { o[5:4], \\w [2:1], o[0] } = { a[3], 2'h1, a[1:0] };\n"
+        "  assign { o[5:1] } = { a, 1'h1 };\n"
+        "  assign o[3:1] = 3'h0;\nendmodule\n"
+    )
+    got = [line.strip() for line in split_concat_assigns(text).splitlines() if "assign" in line]
+    assert got == [
+        "assign o[5] = a[3];",
+        "assign o[4] = 1'b0;",
+        "assign \\w [2] = 1'b1;",
+        "assign \\w [1] = a[1];",
+        "assign o[0] = a[0];",
+        "assign o[5] = a[3];",
+        "assign o[4] = a[2];",
+        "assign o[3] = a[1];",
+        "assign o[2] = a[0];",
+        "assign o[1] = 1'b1;",
+        "assign o[3:1] = 3'h0;",  # no concatenation on the left: left as it is
+    ]
