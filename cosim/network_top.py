@@ -30,11 +30,12 @@ probabilities ``stall_o / 256`` and ``stall_tile / 256``, reproducible from the 
 independent of when Python wakes.  Both at 0 (reset): no stalls.  Stalled cycles are
 counted cycles (``periphery_top`` runs and waits), so they show in ``cycles``.
 
-Residual add and pooling (``rtl/residual.py``, ``rtl/pool.py``), when the network has
-them: the units sit beside ``periphery_top`` (they share no wires with it), with their
-streams on ports ``res_i``/``res_o``/``res_load`` and ``pool_i``/``pool_o``/``pool_load``
-(:data:`aimcflow.cosim.postops_top.PREFIXES`), driven beat by beat by the level-4 bench
-between two layers.  They run on the wrapper's own clock, outside the ``EnableInserter``
+Residual add, pooling and the special-function unit (``rtl/residual.py``,
+``rtl/pool.py``, ``rtl/sfu.py``), when the network has ops for them: the units sit beside
+``periphery_top`` (they share no wires with it), with their streams on ports
+``res_i``/``res_o``/``res_load``, ``pool_i``/``pool_o``/``pool_load`` and
+``sfu_i``/``sfu_o``/``sfu_load`` (:data:`aimcflow.cosim.postops_top.PREFIXES`), driven
+beat by beat by the level-4 bench between two layers.  They run on the wrapper's own clock, outside the ``EnableInserter``
 (a network op waits for its inputs, so the units are never busy while ``periphery_top``
 is), so ``cycles`` counts only ``periphery_top``; the bench counts the units' cycles.
 
@@ -65,6 +66,7 @@ from aimcflow.rtl.params import MgmtRtlParams, NmpuRtlParams
 from aimcflow.rtl.periphery_top import PeripheryTop
 from aimcflow.rtl.pool import Pool, PoolRtlParams
 from aimcflow.rtl.residual import ResidualAdd, ResidualRtlParams
+from aimcflow.rtl.sfu import Sfu, SfuRtlParams
 from amaranth import Cat, EnableInserter, Module, Mux, Shape, Signal
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
@@ -94,6 +96,8 @@ class NetworkTopParams:
     residual: ResidualRtlParams | None = None
     #: the pooling unit beside ``periphery_top`` (None: the network has no pooling)
     pool: PoolRtlParams | None = None
+    #: the special-function unit beside ``periphery_top`` (None: no transformer ops)
+    sfu: SfuRtlParams | None = None
 
     def __post_init__(self) -> None:
         for n in ("in_words", "out_beats"):
@@ -144,6 +148,8 @@ class NetworkTop(wiring.Component):
             self.units[PREFIXES["residual"]] = ResidualAdd(p.residual)
         if p.pool is not None:
             self.units[PREFIXES["pool"]] = Pool(p.pool)
+        if p.sfu is not None:
+            self.units[PREFIXES["sfu"]] = Sfu(p.sfu)
         for prefix, unit in self.units.items():
             um = unit.signature.members
             for name in ("i", "load"):

@@ -20,7 +20,8 @@ from amaranth import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-PREFIXES = {"residual": "res_", "pool": "pool_"}
+PREFIXES = {"residual": "res_", "pool": "pool_", "sfu": "sfu_"}
+"""Port prefix of each unit's streams in a level-4 wrapper (``network_top`` also has the SFU)."""
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ import time
 
 import numpy as np
 from aimcflow.cosim import network
-from aimcflow.cosim.network import sfu_replay
 from aimcflow.flows import shards as shard_runs
 from aimcflow.flows.io import shown
 from aimcflow.flows.shards import Shards, level4_batch
@@ -148,26 +147,44 @@ def throughput(rtl_cycles: int, conv_cycles: int, images: int, period_ns: float)
     }
 
 
-def sfu_level4(prog, x, images, logits3, console, sim: str) -> dict:
-    """A transformer's SFU ops at level 4 (:mod:`aimcflow.cosim.network.sfu_replay`): the
-    jobs level 3 ran on the SFU golden model, recorded again on the same images (the logits
-    must equal level 3's), streamed through the SFU RTL without and with
-    :data:`STALLS` random stalls; every output value compared."""
-    jobs: list = []
-    again = forward_golden(prog, x, images, sfu_jobs=jobs)
-    with console.status(f"building the SFU with {sim} (cached per config)"):
-        build = sfu_replay.build_sfu(prog.cfg, sim)
-    out = {"jobs": len(jobs), "values_compared": int(sum(j["y"].size for j in jobs))}
-    with console.status(f"SFU RTL: {len(jobs)} jobs of level 3"):
-        r = sfu_replay.replay(jobs, prog.cfg, build)
-    out |= {k: r[k] for k in ("mismatches", "errors", "rtl_cycles", "wall_s", "values")}
-    out["mismatches"] += int(not np.array_equal(again, logits3))
-    if not out["mismatches"]:
-        with console.status(f"SFU RTL with {STALLS:.0%} random stalls"):
-            rs = sfu_replay.replay(jobs, prog.cfg, build, stalls=STALLS)
-        out["stalled"] = {k: rs[k] for k in ("mismatches", "errors", "rtl_cycles", "wall_s")}
-    out["in_the_loop"] = False  # replayed: the network run carries level 3's SFU outputs
+UNIT_FILES = {
+    "add": "rtl/residual.py",
+    "pool": "rtl/pool.py",
+    **{k: "rtl/sfu.py" for k in SFU_KINDS},
+    "add_const": "rtl/residual.py",
+    "token_mean": "rtl/pool.py",
+}
+"""The RTL unit each op-step kind runs on at level 4 (beside ``periphery_top``)."""
+
+
+def ops_by_kind(ops_rtl: list[dict]) -> dict[str, dict]:
+    """Level 4's per-op statistics summed per kind: steps, unit jobs, values compared, RTL
+    and ideal cycles, and the unit that ran them."""
+    out: dict[str, dict] = {}
+    for o in ops_rtl:
+        k = out.setdefault(
+            o["kind"],
+            {"unit": UNIT_FILES.get(o["kind"]), "steps": 0, "jobs": 0, "activations": 0,
+             "rtl_cycles": 0, "ideal_cycles": 0},
+        )  # fmt: skip
+        k["steps"] += 1
+        for f in ("jobs", "activations", "rtl_cycles", "ideal_cycles"):
+            k[f] += int(o[f])
     return out
+
+
+def sfu_summary(prog, kinds: dict[str, dict]) -> dict | None:
+    """A transformer's SFU at level 4 (None without SFU steps): in the loop of the network
+    run (``network_top``'s SFU, :mod:`aimcflow.cosim.network.ops`), its jobs, values
+    compared and cycles over attention, layernorm and GELU."""
+    if not any(sp.kind in SFU_KINDS for sp in prog.seqs):
+        return None
+    ks = [kinds[k] for k in SFU_KINDS if k in kinds]
+    return {
+        "in_the_loop": bool(ks),
+        "unit": UNIT_FILES["gelu"],
+        **{f: sum(k[f] for k in ks) for f in ("jobs", "activations", "rtl_cycles", "ideal_cycles")},
+    }
 
 
 def level4(
@@ -201,25 +218,22 @@ def level4(
     shards = shards if shards is not None else Shards.plan(len(x))
     where = "" if shards.local else f" on {len(shards.bounds)} Dask workers"
     with console.status(
-        f"analog-rtl: periphery RTL ({sim}) in the loop, {len(x)} images{where}, then again "
-        f"with {STALLS:.0%} random stalls"
+        f"analog-rtl: periphery RTL ({sim}) in the loop{' with the SFU' if prog.seqs else ''}, "
+        f"{len(x)} images{where}, then again with {STALLS:.0%} random stalls"
     ):
         r, rs = shard_runs.level4(shards, prog, x, images, logits3, build, sim, STALLS)
     mismatches = shard_runs.mismatches(r, logits3)
-    # where each op ran: analog layers' periphery in periphery_top; an add or pool kind in
-    # its unit only if the run reports RTL results for it (never claimed otherwise)
-    ran = {o["kind"] for o in r.extra.get("ops_rtl", ())}
-    units = {"add": "rtl/residual.py", "pool": "rtl/pool.py"}
-    sfu_where = f"RTL (SFU on {sim}: level 3's jobs replayed and compared, models/nn/seq_steps.py)"
+    # where each op ran: analog layers' periphery in periphery_top; an op kind in its unit
+    # only if the run reports RTL results for it (never claimed otherwise)
+    kinds = ops_by_kind(r.extra.get("ops_rtl", []))
     ops = placement(
         prog,
         f"RTL (periphery_top on {sim}, compared with level 3)",
         {
             k: f"RTL ({f} in network_top on {sim}, compared with level 3)"
-            for k, f in units.items()
-            if k in ran
-        }
-        | {k: sfu_where for k in SFU_KINDS},
+            for k, f in UNIT_FILES.items()
+            if k in kinds
+        },
     )
     acc = float(np.mean(r.logits.argmax(1) == y)) if r.logits is not None else None
     stalled = None
@@ -237,14 +251,9 @@ def level4(
         if bad:
             r = rs  # report the stalled run's errors, waves and log
             acc = None
-    sfu = sfu_level4(prog, x, images, logits3, console, sim) if prog.seqs else None
-    if sfu is not None:
-        mismatches += sfu["mismatches"] + sfu.get("stalled", {}).get("mismatches", 0)
-        if mismatches:
-            acc = None
     return {
         "accuracy": acc,
-        "sfu": sfu,
+        "sfu": sfu_summary(prog, kinds),
         "activations_compared": r.activations_compared,
         "mismatches": mismatches,
         "errors": r.errors,
@@ -261,6 +270,7 @@ def level4(
         "log": r.log,
         "layers": r.layers,
         "ops_rtl": r.extra.get("ops_rtl", []),
+        "ops_by_kind": kinds,
         "ops": ops,
         "ops_not_in_rtl": [o["op"] for o in ops if o["ran"].startswith("golden")],
         "stalled": stalled,

@@ -29,9 +29,9 @@ from aimcflow.models.config import load_config
 from aimcflow.models.nn.compiler import compile_network
 from aimcflow.models.nn.convert import convert
 from aimcflow.models.nn.data import load_digits_dataset
-from aimcflow.models.nn.golden import LayerTrace, forward_golden, input_codes, layer_forward
-from aimcflow.models.nn.schedule import golden_add, golden_pool, walk
+from aimcflow.models.nn.golden import LayerTrace, forward_golden
 from aimcflow.models.nn.workloads import pretrained
+from level3_ops import op_values
 
 FAST_IMAGES = {"digits-mlp": 60, "digits-cnn": 12}
 
@@ -143,6 +143,7 @@ def test_corrupted_coefficient_is_a_mismatch(tmp_path, capsys, monkeypatch):
         (["--model", "missing.pt"], "missing.pt"),
         (["--images", "361"], "the test split has only 360 images"),
         (["--levels", "analog-rtl,gates"], "unknown level 'gates'; allowed: float"),
+        (["--sfu", "float"], "--sfu float with analog-rtl: analog-rtl runs the integer SFU"),
     ],
 )
 def test_level4_bad_input_exits_2(extra, words, tmp_path, capsys, monkeypatch):
@@ -174,28 +175,6 @@ def test_level4_live_tiles_equal_recorded_answers(digits):
     assert ring.ideal_cycles == r.ideal_cycles
 
 
-def _op_outputs(prog, x) -> dict[str, int]:
-    """Level 3's output activations per residual add / pooling step on images ``x``,
-    counted from its own schedule walk (golden periphery and golden ops)."""
-    sizes: dict[str, int] = {}
-    gen = walk(prog, input_codes(prog, x), ops=True)
-    try:
-        step, ins = next(gen)
-        while True:
-            if step.kind == "stage":
-                y = layer_forward(prog, step.index, ins[0], np.arange(len(x)))
-            elif step.kind == "add":
-                y = golden_add(prog, step.index, *ins)
-            else:
-                y = golden_pool(prog, step.index, ins[0])
-            if step.kind != "stage":
-                sizes[step.name] = sizes.get(step.name, 0) + int(np.size(y))
-            step, ins = gen.send(y)
-    except StopIteration:
-        pass
-    return sizes
-
-
 @pytest.mark.cosim
 def test_level4_residual_network_runs_every_op_in_rtl(digits, tmp_path, monkeypatch, capsys):
     """digits-resnet at level 4: the analog layers' periphery (periphery_top), the residual
@@ -209,7 +188,7 @@ def test_level4_residual_network_runs_every_op_in_rtl(digits, tmp_path, monkeypa
     r = run_level4(prog, x, images)
     assert r.mismatches == 0, "\n".join(map(format_mismatch, r.errors))
     np.testing.assert_array_equal(r.logits, logits3)
-    op_sizes = _op_outputs(prog, x)
+    op_sizes = {k: v for k, (_, v) in op_values(prog, x).items()}
     assert {s.name for s in prog.steps if s.kind in ("add", "pool")} == set(op_sizes)
     # every add and pool ran on its unit, every output activation compared
     ran = {o["name"]: o for o in r.extra["ops_rtl"]}

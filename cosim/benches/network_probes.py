@@ -6,9 +6,12 @@ Run through :func:`aimcflow.cosim.network.run_level4` with ``bench=CORRUPTED`` o
 * ``network_corrupted`` (``{"corrupt": {"layer": stage index, "field": gain|offset|mult|bias,
   "column": c, "delta": int}}``): adds ``delta`` to one coefficient as loaded into the RTL
   (the golden reference keeps the right one), so the comparator must report it.
-* ``network_corrupted_op`` (``{"corrupt_op": [kind, index]}``, kind ``add`` or ``pool``):
-  that step's ``shift`` one lower as loaded into its unit (the sum twice as large; an
-  average pool's too), while the golden reference keeps the program's.
+* ``network_corrupted_op`` (``{"corrupt_op": [kind, index]}``, kind ``add`` or ``pool``
+  with its index among the program's adds / pools, or a transformer step's kind
+  (``attention``, ``layernorm``, ``add_const``, ...) with its index among the program's
+  ``seqs``): the SHIFT register one lower as loaded into the unit for every job of that
+  step (an add's sum, an average's, an SFU matmul's or layernorm's output twice as
+  large), while the golden reference keeps the program's.
 * ``network_bare`` (``{"bare_cycles": n}``): after the network, times bare cocotb clock
   loops of ``n`` cycles on the same Verilated top (the cosim cost floor):
   ``bare_s_per_cycle`` (one ``RisingEdge`` per cycle; ``bare_cpu_s_per_cycle`` its CPU
@@ -56,13 +59,15 @@ async def network_corrupted(dut):
 
 @cocotb.test()
 async def network_corrupted_op(dut):
-    """The network with one add's (or average pool's) shift loaded wrong into its unit."""
+    """The network with one op step's shift loaded wrong into its unit."""
     p = load_params()
     kind, index = p["corrupt_op"]
 
     def corrupt(k: str, i: int, job):
         if (k, i) != (kind, int(index)):
             return job
+        if not hasattr(job, "coeffs"):  # an SFU job: the SHIFT register
+            return dataclasses.replace(job, shift=job.shift - 1)
         return dataclasses.replace(
             job, coeffs=dataclasses.replace(job.coeffs, shift=job.coeffs.shift - 1)
         )

@@ -229,12 +229,15 @@ def _coverage(job: Job, exp: np.ndarray) -> dict[str, int]:
 
 # ---------------------------------------------------------------- cocotb side
 class SfuTB(UnitTB):
-    """Clock, reset, the ``i``/``load`` sources, the ``o`` sink, and a progress
-    monitor: any ``NO_PROGRESS_CYCLES`` cycles without a beat on ``i`` or ``o`` while
-    work is pending fail the run (a hang, not a slow design)."""
+    """Clock, reset, the ``i``/``load`` sources, the ``o`` sink (ports ``prefix + name``
+    inside a bigger toplevel, as in ``network_top``), and a progress monitor: any
+    ``NO_PROGRESS_CYCLES`` cycles without a beat on ``i`` or ``o`` while work is pending
+    fail the run (a hang, not a slow design)."""
 
-    def __init__(self, dut, rtl: SfuRtlParams, seed: int, p_valid: float, p_ready: float):
-        super().__init__(dut, Sfu(rtl), seed, p_valid, p_ready)
+    def __init__(
+        self, dut, rtl: SfuRtlParams, seed: int, p_valid: float, p_ready: float, prefix: str = ""
+    ):
+        super().__init__(dut, Sfu(rtl), seed, p_valid, p_ready, prefix)
         self.rtl = rtl
         self._mark = (0, 0, 0)
 
@@ -384,63 +387,3 @@ async def file_vectors(dut):
     y, _, v = tb.received(job)
     np.savez(p["out"], y=y, cycles=np.int64(cycles))
     save_result({"vectors": v, "cycles": cycles})
-
-
-def write_job_list(path, jobs: list[dict]) -> None:
-    """Jobs recorded by the network simulator (``models/nn/seq_steps.py``: op, x, b, mult,
-    shift, wide and level 3's output ``y``) to an ``.npz`` for :func:`job_list`."""
-    arrays: dict[str, np.ndarray] = {"n": np.int64(len(jobs))}
-    for i, j in enumerate(jobs):
-        arrays[f"op{i}"] = np.int64(golden.OPS.index(j["op"]))
-        arrays[f"x{i}"] = np.asarray(j["x"], np.int64)
-        arrays[f"b{i}"] = np.asarray(j["b"] if j["b"] is not None else np.zeros((0, 0)), np.int64)
-        arrays[f"r{i}"] = np.array([j["mult"], j["shift"], int(j["wide"])], np.int64)
-        arrays[f"y{i}"] = np.asarray(j["y"], np.int64)
-    np.savez(path, **arrays)
-
-
-@cocotb.test()
-async def job_list(dut):
-    """The jobs of ``params['in']`` (:func:`write_job_list`), streamed one after the other
-    with random source gaps and output backpressure; every output row is compared with the
-    recorded level-3 output (not with a fresh golden call: the network's own numbers)."""
-    p = load_params()
-    rtl, gp = _params(p)
-    tb = SfuTB(
-        dut, rtl, int(p.get("seed", 1)), float(p.get("p_valid", 1.0)), float(p.get("p_ready", 1.0))
-    )
-    sb = Scoreboard(f"sfu network jobs lanes={rtl.lanes}")
-    tb.start_clock()
-    await tb.reset()
-    t0 = time.perf_counter()
-    per_op: dict[str, int] = {}
-    with np.load(p["in"]) as f:
-        for i in range(int(f["n"])):
-            op = golden.OPS[int(f[f"op{i}"])]
-            mult, shift, wide = (int(v) for v in f[f"r{i}"])
-            job = Job(
-                op,
-                f[f"x{i}"],
-                gp,
-                b=f[f"b{i}"] if op == "matmul" else None,
-                mult=mult,
-                shift=shift,
-                wide=bool(wide),
-            )
-            await tb.program(job)
-            await tb.stream(job)
-            tb.check(sb, job, f[f"y{i}"])
-            per_op[op] = per_op.get(op, 0) + job.rows * job.cols
-            if sb.mismatches:
-                break
-    result = {
-        "jobs": i + 1,
-        "rows": sb.compared,
-        "values": per_op,
-        "mismatches": sb.mismatches,
-        "errors": sb.errors,
-        "rtl_cycles": tb.cycle,
-        "wall_s": time.perf_counter() - t0,
-    }
-    save_result(result)
-    assert sb.mismatches == 0, "\n".join(sb.errors)

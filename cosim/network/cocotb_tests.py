@@ -1,5 +1,6 @@
 """The level-4 cocotb test: the whole network, compared job by job with level 3 (column
-jobs on ``periphery_top``, residual adds and poolings on their units, :mod:`.ops`).
+jobs on ``periphery_top``; residual adds, poolings and a transformer's steps on their
+units, :mod:`.ops`).
 
 Runs inside the simulator (``network_top``, :func:`aimcflow.cosim.network.build_for`).  The
 parameters (:func:`aimcflow.cosim.runner.load_params`) name the signed job file
@@ -39,8 +40,9 @@ CoefHook = Callable[[int, dict[str, np.ndarray]], None]
 keeps the chip program's."""
 
 OpHook = Callable[[str, int, Any], Any]
-"""``hook(kind, index, job)`` of an add or pool step may return another job (other
-registers) for its RTL unit; the golden reference keeps the chip program's."""
+"""``hook(step kind, step index, job)`` of an op step may return another job (other
+registers) for its RTL unit (called for every unit job of the step, e.g. each of
+attention's matmuls); the golden reference keeps the chip program's."""
 
 
 HANDSHAKE_MONITORS = {
@@ -94,7 +96,7 @@ async def run_network(
     memo: dict | None = None,
 ):
     """Run the job file's network through the RTL, step by step (layers on
-    ``periphery_top``, residual adds and poolings on their units); returns
+    ``periphery_top``; residual adds, poolings and transformer steps on their units); returns
     ``(tb, result dict, failed)``.  Stops at the first step with a mismatch.
 
     ``tb``: the bench of an earlier run in this simulator (clock running, not reset
@@ -136,7 +138,7 @@ async def run_network(
     t0 = time.perf_counter()
     traces = [LayerTrace(lp.name) for lp in prog.layers]
     stats = [_layer_stats(lp.name) for lp in prog.layers]
-    ostats: dict[str, dict] = {}  # per residual add / pooling step
+    ostats: dict[str, dict] = {}  # per op step (add, pool, transformer step)
     errors: list[dict] = []
     compared = status_compared = mismatches = dac_mismatches = 0
     protocol_errors = sat_flag_errors = 0
@@ -150,31 +152,31 @@ async def run_network(
         if stalls > 0:  # reseeded per batch: a batch's stalls do not depend on where it runs
             await tb.set_stalls(stalls, batch_stall_seed(int(p["seed"]), int(ids[0])))
         ops.reseed(int(p["seed"]), int(ids[0]))
-        # the schedule: stages, residual adds and poolings all come back here for the RTL
+        # the schedule: stages, adds, poolings and transformer steps come back here for the RTL
         walker = walk(prog, input_codes(prog, x[b0 : b0 + bs]), ops=True)
         step = next(walker)
         while True:
             sp, ins = step
-            if sp.kind != "stage":  # a residual add or a pooling on its unit
+            if sp.kind != "stage":  # an add, a pooling or a transformer step on its units
                 ost = ostats.setdefault(sp.name, op_stats(sp))
                 try:
-                    h, bad, cyc, ideal = await ops.run(prog, sp, ins, ids, errors, op_hook)
+                    run = await ops.run(prog, sp, ins, ids, errors, op_hook)
                 except AssertionError as exc:  # a timeout: the unit stopped answering
                     errors.append({"op": sp.name, "kind": sp.kind, "timeout": str(exc)})
                     failed = True
                     mismatches += 1
                     break
-                compared += int(np.size(h))
-                mismatches += bad
-                ost["rtl_cycles"] += cyc
-                ost["ideal_cycles"] += ideal
-                ost["jobs"] += 1
-                ost["activations"] += int(np.size(h))
+                compared += run.activations
+                mismatches += run.mismatches
+                ost["rtl_cycles"] += run.cycles
+                ost["ideal_cycles"] += run.ideal
+                ost["jobs"] += run.jobs
+                ost["activations"] += run.activations
                 if mismatches:
                     failed = True
                     break
                 try:
-                    step = walker.send(h)
+                    step = walker.send(run.y)
                 except StopIteration as stop:
                     h = stop.value
                     break

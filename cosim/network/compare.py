@@ -1,5 +1,6 @@
-"""The level-4 comparator: the RTL's result of a column job, a residual add or a pooling
-against the golden models'.
+"""The level-4 comparator: the RTL's result of a column job or of a unit job between layers
+(a residual add, a pooling, a transformer step's SFU, add or pool job) against the golden
+models'.
 
 Every output activation ``y`` and every status field (``e``, ``iters``, ``sat``) is
 compared; each mismatch is counted and the first :data:`MAX_REPORT` are described as dicts
@@ -74,29 +75,34 @@ def report_dac_mismatches(
         )
 
 
-def compare_op(step, got: np.ndarray, exp: np.ndarray, ids, errors: list[dict]) -> int:
-    """Count the output activations of an add or pool step (``got`` from its RTL, ``exp``
-    from its golden model, both (V, ...) with one row per image) that differ; describe the
-    first few in ``errors`` (op, image, element index, expected, actual)."""
+def compare_op(
+    step, got: np.ndarray, exp: np.ndarray, images, errors: list[dict], unit_op: str | None = None
+) -> int:
+    """Count the output values of one unit job of an op step (``got`` from its RTL,
+    ``exp`` from its golden model, same shape; ``images[r]``: the image id of row ``r``)
+    that differ; describe the first few in ``errors`` (op, unit job ``unit_op`` of a
+    transformer step, image, element index (row first), expected, actual)."""
     got, exp = np.asarray(got), np.asarray(exp)
+    job = {} if unit_op is None else {"job": unit_op}
     if got.shape != exp.shape:
         errors.append(
             {
                 "op": step.name,
                 "kind": step.kind,
+                **job,
                 "protocol": f"output shape {got.shape}, expected {exp.shape}",
             }
         )
         return max(1, int(exp.size))
     bad = np.argwhere(got != exp)
     for idx in bad[: max(0, MAX_REPORT - len(errors))]:
-        v = int(idx[0])
         errors.append(
             {
                 "op": step.name,
                 "kind": step.kind,
-                "image": int(ids[v]),
-                "element": tuple(int(i) for i in idx[1:]),
+                **job,
+                "image": int(images[int(idx[0])]),
+                "element": tuple(int(i) for i in (idx[1:] if unit_op is None else idx)),
                 "expected": int(exp[tuple(idx)]),
                 "actual": int(got[tuple(idx)]),
             }
@@ -107,8 +113,9 @@ def compare_op(step, got: np.ndarray, exp: np.ndarray, ids, errors: list[dict]) 
 def format_mismatch(err: dict) -> str:
     """One line: layer, tile, image, column, expected, actual (or the error as it is)."""
     if "op" in err and "element" in err:
+        job = f", {err['job']} job" if "job" in err else ""
         return (
-            f"{err['kind']} {err['op']}, image {err['image']}, element {err['element']}: "
+            f"{err['kind']} {err['op']}{job}, image {err['image']}, element {err['element']}: "
             f"expected {err['expected']}, actual {err['actual']}"
         )
     if "what" not in err:

@@ -18,12 +18,14 @@ from dataclasses import dataclass, field
 import numpy as np
 from aimcflow.models.errors import UserInputError
 from aimcflow.models.nn.golden import logits_of
+from aimcflow.models.nn.seq_steps import SFU_KINDS
 from aimcflow.rtl.pool import PoolRtlParams
 from aimcflow.rtl.residual import ResidualRtlParams
+from aimcflow.rtl.sfu import SfuRtlParams
 
 from ..network_top import NetworkTop, NetworkTopParams
 from ..postops import pool_params, residual_params
-from ..rtlparams import conv_cycles, mgmt_params, nmpu_params
+from ..rtlparams import conv_cycles, mgmt_params, nmpu_params, sfu_params
 from ..runner import CosimFailure, build_component, cache_dir
 from .jobfile import write_job
 
@@ -98,22 +100,43 @@ def rtl_params(prog):
     return g.nmpu, g.mgmt
 
 
-def op_rtl_params(prog) -> tuple[ResidualRtlParams | None, PoolRtlParams | None]:
-    """The residual-add and pooling units ``network_top`` needs for this program (None for
-    a kind the network does not have).  Each op loads its own formats, activation and
-    coefficients, so one unit per kind serves every add / pool of the network."""
-    res = residual_params(prog.cfg) if prog.adds else None
-    pool = pool_params(prog.cfg) if prog.pools else None
-    return res, pool
+@dataclass(frozen=True)
+class OpUnits:
+    """The units beside ``periphery_top`` a program needs (None: a unit it has no op for)."""
+
+    residual: ResidualRtlParams | None = None
+    pool: PoolRtlParams | None = None
+    sfu: SfuRtlParams | None = None
+
+    def params(self) -> dict:
+        """The bench parameters ``residual_rtl``, ``pool_rtl``, ``sfu_rtl`` (JSON)."""
+        vals = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return {f"{k}_rtl": None if v is None else dataclasses.asdict(v) for k, v in vals.items()}
+
+
+def op_rtl_params(prog) -> OpUnits:
+    """The units ``network_top`` needs for this program: the residual-add unit for its
+    residual adds and constant adds (a positional embedding), the pooling unit for its
+    poolings and token means, the special-function unit for attention, layernorm and GELU.
+    Each op loads its own formats, activation and coefficients, so one unit per kind
+    serves every op of the network."""
+    kinds = {sp.kind for sp in getattr(prog, "seqs", ())}
+    return OpUnits(
+        residual=residual_params(prog.cfg) if prog.adds or "add_const" in kinds else None,
+        pool=pool_params(prog.cfg) if prog.pools or "token_mean" in kinds else None,
+        sfu=sfu_params(prog.cfg) if kinds & set(SFU_KINDS) else None,
+    )
 
 
 def top_params(prog, group: RtlGroup | None = None, ops: bool = True) -> NetworkTopParams:
     """``network_top``'s parameters for this program's periphery configuration ``group``
-    (None: its only one), with the residual and pooling units when ``ops`` (with per-layer
-    parameter sets only the first configuration's run drives the adds and pools)."""
+    (None: its only one), with the units between layers when ``ops`` (with per-layer
+    parameter sets only the first configuration's run drives the ops between layers)."""
     g = group if group is not None else rtl_groups(prog)[0]
-    res, pool = op_rtl_params(prog) if ops else (None, None)
-    return NetworkTopParams(g.nmpu, g.mgmt, g.conv_cycles, **RING, residual=res, pool=pool)
+    u = op_rtl_params(prog) if ops else OpUnits()
+    return NetworkTopParams(
+        g.nmpu, g.mgmt, g.conv_cycles, **RING, residual=u.residual, pool=u.pool, sfu=u.sfu
+    )
 
 
 def check_fits(prog) -> None:
@@ -292,15 +315,14 @@ def _run_group(
                 "live_tiles": live_tiles,
             },
         )
-        res_rtl, pool_rtl = op_rtl_params(prog) if ops else (None, None)
+        units = op_rtl_params(prog) if ops else OpUnits()
         params = {
             "job": str(blob),
             "job_key": job_key,
             "nmpu_rtl": dataclasses.asdict(group.nmpu),
             "mgmt_rtl": dataclasses.asdict(group.mgmt),
             "rtl_layers": list(group.layers),
-            "residual_rtl": None if res_rtl is None else dataclasses.asdict(res_rtl),
-            "pool_rtl": None if pool_rtl is None else dataclasses.asdict(pool_rtl),
+            **units.params(),
             "p_valid": p_valid,
             "p_ready": p_ready,
             "seed": seed,

@@ -16,9 +16,13 @@ on those very tiles).  A level that was not run is ``{"accuracy": null}`` (with 
 ``reason`` when the config or model cannot be compiled for the integer periphery).
 ``drift_table`` holds every drift time; ``report.html`` the plots.  For a transformer,
 ``--sfu float`` runs analog-golden's attention, layernorm and GELU in float (same chip
-program, same formats) and ``levels.analog_golden.sfu`` says which SFU ran;
-``levels.analog_rtl.sfu`` holds the replay of analog-golden's SFU jobs on the Verilated
-SFU (values compared, mismatches, cycles, with and without stalls).
+program, same formats; refused with analog-rtl, which must equal the integer SFU) and
+``levels.analog_golden.sfu`` says which SFU ran;
+at analog-rtl the transformer's steps run on their units in the loop (``rtl/sfu.py`` for
+attention, layernorm and GELU, ``rtl/residual.py`` for the positional-embedding add,
+``rtl/pool.py`` for the token mean: every unit output compared with its golden model and
+fed forward); ``levels.analog_rtl.sfu`` sums the SFU's jobs, values compared and cycles
+(``in_the_loop``: true once it ran a job).
 
 Models (``--model``, ``--arch``) and data (``--data`` and its normalization flags): see
 :mod:`aimcflow.models.nn.workloads` and :mod:`aimcflow.models.nn.datasets`.
@@ -42,10 +46,11 @@ within the derived 1/2 LSB: :mod:`aimcflow.models.nn.invariants`) and the config
 ``[verify] goals``; ``levels.analog_golden.invariant_violations`` lists any breach, which
 also exits with status 1.
 ``levels.analog_rtl.ops`` lists every integer op (analog layer, residual add, pooling,
-reshape) and where it ran: analog layers on ``periphery_top``, residual adds and poolings
-on their units (``rtl/residual.py``, ``rtl/pool.py``; cycles and activations per op in
-``ops_rtl``); ``ops_not_in_rtl`` any that ran on their golden models (Python) instead,
-which the console also says.  ``--levels`` picks levels; ``--no-rtl`` drops analog-rtl.  analog-rtl needs the chip
+transformer step, reshape) and where it ran: analog layers on ``periphery_top``, residual
+adds, poolings and transformer steps on their units (``rtl/residual.py``, ``rtl/pool.py``,
+``rtl/sfu.py``; unit jobs, values compared, RTL and ideal cycles per op in ``ops_rtl``,
+summed per kind in ``ops_by_kind``, which the console prints); ``ops_not_in_rtl`` any
+that ran on their golden models (Python) instead, which the console also says.  ``--levels`` picks levels; ``--no-rtl`` drops analog-rtl.  analog-rtl needs the chip
 program of analog-golden, so it runs that level too.
 
 ``--workers N`` (a Dask LocalCluster of N worker processes, 1 <= N <= 4 per core) or
@@ -138,7 +143,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         choices=("int", "float"),
         help="special-function unit of analog-golden (transformers): int (default, the "
         "bit-exact SFU golden model) or float (attention, layernorm and GELU in float on the "
-        "same integer inputs and output formats: measures what the integer SFU costs)",
+        "same integer inputs and output formats: measures what the integer SFU costs; "
+        "without analog-rtl, which runs the integer SFU RTL)",
     )
     add_out_arg(p, "run")
     p.set_defaults(func=run)
@@ -154,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
     from aimcflow.cosim.network import format_mismatch
     from aimcflow.flows import shards as shard_runs
     from aimcflow.flows.args import load_data
-    from aimcflow.flows.levels import STALLS, THROUGHPUT_KEYS, analog_golden_level, level4
+    from aimcflow.flows.levels import THROUGHPUT_KEYS, analog_golden_level, level4
     from aimcflow.flows.report import write_report
     from aimcflow.flows.shards import Shards
     from aimcflow.models.config import load_config
@@ -189,6 +195,12 @@ def run(args: argparse.Namespace) -> int:
     check_sfu_fits(net, data.input_shape, cfg)  # attention/layernorm shapes the SFU holds
     drifts = list(args.drift)
     levels = set(args.levels or LEVELS) - ({"analog-rtl"} if args.no_rtl else set())
+    if args.sfu == "float" and "analog-rtl" in levels:
+        raise UserInputError(
+            "--sfu float with analog-rtl: analog-rtl runs the integer SFU RTL and must equal "
+            "analog-golden with the integer SFU; add --no-rtl (or leave analog-rtl out of "
+            "--levels) to measure the float SFU"
+        )
     if "analog-rtl" in levels:
         levels.add("analog-golden")  # level 4 runs level 3's chip program and checks it
         if args.sim == "icarus":
@@ -309,21 +321,26 @@ def run(args: argparse.Namespace) -> int:
             f"{rtl['clock_period_ns']:g} ns ({rtl['rtl_cycles']} cycles for {rtl['images']} images)"
         )
         st = rtl.get("stalled")
+        units_o = " and the op units' outputs"
         if st is not None:
             console.print(
-                f"with {st['stall_fraction']:.0%} random stalls on o, dac and adc: "
+                f"with {st['stall_fraction']:.0%} random stalls on o, dac and adc"
+                f"{units_o if rtl.get('ops_by_kind') else ''}: "
                 f"{st['mismatches']} mismatches; RTL cycles {st['rtl_cycles']}, ideal "
                 f"{st['ideal_cycles']}, cycle efficiency {st['cycle_efficiency']:.3f} "
                 f"(without stalls {'-' if eff is None else f'{eff:.3f}'})"
             )
-        sfu = rtl.get("sfu")
-        if sfu is not None:
-            ss = sfu.get("stalled") or {}
+        kinds = rtl.get("ops_by_kind") or {}
+        if kinds:
             console.print(
-                f"SFU RTL ({sfu['jobs']} jobs of analog-golden replayed, not fed forward): "
-                f"{sfu['values_compared']} values compared, {sfu['mismatches']} mismatches, "
-                f"{sfu['rtl_cycles']} cycles; with {STALLS:.0%} random stalls "
-                f"{ss.get('mismatches', '-')} mismatches, {ss.get('rtl_cycles', '-')} cycles",
+                "analog-rtl ops between layers, in the loop on their units (of the RTL "
+                "cycles above): "
+                + "; ".join(
+                    f"{k} on {v['unit']}: steps {v['steps']}, unit jobs {v['jobs']}, "
+                    f"{v['activations']} values compared, RTL cycles {v['rtl_cycles']} "
+                    f"(ideal {v['ideal_cycles']})"
+                    for k, v in kinds.items()
+                ),
                 highlight=False,
             )
     elif "analog-rtl" in levels:

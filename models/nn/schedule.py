@@ -26,7 +26,8 @@ other than 0 (unsigned) or ``-hi`` (signed, symmetric) are refused.
 (a generator: level 3 answers with the golden periphery, level 4 with the RTL); add and
 pool steps call their golden models (``models/periphery/residual.py``, ``pool.py``), or,
 with ``ops=True``, are handed to the caller as well (level 4 runs them on their RTL and
-compares with :func:`golden_add` / :func:`golden_pool`).
+compares with :func:`golden_add` / :func:`golden_pool`), and so are the transformer steps
+that run on a unit (level 4 answers each of their unit requests with the RTL).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from aimcflow.models.nn import seq_steps
 from aimcflow.models.nn.analog_ops import AnalogLayer, BatchNorm, LeakyReLU, ReLU, Reshape
 from aimcflow.models.nn.graphops import Add, Clamp, Pool
 from aimcflow.models.nn.seqops import Permute, Select
+from aimcflow.models.nn.unit_requests import AddRequest, PoolRequest, Request
 from aimcflow.models.periphery import pool as pool_model
 from aimcflow.models.periphery import residual as res_model
 
@@ -184,12 +186,15 @@ def walk(
     """Run ``prog``'s schedule on the integer input ``h0``: yields ``(stage index, integer
     input)`` for each stage and expects its integer output back (``send``); add and pool
     steps run here on their golden models (:func:`golden_add`, :func:`golden_pool`),
-    reshapes as data movement, transformer steps on the SFU's golden model (``sfu="float"``:
+    reshapes as data movement, transformer steps on their units' golden models (``sfu="float"``:
     the SFU's ops in float, :func:`~aimcflow.models.nn.seq_steps.run_step`, which appends
-    every SFU job to ``sfu_jobs`` when given).  With ``ops=True`` add and pool steps are
-    handed to the caller too, and every request is ``(step, inputs)`` (a :class:`Step` and
-    its list of integer inputs): level 4 answers adds and pools with their RTL.  Returns
-    the output value's integers."""
+    every SFU job to ``sfu_jobs`` when given).  With ``ops=True`` add and pool steps and the
+    transformer steps that run on a unit (:data:`~aimcflow.models.nn.seq_steps.UNIT_KINDS`:
+    attention, layernorm, gelu, add_const, token_mean) are handed to the caller too, and
+    every request is ``(step, inputs)`` (a :class:`Step` and its list of integer inputs):
+    level 4 answers them with their RTL (a transformer step through
+    :func:`~aimcflow.models.nn.seq_steps.step_requests`); ``concat_const`` and reshapes
+    stay here (data movement).  Returns the output value's integers."""
 
     last_use: dict[int, int] = {}
     for i, s in enumerate(prog.steps):
@@ -200,7 +205,7 @@ def walk(
         ins = [vals[v] for v in s.src]
         if s.kind == "reshape":
             y = s.ops[0](ins[0])
-        elif s.kind in seq_steps.KINDS.values():
+        elif s.kind in seq_steps.KINDS.values() and not (ops and s.kind in seq_steps.UNIT_KINDS):
             y = seq_steps.run_step(prog.seqs[s.index], ins, prog.cfg, sfu, sfu_jobs)
         elif ops:
             y = yield s, ins
@@ -243,6 +248,27 @@ def golden_pool(prog, index: int, x: np.ndarray) -> np.ndarray:
     pp = prog.pools[index]
     params, coeffs = pool_args(prog, index)
     return pool_model.pool(x, pp.kind, pp.kernel, pp.stride, params, coeffs, pp.padding)
+
+
+def op_requests(prog, step: Step, ins: list) -> Generator[Request, np.ndarray, np.ndarray]:
+    """The unit requests of an op step that :func:`walk` hands out with ``ops=True``
+    (:mod:`aimcflow.models.nn.unit_requests`): one residual add of the branches' rows (one
+    per image) for an add, one pooling for a pool, a transformer step's from
+    :func:`~aimcflow.models.nn.seq_steps.step_requests`; sends each request's integer
+    output back in, returns the step's output (as :func:`golden_add`, :func:`golden_pool`
+    or :func:`~aimcflow.models.nn.seq_steps.run_step` would)."""
+    if step.kind == "add":
+        a, b = (np.asarray(v, np.int64) for v in ins)
+        y = yield AddRequest(
+            a.reshape(len(a), -1), b.reshape(len(b), -1), *add_args(prog, step.index)
+        )
+        return y.reshape(a.shape)
+    if step.kind == "pool":
+        pp = prog.pools[step.index]
+        x = np.asarray(ins[0], np.int64)
+        params, coeffs = pool_args(prog, step.index)
+        return (yield PoolRequest(x, pp.kind, pp.kernel, pp.stride, pp.padding, params, coeffs))
+    return (yield from seq_steps.step_requests(prog.seqs[step.index], ins, prog.cfg))
 
 
 def add_params(cfg, ap: AddProgram):

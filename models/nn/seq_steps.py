@@ -27,12 +27,14 @@ dequantized integer inputs and quantizes the result to the same output format: t
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from dataclasses import dataclass, field
 
 import numpy as np
 from aimcflow.models.errors import UserInputError
 from aimcflow.models.nn import seqops as so
 from aimcflow.models.nn.analog_ops import AnalogLayer
+from aimcflow.models.nn.unit_requests import AddRequest, PoolRequest, Request, SfuRequest, answer
 from aimcflow.models.periphery import pool as pool_model
 from aimcflow.models.periphery import residual as res_model
 from aimcflow.models.periphery import sfu as sfu_model
@@ -47,6 +49,8 @@ KINDS = {
     so.ConcatConst: "concat_const",
 }
 SFU_KINDS = ("attention", "layernorm", "gelu")
+UNIT_KINDS = (*SFU_KINDS, "add_const", "token_mean")
+"""The steps made of unit requests (:func:`step_requests`); ``concat_const`` is data movement."""
 SFU_MODES = ("int", "float")
 
 
@@ -196,87 +200,106 @@ def _add_params(cfg, a_signed: bool):
 
 
 # -------------------------------------------------------------------------------- run
-def _job(jobs, step: str, op: str, x, y, b=None, mult=1, shift=0, wide=False) -> None:
-    """Record one SFU job (what the SFU's load and input streams carry, and level 3's
-    answer) for a replay on the SFU RTL (level 4)."""
+def _job(jobs, step: str, req: SfuRequest, y: np.ndarray) -> None:
+    """Record one SFU job (what the SFU's load and input streams carry, and its answer)."""
     if jobs is not None:
         jobs.append(
             {
                 "step": step,
-                "op": op,
-                "x": x,
-                "b": b,
-                "mult": int(mult),
-                "shift": int(shift),
-                "wide": bool(wide),
+                "op": req.op,
+                "x": req.x,
+                "b": req.b,
+                "mult": int(req.mult),
+                "shift": int(req.shift),
+                "wide": bool(req.wide),
                 "y": y,
             }
         )
 
 
-def run_step(sp: SeqProgram, ins: list, cfg, sfu: str = "int", jobs=None) -> np.ndarray:
-    """One compiled step on integer inputs -> integer outputs; ``sfu``: "int" (the SFU
-    golden model) or "float" (attention, layernorm and GELU in float, see the module
-    docstring).  ``jobs`` (a list): every SFU golden-model call is appended to it as one
-    job (op, operands, registers, output)."""
-    c, bits = sp.coeffs, cfg.nmpu.out_bits
+def step_requests(sp: SeqProgram, ins: list, cfg) -> Generator[Request, np.ndarray, np.ndarray]:
+    """One compiled step on integer inputs as the unit jobs it is made of: yields each
+    :mod:`~aimcflow.models.nn.unit_requests` request and composes the step from the
+    integer outputs sent back (attention's softmax reads the scores that came back, its
+    second matmul the probabilities); returns the step's integer output.
+
+    * attention (q, k, v (..., L, d)): per image and head a ``matmul`` ``q k^T`` (wide),
+      one ``softmax`` over every score row, per image and head a ``matmul`` ``p v``;
+    * layernorm, gelu: one SFU job over every row (last axis);
+    * add_const (B, ...): one residual add of the rows (one per image) and the constant,
+      the same for every image;
+    * token_mean (B, L, D): one average pooling of (B, D, L, 1) maps over the whole L;
+    * concat_const: no request (data movement)."""
+    c, x0 = sp.coeffs, np.asarray(ins[0], np.int64)
     if sp.kind in SFU_KINDS:
         p = sfu_model.SfuParams.from_config(cfg)
-        if sfu == "float":
-            xs = [np.asarray(x, np.float64) * s for x, s in zip(ins, sp.in_scales, strict=True)]
-            if sp.kind == "attention":
-                y = so.Attention(sp.name, sp.scale)(*xs)
-            elif sp.kind == "layernorm":
-                y = so.LayerNorm(sp.name, sp.eps).normalize(xs[0])
-            else:
-                y = so.GELU(sp.name)(xs[0])
-            return quantize_input(y, sp.out_scale, bits, True)
     if sp.kind == "attention":
         q, k, v = (np.asarray(x, np.int64) for x in ins)
         lead, L = q.shape[:-2], q.shape[-2]
         q, k, v = (x.reshape(-1, *x.shape[-2:]) for x in (q, k, v))
-        s, o = [], []
+        heads = len(q) // max(1, len(x0))  # (image, head) pairs in image order
+        s = []
         for i in range(len(q)):  # one matmul job per image and head (2-D operands)
-            s.append(sfu_model.matmul(q[i], k[i].T, c["mult_s"], c["shift_s"], p, wide=True))
-            _job(jobs, sp.name, "matmul", q[i], s[-1], k[i].T, c["mult_s"], c["shift_s"], True)
+            req = SfuRequest(
+                "matmul", q[i], p, k[i].T, c["mult_s"], c["shift_s"], True, image=i // heads
+            )
+            s.append((yield req))
         s = np.stack(s)
-        pr = sfu_model.softmax(s.reshape(-1, L), p)
-        _job(jobs, sp.name, "softmax", s.reshape(-1, L), pr)
-        pr = pr.reshape(s.shape)
+        pr = (yield SfuRequest("softmax", s.reshape(-1, L), p)).reshape(s.shape)
+        o = []
         for i in range(len(q)):
-            o.append(sfu_model.matmul(pr[i], v[i], c["mult_o"], c["shift_o"], p))
-            _job(jobs, sp.name, "matmul", pr[i], o[-1], v[i], c["mult_o"], c["shift_o"])
+            req = SfuRequest("matmul", pr[i], p, v[i], c["mult_o"], c["shift_o"], image=i // heads)
+            o.append((yield req))
         return np.stack(o).reshape(*lead, L, v.shape[-1])
-    if sp.kind == "layernorm":
-        x = np.asarray(ins[0], np.int64)
-        rows = x.reshape(-1, x.shape[-1])
-        y = sfu_model.layernorm(rows, c["mult"], c["shift"], p)
-        _job(jobs, sp.name, "layernorm", rows, y, None, c["mult"], c["shift"])
-        return y.reshape(x.shape)
-    if sp.kind == "gelu":
-        x = np.asarray(ins[0], np.int64)
-        rows = x.reshape(-1, x.shape[-1])
-        y = sfu_model.gelu(rows, p)
-        _job(jobs, sp.name, "gelu", rows, y)
-        return y.reshape(x.shape)
+    if sp.kind in ("layernorm", "gelu"):
+        rows = x0.reshape(-1, x0.shape[-1])
+        req = SfuRequest(sp.kind, rows, p, None, c.get("mult", 1), c.get("shift", 0))
+        return (yield req).reshape(x0.shape)
     if sp.kind == "add_const":
-        a = np.asarray(ins[0], np.int64)
-        b = np.broadcast_to(sp.const, a.shape)
+        a = x0.reshape(len(x0), -1)
+        b = np.broadcast_to(sp.const.reshape(1, -1), a.shape)
         coeffs = res_model.ResidualCoeffs(c["mult_a"], c["mult_b"], c["shift"])
-        return res_model.residual_add(a, b, _add_params(cfg, sp.in_signed[0]), coeffs)
+        y = yield AddRequest(a, b, _add_params(cfg, sp.in_signed[0]), coeffs)
+        return y.reshape(x0.shape)
     if sp.kind == "concat_const":
-        x = np.asarray(ins[0], np.int64)
         op = so.ConcatConst(sp.name, sp.const, sp.coeffs["axis"], bool(sp.coeffs["front"]))
-        return op(x)
-    x = np.asarray(ins[0], np.int64)  # token_mean: (B, L, D) as (B, D, L, 1) maps
+        return op(x0)
+    # token_mean: (B, L, D) as (B, D, L, 1) maps, one window over all L tokens
     params = pool_model.PoolParams.from_config(cfg, signed=sp.in_signed[0])
-    L = x.shape[1]
-    y = pool_model.pool(
-        x.transpose(0, 2, 1)[..., None],
+    L = x0.shape[1]
+    req = PoolRequest(
+        np.ascontiguousarray(x0.transpose(0, 2, 1)[..., None]),
         "avg",
         (L, 1),
         (L, 1),
+        (0, 0),
         params,
         pool_model.PoolCoeffs(c["mult"], c["shift"]),
     )
-    return y.reshape(len(x), -1)
+    return (yield req).reshape(len(x0), -1)
+
+
+def run_step(sp: SeqProgram, ins: list, cfg, sfu: str = "int", jobs=None) -> np.ndarray:
+    """One compiled step on integer inputs -> integer outputs; ``sfu``: "int" (every
+    request of :func:`step_requests` answered by its golden model) or "float" (attention,
+    layernorm and GELU in float, see the module docstring).  ``jobs`` (a list): every SFU
+    request is appended to it as one job (op, operands, registers, output)."""
+    if sp.kind in SFU_KINDS and sfu == "float":
+        xs = [np.asarray(x, np.float64) * s for x, s in zip(ins, sp.in_scales, strict=True)]
+        if sp.kind == "attention":
+            y = so.Attention(sp.name, sp.scale)(*xs)
+        elif sp.kind == "layernorm":
+            y = so.LayerNorm(sp.name, sp.eps).normalize(xs[0])
+        else:
+            y = so.GELU(sp.name)(xs[0])
+        return quantize_input(y, sp.out_scale, cfg.nmpu.out_bits, True)
+    gen = step_requests(sp, ins, cfg)
+    try:
+        req = next(gen)
+        while True:
+            y = answer(req)
+            if isinstance(req, SfuRequest):
+                _job(jobs, sp.name, req, y)
+            req = gen.send(y)
+    except StopIteration as stop:
+        return stop.value
