@@ -260,7 +260,7 @@ def forward_golden(
     """Level-3 logits (float: last layer's integers times its output scale); with an
     RTL-backed ``periphery`` the same routine runs level 4.  ``sfu="float"``: the
     special-function unit's ops in float (models/nn/seq_steps.py); ``sfu_jobs``: a list
-    that receives every SFU job (for its replay on the SFU RTL)."""
+    that receives every SFU job (operands, registers, level 3's output)."""
     x = np.asarray(x)
     images = np.arange(len(x)) if images is None else np.asarray(images, dtype=np.int64)
     outs = []
