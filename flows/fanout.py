@@ -129,10 +129,11 @@ def repair_fanout(netlist: str, lib: Path, limit: int = 16) -> Repair:
             _connect(s, net, edits, cells)
     if not cells:
         return Repair(netlist, 0, 0.0, 0, before, before)
-    out = list(netlist)
-    for start, end, text in sorted(edits, reverse=True):
-        out[start:end] = text
-    text = "".join(out)
+    parts, pos = [], 0
+    for start, end, net in sorted(edits):  # one pass: the netlist may be 100s of MB
+        parts += [netlist[pos:start], net]
+        pos = end
+    text = "".join(parts) + netlist[pos:]
     head = text.index(";", text.index("module ")) + 1  # after the module's port list
     end = text.rindex("endmodule")
     decl = "".join(f"\n  wire {w};" for w in wires)
