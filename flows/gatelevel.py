@@ -37,6 +37,6 @@ def gate_level_build(
         build = runner_build(
             [net, CELL_MODELS[lib_name]], gen.module, name=f"{gen.name}-gl-{lib_name}", sim="icarus"
         )
-    build.mapped = mapped  # area, cells, fanout before the buffer trees
+    build.mapped = mapped  # area and cells of the map, before the buffer trees
     build.repair = repaired  # the buffers added: what was simulated is repaired.netlist
     return build

